@@ -1,0 +1,36 @@
+# Two entry commands that work on a fresh machine with nothing but Python:
+#   make test   create .venv if missing, install fercleaner + dev extras, run the test suite
+#   make demo   same install, then generate synthetic faces, score them and print the results
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DEMO   ?= demo-output
+
+.PHONY: install test demo lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/fercleaner synth $(DEMO)/faces --n 2000 --noise 0.2 --layout imagefolder --seed 0
+	$(BIN)/fercleaner inspect $(DEMO)/faces
+
+lint: install
+	$(BIN)/ruff check fercleaner app tests bench
+	$(BIN)/ruff format --check fercleaner app tests bench
+
+format: install
+	$(BIN)/ruff format fercleaner app tests bench
+	$(BIN)/ruff check --fix fercleaner app tests bench
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

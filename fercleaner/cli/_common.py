@@ -1,0 +1,28 @@
+"""Shared CLI pieces: the console, one mapping from library errors to messages, and option types."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+from fercleaner.errors import FercleanerError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn a library `FercleanerError` into one red line and its exit code (no traceback)."""
+    try:
+        yield
+    except FercleanerError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

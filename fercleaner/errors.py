@@ -1,0 +1,37 @@
+"""Exceptions the library raises; the CLI maps each to a one-line message and exit code.
+
+Every message says what was wrong (with the value or path), what was expected, and
+what to do next.
+"""
+
+from __future__ import annotations
+
+
+class FercleanerError(Exception):
+    """Base class: an error the user can act on (bad input, bad config), not a bug."""
+
+    exit_code = 2
+
+
+class DatasetError(FercleanerError):
+    """A dataset folder or manifest cannot be read as any (or the requested) layout."""
+
+
+class UnknownLabelError(FercleanerError):
+    """A label spelling or code maps to no canonical class."""
+
+
+class ConfigError(FercleanerError):
+    """A recipe or override is invalid; the message lists every problem at once."""
+
+
+class RegistryError(FercleanerError):
+    """An unknown registry name (method, layout, backbone); the message lists valid ones."""
+
+
+class ScoresFormatError(FercleanerError):
+    """A scores file is malformed or foreign; the message names the missing columns."""
+
+
+class CheckpointError(FercleanerError):
+    """A checkpoint is missing, corrupt or belongs to another run."""

@@ -1,0 +1,5 @@
+"""Backbone construction for every method."""
+
+from fercleaner.models.backbone import Backbone, create_backbone
+
+__all__ = ["Backbone", "create_backbone"]
