@@ -1,0 +1,30 @@
+"""Human review of flagged samples: the decision store, queue queries and run loading."""
+
+from fercleaner.review.queue import QueueFilter, find_queue, join_decisions
+from fercleaner.review.run import ImageNotInRunError, ReviewRun, RunError, open_run
+from fercleaner.review.store import (
+    ACTIONS,
+    DECISION_ACTIONS,
+    Decision,
+    DecisionStore,
+    Event,
+    ReviewStoreError,
+    estimate_reviewer_agreement,
+)
+
+__all__ = [
+    "ACTIONS",
+    "DECISION_ACTIONS",
+    "Decision",
+    "DecisionStore",
+    "Event",
+    "ImageNotInRunError",
+    "QueueFilter",
+    "ReviewRun",
+    "ReviewStoreError",
+    "RunError",
+    "estimate_reviewer_agreement",
+    "find_queue",
+    "join_decisions",
+    "open_run",
+]
