@@ -1,0 +1,482 @@
+"""UAPL, uncertainty-aware patch learning: gated facial-region patches plus label-topology guidance.
+
+What the paper states (M2VIP 2024, abstract only; see docs/methods.md):
+- paper: regional patches cropped from backbone feature maps, with patch attention that
+  weights occluded regions down;
+- paper: label topology from related tasks: a face should have an expression
+  distribution like its neighbours' in those label spaces;
+- paper: a task-guidance loss built on that topology.
+
+Everything else is reconstruction from the closest relatives (pACNN/RAN for patches,
+LDL-ALSG for the topology), chosen as follows:
+- reconstruction: patches come from the deepest non-final backbone stage whose map is
+  at least 6x6 (`choose_patch_stage`; layer2 at 48 px, layer3 at 112-224 px): deeper maps
+  are too coarse to separate an eye from a brow, shallower ones carry too little
+  semantics for a gate to judge. Ten fixed boxes of an aligned face (`FACE_REGIONS`: two
+  brow+eye, nose, mouth, two cheeks, a 2x2 grid) are roi-cropped bilinearly to 3x3, each
+  through its own 3x3 conv (a grouped conv), pooled to f_r; gate g_r = sigmoid(MLP(f_r)).
+  Landmark-centred patches are not supported: the batch carries no landmarks.
+- reconstruction: local = sum g_r f_r / sum g_r, concatenated with the ungated global
+  feature (pooled last stage) -> neck -> classifier. The global branch keeps its weight
+  structurally (it is never gated); the RAN-style margin is a per-face rank margin on the
+  gates, max(0, delta - (mean of the top half - mean of the rest)), because with
+  normalised pooling only relative gates matter and without it they drift to uniform.
+- reconstruction: related label spaces are AU, valence-arousal and the embedding. AU and
+  VA come from dataset annotations where present and otherwise from small heads trained
+  on weak targets from the priors (`get_au_prior_matrix`, `get_va_centroids` of the
+  training label). Per-sample buffers (indexed by `batch.index`) collect embedding, AU,
+  VA and predicted distribution during training; at each epoch end (after an all-reduce
+  under DDP) a kNN graph (K = 8, weights exp(-d^2/sigma^2), sigma = median kNN distance)
+  is built per space, and last epoch's distributions are frozen as neighbour targets.
+- reconstruction: loss = CE + lambda(epoch) sum_t theta_t sum_j w_ij KL(p_j || p_i)
+  + margin + AU BCE + VA MSE, with w_ij row-normalised (so K does not scale the term),
+  theta = softmax of learnable logits (a convex mix: learning cannot switch guidance
+  off, only move it between spaces), lambda ramped by exp(-5 (1 - e/T)^2) over the
+  first T = epochs // 2 epochs (no graph exists in epoch 0).
+- reconstruction (readout): graphs are rebuilt over the scored samples from predicted
+  AU, VA and embedding; q_i = a p_i + (1 - a) sum_t theta_t sum_j w_ij p_j with a = 0.5
+  (own prediction mixed in so an isolated face keeps its evidence; the neighbour part is
+  what contradicts a memorised wrong label). `soft_label` = q, `label_quality_signal` =
+  `support` = q_i[given], `uncertainty` = `entropy` = H(q_i) / ln C, `occlusion` =
+  1 - mean gate, `gate_<region>` per region.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fercleaner.errors import ConfigError
+from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.losses import masked_bce_with_logits
+from fercleaner.methods.patches import (
+    FACE_REGIONS,
+    choose_patch_stage,
+    crop_regions,
+    gate_contrast_margin,
+    gated_pool,
+    get_region_boxes,
+)
+from fercleaner.methods.registry import register_method
+from fercleaner.methods.topology import aggregate_neighbours, build_knn_graph, neighbour_kl
+from fercleaner.priors import AU_IDS, get_au_prior_matrix, get_va_centroids
+
+#: Related label spaces, in the order of the learnable task weights theta.
+TASKS: tuple[str, ...] = ("au", "va", "embedding")
+REGION_NAMES: tuple[str, ...] = tuple(FACE_REGIONS)
+
+
+def sigmoid_ramp(epoch: float, *, ramp_epochs: float) -> float:
+    """Laine & Aila's ramp-up exp(-5 (1 - t)^2), t = epoch / ramp_epochs clipped to [0, 1].
+
+    0.0067 at epoch 0, 1 from `ramp_epochs` on; `ramp_epochs <= 0` means no ramp (1).
+    """
+    if ramp_epochs <= 0:
+        return 1.0
+    t = min(max(epoch / ramp_epochs, 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)
+
+
+@dataclass(frozen=True)
+class UaplOptions:
+    """UAPL's `method_options`; every field can be set in a recipe."""
+
+    k: int = 8
+    """Neighbours per sample in each kNN graph."""
+    lambda_max: float = 1.0
+    """Weight of the task-guidance KL once ramped up."""
+    ramp_epochs: int | None = None
+    """Epochs over which lambda ramps up; None = epochs // 2 (at least 1)."""
+    margin: float = 0.1
+    """Required gap between the mean of a face's top-half gates and the rest."""
+    margin_weight: float = 1.0
+    """Weight of the gate margin loss."""
+    au_weight: float = 0.5
+    """Weight of the AU head's BCE (annotated or weak prior targets)."""
+    va_weight: float = 0.5
+    """Weight of the VA head's MSE (annotated or centroid targets)."""
+    patch_stage: int | None = None
+    """Backbone stage to crop patches from; None = `choose_patch_stage`."""
+    patch_dim: int = 64
+    """Channels of each region's feature f_r."""
+    crop_size: int = 3
+    """Side of each roi crop on the patch stage map."""
+    neck_dim: int = 128
+    """Width of the embedding the heads (and the embedding kNN space) use."""
+    readout_self_weight: float = 0.5
+    """Share of the sample's own prediction in the readout soft label q (rest: neighbours)."""
+
+    @classmethod
+    def from_dict(cls, options: dict[str, Any]) -> UaplOptions:
+        """Validate recipe options; every problem is reported at once."""
+        names = {f.name for f in fields(cls)}
+        problems = [
+            f"unknown option {key!r} (valid: {', '.join(sorted(names))})"
+            for key in options
+            if key not in names
+        ]
+        if problems:
+            raise ConfigError("method_options for uapl: " + "; ".join(problems))
+        opts = cls(**options)
+        checks = [
+            (opts.k >= 1, f"k must be >= 1, got {opts.k}"),
+            (opts.lambda_max >= 0, f"lambda_max must be >= 0, got {opts.lambda_max}"),
+            (
+                opts.ramp_epochs is None or opts.ramp_epochs >= 0,
+                f"ramp_epochs must be >= 0, got {opts.ramp_epochs}",
+            ),
+            (opts.margin >= 0, f"margin must be >= 0, got {opts.margin}"),
+            (opts.patch_dim >= 4, f"patch_dim must be >= 4, got {opts.patch_dim}"),
+            (opts.crop_size >= 1, f"crop_size must be >= 1, got {opts.crop_size}"),
+            (opts.neck_dim >= 2, f"neck_dim must be >= 2, got {opts.neck_dim}"),
+            (
+                0.0 <= opts.readout_self_weight <= 1.0,
+                f"readout_self_weight must be in [0, 1], got {opts.readout_self_weight}",
+            ),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ConfigError("method_options for uapl: " + "; ".join(problems))
+        return opts
+
+
+@register_method("uapl")
+class UAPL(Method):
+    """Gated regional patches + global feature, trained with kNN label-topology guidance."""
+
+    signal_columns: ClassVar[tuple[str, ...]] = (
+        "support",
+        "entropy",
+        "occlusion",
+        *(f"gate_{name}" for name in REGION_NAMES),
+    )
+
+    def __init__(self, context: MethodContext) -> None:
+        super().__init__(context)
+        from fercleaner.models import create_backbone
+
+        self.options = UaplOptions.from_dict(dict(context.options))
+        opts = self.options
+        self.backbone = create_backbone(context.backbone, in_chans=context.in_chans)
+        n_stages = len(self.backbone.stage_channels)
+        if opts.patch_stage is None:
+            self.patch_stage = choose_patch_stage(
+                self.backbone.stage_reductions, image_size=context.image_size
+            )
+        elif 0 <= opts.patch_stage < n_stages:
+            self.patch_stage = opts.patch_stage
+        else:
+            raise ConfigError(
+                f"method_options for uapl: patch_stage {opts.patch_stage} is out of range;"
+                f" backbone {context.backbone.name!r} has stages 0..{n_stages - 1}"
+            )
+        r, d = len(REGION_NAMES), opts.patch_dim
+        mid = self.backbone.stage_channels[self.patch_stage]
+        self.register_buffer("region_boxes", get_region_boxes(REGION_NAMES), persistent=False)
+        # one 3x3 conv per region (grouped), so each region learns its own parts
+        self.patch_conv = nn.Sequential(
+            nn.Conv2d(r * mid, r * d, 3, padding=1, groups=r, bias=False),
+            nn.BatchNorm2d(r * d),
+            nn.ReLU(inplace=True),
+        )
+        self.gate_mlp = nn.Sequential(
+            nn.Linear(d, max(d // 4, 1)), nn.ReLU(inplace=True), nn.Linear(max(d // 4, 1), 1)
+        )
+        self.neck = nn.Sequential(
+            nn.Linear(self.backbone.num_features + d, opts.neck_dim),
+            nn.BatchNorm1d(opts.neck_dim),
+            nn.ReLU(inplace=True),
+        )
+        self.dropout = nn.Dropout(context.backbone.drop_rate)
+        self.classifier = nn.Linear(opts.neck_dim, self.num_classes)
+        self.au_head = nn.Linear(opts.neck_dim, len(AU_IDS))
+        self.va_head = nn.Linear(opts.neck_dim, 2)
+        self.task_logits = nn.Parameter(torch.zeros(len(TASKS)))
+        self.register_buffer(
+            "au_prior", torch.from_numpy(get_au_prior_matrix(context.classes)), persistent=False
+        )
+        self.register_buffer(
+            "va_prior", torch.from_numpy(get_va_centroids(context.classes)), persistent=False
+        )
+        self.ramp_epochs = (
+            max(context.epochs // 2, 1) if opts.ramp_epochs is None else opts.ramp_epochs
+        )
+        self.lambda_now = 0.0
+        self.epoch = 0
+        self._init_topology_state()
+
+    # ---- per-sample state -------------------------------------------------------------
+    # Plain tensors, not registered buffers: DDP broadcasts buffers from rank 0 on every
+    # forward, which would overwrite each rank's rows. They follow the input's device
+    # lazily and travel in checkpoints through `extra_state`.
+
+    def _init_topology_state(self) -> None:
+        n, c, k = self.context.num_samples, self.num_classes, self.options.k
+        self.state: dict[str, torch.Tensor] = {
+            "embedding": torch.zeros(n, self.options.neck_dim),
+            "au": torch.zeros(n, len(AU_IDS)),
+            "va": torch.zeros(n, 2),
+            "probs": torch.zeros(n, c),
+            "seen": torch.zeros(n, dtype=torch.bool),
+            "written": torch.zeros(n, dtype=torch.bool),
+            "graph_indices": torch.zeros(len(TASKS), n, k, dtype=torch.long),
+            "graph_weights": torch.zeros(len(TASKS), n, k),
+            "targets": torch.zeros(n, c),
+            "graph_ready": torch.zeros((), dtype=torch.bool),
+        }
+        ctx = self.context
+        self.au_annotations = (
+            None if ctx.au_targets is None else torch.as_tensor(ctx.au_targets).float()
+        )
+        self.va_annotations = (
+            None if ctx.va_targets is None else torch.as_tensor(ctx.va_targets).float()
+        )
+
+    def _state_to(self, device: torch.device) -> None:
+        if self.state["probs"].device != device:
+            self.state = {key: value.to(device) for key, value in self.state.items()}
+
+    # ---- network -------------------------------------------------------------------------
+
+    def _encode(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        maps = self.backbone(images)
+        x_global = maps[-1].mean(dim=(2, 3))  # (B, C_last)
+        crops = crop_regions(maps[self.patch_stage], self.region_boxes, size=self.options.crop_size)
+        b, r, c, s, _ = crops.shape  # (B, R, C_mid, s, s)
+        f = self.patch_conv(crops.reshape(b, r * c, s, s)).mean(dim=(2, 3)).reshape(b, r, -1)
+        gates = torch.sigmoid(self.gate_mlp(f).squeeze(-1).float())  # (B, R)
+        local = gated_pool(f.float(), gates)  # (B, D)
+        hidden = self.neck(torch.cat([x_global.float(), local], dim=1))  # (B, E)
+        h = self.dropout(hidden)
+        return {
+            "logits": self.classifier(h),
+            "au_logits": self.au_head(h),
+            "va": torch.tanh(self.va_head(h)),
+            "embedding": F.normalize(hidden.float(), dim=1),
+            "gates": gates,
+        }
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out = self._encode(batch.images)
+        logits = out["logits"].float()
+        labels = batch.labels
+        index = batch.index
+        log_probs = F.log_softmax(logits, dim=1)  # (B, C)
+        self._state_to(logits.device)
+
+        ce = F.nll_loss(log_probs, labels)
+        au_targets = self._targets(self.au_annotations, self.au_prior, labels, index)
+        va_targets = self._targets(self.va_annotations, self.va_prior, labels, index)
+        au_loss = masked_bce_with_logits(out["au_logits"], au_targets)
+        va_loss = _masked_mse(out["va"].float(), va_targets)
+        margin = gate_contrast_margin(out["gates"], margin=self.options.margin)
+
+        theta = torch.softmax(self.task_logits, dim=0)  # (T,)
+        if bool(self.state["graph_ready"]) and self.lambda_now > 0:
+            idx = self.state["graph_indices"][:, index]  # (T, B, K)
+            weights = self.state["graph_weights"][:, index]  # (T, B, K)
+            per_task = torch.stack(
+                [
+                    neighbour_kl(log_probs, self.state["targets"][idx[t]], weights[t]).mean()
+                    for t in range(len(TASKS))
+                ]
+            )  # (T,)
+            guidance = (theta * per_task).sum()
+        else:  # keep theta in the graph so DDP sees a gradient for every parameter
+            guidance = (theta * 0.0).sum()
+
+        opts = self.options
+        loss = (
+            ce
+            + self.lambda_now * guidance
+            + opts.margin_weight * margin
+            + opts.au_weight * au_loss
+            + opts.va_weight * va_loss
+        )
+        if self.training:
+            self._record(index, out, log_probs)
+        return {
+            "loss": loss,
+            "logits": out["logits"],
+            "ce": ce.detach(),
+            "guidance": guidance.detach(),
+            "margin": margin.detach(),
+            "au": au_loss.detach(),
+            "va": va_loss.detach(),
+            "lambda": torch.tensor(self.lambda_now, device=logits.device),
+            "mean_gate": out["gates"].mean().detach(),
+        }
+
+    def _targets(
+        self,
+        annotations: torch.Tensor | None,
+        prior: torch.Tensor,
+        labels: torch.Tensor,
+        index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Annotated targets (NaN = masked) when the dataset has them, else the label's prior."""
+        if annotations is None:
+            return prior[labels]
+        return annotations[index.cpu()].to(labels.device)
+
+    @torch.no_grad()
+    def _record(self, index: torch.Tensor, out: dict[str, torch.Tensor], log_probs) -> None:
+        """Write this batch's detached outputs into the per-sample buffers."""
+        self.state["embedding"][index] = out["embedding"].detach().float()
+        self.state["au"][index] = torch.sigmoid(out["au_logits"].detach().float())
+        self.state["va"][index] = out["va"].detach().float()
+        self.state["probs"][index] = log_probs.detach().exp()
+        self.state["written"][index] = True
+        self.state["seen"][index] = True
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self._encode(images)
+        return {
+            "probs": torch.softmax(out["logits"].float(), dim=1),
+            "embedding": out["embedding"],
+            "au": torch.sigmoid(out["au_logits"].float()),
+            "va": out["va"].float(),
+            "gates": out["gates"],
+        }
+
+    # ---- epoch hooks -----------------------------------------------------------------
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.lambda_now = self.options.lambda_max * sigmoid_ramp(
+            epoch, ramp_epochs=self.ramp_epochs
+        )
+
+    @torch.no_grad()
+    def on_epoch_end(self, epoch: int) -> None:
+        """All-reduce the buffers (DDP), rebuild the kNN graphs, freeze neighbour targets."""
+        self._sync_buffers()
+        state = self.state
+        valid = state["seen"]
+        spaces = {
+            "au": _fill_missing(self.au_annotations, state["au"]),
+            "va": _fill_missing(self.va_annotations, state["va"]),
+            "embedding": state["embedding"],
+        }
+        graphs = [build_knn_graph(spaces[task], k=self.options.k, valid=valid) for task in TASKS]
+        state["graph_indices"] = torch.stack([g.indices for g in graphs])
+        state["graph_weights"] = torch.stack([g.weights for g in graphs])
+        state["targets"] = state["probs"].clone()
+        state["graph_ready"] = torch.tensor(True, device=valid.device)
+        state["written"].zero_()
+
+    def _sync_buffers(self) -> None:
+        """Under DDP each rank wrote its own rows: average them over the ranks that wrote."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        state = self.state
+        count = state["written"].float()
+        dist.all_reduce(count)
+        wrote = count > 0
+        for key in ("embedding", "au", "va", "probs"):
+            values = state[key] * state["written"][:, None]
+            dist.all_reduce(values)
+            state[key][wrote] = values[wrote] / count[wrote][:, None]
+        state["seen"] |= wrote
+        state["written"] = wrote
+
+    # ---- readout -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def readout(
+        self, outputs: dict[str, np.ndarray], given_labels: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Neighbour-aggregated soft labels, support of the given label, entropy, gates."""
+        device = self.task_logits.device
+        probs = torch.as_tensor(outputs["probs"], device=device).float()  # (N, C)
+        spaces = {
+            "au": torch.as_tensor(outputs["au"], device=device).float(),
+            "va": torch.as_tensor(outputs["va"], device=device).float(),
+            "embedding": torch.as_tensor(outputs["embedding"], device=device).float(),
+        }
+        theta = torch.softmax(self.task_logits.float(), dim=0)
+        neighbour = torch.zeros_like(probs)
+        has_neighbours = torch.zeros(len(probs), dtype=torch.bool, device=device)
+        for t, task in enumerate(TASKS):
+            graph = build_knn_graph(spaces[task], k=self.options.k)
+            neighbour += theta[t] * aggregate_neighbours(probs, graph.indices, graph.weights)
+            has_neighbours |= graph.weights.sum(dim=1) > 0
+        neighbour = torch.where(has_neighbours[:, None], neighbour, probs)
+        neighbour = neighbour / neighbour.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        a = self.options.readout_self_weight
+        q = (a * probs + (1 - a) * neighbour).cpu().numpy().astype(np.float32)
+        rows = np.arange(len(given_labels))
+        support = np.clip(q[rows, np.asarray(given_labels)], 0.0, 1.0)
+        entropy = -(q * np.log(np.clip(q, 1e-12, 1.0))).sum(axis=1) / np.log(q.shape[1])
+        gates = np.asarray(outputs["gates"], dtype=np.float32)  # (N, R)
+        result: dict[str, np.ndarray] = {
+            "pred_probs": probs.cpu().numpy().astype(np.float32),
+            "soft_label": q,
+            "uncertainty": entropy.astype(np.float32),
+            "label_quality_signal": support.astype(np.float32),
+            "support": support.astype(np.float32),
+            "entropy": entropy.astype(np.float32),
+            "occlusion": (1.0 - gates.mean(axis=1)).astype(np.float32),
+        }
+        for r, name in enumerate(REGION_NAMES):
+            result[f"gate_{name}"] = gates[:, r]
+        return result
+
+    # ---- checkpoint state ------------------------------------------------------------
+
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            "topology": {key: value.detach().cpu().clone() for key, value in self.state.items()},
+            "epoch": self.epoch,
+            "lambda_now": self.lambda_now,
+        }
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        topology = state["topology"]
+        missing = sorted(set(self.state) - set(topology))
+        if missing:
+            from fercleaner.errors import CheckpointError
+
+            raise CheckpointError(
+                f"UAPL checkpoint state lacks {', '.join(missing)}; it was not written by"
+                " this version of the uapl method. Start the run again without --resume."
+            )
+        expected = self.state["probs"].shape
+        if tuple(topology["probs"].shape) != tuple(expected):
+            from fercleaner.errors import CheckpointError
+
+            raise CheckpointError(
+                f"UAPL checkpoint holds {tuple(topology['probs'].shape)} per-sample rows but"
+                f" this run has {tuple(expected)}; the checkpoint belongs to another dataset."
+            )
+        device = self.state["probs"].device
+        self.state = {key: topology[key].to(device).clone() for key in self.state}
+        self.epoch = int(state["epoch"])
+        self.lambda_now = float(state["lambda_now"])
+
+
+def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the target entries that are not NaN (0 if none)."""
+    target = target.float()
+    valid = ~torch.isnan(target)
+    if not bool(valid.any()):
+        return pred.sum() * 0.0
+    diff = torch.where(valid, pred - torch.nan_to_num(target), torch.zeros_like(pred))
+    return diff.square().sum() / valid.sum()
+
+
+def _fill_missing(annotations: torch.Tensor | None, predicted: torch.Tensor) -> torch.Tensor:
+    """The label space for kNN: annotations where present, the head's predictions elsewhere."""
+    if annotations is None:
+        return predicted
+    annotations = annotations.to(predicted.device)
+    return torch.where(torch.isnan(annotations), predicted, annotations)
