@@ -1,0 +1,466 @@
+"""POI (prior-based objective inference): a prior network infers soft labels a target network learns from.
+
+Paper (arXiv 2411.13024, abstract only; the method section and code are not public):
+a Prior Inference Network (PIN) uses AU-emotion prior knowledge and key facial
+sub-regions with mutual learning to infer an "objective" soft label distribution q;
+a Target Recognition Network (TRN) learns from the subjective (given) labels plus q by
+dynamic knowledge transfer; an uncertainty module balances the two per sample.
+
+Reconstruction (docs/methods.md; each choice below is ours, not the paper's):
+- PIN regions are crops of one mid-level backbone feature map (upper face, nose, mouth,
+  whole face at fixed fractions of an aligned face; `REGIONS`). Each region branch is a
+  3x3 conv + pooling, then K AU logits restricted to the AUs that region can see, so
+  a^r = sigmoid(logits) * mask_r.
+- Evidence z^r = tau_r * M a^r / sqrt(|a^r|^2 + kappa^2) + residual_r(f^r): M is the fixed
+  AU prior matrix, tau_r a learnable scale, the linear residual classifier lets PIN
+  correct the prior where the table is wrong (neutral has an empty prototype and gets
+  all its evidence there). kappa > 0 keeps a face with no active AU from turning noise
+  into confident evidence (`poi_losses.prior_evidence`).
+- Fusion: per-sample softmax weights over regions from a linear gate on each region's
+  pooled feature; q = softmax(sum_r w_r z^r). Per-sample weights (rather than one global
+  weight per region) let an occluded region be weighted down, and are read out.
+- Deep mutual learning: pairwise KL between region predictions (Zhang et al. 2018).
+  CE on the training labels for the fused and every region prediction.
+- AU supervision: dataset AUs (`MethodContext.au_targets`, NaN = missing) where a row
+  has any; otherwise weak targets M[y] from the label, weighted by `weak_au_weight`.
+- TRN: (1 - w_i) CE(p_i, y_i) + w_i T^2 KL(q_i^T || p_i^T) with w_i = ramp(t) * u_i and
+  u_i = JS(q_i, onehot(y_i)) / ln 2 (or a learned head's estimate of it), T = 2, the
+  ramp sigmoid-shaped over the first `ramp_epochs` epochs.
+- Compute: PIN and TRN share the backbone by default (`trn_backbone: shared`); PIN's
+  region branches sit on a mid-level stage and TRN's head on the pooled deepest stage,
+  so the two networks differ in what they see and in their losses but pay for one
+  backbone pass. `trn_backbone: separate` gives TRN its own backbone, as two separate
+  networks in the paper would be, at about twice the training cost on CPU.
+- Readout: PIN's q is `soft_label`, u is `uncertainty`, TRN's p is `pred_probs`, and
+  `label_quality_signal` = (1 - quality_blend) q[given] + quality_blend p[given].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fercleaner.errors import ConfigError
+from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.losses import masked_bce_with_logits
+from fercleaner.methods.poi_losses import (
+    js_uncertainty,
+    mutual_learning_kl,
+    prior_evidence,
+    sigmoid_rampup,
+    transfer_loss,
+    weak_au_targets,
+)
+from fercleaner.methods.registry import register_method
+from fercleaner.models import create_backbone
+from fercleaner.priors import AU_IDS, get_au_prior_matrix
+
+
+@dataclass(frozen=True)
+class Region:
+    """A sub-region of an aligned face as fractions of height/width, and the AUs visible in it."""
+
+    rows: tuple[float, float]
+    cols: tuple[float, float]
+    aus: tuple[int, ...]
+
+
+#: PIN's region branches, in output order. Fractions assume a roughly aligned face
+#: (eyes about 40% down, mouth about 75%), as FER2013/FERPlus/RAF-DB crops are.
+REGIONS: dict[str, Region] = {
+    "upper": Region(rows=(0.0, 0.55), cols=(0.0, 1.0), aus=(1, 2, 4, 5, 6, 7)),
+    "nose": Region(rows=(0.3, 0.75), cols=(0.25, 0.75), aus=(4, 6, 9, 10)),
+    "mouth": Region(
+        rows=(0.55, 1.0), cols=(0.1, 0.9), aus=(10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 26)
+    ),
+    "whole": Region(rows=(0.0, 1.0), cols=(0.0, 1.0), aus=AU_IDS),
+}
+
+
+@dataclass(frozen=True)
+class POIOptions:
+    """POI's `method_options`; every field can be set from a recipe."""
+
+    trn_backbone: str = "shared"
+    """`shared` (one backbone pass for PIN and TRN) or `separate` (TRN has its own backbone, ~2x cost)."""
+    region_stage: int | None = None
+    """Backbone stage whose map PIN crops; None = deepest non-final stage at least 6 cells wide."""
+    region_dim: int = 128
+    """Channels of each region branch's conv."""
+    tau: float = 4.0
+    """Initial scale of the prior evidence (learnable per region)."""
+    kappa: float = 0.5
+    """Softening of the AU norm in the evidence (0 = plain |a|)."""
+    temperature: float = 2.0
+    """Distillation temperature T of the PIN -> TRN transfer."""
+    ramp_epochs: float | None = None
+    """Epochs over which the transfer weight ramps up; None = a quarter of the run (at least 1)."""
+    dml_weight: float = 1.0
+    """Weight of the mutual-learning KL between region branches."""
+    au_weight: float = 1.0
+    """Weight of the AU loss on annotated AUs."""
+    weak_au_weight: float = 0.5
+    """Weight of the AU loss on targets derived from the label (rows with no AU annotation)."""
+    uncertainty: str = "js"
+    """`js` (parameter-free JS(q, onehot(y))/ln 2) or `learned` (a head trained to predict it)."""
+    quality_blend: float = 0.0
+    """Weight of TRN's p[given] in `label_quality_signal` (0 = PIN's q[given] only)."""
+
+
+def parse_poi_options(options: dict[str, Any]) -> POIOptions:
+    """Validate `method_options` for POI, reporting every problem at once.
+
+    Raises:
+        ConfigError: unknown keys or out-of-range values, each named with its value.
+    """
+    known = {f.name for f in fields(POIOptions)}
+    problems = [
+        f"unknown POI option {key!r}; valid: {', '.join(sorted(known))}"
+        for key in options
+        if key not in known
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    try:
+        opts = POIOptions(**options)
+    except TypeError as exc:  # pragma: no cover - guarded by the key check above
+        raise ConfigError(f"bad POI options {options!r}: {exc}") from exc
+    checks = [
+        (opts.trn_backbone in ("shared", "separate"), "trn_backbone", "'shared' or 'separate'"),
+        (opts.uncertainty in ("js", "learned"), "uncertainty", "'js' or 'learned'"),
+        (opts.region_stage is None or opts.region_stage >= 0, "region_stage", "a stage index >= 0"),
+        (opts.region_dim >= 1, "region_dim", ">= 1"),
+        (opts.tau > 0, "tau", "> 0"),
+        (opts.kappa >= 0, "kappa", ">= 0"),
+        (opts.temperature > 0, "temperature", "> 0"),
+        (opts.ramp_epochs is None or opts.ramp_epochs > 0, "ramp_epochs", "> 0"),
+        (opts.dml_weight >= 0, "dml_weight", ">= 0"),
+        (opts.au_weight >= 0, "au_weight", ">= 0"),
+        (opts.weak_au_weight >= 0, "weak_au_weight", ">= 0"),
+        (0.0 <= opts.quality_blend <= 1.0, "quality_blend", "in [0, 1]"),
+    ]
+    problems = [
+        f"method_options.{key}={getattr(opts, key)!r} must be {expected}"
+        for ok, key, expected in checks
+        if not ok
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return opts
+
+
+def find_region_stage(reductions: list[int], image_size: int) -> int:
+    """Deepest non-final stage whose map is at least 6 cells wide (at 48 px: ResNet layer2, 6x6).
+
+    Why: the regions need a few cells each (upper/nose/mouth overlap on a 6x6 map), yet
+    the deeper the stage the more expression-specific the features; the final stage is
+    left to TRN so the two networks do not see the same map.
+    """
+    candidates = [i for i, r in enumerate(reductions[:-1]) if math.ceil(image_size / r) >= 6]
+    return candidates[-1] if candidates else 0
+
+
+def region_slices(region: Region, height: int, width: int) -> tuple[slice, slice]:
+    """Row and column slices of `region` on a (height, width) map, never empty."""
+    y0 = min(int(math.floor(region.rows[0] * height)), height - 1)
+    y1 = max(y0 + 1, int(math.ceil(region.rows[1] * height)))
+    x0 = min(int(math.floor(region.cols[0] * width)), width - 1)
+    x1 = max(x0 + 1, int(math.ceil(region.cols[1] * width)))
+    return slice(y0, y1), slice(x0, x1)
+
+
+class _RegionBranch(nn.Module):
+    """One PIN branch: conv on a crop -> pooled feature -> masked AU activations, residual logits, gate."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        num_classes: int,
+        au_mask: torch.Tensor,
+        *,
+        tau: float,
+        drop_rate: float,
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(dim),
+            nn.ReLU(inplace=True),
+        )
+        self.drop = nn.Dropout(drop_rate)
+        self.au_head = nn.Linear(dim, len(AU_IDS))
+        self.residual = nn.Linear(dim, num_classes)
+        self.gate = nn.Linear(dim, 1)
+        self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
+        self.register_buffer("au_mask", au_mask, persistent=False)
+
+    def forward(
+        self, crop: torch.Tensor, prior: torch.Tensor, *, kappa: float
+    ) -> dict[str, torch.Tensor]:
+        feat = self.drop(self.conv(crop).mean(dim=(2, 3)))  # (B, D)
+        au_logits = self.au_head(feat)  # (B, K)
+        au = torch.sigmoid(au_logits.float()) * self.au_mask  # (B, K)
+        evidence = prior_evidence(au, prior, tau=self.log_tau.exp(), kappa=kappa)  # (B, C)
+        return {
+            "logits": evidence + self.residual(feat).float(),
+            "au_logits": au_logits,
+            "au": au,
+            "gate": self.gate(feat).float().squeeze(1),  # (B,)
+        }
+
+
+@register_method("poi")
+class POI(Method):
+    """Prior Inference Network (regions x AU prior) teaching a Target Recognition Network."""
+
+    signal_columns: ClassVar[tuple[str, ...]] = (
+        "pin_given_prob",
+        "trn_given_prob",
+        "suspect",
+        "pin_predicted",
+        "region_weights",
+        "au",
+    )
+
+    def __init__(self, context: MethodContext) -> None:
+        super().__init__(context)
+        self.options = parse_poi_options(dict(context.options))
+        opts = self.options
+        self.backbone = create_backbone(context.backbone, in_chans=context.in_chans)
+        self.trn_backbone = (
+            create_backbone(context.backbone, in_chans=context.in_chans)
+            if opts.trn_backbone == "separate"
+            else None
+        )
+        stages = len(self.backbone.stage_channels)
+        if opts.region_stage is not None and opts.region_stage >= stages:
+            raise ConfigError(
+                f"method_options.region_stage={opts.region_stage} but backbone"
+                f" {context.backbone.name!r} has stages 0..{stages - 1}; pick one of those."
+            )
+        self.region_stage = (
+            opts.region_stage
+            if opts.region_stage is not None
+            else find_region_stage(self.backbone.stage_reductions, context.image_size)
+        )
+        self.register_buffer(
+            "prior", torch.from_numpy(get_au_prior_matrix(context.classes)), persistent=False
+        )
+        in_channels = self.backbone.stage_channels[self.region_stage]
+        self.regions = nn.ModuleDict(
+            {
+                name: _RegionBranch(
+                    in_channels,
+                    opts.region_dim,
+                    self.num_classes,
+                    torch.tensor([float(au in region.aus) for au in AU_IDS]),
+                    tau=opts.tau,
+                    drop_rate=context.backbone.drop_rate,
+                )
+                for name, region in REGIONS.items()
+            }
+        )
+        trn_features = (self.trn_backbone or self.backbone).num_features
+        self.trn_head = nn.Sequential(
+            nn.Dropout(context.backbone.drop_rate), nn.Linear(trn_features, self.num_classes)
+        )
+        self.uncertainty_head = (
+            nn.Linear(trn_features, self.num_classes) if opts.uncertainty == "learned" else None
+        )
+        au_targets = context.au_targets
+        if au_targets is not None:
+            au_targets = np.asarray(au_targets, dtype=np.float32)
+            if au_targets.shape != (context.num_samples, len(AU_IDS)):
+                raise ConfigError(
+                    f"au_targets has shape {au_targets.shape}, expected"
+                    f" ({context.num_samples}, {len(AU_IDS)}) (one column per priors.AU_IDS)"
+                )
+            self.register_buffer("au_targets", torch.from_numpy(au_targets), persistent=False)
+        else:
+            self.au_targets = None
+        self.ramp_epochs = (
+            opts.ramp_epochs if opts.ramp_epochs is not None else max(1.0, context.epochs / 4)
+        )
+        self._step = 0
+
+    # ------------------------------------------------------------------ networks
+    def _networks(self, images: torch.Tensor) -> dict[str, Any]:
+        """Run PIN and TRN on a batch: fused and per-region PIN logits, TRN logits and features."""
+        feats = self.backbone(images)
+        fmap = feats[self.region_stage]  # (B, Cs, H, W)
+        height, width = fmap.shape[-2:]
+        branches = []
+        for name, branch in self.regions.items():
+            rows, cols = region_slices(REGIONS[name], height, width)
+            branches.append(branch(fmap[:, :, rows, cols], self.prior, kappa=self.options.kappa))
+        region_logits = torch.stack([b["logits"] for b in branches], dim=1)  # (B, R, C)
+        weights = torch.softmax(torch.stack([b["gate"] for b in branches], dim=1), dim=1)  # (B, R)
+        pin_logits = (weights.unsqueeze(2) * region_logits).sum(dim=1)  # (B, C)
+        trn_feats = self.trn_backbone(images) if self.trn_backbone is not None else feats
+        pooled = trn_feats[-1].mean(dim=(2, 3))  # (B, F)
+        return {
+            "pin_logits": pin_logits,
+            "region_logits": region_logits,
+            "region_weights": weights,
+            "branches": branches,
+            "trn_logits": self.trn_head(pooled).float(),
+            "pooled": pooled,
+        }
+
+    def _au_loss(
+        self, branches: list[dict[str, torch.Tensor]], labels: torch.Tensor, index: torch.Tensor
+    ) -> torch.Tensor:
+        """AU BCE over region branches: dataset AUs where a row has any, label-derived ones elsewhere."""
+        weak = weak_au_targets(labels, self.prior)  # (B, K)
+        if self.au_targets is not None:
+            annotated = self.au_targets[index]  # (B, K), NaN = missing
+            has_any = ~torch.isnan(annotated).all(dim=1, keepdim=True)  # (B, 1)
+        else:
+            annotated = torch.full_like(weak, float("nan"))
+            has_any = torch.zeros_like(weak[:, :1], dtype=torch.bool)
+        nan = torch.full_like(weak, float("nan"))
+        strong_targets = torch.where(has_any, annotated, nan)
+        weak_targets = torch.where(has_any, nan, weak)
+        total = weak.new_zeros(())
+        for module, out in zip(self.regions.values(), branches, strict=True):
+            visible = module.au_mask.bool()  # (K,): the AUs this region can see
+            strong = masked_bce_with_logits(
+                out["au_logits"], torch.where(visible, strong_targets, nan)
+            )
+            weak_loss = masked_bce_with_logits(
+                out["au_logits"], torch.where(visible, weak_targets, nan)
+            )
+            total = (
+                total + self.options.au_weight * strong + self.options.weak_au_weight * weak_loss
+            )
+        return total / len(branches)
+
+    # ------------------------------------------------------------------ training
+    def transfer_weight(self) -> float:
+        """Current ramp factor of the PIN -> TRN transfer, from the optimizer step count."""
+        steps = max(1, self.context.steps_per_epoch)
+        return sigmoid_rampup(self._step / (self.ramp_epochs * steps))
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """PIN loss (CE fused + regions, mutual learning, AUs) + TRN transfer loss (+ uncertainty head)."""
+        labels = batch.labels
+        net = self._networks(batch.images)
+        pin_logits = net["pin_logits"]
+        region_logits = net["region_logits"]  # (B, R, C)
+        num_regions = region_logits.shape[1]
+        pin_ce = F.cross_entropy(pin_logits, labels)
+        region_ce = F.cross_entropy(
+            region_logits.reshape(-1, self.num_classes), labels.repeat_interleave(num_regions)
+        )
+        dml = mutual_learning_kl(list(region_logits.unbind(dim=1)))
+        au = self._au_loss(net["branches"], labels, batch.index)
+
+        js = js_uncertainty(torch.softmax(pin_logits.detach(), dim=1), labels)  # (B,)
+        uncertainty = js
+        loss_terms = {}
+        if self.uncertainty_head is not None:
+            head = torch.sigmoid(self.uncertainty_head(net["pooled"].detach()).float())  # (B, C)
+            predicted = head.gather(1, labels.view(-1, 1)).squeeze(1)
+            loss_terms["u_head"] = F.mse_loss(predicted, js)
+            uncertainty = predicted.detach()
+        ramp = self.transfer_weight()
+        trn = transfer_loss(
+            net["trn_logits"],
+            pin_logits,
+            labels,
+            ramp * uncertainty,
+            temperature=self.options.temperature,
+        )
+        loss = pin_ce + region_ce + self.options.dml_weight * dml + au + trn
+        loss = loss + sum(loss_terms.values(), torch.zeros((), device=loss.device))
+        if self.training:
+            self._step += 1
+        terms = {
+            "pin_ce": pin_ce,
+            "region_ce": region_ce,
+            "dml": dml,
+            "au": au,
+            "trn": trn,
+            "uncertainty": uncertainty.mean(),
+            "ramp": torch.tensor(ramp),
+            **loss_terms,
+        }
+        return {
+            "loss": loss,
+            "logits": net["trn_logits"],
+            **{k: v.detach() for k, v in terms.items()},
+        }
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`probs` (TRN p), `pin_probs` (PIN q), `region_weights` (B, R), `au` (B, K) whole-face AUs."""
+        net = self._networks(images)
+        out = {
+            "probs": torch.softmax(net["trn_logits"], dim=1),
+            "pin_probs": torch.softmax(net["pin_logits"].float(), dim=1),
+            "region_weights": net["region_weights"].float(),
+            "au": net["branches"][list(REGIONS).index("whole")]["au"],
+        }
+        if self.uncertainty_head is not None:
+            out["uncertainty_by_class"] = torch.sigmoid(
+                self.uncertainty_head(net["pooled"]).float()
+            )
+        return out
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Re-derive the step counter from the epoch so a resumed run ramps as an unbroken one."""
+        self._step = epoch * max(1, self.context.steps_per_epoch)
+
+    # ------------------------------------------------------------------ scoring
+    def readout(
+        self, outputs: dict[str, np.ndarray], given_labels: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Score arrays: q as `soft_label`, u as `uncertainty`, p as `pred_probs`, q[given] (blend) as quality.
+
+        Method columns: `pin_given_prob` q[given], `trn_given_prob` p[given], `suspect`
+        (argmax q != given), `pin_predicted` (argmax q, class index), `region_weights`
+        (N, R) in `REGIONS` order, `au` (N, K) whole-face AU activations in `AU_IDS`
+        order, and with the learned head `js_uncertainty` (the parameter-free value).
+        """
+        q = np.asarray(outputs["pin_probs"], dtype=np.float32)
+        p = np.asarray(outputs["probs"], dtype=np.float32)
+        given = np.asarray(given_labels, dtype=np.int64)
+        rows = np.arange(len(given))
+        js = js_uncertainty(torch.from_numpy(q), torch.from_numpy(given)).numpy()
+        if "uncertainty_by_class" in outputs:
+            uncertainty = np.asarray(outputs["uncertainty_by_class"], dtype=np.float32)[rows, given]
+        else:
+            uncertainty = js
+        q_given = q[rows, given]
+        p_given = p[rows, given]
+        blend = self.options.quality_blend
+        result = {
+            "pred_probs": p,
+            "soft_label": q,
+            "uncertainty": uncertainty.astype(np.float32),
+            "label_quality_signal": ((1.0 - blend) * q_given + blend * p_given).astype(np.float32),
+            "pin_given_prob": q_given,
+            "trn_given_prob": p_given,
+            "suspect": q.argmax(axis=1) != given,
+            "pin_predicted": q.argmax(axis=1).astype(np.int64),
+            "region_weights": np.asarray(outputs["region_weights"], dtype=np.float32),
+            "au": np.asarray(outputs["au"], dtype=np.float32),
+        }
+        if "uncertainty_by_class" in outputs:
+            result["js_uncertainty"] = js.astype(np.float32)
+        return result
+
+    def extra_state(self) -> dict[str, Any]:
+        """The optimizer step count that drives the transfer ramp."""
+        return {"step": int(self._step)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore the step count saved by `extra_state`."""
+        self._step = int(state["step"])
