@@ -1,0 +1,43 @@
+"""Scoring: pure numpy/pandas numerics that turn method readouts into the scores.parquet contract.
+
+Per-class thresholds and the confident joint (`thresholds`), label quality (`quality`),
+the `is_label_issue` decision (`flags`), issue types and proposals (`issue_types`),
+the combination of several sources (`combine`), the scores frame (`assemble`) and the
+scores file I/O (`scores_file`). No torch, no I/O outside `scores_file`.
+"""
+
+from __future__ import annotations
+
+from fercleaner.scoring.assemble import SCORE_COLUMNS, assemble_scores
+from fercleaner.scoring.combine import COMBINE_RULES, CombinedReadout, combine_sources
+from fercleaner.scoring.flags import find_label_issues
+from fercleaner.scoring.issue_types import ISSUE_TYPES, get_issue_type, propose_labels
+from fercleaner.scoring.quality import LABEL_QUALITY_METHODS, get_label_quality
+from fercleaner.scoring.scores_file import ScoresFile, read_scores, write_scores
+from fercleaner.scoring.thresholds import (
+    estimate_confident_joint,
+    estimate_issue_counts,
+    estimate_noise_rates,
+    estimate_per_class_thresholds,
+)
+
+__all__ = [
+    "COMBINE_RULES",
+    "ISSUE_TYPES",
+    "LABEL_QUALITY_METHODS",
+    "SCORE_COLUMNS",
+    "CombinedReadout",
+    "ScoresFile",
+    "assemble_scores",
+    "combine_sources",
+    "estimate_confident_joint",
+    "estimate_issue_counts",
+    "estimate_noise_rates",
+    "estimate_per_class_thresholds",
+    "find_label_issues",
+    "get_issue_type",
+    "get_label_quality",
+    "propose_labels",
+    "read_scores",
+    "write_scores",
+]

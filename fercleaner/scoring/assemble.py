@@ -1,0 +1,131 @@
+"""Build the scores.parquet frame from the sample table and the readouts of one training run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.scoring.combine import combine_sources
+from fercleaner.scoring.flags import find_label_issues
+from fercleaner.scoring.issue_types import _issue_types, propose_labels
+from fercleaner.scoring.thresholds import _thresholds
+
+#: Sample-table columns `assemble_scores` needs.
+SAMPLE_COLUMNS = ("sample_id", "split", "given_label", "path")
+#: Contract columns of scores.parquet, in order (method columns follow, then `path`).
+SCORE_COLUMNS = (
+    "sample_id",
+    "split",
+    "given_label",
+    "predicted_label",
+    "proposed_label",
+    "label_quality",
+    "is_label_issue",
+    "issue_type",
+    "uncertainty",
+    "pred_probs",
+    "soft_label",
+)
+#: Columns holding one float32 list per row, over the classes.
+DISTRIBUTION_COLUMNS = ("pred_probs", "soft_label")
+
+
+def assemble_scores(
+    samples: pd.DataFrame,
+    classes: Sequence[str],
+    readouts: Mapping[str, Mapping[str, np.ndarray]],
+    *,
+    method_name: str,
+    combine: str = "rank_mean",
+    weights: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """Return the scores frame of docs/architecture.md.
+
+    Args:
+        samples: sample table with at least `sample_id, split, given_label, path`, rows
+            in the same order as the readout arrays.
+        classes: ordered class names; readout columns follow this order.
+        readouts: {source name: readout dict} (see `Method.readout`); `method_name` is the
+            primary source, others (e.g. `dynamics`) are combined with it.
+        method_name: the trained method; its `pred_probs` give `predicted_label`.
+        combine: combination rule (see `fercleaner.scoring.combine`).
+        weights: per-source weights for the combination.
+
+    Returns:
+        One row per sample: the contract columns, `<source>_<column>` for every source's
+        signals and method columns, then `path`.
+    """
+    missing = [c for c in SAMPLE_COLUMNS if c not in samples.columns]
+    if missing:
+        raise ValueError(f"sample table lacks columns {missing}; it has {list(samples.columns)}")
+    classes = list(classes)
+    index = {name: i for i, name in enumerate(classes)}
+    given_names = samples["given_label"].astype(str).to_numpy()
+    unknown = ~np.isin(given_names, classes)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise ValueError(
+            f"sample {samples['sample_id'].iloc[row]!r} has given_label {given_names[row]!r}, "
+            f"which is not among the classes {classes}"
+        )
+    labels = np.array([index[name] for name in given_names], dtype=np.int64)
+    if method_name not in readouts:
+        raise ValueError(f"no readout for method {method_name!r}; sources are {sorted(readouts)}")
+    n = len(samples)
+    for source, readout in readouts.items():
+        for key, value in readout.items():
+            if len(value) != n:
+                raise ValueError(
+                    f"readout {source!r} array {key!r} has {len(value)} rows; the sample table has {n}"
+                )
+        for key in ("pred_probs", "soft_label"):
+            if key in readout and np.shape(readout[key])[1:] != (len(classes),):
+                raise ValueError(
+                    f"readout {source!r} array {key!r} has shape {np.shape(readout[key])}; "
+                    f"expected ({n}, {len(classes)}) over classes {classes}"
+                )
+
+    combined = combine_sources(readouts, primary=method_name, rule=combine, weights=weights)
+    is_issue = find_label_issues(labels, combined.pred_probs, label_quality=combined.label_quality)
+    soft_thresholds = _thresholds(labels, combined.soft_label)
+    issue_type = _issue_types(
+        labels, combined.soft_label, is_issue, combined.uncertainty, soft_thresholds
+    )
+    proposed = propose_labels(
+        labels, combined.soft_label, issue_type=issue_type, thresholds=soft_thresholds
+    )
+    names = np.array(classes, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "sample_id": samples["sample_id"].astype(str).to_numpy(),
+            "split": samples["split"].astype(str).to_numpy(),
+            "given_label": given_names,
+            "predicted_label": names[combined.pred_probs.argmax(axis=1)],
+            "proposed_label": names[proposed],
+            "label_quality": combined.label_quality,
+            "is_label_issue": is_issue,
+            "issue_type": issue_type,
+            "uncertainty": combined.uncertainty,
+            "pred_probs": _as_lists(combined.pred_probs),
+            "soft_label": _as_lists(combined.soft_label),
+        }
+    )
+    extra: dict[str, object] = {}
+    for source, readout in readouts.items():
+        for key, value in readout.items():
+            if source == method_name and key in DISTRIBUTION_COLUMNS:
+                continue  # already the contract columns (or their combination)
+            value = np.asarray(value)
+            extra[f"{source}_{key}"] = _as_lists(value) if value.ndim == 2 else value
+    if extra:
+        frame = pd.concat([frame, pd.DataFrame(extra)], axis=1)
+    frame["path"] = samples["path"].astype(str).to_numpy()
+    return frame
+
+
+def _as_lists(matrix: np.ndarray) -> list[np.ndarray]:
+    """(N, k) array -> N float32 rows (how pandas holds a Parquet list<float32> column)."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    return list(matrix)

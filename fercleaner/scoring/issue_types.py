@@ -1,0 +1,110 @@
+"""Why a flagged label is suspect: `mislabeled`, `ambiguous` or `outlier` (and `none` for unflagged samples).
+
+Rule, with every cut-off estimated from the data (no hand-picked constant):
+
+- per-class thresholds t_k are estimated on the soft labels exactly as confident learning
+  does on probabilities (mean soft_label[:, k] over samples given k), and A is the set of
+  classes a sample's soft label reaches the threshold of;
+- `mislabeled`: A holds exactly one class and it is not the given one: the evidence
+  concentrates on a single other class, so relabel to it;
+- `outlier`: A is empty (the sample is not as confident in any class as a typical
+  sample of that class) and its uncertainty is above the mean uncertainty of the samples
+  given the same class: low confidence everywhere, likely out of distribution
+  (occlusion, not a face, bad crop);
+- `ambiguous`: everything else that was flagged: several classes reach their threshold
+  (possibly including the given one), or the sources disagree; keep a soft label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fercleaner.scoring._validation import check_labels_probs, check_vector
+from fercleaner.scoring.thresholds import _thresholds
+
+#: Values of the `issue_type` column.
+ISSUE_TYPES = ("mislabeled", "ambiguous", "outlier", "none")
+
+
+def get_issue_type(
+    labels: np.ndarray,
+    soft_label: np.ndarray,
+    *,
+    is_label_issue: np.ndarray,
+    uncertainty: np.ndarray,
+    thresholds: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N,) issue type per sample (object array of str from ISSUE_TYPES).
+
+    Args:
+        labels: (N,) given class indices.
+        soft_label: (N, C) proposed label distribution per sample.
+        is_label_issue: (N,) bool flags; unflagged samples get `none`.
+        uncertainty: (N,) higher = less certain (any scale: only compared within a class).
+        thresholds: (C,) thresholds on the soft labels; estimated from them when None.
+    """
+    labels, soft_label = check_labels_probs(labels, soft_label, name="soft_label")
+    n = len(labels)
+    flags = np.asarray(is_label_issue, dtype=bool)
+    if flags.shape != (n,):
+        raise ValueError(f"is_label_issue must have shape ({n},); got {flags.shape}")
+    uncertainty = check_vector(uncertainty, n, name="uncertainty")
+    if thresholds is None:
+        thresholds = _thresholds(labels, soft_label)
+    return _issue_types(labels, soft_label, flags, uncertainty, np.asarray(thresholds, dtype=float))
+
+
+def _issue_types(
+    labels: np.ndarray,
+    soft_label: np.ndarray,
+    flags: np.ndarray,
+    uncertainty: np.ndarray,
+    thresholds: np.ndarray,
+) -> np.ndarray:
+    num_classes = soft_label.shape[1]
+    above = soft_label >= thresholds[None, :]
+    n_above = above.sum(axis=1)
+    single = np.where(n_above == 1, above.argmax(axis=1), -1)
+    counts = np.bincount(labels, minlength=num_classes)
+    sums = np.bincount(labels, weights=uncertainty, minlength=num_classes)
+    class_mean_uncertainty = sums / np.maximum(counts, 1)
+    uncertain = uncertainty > class_mean_uncertainty[labels]
+
+    out = np.full(len(labels), "none", dtype=object)
+    out[flags] = "ambiguous"
+    out[flags & (single >= 0) & (single != labels)] = "mislabeled"
+    out[flags & (n_above == 0) & uncertain] = "outlier"
+    return out
+
+
+def propose_labels(
+    labels: np.ndarray,
+    soft_label: np.ndarray,
+    *,
+    issue_type: np.ndarray,
+    thresholds: np.ndarray | None = None,
+) -> np.ndarray:
+    """(N,) proposed class index per sample.
+
+    `none` keeps the given label; `mislabeled` proposes the single class whose threshold
+    the soft label reaches; `ambiguous` and `outlier` propose the soft label's argmax
+    (review and export decide from `issue_type` whether to relabel, keep soft or drop).
+    """
+    labels, soft_label = check_labels_probs(labels, soft_label, name="soft_label")
+    issue_type = np.asarray(issue_type, dtype=object)
+    if issue_type.shape != labels.shape:
+        raise ValueError(f"issue_type must have shape {labels.shape}; got {issue_type.shape}")
+    unknown = sorted(set(issue_type.tolist()) - set(ISSUE_TYPES))
+    if unknown:
+        raise ValueError(f"unknown issue types {unknown}; expected {', '.join(ISSUE_TYPES)}")
+    if thresholds is None:
+        thresholds = _thresholds(labels, soft_label)
+    above = soft_label >= np.asarray(thresholds, dtype=float)[None, :]
+    proposed = soft_label.argmax(axis=1)
+    mislabeled = issue_type == "mislabeled"
+    proposed[mislabeled] = np.where(above[mislabeled], soft_label[mislabeled], -np.inf).argmax(
+        axis=1
+    )
+    keep = issue_type == "none"
+    proposed[keep] = labels[keep]
+    return proposed

@@ -1,0 +1,165 @@
+"""Read and write scores.parquet: the contract columns plus JSON metadata under the Parquet key `fercleaner`."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fercleaner.atomic import atomic_path
+from fercleaner.errors import ScoresFormatError
+from fercleaner.scoring.assemble import DISTRIBUTION_COLUMNS, SCORE_COLUMNS
+from fercleaner.scoring.issue_types import ISSUE_TYPES
+
+#: Parquet file-metadata key holding the run's JSON metadata.
+METADATA_KEY = b"fercleaner"
+#: Metadata entries every scores file must carry.
+REQUIRED_METADATA = ("classes", "method", "recipe")
+#: Columns that hold a class name.
+_LABEL_COLUMNS = ("given_label", "predicted_label", "proposed_label")
+
+
+@dataclass(frozen=True)
+class ScoresFile:
+    """A validated scores file: the frame, its metadata and the ordered class names."""
+
+    frame: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+
+    def matrix(self, column: str = "pred_probs") -> np.ndarray:
+        """(N, C) float32 array of a list column such as `pred_probs` or `soft_label`."""
+        if column not in self.frame.columns:
+            raise ScoresFormatError(f"scores file has no column {column!r}")
+        values = self.frame[column].to_list()
+        if not values:
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
+        return np.stack([np.asarray(v, dtype=np.float32) for v in values])
+
+
+def write_scores(
+    frame: pd.DataFrame, path: str | os.PathLike[str], *, metadata: Mapping[str, Any]
+) -> Path:
+    """Atomically write `frame` to `path` as Parquet with `metadata` as JSON under key `fercleaner`.
+
+    `metadata` must contain `classes`, `method` and `recipe`; list columns are stored as
+    list<float32>. Returns the path written.
+    """
+    missing_meta = [k for k in REQUIRED_METADATA if k not in metadata]
+    if missing_meta:
+        raise ScoresFormatError(
+            f"scores metadata lacks {missing_meta}; it must contain {list(REQUIRED_METADATA)}"
+        )
+    missing = [c for c in (*SCORE_COLUMNS, "path") if c not in frame.columns]
+    if missing:
+        raise ScoresFormatError(
+            f"cannot write scores to {path}: the frame lacks columns {missing}; "
+            "build it with fercleaner.scoring.assemble_scores"
+        )
+    columns = {}
+    for name in frame.columns:
+        series = frame[name]
+        if name in DISTRIBUTION_COLUMNS or (
+            series.dtype == object and len(series) and isinstance(series.iloc[0], np.ndarray)
+        ):
+            values = [np.asarray(v, dtype=np.float32) for v in series]
+            columns[name] = pa.array(values, type=pa.list_(pa.float32()))
+        else:
+            columns[name] = pa.array(
+                series.to_numpy(dtype=object) if series.dtype == object else series
+            )
+    table = pa.table(columns)
+    meta = json.dumps(dict(metadata), default=str).encode()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: meta})
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
+    """Read and validate a scores file written by `write_scores`.
+
+    Raises:
+        ScoresFormatError: the file is missing, not Parquet, lacks the `fercleaner`
+            metadata or contract columns (named), or holds values outside the contract.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScoresFormatError(
+            f"no scores file at {path}; run `fercleaner score DATASET --out RUN_DIR` to create RUN_DIR/scores.parquet"
+        )
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ScoresFormatError(f"{path} is not a readable Parquet file ({exc})") from None
+    names = table.column_names
+    missing = [c for c in (*SCORE_COLUMNS, "path") if c not in names]
+    raw_meta = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw_meta is None or missing:
+        what = []
+        if missing:
+            what.append(f"lacks columns {missing}")
+        if raw_meta is None:
+            what.append("has no 'fercleaner' metadata")
+        raise ScoresFormatError(
+            f"{path} is not a fercleaner scores file: it {' and '.join(what)}; "
+            "re-create it with `fercleaner score`"
+        )
+    try:
+        metadata = json.loads(raw_meta)
+    except ValueError:
+        raise ScoresFormatError(f"{path}: the 'fercleaner' metadata is not valid JSON") from None
+    if not isinstance(metadata, dict):
+        raise ScoresFormatError(f"{path}: the 'fercleaner' metadata is not a JSON object")
+    missing_meta = [k for k in REQUIRED_METADATA if k not in metadata]
+    if missing_meta:
+        raise ScoresFormatError(f"{path}: the 'fercleaner' metadata lacks {missing_meta}")
+    classes = metadata["classes"]
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise ScoresFormatError(
+            f"{path}: metadata 'classes' must be a non-empty list of names; got {classes!r}"
+        )
+    frame = table.to_pandas()
+    _check_values(frame, classes, path)
+    return ScoresFile(frame=frame, metadata=metadata, classes=list(classes))
+
+
+def _check_values(frame: pd.DataFrame, classes: list[str], path: Path) -> None:
+    """Raise ScoresFormatError naming the first row and value that breaks the contract."""
+    for column in _LABEL_COLUMNS:
+        bad = ~frame[column].isin(classes)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise ScoresFormatError(
+                f"{path}: row {row} column {column!r} holds {frame[column].iloc[row]!r}, not one of the classes {classes}"
+            )
+    bad = ~frame["issue_type"].isin(ISSUE_TYPES)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ScoresFormatError(
+            f"{path}: row {row} issue_type {frame['issue_type'].iloc[row]!r} is not one of {list(ISSUE_TYPES)}"
+        )
+    quality = frame["label_quality"].to_numpy(dtype=float)
+    bad = ~((quality >= 0) & (quality <= 1))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ScoresFormatError(
+            f"{path}: row {row} label_quality {quality[row]!r} is outside [0, 1]"
+        )
+    for column in DISTRIBUTION_COLUMNS:
+        lengths = frame[column].map(lambda v: -1 if v is None else len(v)).to_numpy()
+        bad = lengths != len(classes)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ScoresFormatError(
+                f"{path}: row {row} column {column!r} has {lengths[row]} values; expected one per class ({len(classes)})"
+            )

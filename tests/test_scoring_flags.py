@@ -1,0 +1,71 @@
+"""Planted label flips are found; label quality formulas; the per-class count rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _scoring_data import make_data
+from sklearn.metrics import average_precision_score
+
+from fercleaner.scoring import estimate_issue_counts, find_label_issues, get_label_quality
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planted_flips_are_found(seed):
+    data = make_data(n=800, num_classes=4, flip_rate=0.2, seed=seed)
+    mask = find_label_issues(data["given"], data["pred_probs"])
+    noisy = data["is_noisy"]
+    precision = (mask & noisy).sum() / mask.sum()
+    recall = (mask & noisy).sum() / noisy.sum()
+    assert precision > 0.8 and recall > 0.8, (precision, recall)
+
+
+def test_flag_count_per_class_equals_the_confident_joint_estimate():
+    data = make_data(n=500, num_classes=3, flip_rate=0.3, seed=4)
+    mask = find_label_issues(data["given"], data["pred_probs"])
+    counts = estimate_issue_counts(data["given"], data["pred_probs"])
+    flagged = np.bincount(data["given"][mask], minlength=3)
+    np.testing.assert_array_equal(flagged, counts)
+
+
+def test_ranking_signal_chooses_which_samples_are_flagged():
+    data = make_data(n=300, num_classes=3, flip_rate=0.2, seed=5)
+    # a ranking that knows the truth flags exactly noisy samples (counts permitting)
+    oracle = np.where(data["is_noisy"], 0.0, 1.0)
+    mask = find_label_issues(data["given"], data["pred_probs"], label_quality=oracle)
+    counts = estimate_issue_counts(data["given"], data["pred_probs"])
+    for k in range(3):
+        in_k = data["given"] == k
+        expected = min(counts[k], (data["is_noisy"] & in_k).sum())
+        assert (mask & data["is_noisy"] & in_k).sum() == expected
+
+
+def test_clean_confident_data_flags_nothing():
+    labels = np.array([0, 1, 2] * 10)
+    probs = np.full((30, 3), 0.05)
+    probs[np.arange(30), labels] = 0.9
+    assert not find_label_issues(labels, probs).any()
+
+
+def test_label_quality_formulas():
+    labels = np.array([0, 1])
+    probs = np.array([[0.6, 0.3, 0.1], [0.7, 0.2, 0.1]])
+    np.testing.assert_allclose(get_label_quality(labels, probs), [0.6, 0.2])
+    np.testing.assert_allclose(
+        get_label_quality(labels, probs, method="normalized_margin"), [0.65, 0.25]
+    )
+    with pytest.raises(ValueError, match="unknown label quality method 'loss'"):
+        get_label_quality(labels, probs, method="loss")
+
+
+def test_self_confidence_ranks_planted_flips_first():
+    data = make_data(n=600, num_classes=5, flip_rate=0.2, seed=3)
+    quality = get_label_quality(data["given"], data["pred_probs"])
+    assert average_precision_score(data["is_noisy"], 1 - quality) > 0.9
+    assert quality.min() >= 0 and quality.max() <= 1
+
+
+def test_label_quality_length_is_checked():
+    data = make_data(n=40, num_classes=2, seed=0)
+    with pytest.raises(ValueError, match=r"label_quality must have shape \(40,\)"):
+        find_label_issues(data["given"], data["pred_probs"], label_quality=np.ones(3))

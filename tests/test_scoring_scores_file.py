@@ -1,0 +1,141 @@
+"""assemble_scores builds the contract frame; write_scores/read_scores round-trip it and reject foreign files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from _scoring_data import make_data
+
+from fercleaner.errors import ScoresFormatError
+from fercleaner.scoring import SCORE_COLUMNS, assemble_scores, read_scores, write_scores
+
+CLASSES = ["neutral", "happiness", "surprise", "sadness"]
+META = {"classes": CLASSES, "method": "baseline", "recipe": {"name": "quick"}, "run_id": "r1"}
+
+
+def _inputs(n=200, seed=0):
+    data = make_data(n=n, num_classes=len(CLASSES), flip_rate=0.2, seed=seed)
+    samples = pd.DataFrame(
+        {
+            "sample_id": [f"train/{i:04d}.png" for i in range(n)],
+            "split": "train",
+            "given_label": [CLASSES[k] for k in data["given"]],
+            "path": [f"/data/train/{i:04d}.png" for i in range(n)],
+        }
+    )
+    probs = data["pred_probs"]
+    rows = np.arange(n)
+    readouts = {
+        "mtac": {
+            "pred_probs": probs,
+            "soft_label": probs,
+            "uncertainty": 1 - probs.max(axis=1),
+            "label_quality_signal": probs[rows, data["given"]],
+            "confidence": probs.max(axis=1),
+            "au": np.tile(np.linspace(0, 1, 3), (n, 1)),
+        },
+        "dynamics": {"label_quality_signal": probs[rows, data["given"]] ** 2},
+    }
+    return samples, readouts, data
+
+
+def test_assemble_scores_builds_the_contract(tmp_path):
+    samples, readouts, data = _inputs()
+    frame = assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    assert list(frame.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
+    assert frame.columns[-1] == "path"
+    for column in (
+        "mtac_confidence",
+        "mtac_au",
+        "mtac_label_quality_signal",
+        "dynamics_label_quality_signal",
+    ):
+        assert column in frame.columns
+    assert "mtac_pred_probs" not in frame.columns
+    assert frame["label_quality"].between(0, 1).all()
+    assert set(frame["issue_type"]) <= {"mislabeled", "ambiguous", "outlier", "none"}
+    flagged = frame["is_label_issue"].to_numpy()
+    assert ((frame["issue_type"] != "none").to_numpy() == flagged).all()
+    # planted flips are found through the whole assembly
+    noisy = data["is_noisy"]
+    assert (flagged & noisy).sum() / flagged.sum() > 0.8
+    assert (flagged & noisy).sum() / noisy.sum() > 0.8
+    unflagged = ~flagged
+    assert (frame["proposed_label"][unflagged] == frame["given_label"][unflagged]).all()
+    # most flagged true errors get their true label proposed
+    true_names = np.array(CLASSES, dtype=object)[data["true"]]
+    right = (frame["proposed_label"].to_numpy() == true_names)[flagged & noisy]
+    assert right.mean() > 0.8
+
+
+def test_scores_round_trip_with_metadata(tmp_path):
+    samples, readouts, _ = _inputs(n=60)
+    frame = assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    path = write_scores(frame, tmp_path / "run" / "scores.parquet", metadata=META)
+    scores = read_scores(path)
+    assert scores.classes == CLASSES
+    assert scores.metadata == META
+    assert list(scores.frame.columns) == list(frame.columns)
+    np.testing.assert_allclose(
+        scores.matrix("pred_probs"), np.stack(frame["pred_probs"]), rtol=1e-6
+    )
+    assert scores.matrix("mtac_au").shape == (60, 3)
+    pd.testing.assert_series_equal(scores.frame["is_label_issue"], frame["is_label_issue"])
+    assert list(scores.frame["proposed_label"]) == list(frame["proposed_label"])
+    schema = pq.read_schema(path)
+    assert schema.field("pred_probs").type == pa.list_(pa.float32())
+    assert not list(tmp_path.glob("run/.*tmp"))  # atomic write left no temp file
+
+
+def test_write_requires_metadata_keys(tmp_path):
+    samples, readouts, _ = _inputs(n=20)
+    frame = assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    with pytest.raises(ScoresFormatError, match=r"lacks \['recipe'\]"):
+        write_scores(frame, tmp_path / "s.parquet", metadata={"classes": CLASSES, "method": "m"})
+
+
+def test_foreign_file_error_names_missing_columns(tmp_path):
+    path = tmp_path / "foreign.parquet"
+    pq.write_table(pa.table({"sample_id": ["a"], "label": ["happy"]}), path)
+    with pytest.raises(ScoresFormatError) as info:
+        read_scores(path)
+    message = str(info.value)
+    assert (
+        "label_quality" in message
+        and "is_label_issue" in message
+        and "'fercleaner' metadata" in message
+    )
+    assert "'sample_id'" not in message
+
+
+def test_malformed_files_name_row_and_value(tmp_path):
+    samples, readouts, _ = _inputs(n=20)
+    frame = assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    bad = frame.copy()
+    bad.loc[3, "proposed_label"] = "joy"
+    write_scores(bad, tmp_path / "a.parquet", metadata=META)
+    with pytest.raises(ScoresFormatError, match="row 3 column 'proposed_label' holds 'joy'"):
+        read_scores(tmp_path / "a.parquet")
+    write_scores(frame, tmp_path / "b.parquet", metadata={**META, "classes": CLASSES[:3]})
+    with pytest.raises(ScoresFormatError, match="not one of the classes|has 4 values"):
+        read_scores(tmp_path / "b.parquet")
+    (tmp_path / "c.parquet").write_text("not parquet")
+    with pytest.raises(ScoresFormatError, match="not a readable Parquet file"):
+        read_scores(tmp_path / "c.parquet")
+    with pytest.raises(ScoresFormatError, match="no scores file"):
+        read_scores(tmp_path / "missing.parquet")
+
+
+def test_assemble_rejects_mismatched_inputs():
+    samples, readouts, _ = _inputs(n=20)
+    with pytest.raises(ValueError, match="no readout for method 'poi'"):
+        assemble_scores(samples, CLASSES, readouts, method_name="poi")
+    with pytest.raises(ValueError, match="'joy'"):
+        bad = samples.copy()
+        bad.loc[0, "given_label"] = "joy"
+        assemble_scores(bad, CLASSES, readouts, method_name="mtac")
+    with pytest.raises(ValueError, match="lacks columns \\['path'\\]"):
+        assemble_scores(samples.drop(columns="path"), CLASSES, readouts, method_name="mtac")
