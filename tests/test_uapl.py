@@ -1,0 +1,300 @@
+"""UAPL: hand-computed values for its pure parts, forward/backward, readout, checkpoint state."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fercleaner.classes import CANONICAL_CLASSES
+from fercleaner.errors import CheckpointError, ConfigError
+from fercleaner.methods.base import Batch, MethodContext
+from fercleaner.methods.patches import (
+    choose_patch_stage,
+    crop_regions,
+    gate_contrast_margin,
+    gated_pool,
+)
+from fercleaner.methods.registry import create_method
+from fercleaner.methods.topology import (
+    aggregate_neighbours,
+    build_knn_graph,
+    find_knn,
+    neighbour_kl,
+)
+from fercleaner.methods.uapl import REGION_NAMES, UAPL, sigmoid_ramp
+
+CLASSES = CANONICAL_CLASSES[:7]
+
+
+def _context(*, n: int = 24, size: int = 32, epochs: int = 2, **options) -> MethodContext:
+    return MethodContext(
+        classes=CLASSES,
+        num_samples=n,
+        class_counts=(n // 7,) * 7,
+        in_chans=1,
+        image_size=size,
+        epochs=epochs,
+        steps_per_epoch=2,
+        options=options,
+    )
+
+
+def _batches(n: int, size: int, *, seed: int = 0) -> list[Batch]:
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(n, 1, size, size, generator=gen)
+    labels = torch.arange(n) % len(CLASSES)
+    half = n // 2
+    return [
+        Batch(images=images[sl], labels=labels[sl], index=torch.arange(n)[sl])
+        for sl in (slice(0, half), slice(half, n))
+    ]
+
+
+def _train_epochs(method: UAPL, batches: list[Batch], epochs: int) -> dict[str, torch.Tensor]:
+    opt = torch.optim.SGD(method.parameters(), lr=0.01)
+    out: dict[str, torch.Tensor] = {}
+    for epoch in range(epochs):
+        method.on_epoch_start(epoch)
+        method.train()
+        for batch in batches:
+            out = method(batch)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+        method.on_epoch_end(epoch)
+    return out
+
+
+# ---- kNN graph ---------------------------------------------------------------------------
+
+
+def test_knn_graph_weights_match_hand_computation():
+    points = torch.tensor([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    graph = build_knn_graph(points, k=1)
+    # nearest other point: 0->1 (d=1), 1->0 (1), 3->1 (2), 6->3 (3), 10->6 (4); median d = 2
+    assert graph.indices[:, 0].tolist() == [1, 0, 1, 2, 3]
+    assert graph.sigma == pytest.approx(2.0)
+    expected = torch.exp(-torch.tensor([1.0, 1.0, 4.0, 9.0, 16.0]) / 4.0)
+    torch.testing.assert_close(graph.weights[:, 0], expected)
+
+
+def test_knn_excludes_self_and_invalid_points_and_blocks_agree():
+    gen = torch.Generator().manual_seed(1)
+    points = torch.randn(50, 3, generator=gen)
+    points[7] = points[3]  # a duplicate must still not be its own neighbour
+    valid = torch.ones(50, dtype=torch.bool)
+    valid[10] = False
+    idx_full, d2_full = find_knn(points, k=4, valid=valid)
+    idx_block, d2_block = find_knn(points, k=4, valid=valid, max_block_elements=60)
+    assert torch.equal(idx_full, idx_block)
+    torch.testing.assert_close(d2_full, d2_block)
+    assert not (idx_full == torch.arange(50)[:, None]).any()
+    assert not (idx_full == 10).any()
+    assert idx_full[3, 0].item() == 7 and d2_full[3, 0].item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_knn_graph_gives_invalid_rows_no_edges_and_pads_small_sets():
+    points = torch.tensor([[0.0], [1.0], [2.0]])
+    valid = torch.tensor([True, True, False])
+    graph = build_knn_graph(points, k=4, valid=valid)
+    assert graph.weights.shape == (3, 4)
+    assert graph.weights[2].sum() == 0  # invalid row
+    assert (graph.weights[:2, 0] > 0).all() and (graph.weights[:, 1:] == 0).all()
+    assert graph.indices[0, 0] == 1 and graph.indices[1, 0] == 0
+
+
+def test_aggregate_neighbours_is_the_normalised_weighted_mean():
+    values = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    indices = torch.tensor([[1, 2], [0, 2], [0, 1]])
+    weights = torch.tensor([[1.0, 3.0], [0.0, 0.0], [2.0, 2.0]])
+    agg = aggregate_neighbours(values, indices, weights)
+    torch.testing.assert_close(agg[0], torch.tensor([0.375, 0.625]))
+    torch.testing.assert_close(agg[1], torch.zeros(2))  # no neighbours -> caller's fallback
+    torch.testing.assert_close(agg[2], torch.tensor([0.5, 0.5]))
+
+
+# ---- losses and schedules ----------------------------------------------------------------
+
+
+def test_neighbour_kl_matches_hand_computation():
+    log_p = torch.log(torch.tensor([[0.5, 0.5]]))
+    neighbours = torch.tensor([[[1.0, 0.0], [0.5, 0.5]]])
+    weights = torch.tensor([[1.0, 3.0]])  # normalised to 0.25 / 0.75
+    # KL([1,0] || [.5,.5]) = ln 2, KL(p || p) = 0
+    kl = neighbour_kl(log_p, neighbours, weights)
+    assert kl.item() == pytest.approx(0.25 * math.log(2.0), rel=1e-5)
+    assert neighbour_kl(log_p, neighbours, torch.zeros(1, 2)).item() == 0.0
+
+
+def test_sigmoid_ramp_schedule():
+    assert sigmoid_ramp(0, ramp_epochs=4) == pytest.approx(math.exp(-5.0))
+    assert sigmoid_ramp(2, ramp_epochs=4) == pytest.approx(math.exp(-1.25))
+    assert sigmoid_ramp(4, ramp_epochs=4) == 1.0
+    assert sigmoid_ramp(9, ramp_epochs=4) == 1.0
+    assert sigmoid_ramp(0, ramp_epochs=0) == 1.0
+    values = [sigmoid_ramp(e, ramp_epochs=6) for e in range(7)]
+    assert values == sorted(values)
+
+
+def test_gated_pool_is_the_gate_weighted_mean():
+    features = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    torch.testing.assert_close(
+        gated_pool(features, torch.tensor([[0.75, 0.25]])), torch.tensor([[0.75, 0.25]])
+    )
+    # only relative gates matter
+    torch.testing.assert_close(
+        gated_pool(features, torch.tensor([[0.2, 0.2]])), torch.tensor([[0.5, 0.5]])
+    )
+
+
+def test_gate_contrast_margin_matches_hand_computation():
+    gates = torch.tensor([[0.9, 0.7, 0.2, 0.1], [0.5, 0.5, 0.5, 0.5]])
+    # row 0: top half 0.8, rest 0.15, gap 0.65; row 1: gap 0
+    assert gate_contrast_margin(gates, margin=0.5).item() == pytest.approx((0.0 + 0.5) / 2)
+    assert gate_contrast_margin(gates, margin=1.0).item() == pytest.approx((0.35 + 1.0) / 2)
+
+
+def test_crop_regions_reproduces_map_and_quadrant():
+    fmap = torch.arange(16.0).reshape(1, 1, 4, 4)
+    whole = crop_regions(fmap, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), size=4)
+    torch.testing.assert_close(whole[0, 0], fmap[0])
+    quadrant = crop_regions(fmap, torch.tensor([[[0.5, 0.0, 1.0, 0.5]]]), size=2)
+    torch.testing.assert_close(quadrant[0, 0, 0], fmap[0, 0, :2, 2:])
+
+
+def test_choose_patch_stage_picks_deepest_non_final_map_of_six_pixels():
+    reductions = [2, 4, 8, 16, 32]
+    assert choose_patch_stage(reductions, image_size=48) == 2  # 6x6
+    assert choose_patch_stage(reductions, image_size=32) == 1  # 8x8 (4x4 is too small)
+    assert choose_patch_stage(reductions, image_size=112) == 3  # 7x7
+    assert choose_patch_stage(reductions, image_size=224) == 3  # 14x14, never the last
+
+
+# ---- the method ------------------------------------------------------------------------
+
+
+def test_unknown_or_bad_options_are_reported_together():
+    with pytest.raises(ConfigError, match="'kk'"):
+        create_method("uapl", _context(kk=3))
+    with pytest.raises(ConfigError, match="k must be >= 1.*readout_self_weight"):
+        create_method("uapl", _context(k=0, readout_self_weight=2.0))
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_forward_backward_reaches_every_parameter(size):
+    torch.manual_seed(0)
+    method = create_method("uapl", _context(n=16, size=size))
+    assert isinstance(method, UAPL)
+    batches = _batches(16, size)
+    method.on_epoch_start(0)
+    method.train()
+    out = method(batches[0])
+    assert out["logits"].shape == (8, len(CLASSES))
+    assert torch.isfinite(out["loss"])
+    assert out["guidance"].item() == 0.0  # no graph before the first epoch ends
+    out["loss"].backward()
+    missing = [name for name, p in method.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_guidance_switches_on_after_first_epoch():
+    torch.manual_seed(0)
+    method = create_method("uapl", _context(n=24, size=32, epochs=3, k=3))
+    out = _train_epochs(method, _batches(24, 32), epochs=2)
+    assert bool(method.state["graph_ready"])
+    assert method.lambda_now == pytest.approx(1.0)  # ramp_epochs = 3 // 2 = 1
+    assert out["guidance"].item() > 0
+    weights = method.state["graph_weights"]
+    assert weights.shape == (3, 24, 3) and (weights > 0).all() and (weights <= 1).all()
+
+
+def test_extra_state_round_trip_restores_the_guidance_term():
+    torch.manual_seed(0)
+    ctx = _context(n=24, size=32, epochs=3, k=3)
+    method = create_method("uapl", ctx)
+    batches = _batches(24, 32)
+    _train_epochs(method, batches, epochs=2)
+    saved = method.extra_state()
+    restored = create_method("uapl", ctx)
+    restored.load_state_dict(method.state_dict())
+    restored.load_extra_state(saved)
+    for key, value in method.state.items():
+        assert torch.equal(restored.state[key], value), key
+    assert restored.lambda_now == method.lambda_now
+    method.eval()
+    restored.eval()
+    assert method(batches[0])["guidance"].item() == pytest.approx(
+        restored(batches[0])["guidance"].item()
+    )
+    other = create_method("uapl", _context(n=30, size=32, epochs=3, k=3))
+    with pytest.raises(CheckpointError, match="another dataset"):
+        other.load_extra_state(saved)
+
+
+def test_eval_forward_does_not_touch_the_buffers():
+    method = create_method("uapl", _context(n=16, size=32))
+    method.eval()
+    method(_batches(16, 32)[0])
+    assert not method.state["seen"].any()
+
+
+def _equilateral_outputs() -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Two far-apart clusters of three equidistant points in every space."""
+    tri = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
+    points = np.concatenate([tri, tri + [100.0, 0.0]]).astype(np.float32)  # (6, 2)
+    probs = np.zeros((6, len(CLASSES)), dtype=np.float32)
+    probs[[0, 1], :2] = [0.9, 0.1]
+    probs[2, :2] = [0.1, 0.9]  # memorised a wrong label 1; its neighbours say class 0
+    probs[3:, 2] = 1.0
+    outputs = {
+        "probs": probs,
+        "embedding": np.pad(points, ((0, 0), (0, 6))),
+        "au": np.pad(points, ((0, 0), (0, 16))),
+        "va": points,
+        "gates": np.tile(np.linspace(0.2, 0.8, len(REGION_NAMES), dtype=np.float32), (6, 1)),
+    }
+    return outputs, np.array([0, 0, 1, 2, 2, 2])
+
+
+def test_readout_mixes_own_and_neighbour_distributions():
+    method = create_method("uapl", _context(n=6, size=32, k=2))
+    outputs, given = _equilateral_outputs()
+    result = method.readout(outputs, given)
+    for key in ("pred_probs", "soft_label", "uncertainty", "label_quality_signal"):
+        assert len(result[key]) == 6
+    np.testing.assert_allclose(result["soft_label"].sum(axis=1), 1.0, rtol=1e-5)
+    # sample 2: own [.1, .9], neighbours (equal weights, every space) [.9, .1] -> q = [.5, .5]
+    np.testing.assert_allclose(result["soft_label"][2, :2], [0.5, 0.5], atol=1e-5)
+    assert result["label_quality_signal"][2] == pytest.approx(0.5, abs=1e-5)
+    assert result["support"][2] < outputs["probs"][2, 1]
+    assert result["entropy"][2] == pytest.approx(math.log(2) / math.log(7), rel=1e-4)
+    # sample 0: own [.9, .1], neighbours 1 and 2 -> [.5, .5]; q = [.7, .3]
+    np.testing.assert_allclose(result["soft_label"][0, :2], [0.7, 0.3], atol=1e-5)
+    assert result["occlusion"][0] == pytest.approx(0.5, abs=1e-5)
+    assert result["gate_left_eye"][0] == pytest.approx(0.2)
+    assert set(method.signal_columns) <= set(result)
+
+
+def test_sync_buffers_under_a_single_process_group(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        torch.manual_seed(0)
+        method = create_method("uapl", _context(n=16, size=32, k=3))
+        batches = _batches(16, 32)
+        method.on_epoch_start(0)
+        method.train()
+        method(batches[0])  # only rows 0..7 written
+        before = method.state["probs"].clone()
+        method.on_epoch_end(0)
+        torch.testing.assert_close(method.state["probs"], before)
+        assert method.state["seen"][:8].all() and not method.state["seen"][8:].any()
+        assert (method.state["graph_weights"][:, 8:] == 0).all()
+    finally:
+        dist.destroy_process_group()
