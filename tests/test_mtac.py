@@ -1,0 +1,363 @@
+"""MTAC: every loss term on hand-computed tensors, the relabel rule, events, state, and a real forward."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fercleaner.classes import CANONICAL_CLASSES
+from fercleaner.errors import CheckpointError, ConfigError
+from fercleaner.methods.au_graph import (
+    AUGraphClassifier,
+    build_au_adjacency,
+    estimate_au_cooccurrence,
+)
+from fercleaner.methods.base import BackboneSpec, Batch, MethodContext
+from fercleaner.methods.losses import (
+    ccc_loss,
+    class_balance_weights,
+    concordance_correlation,
+    masked_bce_with_logits,
+)
+from fercleaner.methods.mtac import MTAC, MTACOptions
+from fercleaner.methods.rank_regularization import (
+    get_rank_margin,
+    rank_regularization,
+    split_high_low,
+)
+from fercleaner.methods.registry import create_method, list_methods
+from fercleaner.methods.relabel import propose_relabels, update_prototypes
+from fercleaner.priors import AU_IDS, get_au_prior_matrix
+
+CLASSES = CANONICAL_CLASSES[:7]
+
+
+def make_context(num_samples: int = 16, *, epochs: int = 4, **options) -> MethodContext:
+    return MethodContext(
+        classes=CLASSES,
+        num_samples=num_samples,
+        class_counts=(4, 3, 3, 2, 2, 1, 1),
+        in_chans=1,
+        image_size=32,
+        epochs=epochs,
+        steps_per_epoch=2,
+        backbone=BackboneSpec(name="resnet18"),
+        options=options,
+    )
+
+
+# ---- pure losses ----------------------------------------------------------------------
+
+
+def test_class_balance_weights_are_inverse_sqrt_with_mean_one():
+    weights = class_balance_weights([100, 25, 4])
+    # 1/10, 1/5, 1/2 -> mean 0.8/3 -> divided: 0.375, 0.75, 1.875
+    torch.testing.assert_close(weights, torch.tensor([0.375, 0.75, 1.875]))
+    assert float(class_balance_weights([5, 0]).mean()) == pytest.approx(1.0)
+
+
+def test_class_balanced_ce_on_confidence_scaled_logits_matches_hand_value():
+    raw = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    confidence = torch.tensor([0.5, 1.0])
+    labels = torch.tensor([0, 0])
+    weights = torch.tensor([0.5, 1.5])
+    scaled = confidence.unsqueeze(1) * raw  # [[1, 0], [0, 1]]
+    loss = F.cross_entropy(scaled, labels, weight=weights)
+    # both rows have label 0 (weight 0.5): -log softmax = log(1+e^-1) and log(1+e^1)
+    expected = (0.5 * math.log(1 + math.e**-1) + 0.5 * math.log(1 + math.e)) / (0.5 + 0.5)
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_rank_regularization_hand_value_and_zero_when_gap_exceeds_margin():
+    a = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, 0.1, 0.2, 0.3, 0.4, 0.05])
+    high = split_high_low(a, high_ratio=0.7)
+    assert high.tolist() == [True] * 5 + [False, False, True, True, False]
+    # high mean (0.9+0.8+0.7+0.6+0.5+0.4+0.3)/7 = 0.6; low mean (0.1+0.2+0.05)/3 = 0.116667
+    gap = 0.6 - 0.35 / 3
+    assert float(rank_regularization(a, high_ratio=0.7, margin=0.6)) == pytest.approx(0.6 - gap)
+    assert float(rank_regularization(a, high_ratio=0.7, margin=0.3)) == 0.0
+    a_req = a.clone().requires_grad_(True)
+    rank_regularization(a_req, high_ratio=0.7, margin=0.6).backward()
+    assert a_req.grad[0] == pytest.approx(-1 / 7) and a_req.grad[5] == pytest.approx(1 / 3)
+
+
+def test_rank_margin_scales_with_batch_size():
+    assert get_rank_margin(64) == pytest.approx(0.07)
+    assert get_rank_margin(1024) == pytest.approx(0.15)
+    assert get_rank_margin(256) == pytest.approx(0.11)
+    assert get_rank_margin(2) == 0.0
+
+
+def test_ccc_hand_value_and_nan_masking():
+    pred = torch.tensor([[0.1, 0.2], [0.3, 0.9], [0.5, 0.1]])
+    target = torch.tensor([[0.0, 0.1], [0.4, float("nan")], [0.6, float("nan")]])
+    ccc = concordance_correlation(pred, target)
+    # column 0: var_x = 0.08/3, var_y = 0.18667/3, cov = 0.12/3, mean gap 1/30 -> 0.08 / 0.09
+    assert float(ccc[0]) == pytest.approx(0.08 / 0.09, rel=1e-4)
+    assert math.isnan(float(ccc[1]))  # one valid row: undefined
+    assert float(ccc_loss(pred, target)) == pytest.approx(1 - 0.08 / 0.09, rel=1e-4)
+    same = torch.tensor([[0.2, -0.5], [0.7, 0.1], [-0.3, 0.4]])
+    assert float(ccc_loss(same, same)) == pytest.approx(0.0, abs=1e-6)
+    assert float(ccc_loss(same, torch.full_like(same, float("nan")))) == 0.0
+
+
+def test_masked_bce_ignores_nan_targets():
+    logits = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
+    targets = torch.tensor([[1.0, float("nan")], [0.0, 0.5]])
+    expected = (math.log(2) + math.log(1 + math.e) + (math.log(1 + math.e**-1) + 1 * 0.5)) / 3
+    # BCE(x, t) = log(1 + e^x) - t x: (0,1) -> log2; (1,0) -> log(1+e); (-1,.5) -> log(1+e^-1)+0.5
+    assert float(masked_bce_with_logits(logits, targets)) == pytest.approx(expected, rel=1e-6)
+
+
+# ---- AU graph -------------------------------------------------------------------------
+
+
+def test_cooccurrence_from_targets_and_threshold_adjacency():
+    targets = np.array(
+        [[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 1], [np.nan, 1, 1]], dtype=np.float32
+    )
+    cond = estimate_au_cooccurrence(targets, prior_matrix=np.zeros((2, 3)), class_counts=np.ones(2))
+    # rows with NaN are skipped: P(1|0) = 2/3, P(2|0) = 1/3, P(0|1) = 1, P(2|1) = 1/2, P(0|2) = 1/2
+    expected = np.array([[1, 2 / 3, 1 / 3], [1, 1, 0.5], [0.5, 0.5, 1]], dtype=np.float32)
+    np.testing.assert_allclose(cond, expected, rtol=1e-6)
+    adjacency = build_au_adjacency(cond, threshold=0.5).numpy()
+    # edges 0->1, 1->0, 1->2, 2->0, 2->1 plus self-loops, row-normalised
+    np.testing.assert_allclose(
+        adjacency, [[0.5, 0.5, 0], [1 / 3, 1 / 3, 1 / 3], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6
+    )
+
+
+def test_cooccurrence_from_priors_weights_classes_by_count():
+    prior = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]])  # class A: AUs 0,1; class B: AUs 1,2
+    cond = estimate_au_cooccurrence(None, prior_matrix=prior, class_counts=np.array([3, 1]))
+    # P(0|1) = 3/4 (AU1 occurs in 3 A + 1 B), P(2|1) = 1/4, P(1|0) = 1, P(0|2) = 0
+    assert cond[1, 0] == pytest.approx(0.75) and cond[1, 2] == pytest.approx(0.25)
+    assert cond[0, 1] == pytest.approx(1.0) and cond[2, 0] == 0.0
+
+
+def test_gcn_au_classifier_shapes_and_gradients():
+    k = len(AU_IDS)
+    cond = estimate_au_cooccurrence(
+        None, prior_matrix=get_au_prior_matrix(CLASSES), class_counts=np.ones(len(CLASSES))
+    )
+    head = AUGraphClassifier(build_au_adjacency(cond, threshold=0.4), feature_dim=32)
+    assert head.classifiers().shape == (k, 32)
+    logits = head(torch.randn(5, 32))
+    assert logits.shape == (5, k)
+    logits.sum().backward()
+    assert head.node_embeddings.grad is not None and head.node_embeddings.grad.abs().sum() > 0
+
+
+# ---- prototypes and the relabel rule -------------------------------------------------------
+
+
+def test_update_prototypes_initialises_blends_and_keeps_unseen():
+    old = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    valid = torch.tensor([True, True, False])
+    sums = torch.tensor([[0.0, 2.0], [0.0, 0.0], [3.0, 0.0]])
+    counts = torch.tensor([2.0, 0.0, 3.0])
+    new, new_valid = update_prototypes(old, valid, sums, counts, momentum=0.5)
+    s = 1 / math.sqrt(2)
+    torch.testing.assert_close(new, torch.tensor([[s, s], [0.0, 1.0], [1.0, 0.0]]))
+    assert new_valid.tolist() == [True, True, True]
+
+
+def crafted_relabel_inputs():
+    """Six samples, three classes; only sample 0 meets every condition."""
+    confidence = torch.tensor([0.1, 0.2, 0.9, 0.15, 0.8, 0.85])
+    sims = torch.tensor(
+        [
+            [0.1, 0.6, 0.0],  # label 0, best 1 by 0.5, argmax 1, low -> relabel
+            [0.1, 0.6, 0.0],  # same, but the classifier says 0 -> keep
+            [0.1, 0.6, 0.0],  # same, but high confidence -> keep
+            [0.5, 0.6, 0.0],  # low, argmax 1, but margin only 0.1 -> keep
+            [0.9, 0.1, 0.0],
+            [0.0, 0.1, 0.9],
+        ]
+    )
+    argmax = torch.tensor([1, 0, 1, 1, 0, 2])
+    labels = torch.tensor([0, 0, 0, 0, 0, 2])
+    return confidence, sims, argmax, labels
+
+
+def test_relabel_rule_on_crafted_prototypes():
+    confidence, sims, argmax, labels = crafted_relabel_inputs()
+    proposal = propose_relabels(
+        confidence=confidence,
+        similarities=sims,
+        classifier_argmax=argmax,
+        labels=labels,
+        seen=torch.ones(6, dtype=torch.bool),
+        prototype_valid=torch.ones(3, dtype=torch.bool),
+        high_ratio=0.5,
+        margin=0.2,
+    )
+    assert proposal.mask.tolist() == [True, False, False, False, False, False]
+    assert int(proposal.target[0]) == 1
+    assert float(proposal.margin[0]) == pytest.approx(0.5)
+    assert proposal.low_confidence.tolist() == [True, True, False, True, False, False]
+    # an invalid prototype (class 1 has none yet) can never be the target
+    none_for_1 = propose_relabels(
+        confidence=confidence,
+        similarities=sims,
+        classifier_argmax=argmax,
+        labels=labels,
+        seen=torch.ones(6, dtype=torch.bool),
+        prototype_valid=torch.tensor([True, False, True]),
+        high_ratio=0.5,
+        margin=0.2,
+    )
+    assert not bool(none_for_1.mask.any())
+
+
+# ---- the method -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def method() -> MTAC:
+    torch.manual_seed(0)
+    return create_method("mtac", make_context(relabel_warmup=1))
+
+
+def test_mtac_is_registered():
+    assert "mtac" in list_methods()
+
+
+def test_options_validation_names_every_bad_key():
+    with pytest.raises(ConfigError) as err:
+        MTACOptions.from_mapping({"bogus": 1, "high_ratio": 1.5, "relabel": "yes"}, epochs=10)
+    message = str(err.value)
+    assert "method_options.bogus" in message
+    assert "method_options.high_ratio" in message and "method_options.relabel" in message
+    resolved = MTACOptions.from_mapping({}, epochs=10)
+    assert resolved.relabel_warmup == 4 and resolved.confidence_epochs == 3
+    assert MTACOptions.from_mapping({}, epochs=1).relabel_warmup == 1
+
+
+def test_forward_backward_resnet18_32px(method):
+    method.train()
+    method.on_epoch_start(0)
+    index = torch.arange(8)
+    labels = index % 7
+    batch = Batch(images=torch.randn(8, 1, 32, 32), labels=labels, index=index, given_labels=labels)
+    out = method(batch)
+    assert out["logits"].shape == (8, 7)
+    for term in ("loss", "ce", "rank", "au", "va"):
+        assert out[term].dim() == 0 and torch.isfinite(out[term]), term
+    out["loss"].backward()
+    for name in ("confidence_head.weight", "classifier.weight", "va_head.weight"):
+        assert method.get_parameter(name).grad is not None, name
+    assert method.au_head.node_embeddings.grad.abs().sum() > 0
+    assert int(method.epoch_count.sum()) == 8 and method.given[:8].tolist() == labels.tolist()
+    method.zero_grad()
+    method.eval()
+    predicted = method.predict(torch.randn(3, 1, 32, 32))
+    assert predicted["probs"].shape == (3, 7)
+    torch.testing.assert_close(predicted["probs"].sum(1), torch.ones(3))
+    assert predicted["au"].shape == (3, len(AU_IDS)) and predicted["va"].shape == (3, 2)
+
+
+def test_dataset_au_va_targets_are_used_where_present():
+    context = make_context(num_samples=4)
+    au = np.full((4, len(AU_IDS)), np.nan, dtype=np.float32)
+    au[0] = 1.0
+    va = np.array([[0.5, 0.5], [np.nan, np.nan], [-0.5, np.nan], [0.1, 0.2]], dtype=np.float32)
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = MTAC(replace(context, au_targets=au, va_targets=va))
+    labels = torch.tensor([1, 1, 1, 1])
+    from fercleaner.methods.mtac import _weak_fill
+
+    filled = _weak_fill(torch.from_numpy(au), model.au_prior[labels])
+    assert torch.all(filled[0] == 1.0)  # annotated row kept
+    torch.testing.assert_close(filled[1], model.au_prior[1])  # empty row -> prior of label
+    filled_va = _weak_fill(torch.from_numpy(va), model.va_centroids[labels])
+    torch.testing.assert_close(filled_va[1], model.va_centroids[1])
+    assert math.isnan(float(filled_va[2, 1]))  # partial row: the gap stays masked
+
+
+def run_crafted_epoch(model: MTAC, epoch: int) -> None:
+    """Stage epoch sums by hand (as if trained) so the relabel rule sees crafted evidence."""
+    n = model.context.num_samples
+    model.on_epoch_start(epoch)
+    model.given[:] = torch.arange(n) % 7
+    model.labels[:] = torch.where(model.labels < 0, model.given, model.labels)
+    model.epoch_count[:] = 1
+    model.epoch_conf[:] = torch.linspace(0.9, 0.1, n)  # last samples least confident
+    sims = torch.full((n, 7), 0.1)
+    sims[torch.arange(n), model.labels] = 0.6  # most samples agree with their label
+    sims[n - 1] = 0.0
+    sims[n - 1, 3] = 0.8  # the least confident one looks like class 3
+    model.epoch_sims[:] = sims
+    model.epoch_logits[:] = F.one_hot(sims.argmax(1), 7).float()
+    model.proto_sum[:] = torch.eye(7, model.prototypes.shape[1])
+    model.proto_n[:] = 1
+    model.prototype_valid[:] = True
+    model.on_epoch_end(epoch)
+
+
+def test_relabel_events_training_labels_and_readout_history():
+    torch.manual_seed(0)
+    model = MTAC(make_context(relabel_warmup=2, epochs=4))
+    n = model.context.num_samples
+    run_crafted_epoch(model, 0)  # warm-up: no relabel yet
+    assert model.events() == [] and model.training_labels() is None
+    run_crafted_epoch(model, 1)
+    events = model.events()
+    assert len(events) == 1
+    assert events[0] | {"margin": 0} == {
+        "index": n - 1,
+        "epoch": 1,
+        "event": "relabel",
+        "from_label": (n - 1) % 7,
+        "to_label": 3,
+        "margin": 0,
+    }
+    assert events[0]["margin"] == pytest.approx(0.8)
+    labels = model.training_labels()
+    assert labels[n - 1] == 3 and torch.equal(labels[: n - 1], torch.arange(n - 1) % 7)
+    # readout over the training rows carries the relabel history
+    given = (torch.arange(n) % 7).numpy()
+    outputs = {
+        "probs": np.full((n, 7), 1 / 7, dtype=np.float32),
+        "confidence": np.linspace(0.9, 0.1, n).astype(np.float32),
+        "prototype_similarity": F.one_hot(torch.from_numpy(given), 7).float().numpy(),
+        "va": np.zeros((n, 2), dtype=np.float32),
+        "au": np.zeros((n, len(AU_IDS)), dtype=np.float32),
+    }
+    scores = model.readout(outputs, given)
+    assert scores["relabeled_at"].tolist() == [-1] * (n - 1) + [1]
+    assert scores["relabel_to"].tolist() == [-1] * (n - 1) + [3]
+    np.testing.assert_allclose(scores["prototype_margin"], 1.0)
+    assert scores["label_quality_signal"].min() >= 0 and scores["label_quality_signal"].max() <= 1
+    # lower confidence -> lower quality when the given-label probability is equal
+    assert np.all(np.diff(scores["label_quality_signal"]) <= 0)
+    np.testing.assert_allclose(scores["soft_label"].sum(1), 1.0, rtol=1e-5)
+    # rows that are not the training rows get no training history
+    other = model.readout({k: v[:5] for k, v in outputs.items()}, given[:5])
+    assert np.isnan(other["confidence_train"]).all() and (other["relabeled_at"] == -1).all()
+
+
+def test_extra_state_round_trip_through_weights_only_file(tmp_path):
+    torch.manual_seed(0)
+    model = MTAC(make_context(relabel_warmup=1, epochs=3))
+    run_crafted_epoch(model, 0)
+    run_crafted_epoch(model, 1)
+    assert model.events()
+    path = tmp_path / "state.pt"
+    torch.save(model.extra_state(), path)
+    torch.manual_seed(1)
+    restored = MTAC(make_context(relabel_warmup=1, epochs=3))
+    restored.load_extra_state(torch.load(path, weights_only=True))
+    assert restored.events() == model.events()
+    for name in ("labels", "given", "relabeled_at", "prototypes", "prototype_valid"):
+        assert torch.equal(getattr(restored, name), getattr(model, name)), name
+    assert torch.equal(restored.training_labels(), model.training_labels())
+    wrong = MTAC(make_context(num_samples=5))
+    with pytest.raises(CheckpointError, match="shape"):
+        wrong.load_extra_state(model.extra_state())
