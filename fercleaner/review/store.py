@@ -287,10 +287,12 @@ class DecisionStore:
     def _frame(self, sql: str, params: tuple) -> pd.DataFrame:
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        frame = pd.DataFrame([tuple(r) for r in rows], columns=_COLUMNS)
-        frame["event_id"] = frame["event_id"].astype("int64")
-        frame["soft_label"] = [_parse_soft(s) for s in frame["soft_label"]]
-        return frame
+        data = {name: [r[name] for r in rows] for name in _COLUMNS}
+        data["soft_label"] = [_parse_soft(s) for s in data["soft_label"]]
+        frame = pd.DataFrame(
+            {name: pd.Series(values, dtype=object) for name, values in data.items()}
+        )
+        return frame.astype({"event_id": "int64"})
 
 
 def outcome_of(action: str, label: str | None) -> str:
