@@ -36,8 +36,11 @@ class Backbone(nn.Module):
         return list(self.features(x))
 
 
-def create_backbone(spec: BackboneSpec, *, in_chans: int) -> Backbone:
+def create_backbone(spec: BackboneSpec, *, in_chans: int, max_stage: int | None = None) -> Backbone:
     """Build `spec.name` from timm with `in_chans` input channels and the requested weights.
+
+    `max_stage` keeps stages 0..max_stage only (timm then builds no deeper layers), for a
+    network that reads a mid-level map and would otherwise pay for stages it never uses.
 
     Raises:
         RegistryError: timm has no model of that name (the message lists close names).
@@ -53,6 +56,8 @@ def create_backbone(spec: BackboneSpec, *, in_chans: int) -> Backbone:
             + " List them with: python -c 'import timm; print(timm.list_models())'"
         )
     kwargs: dict = {"features_only": True, "in_chans": in_chans, "drop_rate": spec.drop_rate}
+    if max_stage is not None:
+        kwargs["out_indices"] = tuple(range(max_stage + 1))
     if spec.weights:
         weights = Path(spec.weights).expanduser()
         if not weights.is_file():
