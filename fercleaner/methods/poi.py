@@ -233,23 +233,29 @@ class POI(Method):
         super().__init__(context)
         self.options = parse_poi_options(dict(context.options))
         opts = self.options
-        self.backbone = create_backbone(context.backbone, in_chans=context.in_chans)
-        self.trn_backbone = (
-            create_backbone(context.backbone, in_chans=context.in_chans)
-            if opts.trn_backbone == "separate"
-            else None
-        )
-        stages = len(self.backbone.stage_channels)
-        if opts.region_stage is not None and opts.region_stage >= stages:
+        # Full backbone first: it fixes the stage layout. With `separate` it is TRN's, and
+        # PIN gets its own copy cut after the region stage (deeper stages would be unused).
+        full = create_backbone(context.backbone, in_chans=context.in_chans)
+        stages = len(full.stage_channels)
+        if opts.region_stage is not None and opts.region_stage >= stages - 1:
             raise ConfigError(
                 f"method_options.region_stage={opts.region_stage} but backbone"
-                f" {context.backbone.name!r} has stages 0..{stages - 1}; pick one of those."
+                f" {context.backbone.name!r} has stages 0..{stages - 1} and the last is TRN's;"
+                f" pick one of 0..{stages - 2}, or leave it unset to choose automatically."
             )
         self.region_stage = (
             opts.region_stage
             if opts.region_stage is not None
-            else find_region_stage(self.backbone.stage_reductions, context.image_size)
+            else find_region_stage(full.stage_reductions, context.image_size)
         )
+        if opts.trn_backbone == "separate":
+            self.trn_backbone: nn.Module | None = full
+            self.backbone = create_backbone(
+                context.backbone, in_chans=context.in_chans, max_stage=self.region_stage
+            )
+        else:
+            self.trn_backbone = None
+            self.backbone = full
         self.register_buffer(
             "prior", torch.from_numpy(get_au_prior_matrix(context.classes)), persistent=False
         )
@@ -267,7 +273,7 @@ class POI(Method):
                 for name, region in REGIONS.items()
             }
         )
-        trn_features = (self.trn_backbone or self.backbone).num_features
+        trn_features = full.num_features
         self.trn_head = nn.Sequential(
             nn.Dropout(context.backbone.drop_rate), nn.Linear(trn_features, self.num_classes)
         )
