@@ -1,0 +1,77 @@
+"""Small helpers the layout readers share: split names, safe path joins, CSV opening."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Folder / column spellings of the three splits.
+SPLIT_ALIASES: dict[str, str] = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+#: Files that live in image folders but are never data.
+JUNK_NAMES: frozenset[str] = frozenset({"thumbs.db", "desktop.ini"})
+
+
+def normalize_split(name: str) -> str | None:
+    """'Training' -> 'train'; None when the name is not a split."""
+    return SPLIT_ALIASES.get(str(name).strip().lower())
+
+
+def is_junk(name: str) -> bool:
+    """Hidden files and OS droppings (.DS_Store, Thumbs.db) that are never samples."""
+    return name.startswith(".") or name.lower() in JUNK_NAMES
+
+
+def join_inside(base: Path, relative: str) -> tuple[Path, str, bool]:
+    """Join a manifest's relative path to its folder.
+
+    Returns:
+        (absolute path, normalised relative path with forward slashes, escapes) where
+        `escapes` is True for an absolute path or one whose `..` parts leave `base`.
+    """
+    text = relative.strip().replace("\\", "/")
+    if os.path.isabs(text) or (len(text) > 1 and text[1] == ":"):
+        return Path(os.path.normpath(text)), os.path.normpath(text).replace(os.sep, "/"), True
+    normal = os.path.normpath(text).replace(os.sep, "/")
+    escapes = normal == ".." or normal.startswith("../")
+    return Path(os.path.normpath(base / normal)), normal, escapes
+
+
+def open_text(path: Path):
+    """Open a label file as text; a UTF-8 byte-order mark (Excel exports) is dropped."""
+    return open(path, encoding="utf-8-sig", newline="", errors="replace")
+
+
+def parse_int(text: str) -> int | None:
+    """int('3'), int(' 3 '), int('3.0'); None when the field is not a whole number."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        return int(value) if value.is_integer() else None
+
+
+def build_samples(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """A samples frame with exactly `columns`, in order, even when `rows` is empty."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    if "_row" in frame:
+        frame["_row"] = frame["_row"].astype(object)
+    return frame

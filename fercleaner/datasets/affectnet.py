@@ -1,0 +1,232 @@
+"""AffectNet: `training.csv` / `validation.csv` manifests with face box, expression, valence, arousal.
+
+Codes 8-10 (None, Uncertain, No-Face) are not emotions: those rows become `excluded_label`
+problems. AffectNet writes -2 for "no valence/arousal"; that becomes NaN.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from fercleaner.classes import AFFECTNET_CODES, AFFECTNET_EXCLUDED_CODES, CANONICAL_CLASSES
+from fercleaner.datasets._common import build_samples, join_inside, open_text, parse_int
+from fercleaner.datasets.problems import ProblemLog
+from fercleaner.datasets.registry import (
+    Detection,
+    LayoutRead,
+    LayoutSpec,
+    ReadOptions,
+    register_layout,
+)
+
+MANIFESTS: dict[str, str] = {"training.csv": "train", "validation.csv": "val"}
+IMAGE_DIR = "Manually_Annotated_Images"
+HEADER = [
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+]
+_NO_VALUE = -2.0
+COLUMNS = [
+    "sample_id",
+    "path",
+    "split",
+    "given_label",
+    "valence",
+    "arousal",
+    "face_x",
+    "face_y",
+    "face_w",
+    "face_h",
+    "_file",
+    "_row",
+]
+
+
+def detect(path: Path) -> Detection:
+    """Matches a folder holding training.csv or validation.csv with AffectNet's header."""
+    if not path.is_dir():
+        return Detection(False, f"{path.name} is a file; AffectNet is a folder")
+    found = []
+    for name in MANIFESTS:
+        manifest = path / name
+        if manifest.is_file():
+            with open_text(manifest) as fh:
+                header = [h.strip() for h in next(csv.reader(fh), [])]
+            if "subDirectory_filePath" in header and "expression" in header:
+                found.append(name)
+    if not found:
+        return Detection(
+            False,
+            "looked for training.csv or validation.csv with columns subDirectory_filePath,"
+            " expression, ...; found none",
+        )
+    images = f"{IMAGE_DIR}/" if (path / IMAGE_DIR).is_dir() else "the dataset folder"
+    return Detection(
+        True,
+        f"affectnet: found {', '.join(found)} (AffectNet manifests); images under {images}",
+        root=path,
+        source=path,
+    )
+
+
+def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -> LayoutRead:
+    """Read both manifests; images under Manually_Annotated_Images/ must each be listed."""
+    image_root = root / IMAGE_DIR if (root / IMAGE_DIR).is_dir() else root
+    rows: list[dict] = []
+    listed: set[str] = set()
+    rows_listed = 0
+    for name, split in MANIFESTS.items():
+        manifest = root / name
+        if not manifest.is_file():
+            continue
+        with open_text(manifest) as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            index = {column: header.index(column) for column in HEADER if column in header}
+            for fields in reader:
+                if not any(f.strip() for f in fields):
+                    continue
+                rows_listed += 1
+                record = _read_row(
+                    fields,
+                    line=reader.line_num,
+                    n_fields=len(header),
+                    index=index,
+                    manifest=manifest,
+                    split=split,
+                    root=root,
+                    image_root=image_root,
+                    options=options,
+                    problems=problems,
+                    listed=listed,
+                )
+                if record is not None:
+                    rows.append(record)
+    return LayoutRead(
+        samples=build_samples(rows, COLUMNS),
+        rows_listed=rows_listed,
+        classes=[c for c in CANONICAL_CLASSES if c in AFFECTNET_CODES.values()],
+        scan_dirs=[image_root] if image_root != root else [],
+        listed_paths=listed,
+    )
+
+
+def _read_row(
+    fields: list[str],
+    *,
+    line: int,
+    n_fields: int,
+    index: dict[str, int],
+    manifest: Path,
+    split: str,
+    root: Path,
+    image_root: Path,
+    options: ReadOptions,
+    problems: ProblemLog,
+    listed: set[str],
+) -> dict | None:
+    def bad(kind: str, reason: str, sample_id: str | None = None) -> None:
+        problems.add(kind, file=manifest, row=line, sample_id=sample_id, reason=reason)
+
+    if len(fields) != n_fields:
+        bad("malformed_row", f"expected {n_fields} fields, found {len(fields)}")
+        return None
+    missing = [c for c in ("subDirectory_filePath", "expression") if c not in index]
+    if missing:
+        bad("malformed_row", f"the manifest header lacks {missing}")
+        return None
+    relative = fields[index["subDirectory_filePath"]].strip()
+    if not relative:
+        bad("malformed_row", "subDirectory_filePath is empty")
+        return None
+    image_path, normal, escapes = join_inside(image_root, relative)
+    listed.add(str(image_path))
+    sample_id = image_path.relative_to(root).as_posix() if not escapes else normal
+    if escapes and not options.allow_outside_root:
+        bad("path_escapes_root", f"image path {relative!r} leaves the dataset folder", sample_id)
+        return None
+    code = parse_int(fields[index["expression"]])
+    if code is None:
+        bad(
+            "malformed_row",
+            f"expression {fields[index['expression']]!r} is not a whole number",
+            sample_id,
+        )
+        return None
+    if code in AFFECTNET_EXCLUDED_CODES:
+        bad(
+            "excluded_label",
+            f"expression code {code} means {AFFECTNET_EXCLUDED_CODES[code]!r}, not an emotion",
+            sample_id,
+        )
+        return None
+    if code not in AFFECTNET_CODES:
+        bad("unknown_label", f"expression code {code} is not an AffectNet code (0-10)", sample_id)
+        return None
+    record = {
+        "sample_id": sample_id,
+        "path": str(image_path),
+        "split": split,
+        "given_label": AFFECTNET_CODES[code],
+        "_file": manifest,
+        "_row": line,
+    }
+    for column in ("valence", "arousal"):
+        value = _affect_value(fields[index[column]]) if column in index else math.nan
+        if value is None:
+            bad(
+                "malformed_row",
+                f"{column} {fields[index[column]]!r} is not in [-1, 1] or -2",
+                sample_id,
+            )
+            return None
+        record[column] = value
+    box = {}
+    for source_column, column in (
+        ("face_x", "face_x"),
+        ("face_y", "face_y"),
+        ("face_width", "face_w"),
+        ("face_height", "face_h"),
+    ):
+        value = parse_int(fields[index[source_column]]) if source_column in index else None
+        if value is None or value < 0:
+            bad(
+                "malformed_row",
+                f"face box field {source_column} is not a whole number >= 0",
+                sample_id,
+            )
+            return None
+        box[column] = value
+    record.update(box)
+    return record
+
+
+def _affect_value(text: str) -> float | None:
+    """Valence/arousal: a number in [-1, 1], NaN for AffectNet's -2 sentinel, None if invalid."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if value == _NO_VALUE:
+        return math.nan
+    return value if -1.0 <= value <= 1.0 else None
+
+
+SPEC = register_layout(
+    LayoutSpec(
+        name="affectnet",
+        description="training.csv / validation.csv manifests + Manually_Annotated_Images/",
+        detect=detect,
+        read=read,
+        priority=40,
+    )
+)

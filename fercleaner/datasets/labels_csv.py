@@ -1,0 +1,197 @@
+"""The `csv` layout for in-house data: `labels.csv` / `labels.parquet` with path,label[,split].
+
+Paths are relative to the manifest's folder; one that leaves it (`..`, absolute) is a
+`path_escapes_root` problem unless `allow_outside_root`. Optional `valence`, `arousal`
+and `au_<id>` columns pass through as floats.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from fercleaner.classes import dataset_classes, normalize_label
+from fercleaner.datasets._common import build_samples, join_inside, normalize_split, open_text
+from fercleaner.datasets.problems import ProblemLog
+from fercleaner.datasets.registry import (
+    Detection,
+    LayoutRead,
+    LayoutSpec,
+    ReadOptions,
+    register_layout,
+)
+from fercleaner.errors import DatasetError, UnknownLabelError
+
+MANIFEST_NAMES = ("labels.csv", "labels.parquet")
+_AU_COLUMN = re.compile(r"^au_\d+$")
+_AFFECT = ("valence", "arousal")
+
+
+def detect(path: Path) -> Detection:
+    """Matches labels.csv / labels.parquet in a folder, or a .csv/.parquet given directly."""
+    if path.is_file():
+        manifest = path
+        if manifest.suffix.lower() not in (".csv", ".parquet"):
+            return Detection(False, f"{path.name} is neither a .csv nor a .parquet manifest")
+    else:
+        candidates = [path / name for name in MANIFEST_NAMES if (path / name).is_file()]
+        if not candidates:
+            return Detection(False, "looked for labels.csv or labels.parquet; found neither")
+        manifest = candidates[0]
+    try:
+        header = _header(manifest)
+    except Exception as exc:  # unreadable parquet/CSV: say so, do not crash detection
+        return Detection(False, f"cannot read the header of {manifest.name}: {exc}")
+    if not {"path", "label"} <= set(header):
+        return Detection(
+            False, f"{manifest.name} has columns {header[:6]}; expected path,label[,split]"
+        )
+    extra = [c for c in header if c in _AFFECT or _AU_COLUMN.match(c) or c == "split"]
+    with_extra = f" (+ {', '.join(extra)})" if extra else ""
+    return Detection(
+        True,
+        f"csv: {manifest.name} has columns path, label{with_extra}",
+        root=manifest.parent,
+        source=manifest,
+    )
+
+
+def _header(manifest: Path) -> list[str]:
+    if manifest.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(manifest).names)
+    with open_text(manifest) as fh:
+        return [h.strip() for h in next(csv.reader(fh), [])]
+
+
+def _records(manifest: Path) -> Iterator[tuple[int, dict[str, object] | str]]:
+    """(row number, {column: value}) per data row, or (row, reason) for a malformed CSV row."""
+    if manifest.suffix.lower() == ".parquet":
+        import pandas as pd
+
+        frame = pd.read_parquet(manifest)
+        yield from enumerate(frame.to_dict("records"), start=1)
+        return
+    with open_text(manifest) as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                yield (
+                    reader.line_num,
+                    f"expected {len(header)} fields ({','.join(header)}), found {len(fields)}",
+                )
+                continue
+            yield reader.line_num, dict(zip(header, fields, strict=True))
+
+
+def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -> LayoutRead:
+    """Read the manifest row by row; label spellings normalise via classes.normalize_label."""
+    header = _header(source)
+    if not {"path", "label"} <= set(header):
+        raise DatasetError(
+            f"{source}: columns {header} lack path and label; expected path,label[,split]"
+        )
+    passthrough = [c for c in header if c in _AFFECT or _AU_COLUMN.match(c)]
+    columns = ["sample_id", "path", "split", "given_label", *passthrough, "_file", "_row"]
+    rows: list[dict] = []
+    listed: set[str] = set()
+    rows_listed = 0
+    for line, values in _records(source):
+        rows_listed += 1
+        if isinstance(values, str):
+            problems.add("malformed_row", file=source, row=line, reason=values)
+            continue
+        record = _read_record(
+            values,
+            line=line,
+            source=source,
+            root=root,
+            passthrough=passthrough,
+            options=options,
+            problems=problems,
+        )
+        if record is not None:
+            listed.add(record["path"])
+            rows.append(record)
+    return LayoutRead(
+        samples=build_samples(rows, columns),
+        rows_listed=rows_listed,
+        classes=dataset_classes(r["given_label"] for r in rows),
+        listed_paths=listed,
+    )
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
+def _read_record(
+    values: dict[str, object],
+    *,
+    line: int,
+    source: Path,
+    root: Path,
+    passthrough: list[str],
+    options: ReadOptions,
+    problems: ProblemLog,
+) -> dict | None:
+    def bad(kind: str, reason: str, sample_id: str | None = None) -> None:
+        problems.add(kind, file=source, row=line, sample_id=sample_id, reason=reason)
+
+    relative = _text(values.get("path"))
+    if not relative:
+        bad("malformed_row", "the path field is empty")
+        return None
+    image_path, sample_id, escapes = join_inside(root, relative)
+    if escapes and not options.allow_outside_root:
+        bad(
+            "path_escapes_root", f"path {relative!r} leaves the manifest's folder {root}", sample_id
+        )
+        return None
+    label = _text(values.get("label"))
+    try:
+        given = normalize_label(label)
+    except UnknownLabelError as exc:
+        bad("unknown_label", str(exc), sample_id)
+        return None
+    split_text = _text(values.get("split"))
+    split = normalize_split(split_text) if split_text else "train"
+    if split is None:
+        bad("malformed_row", f"split {split_text!r} is not train, val or test", sample_id)
+        return None
+    record: dict[str, object] = {
+        "sample_id": sample_id,
+        "path": str(image_path),
+        "split": split,
+        "given_label": given,
+        "_file": source,
+        "_row": line,
+    }
+    for column in passthrough:
+        text = _text(values.get(column))
+        try:
+            record[column] = float(text) if text else math.nan
+        except ValueError:
+            bad("malformed_row", f"{column} {text!r} is not a number", sample_id)
+            return None
+    return record
+
+
+SPEC = register_layout(
+    LayoutSpec(
+        name="csv",
+        description="labels.csv / labels.parquet with path,label[,split] (+ valence, arousal, au_*)",
+        detect=detect,
+        read=read,
+        priority=50,
+    )
+)
