@@ -281,8 +281,12 @@ def test_dataset_au_va_targets_are_used_where_present():
     assert math.isnan(float(filled_va[2, 1]))  # partial row: the gap stays masked
 
 
-def run_crafted_epoch(model: MTAC, epoch: int) -> None:
-    """Stage epoch sums by hand (as if trained) so the relabel rule sees crafted evidence."""
+def run_crafted_epoch(model: MTAC, epoch: int, *, rows: torch.Tensor | None = None) -> None:
+    """Stage epoch sums by hand (as if trained) so the relabel rule sees crafted evidence.
+
+    `rows` (bool mask) limits the staged samples, as one DDP rank sees only its shard;
+    per-class prototype sums are split between ranks the same way.
+    """
     n = model.context.num_samples
     model.on_epoch_start(epoch)
     model.given[:] = torch.arange(n) % 7
@@ -297,6 +301,15 @@ def run_crafted_epoch(model: MTAC, epoch: int) -> None:
     model.epoch_logits[:] = F.one_hot(sims.argmax(1), 7).float()
     model.proto_sum[:] = torch.eye(7, model.prototypes.shape[1])
     model.proto_n[:] = 1
+    if rows is not None:
+        share = rows.float().mean()
+        for name in ("epoch_count", "epoch_conf", "epoch_sims", "epoch_logits"):
+            tensor = getattr(model, name)
+            tensor[~rows] = 0
+        model.given[~rows] = -1
+        model.labels[~rows & (model.relabeled_at < 0)] = -1
+        model.proto_sum *= share
+        model.proto_n *= share
     model.prototype_valid[:] = True
     model.on_epoch_end(epoch)
 
@@ -361,3 +374,41 @@ def test_extra_state_round_trip_through_weights_only_file(tmp_path):
     wrong = MTAC(make_context(num_samples=5))
     with pytest.raises(CheckpointError, match="shape"):
         wrong.load_extra_state(model.extra_state())
+
+
+def _ddp_worker(rank: int, world_size: int, store_path: str, out_dir: str) -> None:
+    """One gloo rank: stage half of the crafted epoch, end the epoch, save what it decided."""
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{store_path}", rank=rank, world_size=world_size
+    )
+    try:
+        torch.manual_seed(0)
+        model = MTAC(make_context(relabel_warmup=1, epochs=3))
+        n = model.context.num_samples
+        mine = torch.arange(n) % world_size == rank  # this rank trained on half the rows
+        run_crafted_epoch(model, 0, rows=mine)
+        run_crafted_epoch(model, 1, rows=mine)
+        torch.save(
+            {"labels": model.labels, "prototypes": model.prototypes, "events": model.events()},
+            f"{out_dir}/rank{rank}.pt",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_ranks_agree_after_all_reduce(tmp_path):
+    """Two gloo ranks that each saw half the samples take the single-process decisions."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    single = MTAC(make_context(relabel_warmup=1, epochs=3))
+    run_crafted_epoch(single, 0)
+    run_crafted_epoch(single, 1)
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert torch.equal(result["labels"], single.labels)
+        torch.testing.assert_close(result["prototypes"], single.prototypes)
+        assert result["events"] == single.events() and result["events"]
