@@ -18,6 +18,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Find and fix wrong or ambiguous labels in facial-expression datasets."""
+    # a callback keeps `fercleaner CMD` a command group even while only one command exists
+
 #: Command modules in help order; each exposes `register(app)`.
 _COMMAND_MODULES = (
     "fercleaner.cli.inspect_cmd",

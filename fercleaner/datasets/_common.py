@@ -34,8 +34,8 @@ def is_junk(name: str) -> bool:
     return name.startswith(".") or name.lower() in JUNK_NAMES
 
 
-def join_inside(base: Path, relative: str) -> tuple[Path, str, bool]:
-    """Join a manifest's relative path to its folder.
+def join_inside(base: str | os.PathLike[str], relative: str) -> tuple[str, str, bool]:
+    """Join a manifest's relative path to its folder (string ops: this runs once per row).
 
     Returns:
         (absolute path, normalised relative path with forward slashes, escapes) where
@@ -43,10 +43,12 @@ def join_inside(base: Path, relative: str) -> tuple[Path, str, bool]:
     """
     text = relative.strip().replace("\\", "/")
     if os.path.isabs(text) or (len(text) > 1 and text[1] == ":"):
-        return Path(os.path.normpath(text)), os.path.normpath(text).replace(os.sep, "/"), True
+        normal = os.path.normpath(text)
+        return normal, normal.replace(os.sep, "/"), True
     normal = os.path.normpath(text).replace(os.sep, "/")
     escapes = normal == ".." or normal.startswith("../")
-    return Path(os.path.normpath(base / normal)), normal, escapes
+    full = os.path.join(os.fspath(base), normal)
+    return (os.path.normpath(full) if escapes else full), normal, escapes
 
 
 def open_text(path: Path):

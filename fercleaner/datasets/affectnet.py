@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import posixpath
 from pathlib import Path
 
 from fercleaner.classes import AFFECTNET_CODES, AFFECTNET_EXCLUDED_CODES, CANONICAL_CLASSES
@@ -150,7 +151,8 @@ def _read_row(
         return None
     image_path, normal, escapes = join_inside(image_root, relative)
     listed.add(str(image_path))
-    sample_id = image_path.relative_to(root).as_posix() if not escapes else normal
+    prefix = f"{IMAGE_DIR}/" if image_root != root else ""
+    sample_id = posixpath.normpath(prefix + normal)
     if escapes and not options.allow_outside_root:
         bad("path_escapes_root", f"image path {relative!r} leaves the dataset folder", sample_id)
         return None

@@ -92,6 +92,7 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
                     fields,
                     line=reader.line_num,
                     folder=folder,
+                    folder_dir=str(root / folder),
                     split=split,
                     label_file=label_file,
                     root=root,
@@ -101,7 +102,7 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
                 )
                 if record is not None:
                     rows.append(record)
-    notes = []
+    notes = [_no_emotion_note(problems)]
     if rows:
         ties = sum(r["label_tie"] for r in rows)
         notes.append(f"{ties} plurality ties broken by canonical class order (label_tie)")
@@ -120,6 +121,7 @@ def _read_row(
     *,
     line: int,
     folder: str,
+    folder_dir: str,
     split: str,
     label_file: Path,
     root: Path,
@@ -142,7 +144,7 @@ def _read_row(
     if not name:
         bad("malformed_row", "the image name (first field) is empty")
         return None
-    image_path, relative, escapes = join_inside(root / folder, name)
+    image_path, relative, escapes = join_inside(folder_dir, name)
     sample_id = f"{folder}/{relative}"
     listed.add(str(image_path))
     if escapes and not options.allow_outside_root:
@@ -164,11 +166,10 @@ def _read_row(
         return None
     if max(unknown, not_face) > best:
         which = "unknown" if unknown >= not_face else "NF (not a face)"
-        bad(
-            "no_plurality_emotion",
-            f"the plurality vote is {which}: votes {dict(zip(FERPLUS_VOTE_COLUMNS, counts, strict=True))}",
-            sample_id,
+        shown = ", ".join(
+            f"{name} {n}" for name, n in zip(FERPLUS_VOTE_COLUMNS, counts, strict=True) if n
         )
+        bad("no_plurality_emotion", f"the plurality vote is {which} (votes: {shown})", sample_id)
         return None
     x, y, w, h = (int(v) for v in box.groups())
     return {
@@ -187,6 +188,18 @@ def _read_row(
         "_file": label_file,
         "_row": line,
     }
+
+
+def _no_emotion_note(problems: ProblemLog) -> str:
+    """'N images have no plurality emotion (unknown: a, NF: b)' for the detection text."""
+    reasons = [p.reason for p in problems.items if p.kind == "no_plurality_emotion"]
+    unknown = sum("vote is unknown" in r for r in reasons)
+    not_face = sum("vote is NF" in r for r in reasons)
+    rest = len(reasons) - unknown - not_face
+    return (
+        f"{len(reasons)} images have no plurality emotion (unknown: {unknown}, NF: {not_face}"
+        + (f", no votes: {rest})" if rest else ")")
+    )
 
 
 SPEC = register_layout(

@@ -98,6 +98,11 @@ class ProblemLog:
         return len(self._items)
 
     @property
+    def items(self) -> tuple[Problem, ...]:
+        """The problems recorded so far, in order."""
+        return tuple(self._items)
+
+    @property
     def label_row_count(self) -> int:
         """Problems that stand for a label row (everything but unlabeled images)."""
         return sum(p.kind not in NON_ROW_KINDS for p in self._items)

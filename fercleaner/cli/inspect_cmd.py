@@ -1,0 +1,179 @@
+"""`fercleaner inspect DATASET`: read a dataset, check every image, print counts and problems.
+
+Exit status: 0 clean, 1 problems found (listed), 2 unusable input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fercleaner.cli._common import cli_errors, console, err_console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `inspect` command to `app`."""
+    app.command("inspect")(inspect_command)
+
+
+def inspect_command(
+    dataset: Annotated[
+        Path, typer.Argument(help="Dataset folder, or a labels.csv / labels.parquet manifest.")
+    ],
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            "--layout",
+            help="Layout name (ferplus, fer2013, rafdb, affectnet, csv, imagefolder); default: detect.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full summary as JSON (every problem).")
+    ] = False,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-root", help="Accept manifest paths that leave the manifest's folder."
+        ),
+    ] = False,
+    check_images: Annotated[
+        bool,
+        typer.Option(
+            "--check-images/--no-check-images", help="Open and verify every image header."
+        ),
+    ] = True,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option("--max-pixels", help="Pixel limit per image (decompression bombs)."),
+    ] = None,
+    max_problems: Annotated[
+        int, typer.Option("--max-problems", help="Problem rows shown in the table (all in --json).")
+    ] = 25,
+) -> None:
+    """Read DATASET, check every image, and show layout, per-class counts and every problem."""
+    from fercleaner.datasets import DEFAULT_MAX_PIXELS, read_dataset, summarize_dataset
+
+    with cli_errors():
+        with _progress_bar(quiet=as_json) as progress:
+            data = read_dataset(
+                dataset,
+                layout,
+                check_images=check_images,
+                allow_outside_root=allow_outside_root,
+                max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                progress=progress,
+            )
+        summary = summarize_dataset(data)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        _render(summary, max_problems=max_problems)
+    if summary["problems"]:
+        raise typer.Exit(1)
+
+
+class _progress_bar:  # noqa: N801  (used as a context manager, reads like a function)
+    """A transient rich progress bar on stderr fed by the library's progress(done, total)."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self):
+        if self.quiet:
+            return None
+        from rich.progress import Progress
+
+        self._progress = Progress(console=err_console, transient=True)
+        self._progress.start()
+        return self._update
+
+    def _update(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task("checking images", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _render(summary: dict[str, Any], *, max_problems: int) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]dataset[/] {summary['root']}", highlight=False)
+    console.print(f"[bold]layout[/]  {summary['layout']} - {summary['detection']}", highlight=False)
+
+    splits = summary["splits"]
+    counts = Table(title="samples per split and class", title_justify="left")
+    counts.add_column("class")
+    for split in splits:
+        counts.add_column(split, justify="right")
+    counts.add_column("total", justify="right", style="bold")
+    for cls in summary["classes"]:
+        row = [splits[s]["classes"][cls] for s in splits]
+        counts.add_row(cls, *(f"{n:,}" for n in row), f"{sum(row):,}")
+    totals = [splits[s]["total"] for s in splits]
+    counts.add_row("total", *(f"{n:,}" for n in totals), f"{sum(totals):,}", style="bold")
+    console.print(counts)
+
+    facts = [f"votes: {'yes' if summary['votes_present'] else 'no'}"]
+    if summary["label_ties"] is not None:
+        facts.append(f"plurality ties: {summary['label_ties']:,}")
+    extra = [c for c in summary["extra_columns"] if c != "votes"]
+    if extra:
+        facts.append(f"columns: {', '.join(extra)}")
+    console.print("   ".join(facts), highlight=False)
+
+    problems = summary["problems"]
+    if problems:
+        by_kind = Table(title="problems by kind", title_justify="left")
+        by_kind.add_column("kind")
+        by_kind.add_column("count", justify="right")
+        by_kind.add_column("fix")
+        fixes = {p["kind"]: p["fix"] for p in problems}
+        for kind, n in summary["problem_counts"].items():
+            by_kind.add_row(kind, f"{n:,}", fixes[kind])
+        console.print(by_kind)
+
+        shown = problems[:max_problems]
+        table = Table(
+            title=f"problems ({len(shown):,} of {len(problems):,} shown)", title_justify="left"
+        )
+        for column in ("file", "row", "sample_id", "kind", "reason"):
+            table.add_column(column, overflow="fold")
+        for p in shown:
+            table.add_row(
+                p["file"],
+                "" if p["row"] is None else str(p["row"]),
+                p["sample_id"] or "",
+                p["kind"],
+                p["reason"],
+            )
+        console.print(table)
+        if len(problems) > len(shown):
+            console.print(
+                f"... and {len(problems) - len(shown):,} more; use --json or"
+                " --max-problems N to see them all",
+                highlight=False,
+            )
+
+    unlabeled = len(problems) - summary["label_row_problems"]
+    tally = (
+        f"{summary['rows_listed']:,} label rows = {summary['samples']:,} ingested"
+        f" + {summary['label_row_problems']:,} excluded"
+        + (f"; plus {unlabeled:,} images with no label row" if unlabeled else "")
+    )
+    if problems:
+        console.print(
+            f"[bold yellow]problems found:[/] {len(problems):,} ({tally}). They are excluded"
+            " from the sample table; fix them or accept the exclusions.",
+            highlight=False,
+        )
+    else:
+        console.print(f"[bold green]clean:[/] {tally}.", highlight=False)
