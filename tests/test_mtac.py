@@ -261,6 +261,25 @@ def test_forward_backward_resnet18_32px(method):
     assert predicted["au"].shape == (3, len(AU_IDS)) and predicted["va"].shape == (3, 2)
 
 
+def test_forward_and_predict_under_bf16_autocast_keep_float32_state(method):
+    """The trainer runs methods under CPU bf16 autocast; state sums must stay float32."""
+    method.train()
+    method.on_epoch_start(1)
+    index = torch.arange(8, 16)
+    labels = index % 7
+    batch = Batch(images=torch.randn(8, 1, 32, 32), labels=labels, index=index)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = method(batch)
+        assert out["confidence"].shape == (8,)
+        out["loss"].backward()
+        method.eval()
+        predicted = method.predict(torch.randn(2, 1, 32, 32))
+    method.zero_grad()
+    assert torch.isfinite(out["loss"])
+    assert method.epoch_sims.dtype == torch.float32 and int(method.epoch_count.sum()) == 8
+    assert predicted["prototype_similarity"].dtype == torch.float32
+
+
 def test_dataset_au_va_targets_are_used_where_present():
     context = make_context(num_samples=4)
     au = np.full((4, len(AU_IDS)), np.nan, dtype=np.float32)

@@ -156,6 +156,11 @@ _OPTION_CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
+def _full_precision(device: torch.device) -> torch.autocast:
+    """Autocast off: similarities and sums into float32 state must not round through bf16."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
 def _weak_fill(targets: torch.Tensor | None, derived: torch.Tensor) -> torch.Tensor:
     """Dataset targets where a row has any value (NaN entries stay NaN = masked); else derived."""
     if targets is None:
@@ -313,14 +318,20 @@ class MTAC(Method):
             "rank": rank.detach(),
             "au": au.detach(),
             "va": va.detach(),
-            "confidence_mean": confidence.detach().mean(),
+            "confidence": confidence.detach(),  # (B,): the trainer records it as a dynamic
         }
 
     @torch.no_grad()
     def _record(
         self, batch: Batch, x: torch.Tensor, confidence: torch.Tensor, raw_logits: torch.Tensor
     ) -> None:
-        """Accumulate this batch's per-sample statistics into the epoch sums."""
+        """Accumulate this batch's per-sample statistics into the epoch sums (in float32)."""
+        with _full_precision(x.device):
+            self._record_fp32(batch, x, confidence, raw_logits)
+
+    def _record_fp32(
+        self, batch: Batch, x: torch.Tensor, confidence: torch.Tensor, raw_logits: torch.Tensor
+    ) -> None:
         index = batch.index
         given = batch.given_labels if batch.given_labels is not None else batch.labels
         self.given[index] = torch.where(self.given[index] < 0, given, self.given[index])
@@ -340,8 +351,8 @@ class MTAC(Method):
         self._state_to(images.device)
         x = self._features(images)
         confidence, raw_logits = self._heads(x)
-        z = F.normalize(x.float(), dim=1)
-        sims = z @ self.prototypes.t()  # (B, C)
+        with _full_precision(images.device):
+            sims = F.normalize(x.float(), dim=1) @ self.prototypes.t()  # (B, C)
         sims = sims.masked_fill(~self.prototype_valid.unsqueeze(0), -1.0)
         return {
             "probs": torch.softmax(confidence.unsqueeze(1) * raw_logits, dim=1),
