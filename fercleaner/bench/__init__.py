@@ -1,0 +1,52 @@
+"""Benchmark harness: noise protocols, metrics, the cleanlab / in-sample references, reports.
+
+`run_benchmark(...)` is the front door (used by `fercleaner bench`); the protocols and
+metrics are pure functions usable on their own.
+"""
+
+from __future__ import annotations
+
+from fercleaner.bench.materialize import write_noisy_dataset
+from fercleaner.bench.metrics import (
+    get_correction_accuracy,
+    get_detection_metrics,
+    get_reliability_curve,
+    get_soft_label_metrics,
+    get_vote_entropy,
+)
+from fercleaner.bench.protocols import (
+    PAIRFLIP_PARTNERS,
+    PROTOCOLS,
+    NoisyDataset,
+    make_annotator_noise,
+    make_noisy,
+    make_pairflip_noise,
+    make_symmetric_noise,
+)
+from fercleaner.bench.resources import ProcessResult, run_measured
+from fercleaner.bench.runner import REFERENCES, plan_systems, run_benchmark
+from fercleaner.bench.systems import SystemScores, evaluate_system, get_reference_scores
+
+__all__ = [
+    "PAIRFLIP_PARTNERS",
+    "PROTOCOLS",
+    "REFERENCES",
+    "NoisyDataset",
+    "ProcessResult",
+    "SystemScores",
+    "evaluate_system",
+    "get_correction_accuracy",
+    "get_detection_metrics",
+    "get_reference_scores",
+    "get_reliability_curve",
+    "get_soft_label_metrics",
+    "get_vote_entropy",
+    "make_annotator_noise",
+    "make_noisy",
+    "make_pairflip_noise",
+    "make_symmetric_noise",
+    "plan_systems",
+    "run_benchmark",
+    "run_measured",
+    "write_noisy_dataset",
+]

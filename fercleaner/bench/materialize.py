@@ -1,0 +1,79 @@
+"""Write a noisy dataset to disk in the `csv` layout, plus its truth table beside (never inside) it.
+
+Images are *symlinked* under `<out>/dataset/<sample_id>` so the noisy dataset's
+sample_ids equal the source dataset's (the truth joins without a mapping, reviews of
+the source still join) and no `allow_outside_root` is needed. Pixel-CSV rows (fer2013)
+have no image file: they are decoded once to `<out>/dataset/pixels/<row>.png`. Face boxes
+(AffectNet) are not carried by the csv layout: such images are benchmarked uncropped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.bench.protocols import NoisyDataset
+
+#: Columns the csv layout passes through besides path/label/split.
+_PASSTHROUGH_PREFIXES = ("valence", "arousal", "au_")
+
+
+def write_noisy_dataset(noisy: NoisyDataset, out: str | os.PathLike[str]) -> Path:
+    """Write `<out>/dataset/labels.csv` (+ image links) and `<out>/truth.parquet`; return the dataset folder.
+
+    Every sample is written with split `train`: the benchmark cleans one pool, and the
+    source split is kept in the truth table as `source_split`.
+    """
+    out = Path(out)
+    folder = out / "dataset"
+    folder.mkdir(parents=True, exist_ok=True)
+    relative_paths = []
+    for row in noisy.samples.itertuples(index=False):
+        sample_id = str(row.sample_id)
+        if "pixels" in noisy.samples.columns and isinstance(getattr(row, "pixels", None), str):
+            relative = f"pixels/{sample_id.rsplit('#', 1)[-1]}.png"
+            _write_pixels(folder / relative, row.pixels)
+        else:
+            relative = sample_id
+            _link(folder / relative, Path(str(row.path)))
+        relative_paths.append(relative)
+    table = pd.DataFrame(
+        {
+            "path": relative_paths,
+            "label": noisy.samples["given_label"].astype(str),
+            "split": "train",
+        }
+    )
+    for column in noisy.samples.columns:
+        if column.startswith(_PASSTHROUGH_PREFIXES):
+            table[column] = noisy.samples[column].to_numpy()
+    table.to_csv(folder / "labels.csv", index=False)
+    truth = noisy.truth.copy()
+    truth["source_sample_id"] = truth["sample_id"]
+    truth["sample_id"] = relative_paths
+    truth["source_split"] = noisy.samples["split"].astype(str).to_numpy()
+    truth.to_parquet(out / "truth.parquet", index=False)
+    return folder
+
+
+def _link(link: Path, target: Path) -> None:
+    """Symlink `link` -> `target`, replacing a stale link from an earlier run."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink() or link.exists():
+        if link.is_symlink() and os.readlink(link) == str(target):
+            return
+        link.unlink()
+    link.symlink_to(target)
+
+
+def _write_pixels(path: Path, pixels: str) -> None:
+    """Decode a FER2013 pixel string (2304 grey values) to a 48x48 PNG."""
+    from PIL import Image
+
+    values = np.array(pixels.split(), dtype=np.uint8)
+    side = int(round(len(values) ** 0.5))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(values.reshape(side, side), mode="L").save(path)

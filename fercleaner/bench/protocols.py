@@ -1,0 +1,211 @@
+"""Noise protocols: seeded pure functions that turn a clean(er) sample table into a noisy one plus its truth.
+
+- `annotator` (datasets with votes, e.g. FERPlus): the given label is one tagger's emotion
+  vote drawn at random from the image's votes; the truth is the strict majority of all
+  its votes (including `unknown`/`NF` votes in the total). Images without a strict
+  majority emotion are left out and counted.
+- `symmetric` (the SCN/EAC protocol): in every class, round(rate * n_k) samples chosen
+  uniformly are flipped to a uniformly drawn different class.
+- `pairflip`: the same selection, flipped to the most confusable partner class
+  (`PAIRFLIP_PARTNERS`, first partner present among the dataset's classes).
+
+The truth of `symmetric`/`pairflip` is the dataset's own given label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.errors import DatasetError
+
+#: Protocol names `make_noisy` understands.
+PROTOCOLS = ("annotator", "symmetric", "pairflip")
+
+#: Most confusable partner(s) of each class, in preference order (FER confusion studies:
+#: fear<->surprise, disgust<->anger, sadness->neutral, contempt->neutral/happiness).
+PAIRFLIP_PARTNERS: dict[str, tuple[str, ...]] = {
+    "neutral": ("sadness", "happiness"),
+    "happiness": ("neutral", "surprise"),
+    "surprise": ("fear", "happiness"),
+    "sadness": ("neutral", "fear"),
+    "anger": ("disgust", "sadness"),
+    "disgust": ("anger", "sadness"),
+    "fear": ("surprise", "sadness"),
+    "contempt": ("neutral", "happiness"),
+}
+
+
+@dataclass(frozen=True)
+class NoisyDataset:
+    """A noisy sample table and its ground truth, joined by `sample_id`."""
+
+    samples: pd.DataFrame
+    """The input table with `given_label` replaced by the noisy label (rows left out removed)."""
+    truth: pd.DataFrame
+    """sample_id, true_label, given_label, is_noisy (+ votes when the input had them)."""
+    classes: list[str]
+    """Ordered class names."""
+    protocol: dict[str, Any] = field(default_factory=dict)
+    """name, rate, seed, counts (samples, noisy, left_out) — recorded in bench.json."""
+
+
+def make_noisy(
+    samples: pd.DataFrame,
+    classes: Sequence[str],
+    *,
+    protocol: str,
+    rate: float = 0.2,
+    seed: int = 0,
+) -> NoisyDataset:
+    """Apply a protocol by name (see PROTOCOLS); `rate` is ignored by `annotator`."""
+    if protocol == "annotator":
+        return make_annotator_noise(samples, classes, seed=seed)
+    if protocol == "symmetric":
+        return make_symmetric_noise(samples, classes, rate=rate, seed=seed)
+    if protocol == "pairflip":
+        return make_pairflip_noise(samples, classes, rate=rate, seed=seed)
+    raise ValueError(f"unknown noise protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+def make_annotator_noise(
+    samples: pd.DataFrame, classes: Sequence[str], *, seed: int
+) -> NoisyDataset:
+    """Given label = one tagger's emotion vote; truth = strict majority of the votes.
+
+    Needs a `votes` column (per-class counts over `classes`); `votes_unknown` and
+    `votes_nf` count towards the total when present.
+    """
+    classes = list(classes)
+    if "votes" not in samples.columns:
+        raise DatasetError(
+            "the annotator protocol needs per-image votes (a `votes` column, as FERPlus or "
+            "fer2013 with fer2013new.csv provide); use --protocol symmetric or pairflip for this dataset"
+        )
+    votes = np.stack([np.asarray(v, dtype=np.int64) for v in samples["votes"]])
+    if votes.shape[1] != len(classes):
+        raise DatasetError(
+            f"votes have {votes.shape[1]} entries per image; expected one per class {classes}"
+        )
+    total = votes.sum(axis=1)
+    for extra in ("votes_unknown", "votes_nf"):
+        if extra in samples.columns:
+            total = total + samples[extra].fillna(0).to_numpy(dtype=np.int64)
+    top = votes.argmax(axis=1)
+    majority = votes[np.arange(len(votes)), top] * 2 > total
+    rng = np.random.default_rng(seed)
+    emotion_votes = votes.sum(axis=1)
+    kept = majority & (emotion_votes > 0)
+    # one tagger per image: inverse-CDF draw over the emotion votes (vectorised, seeded)
+    cdf = np.cumsum(votes, axis=1) / np.maximum(emotion_votes, 1)[:, None]
+    drawn = (cdf <= rng.random(len(votes))[:, None]).sum(axis=1).clip(0, len(classes) - 1)
+    names = np.array(classes, dtype=object)
+    noisy = samples.loc[kept].copy()
+    noisy["given_label"] = names[drawn[kept]]
+    truth = _truth(noisy, names[top[kept]], votes=votes[kept])
+    return NoisyDataset(
+        samples=noisy.reset_index(drop=True),
+        truth=truth,
+        classes=classes,
+        protocol=_record("annotator", None, seed, truth, left_out=int((~kept).sum())),
+    )
+
+
+def make_symmetric_noise(
+    samples: pd.DataFrame, classes: Sequence[str], *, rate: float, seed: int
+) -> NoisyDataset:
+    """Flip round(rate * n_k) samples of every class k to a uniformly drawn different class."""
+    classes = list(classes)
+    rng = np.random.default_rng(seed)
+
+    def target(k: int, count: int) -> np.ndarray:
+        shift = rng.integers(1, len(classes), size=count)
+        return (k + shift) % len(classes)
+
+    return _flip(samples, classes, rate=rate, seed=seed, rng=rng, target=target, name="symmetric")
+
+
+def make_pairflip_noise(
+    samples: pd.DataFrame, classes: Sequence[str], *, rate: float, seed: int
+) -> NoisyDataset:
+    """Flip round(rate * n_k) samples of every class k to its partner (`PAIRFLIP_PARTNERS`)."""
+    classes = list(classes)
+    partner = {}
+    for k, name in enumerate(classes):
+        options = [c for c in PAIRFLIP_PARTNERS.get(name, ()) if c in classes and c != name]
+        if not options:  # no listed partner in this dataset: the next class in order
+            options = [classes[(k + 1) % len(classes)]]
+        partner[k] = classes.index(options[0])
+    rng = np.random.default_rng(seed)
+    return _flip(
+        samples,
+        classes,
+        rate=rate,
+        seed=seed,
+        rng=rng,
+        target=lambda k, count: np.full(count, partner[k]),
+        name="pairflip",
+    )
+
+
+def _flip(samples, classes, *, rate, seed, rng, target, name) -> NoisyDataset:
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"noise rate must be in [0, 1); got {rate}")
+    if len(classes) < 2:
+        raise DatasetError(f"flipping labels needs at least 2 classes; the dataset has {classes}")
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[c] for c in samples["given_label"].astype(str)], dtype=np.int64)
+    noisy_labels = labels.copy()
+    for k in range(len(classes)):
+        members = np.flatnonzero(labels == k)
+        count = int(round(rate * len(members)))
+        chosen = rng.choice(members, size=count, replace=False)
+        noisy_labels[chosen] = target(k, count)
+    names = np.array(classes, dtype=object)
+    noisy = samples.copy()
+    noisy["given_label"] = names[noisy_labels]
+    votes = None
+    if "votes" in samples.columns:
+        votes = np.stack([np.asarray(v, dtype=np.int64) for v in samples["votes"]])
+    truth = _truth(noisy, names[labels], votes=votes)
+    return NoisyDataset(
+        samples=noisy.reset_index(drop=True),
+        truth=truth,
+        classes=list(classes),
+        protocol=_record(name, rate, seed, truth, left_out=0),
+    )
+
+
+def _truth(
+    noisy: pd.DataFrame, true_names: np.ndarray, *, votes: np.ndarray | None
+) -> pd.DataFrame:
+    truth = pd.DataFrame(
+        {
+            "sample_id": noisy["sample_id"].astype(str).to_numpy(),
+            "true_label": true_names,
+            "given_label": noisy["given_label"].astype(str).to_numpy(),
+        }
+    )
+    truth["true_label"] = truth["true_label"].astype(str)
+    truth["is_noisy"] = truth["true_label"] != truth["given_label"]
+    if votes is not None:
+        truth["votes"] = list(votes.astype(np.int32))
+    return truth
+
+
+def _record(
+    name: str, rate: float | None, seed: int, truth: pd.DataFrame, *, left_out: int
+) -> dict:
+    return {
+        "name": name,
+        "rate": rate,
+        "seed": seed,
+        "samples": len(truth),
+        "noisy": int(truth["is_noisy"].sum()),
+        "noise_rate": float(truth["is_noisy"].mean()) if len(truth) else 0.0,
+        "left_out": left_out,
+    }

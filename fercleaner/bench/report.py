@@ -1,0 +1,185 @@
+"""Benchmark outputs: `bench.json`, a Markdown table, precision-recall curves and a reliability plot (PNG)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.atomic import write_json_atomic, write_text_atomic
+from fercleaner.bench.systems import SystemScores
+
+#: Markdown table columns: (metric key, header, format).
+_TABLE = (
+    ("ap", "AP", "{:.3f}"),
+    ("auroc", "AUROC", "{:.3f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("f1", "F1", "{:.3f}"),
+    ("flagged", "flagged", "{:d}"),
+    ("correction_accuracy", "correction acc.", "{:.3f}"),
+    ("kl_votes_soft", "KL(votes‖soft)", "{:.3f}"),
+    ("spearman_uncertainty_vote_entropy", "ρ(unc., vote H)", "{:.3f}"),
+    ("wall_s", "wall s", "{:.0f}"),
+    ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
+)
+
+
+def get_target_check(metrics: Mapping[str, Mapping[str, Any]], *, system: str) -> dict[str, Any]:
+    """Issue 6's target for `system` against every other system (True/False/None when not measurable)."""
+    ours = metrics.get(system)
+    if ours is None:
+        return {}
+    others = {k: v for k, v in metrics.items() if k != system}
+
+    def beats(key: str, lower_is_better: bool = False) -> bool | None:
+        values = [v.get(key) for v in others.values()]
+        if _missing(ours.get(key)) or not values or any(_missing(v) for v in values):
+            return None
+        if lower_is_better:
+            return bool(all(ours[key] < v for v in values))
+        return bool(all(ours[key] > v for v in values))
+
+    check: dict[str, Any] = {
+        "higher_ap_than_all": beats("ap"),
+        "higher_f1_than_all": beats("f1"),
+        "correction_accuracy_over_half": None
+        if _missing(ours.get("correction_accuracy"))
+        else bool(ours["correction_accuracy"] > 0.5),
+        "soft_labels_closer_to_votes_than_all": beats("kl_votes_soft", lower_is_better=True),
+    }
+    reference = metrics.get("cleanlab_cv5", {})
+    if not _missing(reference.get("wall_s")) and not _missing(ours.get("wall_s")):
+        ratio = ours["wall_s"] / reference["wall_s"]
+        check["wall_time_ratio_to_cleanlab_cv5"] = round(ratio, 3)
+        check["at_most_0.4x_cleanlab_wall_time"] = bool(ratio <= 0.4)
+    return check
+
+
+def write_report(
+    out: str | os.PathLike[str],
+    *,
+    result: Mapping[str, Any],
+    systems: Mapping[str, SystemScores],
+    truth: pd.DataFrame,
+) -> dict[str, Path]:
+    """Write bench.json, bench.md, pr_curves.png, reliability.png under `out`; return their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out / "bench.json",
+        "markdown": out / "bench.md",
+        "pr_curves": out / "pr_curves.png",
+        "reliability": out / "reliability.png",
+    }
+    write_json_atomic(paths["json"], _finite(result))
+    write_text_atomic(paths["markdown"], render_markdown(result))
+    _plot_pr_curves(paths["pr_curves"], systems, truth, result)
+    _plot_reliability(paths["reliability"], result)
+    return paths
+
+
+def render_markdown(result: Mapping[str, Any]) -> str:
+    """The results as a Markdown section: protocol line, one row per system, the target check."""
+    protocol = result.get("protocol", {})
+    lines = [
+        f"### {result.get('dataset_name', 'dataset')}: {protocol.get('name')} noise"
+        + (f" {protocol['rate']:.0%}" if protocol.get("rate") is not None else "")
+        + f", seed {protocol.get('seed')}",
+        "",
+        f"{protocol.get('samples')} samples, {protocol.get('noisy')} noisy "
+        f"({protocol.get('noise_rate', 0):.1%}), {protocol.get('left_out', 0)} left out. "
+        f"Command: `{result.get('command', '')}`",
+        "",
+    ]
+    metrics = result.get("systems", {})
+    keys = [k for k in _TABLE if any(not _missing(m.get(k[0])) for m in metrics.values())]
+    lines.append("| system | " + " | ".join(h for _, h, _ in keys) + " |")
+    lines.append("|---|" + "---:|" * len(keys))
+    for name, values in metrics.items():
+        cells = []
+        for key, _, fmt in keys:
+            value = values.get(key)
+            cells.append("–" if _missing(value) else fmt.format(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    target = result.get("target", {})
+    if target:
+        lines += ["", "Target check (" + str(result.get("primary_system")) + "): "]
+        lines += [f"- {key}: {value}" for key, value in target.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_pr_curves(path: Path, systems, truth: pd.DataFrame, result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
+    truth_index = truth.set_index("sample_id")["is_noisy"]
+    for name, system in systems.items():
+        noisy = truth_index.reindex(system.sample_ids)
+        keep = noisy.notna().to_numpy()
+        labels = noisy.to_numpy()[keep].astype(bool)
+        if labels.all() or not labels.any():
+            continue
+        precision, recall, _ = precision_recall_curve(labels, 1 - system.label_quality[keep])
+        ap = result["systems"].get(name, {}).get("ap", float("nan"))
+        ax.plot(recall, precision, label=f"{name} (AP {ap:.3f})")
+        flags = system.is_label_issue[keep]
+        if flags.any():  # the operating point each system actually flags at
+            p = (flags & labels).sum() / flags.sum()
+            r = (flags & labels).sum() / labels.sum()
+            ax.scatter([r], [p], s=25, color=ax.lines[-1].get_color())
+    noise_rate = result.get("protocol", {}).get("noise_rate", 0)
+    ax.axhline(noise_rate, color="grey", lw=0.8, ls=":", label=f"chance ({noise_rate:.2f})")
+    ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title("Finding wrong labels (dot = flagged set)")
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_reliability(path: Path, result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="calibrated")
+    for name, values in result.get("systems", {}).items():
+        curve = values.get("reliability") or {}
+        if curve.get("mean_quality"):
+            ax.plot(curve["mean_quality"], curve["fraction_correct"], marker="o", ms=3, label=name)
+    ax.set(xlabel="label_quality (bin mean)", ylabel="fraction of given labels correct")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    ax.set_title("Reliability of label_quality")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN: write null instead (and plain Python numbers)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,248 @@
+"""Run one benchmark: noisy dataset -> every system scored in its own measured subprocess -> metrics -> report.
+
+Each system runs `fercleaner score` (or `score_command`) on the noisy dataset in a child
+process, so wall time and peak RSS are that system's alone. Systems:
+
+- `fercleaner`: the chosen method/recipe exactly as a user runs it; its own decisions.
+- `cleanlab_cv5` (reference `cleanlab`): `method=baseline train.folds=K` (out-of-fold
+  probabilities) -> cleanlab's find_label_issues / get_label_quality_scores.
+- `ce_in_sample` (reference `in_sample`): `method=baseline train.folds=1`, label quality
+  p[given] from the in-sample probabilities, cleanlab's flags.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fercleaner.bench.materialize import write_noisy_dataset
+from fercleaner.bench.protocols import make_noisy
+from fercleaner.bench.report import get_target_check, write_report
+from fercleaner.bench.resources import run_measured
+from fercleaner.bench.systems import (
+    SystemScores,
+    evaluate_system,
+    from_scores_frame,
+    get_reference_scores,
+)
+from fercleaner.errors import DatasetError, FercleanerError
+
+#: Reference systems `run_benchmark` can add beside fercleaner.
+REFERENCES = ("cleanlab", "in_sample")
+#: Name of fercleaner's own system in the results.
+PRIMARY_SYSTEM = "fercleaner"
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """How to produce one system's scores."""
+
+    name: str
+    method: str | None
+    """`--method` for the score run; None keeps the recipe's method."""
+    overrides: tuple[str, ...]
+    """Extra `key=value` recipe overrides for this system."""
+    reference: str | None
+    """None: use the scores file's own decisions; else the reference label-quality rule."""
+
+
+def plan_systems(
+    *, method: str | None, references: Sequence[str], folds: int = 5
+) -> list[SystemSpec]:
+    """The systems a benchmark runs, fercleaner first."""
+    unknown = sorted(set(references) - set(REFERENCES))
+    if unknown:
+        raise FercleanerError(f"unknown references {unknown}; choose from {', '.join(REFERENCES)}")
+    if folds < 2:
+        raise FercleanerError(f"the cross-validated reference needs folds >= 2; got {folds}")
+    specs = [SystemSpec(PRIMARY_SYSTEM, method, (), None)]
+    if "cleanlab" in references:
+        specs.append(
+            SystemSpec(f"cleanlab_cv{folds}", "baseline", (f"train.folds={folds}",), "cleanlab")
+        )
+    if "in_sample" in references:
+        specs.append(SystemSpec("ce_in_sample", "baseline", ("train.folds=1",), "self_confidence"))
+    return specs
+
+
+def run_benchmark(
+    dataset: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str],
+    protocol: str,
+    rate: float = 0.2,
+    seed: int = 0,
+    method: str | None = None,
+    recipe: str = "quick",
+    overrides: Sequence[str] = (),
+    references: Sequence[str] = REFERENCES,
+    folds: int = 5,
+    splits: Sequence[str] | None = None,
+    score_command: Sequence[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Benchmark fercleaner against the references on `dataset` under a noise protocol.
+
+    Args:
+        dataset: any dataset `read_dataset` reads (the source of clean-ish labels/votes).
+        out: output folder: `noisy/` (dataset + truth), `runs/<system>/`, bench.json,
+            bench.md, pr_curves.png, reliability.png.
+        protocol, rate, seed: the noise protocol (see `fercleaner.bench.protocols`).
+        method, recipe, overrides: how fercleaner's own system is scored; the references
+            use the same recipe and overrides (same backbone, input size, epochs).
+        references: which references to run beside fercleaner (REFERENCES).
+        folds: K of the cross-validated reference.
+        splits: source splits to benchmark on (default all), e.g. ["val"] for FERPlus validation.
+        score_command: the command prefix that scores a dataset (default
+            `python -m fercleaner score`); it receives `DATASET --out RUN_DIR --recipe R
+            [--method M] [key=value ...]` and must write RUN_DIR/scores.parquet.
+        progress: called as progress(done, total, stage) between stages.
+
+    Returns:
+        The bench.json content.
+    """
+    from fercleaner.datasets import read_dataset
+    from fercleaner.scoring import read_scores
+
+    out = Path(out)
+    specs = plan_systems(method=method, references=references, folds=folds)
+    total = len(specs) + 2
+    report = progress or (lambda done, total, stage: None)
+
+    report(0, total, "reading dataset and making noise")
+    source = read_dataset(dataset)
+    samples = source.samples
+    if splits:
+        samples = samples[samples["split"].isin(list(splits))].reset_index(drop=True)
+        if samples.empty:
+            present = sorted(source.samples["split"].unique())
+            raise DatasetError(
+                f"{dataset} has no samples in splits {list(splits)}; it has {present}"
+            )
+    noisy = make_noisy(samples, source.classes, protocol=protocol, rate=rate, seed=seed)
+    manifest = write_noisy_dataset(noisy, out / "noisy") / "labels.csv"
+    prefix = list(score_command or [sys.executable, "-m", "fercleaner", "score"])
+
+    systems: dict[str, SystemScores] = {}
+    commands: dict[str, str] = {}
+    for done, spec in enumerate(specs, start=1):
+        report(done, total, f"scoring with {spec.name}")
+        run_dir = out / "runs" / spec.name
+        command = [*prefix, str(manifest), "--out", str(run_dir), "--recipe", recipe]
+        if spec.method or (spec.reference is None and method):
+            command += ["--method", spec.method or method]
+        command += [*overrides, *spec.overrides]
+        commands[spec.name] = shlex.join(command)
+        result = run_measured(command, log_path=run_dir.with_suffix(".log"))
+        if result.returncode != 0:
+            raise FercleanerError(
+                f"system {spec.name!r} failed (exit {result.returncode}): {shlex.join(command)}\n"
+                f"last output ({result.log_path}):\n{result.tail()}"
+            )
+        scores = read_scores(run_dir / "scores.parquet")
+        cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb}
+        systems[spec.name] = _system_from_scores(spec, scores, noisy.classes, cost)
+
+    report(total - 1, total, "computing metrics and writing the report")
+    metrics = {name: evaluate_system(s, noisy.truth, noisy.classes) for name, s in systems.items()}
+    result_json: dict[str, Any] = {
+        "dataset": str(Path(dataset).absolute()),
+        "dataset_name": Path(dataset).name,
+        "layout": source.layout,
+        "splits": list(splits) if splits else sorted(samples["split"].unique()),
+        "classes": noisy.classes,
+        "protocol": noisy.protocol,
+        "recipe": recipe,
+        "method": method,
+        "overrides": list(overrides),
+        "command": _bench_command(
+            dataset, out, protocol, rate, seed, method, recipe, references, folds, splits, overrides
+        ),
+        "system_commands": commands,
+        "primary_system": PRIMARY_SYSTEM,
+        "systems": metrics,
+        "target": get_target_check(metrics, system=PRIMARY_SYSTEM),
+    }
+    write_report(out, result=result_json, systems=systems, truth=noisy.truth)
+    report(total, total, "done")
+    return result_json
+
+
+def _system_from_scores(spec: SystemSpec, scores, classes: list[str], cost: dict) -> SystemScores:
+    """fercleaner's decisions as written, or a reference recomputed from the file's pred_probs."""
+    frame = scores.frame
+    if spec.reference is None:
+        system = from_scores_frame(spec.name, _aligned(frame, scores.classes, classes), classes)
+        system.cost = cost
+        return system
+    start = time.perf_counter()
+    probs = _align_matrix(scores.matrix("pred_probs"), scores.classes, classes)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[c] for c in frame["given_label"].astype(str)])
+    system = get_reference_scores(
+        spec.name,
+        frame["sample_id"].astype(str).to_numpy(),
+        labels,
+        probs,
+        classes,
+        quality=spec.reference,
+    )
+    system.cost = {
+        "wall_s": cost["wall_s"] + time.perf_counter() - start,
+        "peak_rss_mb": cost["peak_rss_mb"],
+    }
+    return system
+
+
+def _align_matrix(
+    matrix: np.ndarray, from_classes: Sequence[str], to_classes: Sequence[str]
+) -> np.ndarray:
+    """Re-index (N, len(from)) columns to `to_classes`; a class the run never saw gets probability 0."""
+    unknown = sorted(set(from_classes) - set(to_classes))
+    if unknown:
+        raise FercleanerError(
+            f"scores use classes {unknown} that the benchmark dataset lacks ({list(to_classes)})"
+        )
+    aligned = np.zeros((len(matrix), len(to_classes)), dtype=np.float64)
+    for i, name in enumerate(from_classes):
+        aligned[:, list(to_classes).index(name)] = matrix[:, i]
+    return aligned
+
+
+def _aligned(frame, from_classes, to_classes):
+    if list(from_classes) == list(to_classes):
+        return frame
+    frame = frame.copy()
+    for column in ("pred_probs", "soft_label"):
+        matrix = np.stack([np.asarray(v, dtype=np.float64) for v in frame[column]])
+        frame[column] = list(_align_matrix(matrix, from_classes, to_classes))
+    return frame
+
+
+def _bench_command(
+    dataset, out, protocol, rate, seed, method, recipe, references, folds, splits, overrides
+) -> str:
+    parts = ["fercleaner", "bench", str(dataset), "--protocol", protocol]
+    if protocol != "annotator":
+        parts += ["--rate", str(rate)]
+    parts += ["--seed", str(seed), "--recipe", recipe]
+    if method:
+        parts += ["--method", method]
+    for reference in references:
+        parts += ["--reference", reference]
+    if folds != 5:
+        parts += ["--folds", str(folds)]
+    for split in splits or ():
+        parts += ["--split", split]
+    parts += ["--out", str(out), *overrides]
+    return shlex.join(parts)

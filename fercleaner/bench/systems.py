@@ -1,0 +1,159 @@
+"""The systems a benchmark compares: fercleaner's scores file and the two references built from probabilities.
+
+References (the peers users would otherwise run), both flagged by cleanlab's own
+`cleanlab.filter.find_label_issues` so that only the probabilities differ:
+
+- `cleanlab_cv5`: cross-entropy with K-fold cross-validation, out-of-fold probabilities
+  -> `cleanlab.filter.find_label_issues` and `cleanlab.rank.get_label_quality_scores`;
+- `ce_in_sample`: one cross-entropy run scored on its own training data; label quality
+  = p[given] (the same ranking as the per-sample loss).
+
+Proposed label = argmax probability; soft label = the probabilities; uncertainty =
+normalised entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.bench.metrics import (
+    get_correction_accuracy,
+    get_detection_metrics,
+    get_reliability_curve,
+    get_soft_label_metrics,
+)
+from fercleaner.errors import FercleanerError
+
+
+@dataclass
+class SystemScores:
+    """One system's per-sample outputs over the benchmark's samples (rows follow `sample_ids`)."""
+
+    name: str
+    sample_ids: np.ndarray
+    label_quality: np.ndarray
+    is_label_issue: np.ndarray
+    proposed_label: np.ndarray
+    """(N,) class names."""
+    soft_label: np.ndarray
+    """(N, C) over the benchmark's classes."""
+    uncertainty: np.ndarray
+    cost: dict[str, float] = field(default_factory=dict)
+    """wall_s and peak_rss_mb of everything the system ran."""
+    notes: str = ""
+
+
+def from_scores_frame(name: str, frame: pd.DataFrame, classes: Sequence[str]) -> SystemScores:
+    """A SystemScores from a scores.parquet frame (fercleaner's own decisions, unchanged)."""
+    soft = np.stack([np.asarray(v, dtype=np.float64) for v in frame["soft_label"]])
+    if soft.shape[1] != len(classes):
+        raise FercleanerError(
+            f"system {name!r} scored {soft.shape[1]} classes; the benchmark has {len(classes)}"
+        )
+    return SystemScores(
+        name=name,
+        sample_ids=frame["sample_id"].astype(str).to_numpy(),
+        label_quality=frame["label_quality"].to_numpy(dtype=np.float64),
+        is_label_issue=frame["is_label_issue"].to_numpy(dtype=bool),
+        proposed_label=frame["proposed_label"].astype(str).to_numpy(dtype=object),
+        soft_label=soft,
+        uncertainty=frame["uncertainty"].to_numpy(dtype=np.float64),
+    )
+
+
+def get_reference_scores(
+    name: str,
+    sample_ids: np.ndarray,
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    classes: Sequence[str],
+    *,
+    quality: str,
+) -> SystemScores:
+    """A reference system from probabilities: cleanlab's flags, label quality by `quality`.
+
+    Args:
+        quality: `cleanlab` (cleanlab.rank.get_label_quality_scores, its default
+            self-confidence on these probabilities) or `self_confidence` (p[given]).
+    """
+    try:
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+    except ImportError:
+        raise FercleanerError(
+            "the cleanlab reference needs cleanlab >= 2.9: pip install 'fercleaner[bench]'"
+        ) from None
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    labels = np.asarray(labels, dtype=np.int64)
+    if quality == "cleanlab":
+        label_quality = get_label_quality_scores(labels, probs)
+    elif quality == "self_confidence":
+        label_quality = probs[np.arange(len(labels)), labels]
+    else:
+        raise ValueError(
+            f"unknown reference quality {quality!r}; use 'cleanlab' or 'self_confidence'"
+        )
+    flags = _cleanlab_flags(find_label_issues, labels, probs)
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1) / np.log(probs.shape[1])
+    return SystemScores(
+        name=name,
+        sample_ids=np.asarray(sample_ids, dtype=object),
+        label_quality=np.asarray(label_quality, dtype=np.float64),
+        is_label_issue=np.asarray(flags, dtype=bool),
+        proposed_label=np.array(classes, dtype=object)[probs.argmax(axis=1)],
+        soft_label=probs,
+        uncertainty=entropy,
+    )
+
+
+def _cleanlab_flags(find_label_issues, labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """cleanlab needs every class present among the labels; score absent classes out, then flag."""
+    present = np.unique(labels)
+    if len(present) == probs.shape[1]:
+        return find_label_issues(labels, probs)
+    remap = {k: i for i, k in enumerate(present)}
+    sub = probs[:, present]
+    sub = sub / np.maximum(sub.sum(axis=1, keepdims=True), 1e-12)
+    return find_label_issues(np.array([remap[k] for k in labels]), sub)
+
+
+def evaluate_system(
+    system: SystemScores, truth: pd.DataFrame, classes: Sequence[str]
+) -> dict[str, object]:
+    """All metrics of one system against the truth table (joined on sample_id)."""
+    frame = pd.DataFrame(
+        {"sample_id": system.sample_ids, "_row": np.arange(len(system.sample_ids))}
+    )
+    joined = truth.merge(frame, on="sample_id", how="inner")
+    missing = len(truth) - len(joined)
+    if len(joined) == 0:
+        raise FercleanerError(
+            f"system {system.name!r} scored none of the benchmark's samples "
+            f"(first truth id {truth['sample_id'].iloc[0]!r}, first scored id {system.sample_ids[0]!r})"
+        )
+    rows = joined["_row"].to_numpy()
+    is_noisy = joined["is_noisy"].to_numpy(dtype=bool)
+    quality = system.label_quality[rows]
+    flags = system.is_label_issue[rows]
+    metrics: dict[str, object] = get_detection_metrics(is_noisy, quality, flags)
+    metrics["correction_accuracy"] = get_correction_accuracy(
+        joined["true_label"].to_numpy(dtype=object),
+        system.proposed_label[rows],
+        is_noisy=is_noisy,
+        is_label_issue=flags,
+    )
+    if "votes" in joined.columns:
+        votes = np.stack([np.asarray(v, dtype=np.float64) for v in joined["votes"]])
+        metrics.update(
+            get_soft_label_metrics(votes, system.soft_label[rows], system.uncertainty[rows])
+        )
+    metrics["reliability"] = get_reliability_curve(quality, is_noisy)
+    metrics["samples_scored"] = int(len(joined))
+    metrics["samples_missing"] = int(missing)
+    metrics.update(system.cost)
+    return metrics
