@@ -230,6 +230,10 @@ class DecisionStore:
             sql, params = sql + " WHERE sample_id = ?", (sample_id,)
         return self._frame(sql + " ORDER BY event_id", params)
 
+    def recent(self, *, limit: int = 10) -> pd.DataFrame:
+        """The newest `limit` events (undo included), newest first."""
+        return self._frame("SELECT * FROM events ORDER BY event_id DESC LIMIT ?", (int(limit),))
+
     def current_decisions(self, *, reviewers: Sequence[str] | None = None) -> pd.DataFrame:
         """The current decision per sample: its last live event (one row per decided sample).
 

@@ -1,0 +1,86 @@
+"""Cached access to the run and its decisions: one load per server, not per click.
+
+The scores table is a `st.cache_resource` (shared, never copied, treated as read-only):
+`st.cache_data` would pickle a 100k-row table on every rerun. Derived tables the views
+draw are `st.cache_data`, keyed by the store's newest event id so they refresh exactly
+when a decision lands. The store handle is a `st.cache_resource`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from fercleaner.review.queue import find_pairs
+from fercleaner.review.run import ReviewRun, open_run
+from fercleaner.review.store import DecisionStore, estimate_reviewer_agreement
+
+
+@st.cache_resource(show_spinner="Reading scores...")
+def get_run(run_dir: str) -> ReviewRun:
+    """The run's scores, sorted most suspect first (shared by every session)."""
+    return open_run(run_dir)
+
+
+@st.cache_resource
+def get_store(run_dir: str) -> DecisionStore:
+    """One store connection per server (it serialises its own access)."""
+    return get_run(run_dir).open_store()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def get_decisions(run_dir: str, version: int) -> pd.DataFrame:
+    """Current decision per sample (`version` = newest event id, the cache key)."""
+    del version  # only a cache key
+    return get_store(run_dir).current_decisions()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def get_reviewer_tables(run_dir: str, version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(decisions per reviewer, pairwise agreement) at store `version`."""
+    del version
+    per_reviewer = get_store(run_dir).reviewer_decisions()
+    counts = (
+        per_reviewer.groupby("reviewer").size().rename("decisions").reset_index()
+        if len(per_reviewer)
+        else pd.DataFrame(columns=["reviewer", "decisions"])
+    )
+    return counts, estimate_reviewer_agreement(per_reviewer)
+
+
+@st.cache_data(show_spinner=False)
+def get_overview_tables(run_dir: str) -> dict[str, pd.DataFrame]:
+    """Count tables of the Overview (they depend on the scores only)."""
+    s = get_run(run_dir).scores
+    flagged = s[s["is_label_issue"]]
+    hist, edges = np.histogram(s["label_quality"].to_numpy(), bins=20, range=(0.0, 1.0))
+    return {
+        "class_split": pd.crosstab(s["given_label"], s["split"], margins=True),
+        "flagged_issue": pd.crosstab(flagged["given_label"], flagged["issue_type"], margins=True)
+        if len(flagged)
+        else pd.DataFrame(),
+        "confusion": flagged.groupby(["given_label", "proposed_label"], observed=True)
+        .size()
+        .rename("count")
+        .reset_index(),
+        "quality_hist": pd.DataFrame(
+            {"from": edges[:-1], "to": edges[1:], "samples": hist.astype(np.int64)}
+        ),
+    }
+
+
+@st.cache_data(show_spinner=False)
+def get_pairs(run_dir: str) -> pd.DataFrame:
+    """Given->proposed pairs among flagged samples, most common first."""
+    return find_pairs(get_run(run_dir).scores)
+
+
+def read_image(run: ReviewRun, sample_id: str, *, size: int) -> Image.Image:
+    """The sample's image scaled to `size` px wide; only the run's own samples resolve."""
+    with Image.open(run.image_path(sample_id)) as img:
+        img = img.convert("RGB") if img.mode not in ("L", "RGB") else img.copy()
+    scale = size / max(img.size)
+    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(new, Image.Resampling.LANCZOS)

@@ -1,0 +1,263 @@
+"""Queue mode: filters, then one sample at a time with the decision bar.
+
+The item and its decision bar are one `st.fragment`, so a click reruns only them (the
+filters and the sidebar are not recomputed) and the next image appears at once.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from fercleaner.app import actions, keys
+from fercleaner.app.data import get_decisions, get_pairs, get_run, get_store, read_image
+from fercleaner.review.queue import FLAGGED_ISSUE_TYPES, ISSUE_TYPES, QueueFilter, find_queue
+
+REVIEWED_CHOICES: dict[str, bool | None] = {"Unreviewed": False, "Reviewed": True, "All": None}
+IMAGE_PX = 320
+
+
+def filters_ui(run_dir: str) -> QueueFilter:
+    """Draw the queue filters (sidebar) and return the filter they describe."""
+    run = get_run(run_dir)
+    pairs = get_pairs(run_dir)
+    pair_names = [
+        f"{g} -> {p}" for g, p in zip(pairs["given_label"], pairs["proposed_label"], strict=True)
+    ]
+    splits = sorted(run.scores["split"].unique().tolist())
+    side = st.sidebar
+    side.subheader("Queue filters")
+    issue = side.multiselect(
+        "Issue type",
+        ISSUE_TYPES,
+        default=list(FLAGGED_ISSUE_TYPES),
+        key=keys.F_ISSUE,
+        on_change=actions.reset_position,
+    )
+    given = side.multiselect(
+        "Given class", run.classes, key=keys.F_GIVEN, on_change=actions.reset_position
+    )
+    proposed = side.multiselect(
+        "Proposed class", run.classes, key=keys.F_PROPOSED, on_change=actions.reset_position
+    )
+    pair = side.multiselect(
+        "Class pair (given -> proposed)",
+        pair_names,
+        key=keys.F_PAIR,
+        on_change=actions.reset_position,
+    )
+    split = side.multiselect("Split", splits, key=keys.F_SPLIT, on_change=actions.reset_position)
+    reviewed = side.radio(
+        "Show",
+        list(REVIEWED_CHOICES),
+        index=0,
+        key=keys.F_REVIEWED,
+        horizontal=True,
+        on_change=actions.reset_position,
+    )
+    return QueueFilter(
+        issue_types=issue or None,
+        given=given or None,
+        proposed=proposed or None,
+        pairs=[tuple(p.split(" -> ", 1)) for p in pair] or None,
+        splits=split or None,
+        reviewed=REVIEWED_CHOICES[reviewed],
+    )
+
+
+def queue_ui(run_dir: str, flt: QueueFilter) -> None:
+    """Compute the queue for `flt`, pick the sample on screen and draw it."""
+    run = get_run(run_dir)
+    store = get_store(run_dir)
+    decided = get_decisions(run_dir, store.last_event_id())["sample_id"]
+    queue_ids = run.scores["sample_id"].to_numpy(dtype=object)[
+        find_queue(run.scores, set(decided), flt)
+    ]
+    st.session_state[keys.QUEUE_IDS] = queue_ids
+    current = st.session_state.get(keys.CURRENT)
+    if current is None and keys.QUERY_SAMPLE in st.query_params:
+        current = st.query_params[keys.QUERY_SAMPLE]
+        if current not in run.scores["sample_id"].values:
+            st.error(f"Sample {current!r} is not part of this run; showing the queue instead.")
+            current = None
+    if current is None and len(queue_ids):
+        current = queue_ids[0]
+    st.session_state[keys.CURRENT] = current
+    decision_fragment(run_dir)
+
+
+@st.fragment
+def decision_fragment(run_dir: str) -> None:
+    """The sample on screen, what is known about it, and the decision bar."""
+    run = get_run(run_dir)
+    store = get_store(run_dir)
+    render_flash()
+    queue_ids = st.session_state.get(keys.QUEUE_IDS, ())
+    current = st.session_state.get(keys.CURRENT)
+    decided = get_decisions(run_dir, store.last_event_id())
+    flagged = int(run.scores["is_label_issue"].sum())
+    n_done = int(
+        decided["sample_id"].isin(run.scores["sample_id"][run.scores["is_label_issue"]]).sum()
+    )
+    st.progress(
+        n_done / flagged if flagged else 1.0,
+        text=f"{n_done} of {flagged} flagged samples reviewed - {len(queue_ids)} in this queue",
+    )
+    if current is None:
+        st.success(
+            "Nothing left in this queue. Change the filters, or export with `fercleaner export`."
+        )
+        decision_bar_ui(run_dir, None)
+        return
+    st.query_params[keys.QUERY_SAMPLE] = current
+    row = run.row(current)
+    render_item(run_dir, row)
+    decision_bar_ui(run_dir, row)
+    render_history(store.history(current))
+
+
+def render_flash() -> None:
+    """Show (once) the message the last callback left."""
+    flash = st.session_state.pop(keys.FLASH, None)
+    if flash:
+        kind, text = flash
+        getattr(st, kind)(text)
+
+
+def render_item(run_dir: str, row: pd.Series) -> None:
+    """Image large, labels, soft label chart, uncertainty and per-method signals."""
+    run = get_run(run_dir)
+    left, right = st.columns([1, 1.3])
+    with left:
+        st.image(read_image(run, row["sample_id"], size=IMAGE_PX), width=IMAGE_PX)
+        st.caption(f"`{row['sample_id']}` - split {row['split']}")
+    with right:
+        st.markdown(
+            f"**Given:** {row['given_label']} &nbsp; **Proposed:** {row['proposed_label']} "
+            f"&nbsp; **Predicted:** {row['predicted_label']}"
+        )
+        a, b, c = st.columns(3)
+        a.metric("Label quality", f"{row['label_quality']:.3f}", help="low = suspect")
+        b.metric("Uncertainty", f"{row['uncertainty']:.3f}", help="high = less certain")
+        c.metric("Issue", str(row["issue_type"]))
+        st.altair_chart(soft_label_chart(run.classes, row), width="stretch")
+        if run.method_columns:
+            signals = pd.DataFrame(
+                {"signal": run.method_columns, "value": [float(row[c]) for c in run.method_columns]}
+            )
+            st.dataframe(signals, hide_index=True, width="stretch")
+
+
+def soft_label_chart(classes: list[str], row: pd.Series) -> alt.Chart:
+    """Soft label and model probabilities per class, in class order."""
+    data = pd.DataFrame(
+        {
+            "class": classes * 2,
+            "value": np.concatenate([np.asarray(row["soft_label"]), np.asarray(row["pred_probs"])]),
+            "series": ["soft label"] * len(classes) + ["model probability"] * len(classes),
+        }
+    )
+    return (
+        alt.Chart(data, height=180)
+        .mark_bar()
+        .encode(
+            x=alt.X("class:N", sort=classes, title=None),
+            xOffset="series:N",
+            y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title=None),
+            color=alt.Color("series:N", legend=alt.Legend(orient="top", title=None)),
+            tooltip=["class", "series", alt.Tooltip("value:Q", format=".3f")],
+        )
+    )
+
+
+def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
+    """Action buttons (with keyboard shortcuts), class buttons, note, undo and navigation."""
+    run = get_run(run_dir)
+    off = row is None
+    cols = st.columns(4)
+    proposed = "" if off else f" ({row['proposed_label']})"
+    buttons = (
+        (keys.BTN_ACCEPT, f"Accept proposal{proposed}", "accept"),
+        (keys.BTN_KEEP, "Keep given", "keep"),
+        (keys.BTN_AMBIGUOUS, "Ambiguous", "ambiguous"),
+        (keys.BTN_EXCLUDE, "Exclude", "exclude"),
+    )
+    for col, (key, label, action) in zip(cols, buttons, strict=True):
+        col.button(
+            label,
+            key=key,
+            shortcut=keys.SHORTCUTS[key],
+            disabled=off,
+            width="stretch",
+            type="primary" if action == "accept" else "secondary",
+            on_click=actions.decide,
+            args=(run_dir, action),
+        )
+    st.caption("Or choose the class:")
+    class_cols = st.columns(len(run.classes))
+    for i, (col, name) in enumerate(zip(class_cols, run.classes, strict=True)):
+        col.button(
+            name,
+            key=keys.relabel_key(name),
+            shortcut=str(i + 1) if i < 9 else None,
+            disabled=off,
+            width="stretch",
+            on_click=actions.decide,
+            args=(run_dir, "relabel", name),
+        )
+    st.text_input("Note (saved with the next decision)", key=keys.NOTE, disabled=off)
+    nav = st.columns(3)
+    nav[0].button(
+        "Previous",
+        key=keys.BTN_PREV,
+        shortcut=keys.SHORTCUTS[keys.BTN_PREV],
+        on_click=actions.move,
+        args=(-1,),
+        disabled=off,
+        width="stretch",
+    )
+    nav[1].button(
+        "Skip",
+        key=keys.BTN_NEXT,
+        shortcut=keys.SHORTCUTS[keys.BTN_NEXT],
+        on_click=actions.move,
+        args=(+1,),
+        disabled=off,
+        width="stretch",
+    )
+    nav[2].button(
+        "Undo my last decision",
+        key=keys.BTN_UNDO,
+        shortcut=keys.SHORTCUTS[keys.BTN_UNDO],
+        on_click=actions.undo,
+        args=(run_dir,),
+        width="stretch",
+    )
+
+
+def render_history(history: pd.DataFrame) -> None:
+    """Every event on this sample: who decided what, including undos and other reviewers."""
+    if history.empty:
+        st.caption("No decision on this sample yet.")
+        return
+    undone = set(history["undoes"].dropna().astype(int))
+    live = history[(history["action"] != "undo") & ~history["event_id"].isin(undone)]
+    if len(live):
+        last = live.iloc[-1]
+        outcome = (
+            "excluded" if last["action"] == "exclude" else f"{last['action']} -> {last['label']}"
+        )
+        st.info(f"Current decision: {outcome} by {last['reviewer']} at {last['decided_at'][:19]}")
+        others = live[live["reviewer"] != last["reviewer"]]
+        if len(others):
+            st.warning(
+                "Also decided by "
+                + ", ".join(f"{r.reviewer} ({r.action} -> {r.label})" for r in others.itertuples())
+            )
+    with st.expander(f"History ({len(history)} events)"):
+        st.dataframe(
+            history[["event_id", "action", "label", "reviewer", "decided_at", "note", "undoes"]],
+            hide_index=True,
+        )
