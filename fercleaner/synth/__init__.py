@@ -1,0 +1,28 @@
+"""Synthetic FER datasets with ground truth: AU-driven procedural faces, planted label noise,
+simulated annotators, and writers for every dataset layout the readers understand."""
+
+from __future__ import annotations
+
+from fercleaner.synth.dataset import read_truth, truth_path, write_synthetic_dataset
+from fercleaner.synth.faces import OCCLUDERS, generate_faces
+from fercleaner.synth.labels import (
+    NOISE_KINDS,
+    PAIRFLIP_TARGETS,
+    inject_label_noise,
+    simulate_votes,
+)
+from fercleaner.synth.layouts import LAYOUT_CLASSES, LAYOUT_SPLITS
+
+__all__ = [
+    "LAYOUT_CLASSES",
+    "LAYOUT_SPLITS",
+    "NOISE_KINDS",
+    "OCCLUDERS",
+    "PAIRFLIP_TARGETS",
+    "generate_faces",
+    "inject_label_noise",
+    "read_truth",
+    "simulate_votes",
+    "truth_path",
+    "write_synthetic_dataset",
+]

@@ -1,0 +1,264 @@
+"""Vectorised rasteriser for procedural faces: a whole batch is drawn with array ops.
+
+Every face lives in its own normalised "face space" (face centre at the origin, face
+half-width about 0.8, y pointing down). Pose jitter is an inverse affine map from pixel
+centres into face space, so each primitive is one signed-distance field evaluated for
+all faces at once, and anti-aliasing comes from a one-pixel soft step on that distance.
+Geometry is driven by the AU intensities in `params` (see `fercleaner.synth.faces`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from fercleaner.priors import AU_IDS
+
+#: Half extent of the image in face units: the face fills the frame like a FER crop.
+IMAGE_HALF_EXTENT = 1.1
+#: Faces rendered per inner batch; keeps the (B, H, W) temporaries cache-sized.
+_CHUNK = 128
+#: ITU-R BT.601 luma weights, used to turn every RGB colour into a grey level.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+Params = dict[str, np.ndarray]
+
+
+def render_faces(
+    params: Params,
+    *,
+    size: int,
+    channels: int,
+    noise_seed: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Draw every face described by `params`.
+
+    Args:
+        params: per-face arrays, first axis N (see `fercleaner.synth.faces.sample_face_params`).
+        size: output side in pixels.
+        channels: 1 (grey) or 3 (RGB).
+        noise_seed: seeds the pixel noise; chunk k uses `(noise_seed, k)`, so output does
+            not depend on how the caller batches.
+        progress: called as `progress(done, total)` after each chunk.
+
+    Returns:
+        uint8 array (N, size, size) for grey, (N, size, size, 3) for RGB.
+    """
+    n = len(params["au"])
+    shape = (n, size, size) if channels == 1 else (n, size, size, 3)
+    out = np.empty(shape, dtype=np.uint8)
+    for k, start in enumerate(range(0, n, _CHUNK)):
+        stop = min(start + _CHUNK, n)
+        chunk = {key: value[start:stop] for key, value in params.items()}
+        img = _render_chunk(chunk, size=size, channels=channels)  # (B, C, H, W) in [0, 1]
+        img = _blur_and_noise(img, chunk, rng=np.random.default_rng([noise_seed, k]))
+        img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        out[start:stop] = img[:, 0] if channels == 1 else img.transpose(0, 2, 3, 1)
+        if progress is not None:
+            progress(stop, n)
+    return out
+
+
+# ---------------------------------------------------------------------------- primitives
+
+
+def _cover(dist: np.ndarray, px: np.ndarray) -> np.ndarray:
+    """Coverage in [0, 1] of a shape with signed distance `dist` (negative inside)."""
+    return np.clip(0.5 - dist / px, 0.0, 1.0)
+
+
+def _ellipse_sdf(u, v, cx, cy, ax, ay):
+    """Approximate signed distance to an axis-aligned ellipse (exact for circles)."""
+    du = (u - cx) / ax
+    dv = (v - cy) / ay
+    return (np.sqrt(du * du + dv * dv) - 1.0) * np.minimum(ax, ay)
+
+
+def _capsule_sdf(u, v, ax, ay, bx, by, radius):
+    """Signed distance to a thick segment from (ax, ay) to (bx, by)."""
+    pax, pay = u - ax, v - ay
+    bax, bay = bx - ax, by - ay
+    h = np.clip((pax * bax + pay * bay) / (bax * bax + bay * bay + 1e-9), 0.0, 1.0)
+    dx, dy = pax - bax * h, pay - bay * h
+    return np.sqrt(dx * dx + dy * dy) - radius
+
+
+def _paint(img: np.ndarray, alpha: np.ndarray, color: np.ndarray) -> None:
+    """Alpha-blend `color` (B, C) into `img` (B, C, H, W) in place with `alpha` (B, H, W)."""
+    img += alpha[:, None] * (color[:, :, None, None] - img)
+
+
+def _col(value: np.ndarray) -> np.ndarray:
+    """Per-face scalar (B,) -> (B, 1, 1) for broadcasting against the pixel grid."""
+    return value[:, None, None]
+
+
+# ---------------------------------------------------------------------------- the face
+
+
+def _render_chunk(p: Params, *, size: int, channels: int) -> np.ndarray:
+    """Composite one chunk back to front; returns float32 (B, C, H, W) in [0, 1]."""
+    b = len(p["au"])
+    colors = {k[4:]: v for k, v in p.items() if k.startswith("rgb_")}
+    if channels == 1:
+        colors = {k: (v @ _LUMA)[:, None] for k, v in colors.items()}
+    au = _au_lookup(p)
+
+    # pixel centres -> face space (inverse pose: shift, rotate, scale)
+    axis = ((np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0) * IMAGE_HALF_EXTENT
+    gx, gy = axis[None, None, :], axis[None, :, None]
+    cos, sin = _col(np.cos(p["pose_rot"])), _col(np.sin(p["pose_rot"]))
+    scale = _col(p["pose_scale"])
+    dx, dy = gx - _col(p["pose_dx"]), gy - _col(p["pose_dy"])
+    u = (cos * dx + sin * dy) / scale  # (B, H, W)
+    v = (-sin * dx + cos * dy) / scale
+    px = 2.0 * IMAGE_HALF_EXTENT / size / scale  # one pixel in face units, (B, 1, 1)
+    au_abs_u = np.abs(u)  # most features are mirror images: draw both sides at once
+
+    img = np.empty((b, channels, size, size), dtype=np.float32)
+    img[:] = colors["bg"][:, :, None, None]
+    _paint(img, np.clip(0.5 + 0.4 * v, 0, 1) * _col(p["bg_grad"]), colors["bg2"])
+
+    # head: hair mass behind, face ellipse (jaw drops with AU26), fringe over the forehead
+    fw, ft, fb = _col(p["face_w"]), _col(p["face_top"]), _col(p["face_bot"])
+    fb = fb + 0.12 * au[26] + 0.04 * au[25]
+    hair_on = _col(p["hair_on"])
+    _paint(
+        img,
+        hair_on * _cover(_ellipse_sdf(u, v, 0.0, -0.12, fw + 0.1, ft + 0.1), px),
+        colors["hair"],
+    )
+    face_ry = np.where(v < 0, ft, fb)
+    face = _cover(_ellipse_sdf(u, v, 0.0, 0.0, fw, face_ry), px)
+    _paint(img, face, colors["skin"])
+    _paint(img, hair_on * face * _cover(v - _col(p["hairline"]), px), colors["hair"])
+
+    ex, ey, ew = _col(p["eye_x"]), _col(p["eye_y"]), _col(p["eye_w"])
+    brow_y = ey - _col(p["brow_gap"])
+    dark = colors["line"]
+
+    # cheeks (AU6): raised, lit cheek apples and a crease under the lower lid
+    _paint(
+        img,
+        0.45 * au[6] * _cover(_ellipse_sdf(au_abs_u, v, ex + 0.03, ey + 0.32, 0.17, 0.11), px * 4),
+        colors["cheek"],
+    )
+    crease = _capsule_sdf(au_abs_u, v, ex - ew, ey + 0.12, ex + ew * 1.1, ey + 0.15, 0.012)
+    _paint(img, np.clip(0.8 * au[6] + 0.4 * au[7], 0, 0.9) * _cover(crease, px), dark)
+
+    # forehead: horizontal lines for raised brows (AU1/AU2), vertical furrows for AU4
+    lift = np.clip(0.8 * np.maximum(au[1], au[2]), 0, 1)
+    for off in (0.16, 0.27):
+        wr = _capsule_sdf(u, v, -0.3, brow_y - off, 0.3, brow_y - off, 0.013)
+        _paint(img, lift * _cover(wr, px), dark)
+    furrow = _capsule_sdf(au_abs_u, v, 0.055, brow_y - 0.12, 0.055, brow_y + 0.04, 0.013)
+    _paint(img, np.clip(0.9 * au[4], 0, 1) * _cover(furrow, px), dark)
+
+    # brows: inner end raised by AU1, outer by AU2; AU4 lowers and pulls them together
+    inner_x = 0.1 - 0.05 * au[4]
+    inner_y = brow_y - 0.17 * au[1] + 0.12 * au[4]
+    outer_x = ex + ew * 1.15
+    outer_y = brow_y - 0.15 * au[2] + 0.03 * au[4]
+    mid_x = ex
+    mid_y = 0.5 * (inner_y + outer_y) - 0.03 - 0.05 * au[2]
+    thick = _col(p["brow_thick"])
+    brow = np.minimum(
+        _capsule_sdf(au_abs_u, v, inner_x, inner_y, mid_x, mid_y, thick),
+        _capsule_sdf(au_abs_u, v, mid_x, mid_y, outer_x, outer_y, thick * 0.8),
+    )
+    _paint(img, _cover(brow, px), colors["brow"])
+
+    # eyes: lid outline, sclera, iris; opening widened by AU5, narrowed by AU7 and AU6
+    eh = ew * 0.42 * (1.0 + 1.1 * au[5] - 0.55 * au[7] - 0.4 * au[6])
+    eh = np.maximum(eh, 0.012)
+    _paint(img, 0.85 * _cover(_ellipse_sdf(au_abs_u, v, ex, ey, ew + 0.02, eh + 0.022), px), dark)
+    sclera = _cover(_ellipse_sdf(au_abs_u, v, ex, ey, ew, eh), px)
+    _paint(img, sclera, colors["sclera"])
+    iris_r = _col(p["iris_r"])
+    iris = _cover(_ellipse_sdf(au_abs_u, v, ex, ey, iris_r, iris_r), px)
+    _paint(img, sclera * iris, colors["iris"])
+
+    # nose (AU9 wrinkles the bridge, flares and lifts the nostrils; AU10 lifts them a bit)
+    ny = _col(p["nose_y"]) - 0.05 * au[9] - 0.02 * au[10]
+    for off in (0.06, 0.12):
+        wr = _capsule_sdf(u, v, -0.07, ey + off, 0.07, ey + off, 0.012)
+        _paint(img, np.clip(0.9 * au[9], 0, 1) * _cover(wr, px), dark)
+    nostril = _ellipse_sdf(au_abs_u, v, 0.07 + 0.025 * au[9], ny, 0.04 + 0.01 * au[9], 0.022)
+    _paint(img, 0.7 * _cover(nostril, px), dark)
+
+    # mouth geometry, both halves (AU14 acts on one side only)
+    my = _col(p["mouth_y"])
+    mw = _col(p["mouth_w"])
+    tight = np.maximum(au[23], au[24])
+    half_w = mw * (1.0 + 0.3 * au[12] + 0.35 * au[20] - 0.25 * au[23] - 0.12 * au[24])
+    lift_side = 0.17 * au[12] - 0.16 * au[15] - 0.05 * au[20] + 0.03 * au[10] - 0.04 * au[16]
+    on_side = (u * _col(p["au14_side"])) > 0  # the side AU14 acts on
+    hw = np.where(on_side, half_w * (1.0 + 0.12 * au[14]), half_w)
+    lift_c = np.where(on_side, lift_side + 0.2 * au[14], lift_side)
+    t = u / hw
+    s = np.sqrt(np.clip(1.0 - t * t, 0.0, 1.0))
+    mid = my - lift_c * t * t - 0.02 * au[17] * s
+    gap = (0.015 + 0.11 * au[25] + 0.24 * au[26]) * (1.0 - 0.8 * tight)
+    y_up = mid - (0.35 * gap + 0.045 * au[10]) * s
+    y_lo = mid + (0.65 * gap + 0.035 * au[16]) * s
+    lip_t = _col(p["lip_t"]) * (1.0 - 0.6 * tight)
+    h_cover = _cover((np.abs(t) - 1.0) * hw, px)
+
+    # nasolabial folds deepen with AU10, AU9, AU12 and AU6
+    fold_a = np.clip(0.15 + 0.7 * au[10] + 0.4 * au[9] + 0.5 * au[12] + 0.2 * au[6], 0, 0.9)
+    fold = _capsule_sdf(au_abs_u, v, 0.12, ny - 0.02, half_w + 0.07, my + 0.02 - lift_side, 0.012)
+    _paint(img, fold_a * _cover(fold, px), dark)
+
+    lips = h_cover * _cover((y_up - lip_t * s) - v, px) * _cover(v - (y_lo + 1.3 * lip_t * s), px)
+    _paint(img, lips, colors["lip"])
+    opening = h_cover * _cover(y_up - v, px) * _cover(v - y_lo, px)
+    _paint(img, opening, colors["mouth"])
+    teeth_a = np.clip(au[12] + au[10] + 0.5 * au[25], 0, 0.9)
+    teeth = opening * _cover(v - (y_up + np.minimum(0.045, 0.45 * (y_lo - y_up))), px)
+    _paint(img, teeth_a * teeth, colors["teeth"])
+    chin = _capsule_sdf(u, v, -0.1, my + 0.2 - 0.03 * au[17], 0.1, my + 0.2 - 0.03 * au[17], 0.012)
+    _paint(img, 0.6 * au[17] * _cover(chin, px), dark)
+
+    _draw_occluders(img, p, u, v, au_abs_u, px, colors)
+    return img
+
+
+def _au_lookup(p: Params) -> dict[int, np.ndarray]:
+    """AU id -> per-face intensity (B, 1, 1); the columns of `p['au']` follow `AU_IDS`."""
+    return {au_id: _col(p["au"][:, i]) for i, au_id in enumerate(AU_IDS)}
+
+
+def _draw_occluders(img, p: Params, u, v, abs_u, px, colors) -> None:
+    """Glasses (rims, or a dark band for sunglasses) and a hand blob over the lower face."""
+    glasses = _col((p["occluder"] == 1).astype(np.float32))
+    if glasses.any():
+        ex, ey, ew = _col(p["eye_x"]), _col(p["eye_y"]), _col(p["eye_w"])
+        lens = _ellipse_sdf(abs_u, v, ex, ey, ew + 0.09, 0.15)
+        shade = _col(p["lens_shade"])
+        _paint(img, glasses * shade * _cover(lens, px), colors["frame"])
+        rim = np.abs(lens) - 0.018
+        bridge = _capsule_sdf(u, v, -0.12, ey - 0.04, 0.12, ey - 0.04, 0.018)
+        _paint(img, glasses * _cover(np.minimum(rim, bridge), px), colors["frame"])
+    hand = _col((p["occluder"] == 2).astype(np.float32))
+    if hand.any():
+        hx, hy, hr = _col(p["hand_x"]), _col(p["hand_y"]), _col(p["hand_r"])
+        palm = _ellipse_sdf(u, v, hx, hy, hr, hr * 0.8)
+        _paint(img, hand * _cover(palm, px), colors["hand"])
+        for k in range(3):  # finger gaps: dark strokes across the palm
+            fy = hy + (k - 1) * hr * 0.4
+            gap = _capsule_sdf(u, v, hx - hr * 0.8, fy, hx + hr * 0.1, fy, 0.01)
+            _paint(img, hand * 0.5 * _cover(gap, px), colors["line"])
+
+
+def _blur_and_noise(img: np.ndarray, p: Params, *, rng: np.random.Generator) -> np.ndarray:
+    """Per-face blur (a [1, 2, 1] kernel mixed in with weight `blur`) then Gaussian noise."""
+    amount = p["blur"][:, None, None, None]
+    for _ in range(2):
+        pad = np.pad(img, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+        smooth = (pad[:, :, :-2] + 2 * pad[:, :, 1:-1] + pad[:, :, 2:]) * 0.25
+        smooth = (smooth[..., :-2] + 2 * smooth[..., 1:-1] + smooth[..., 2:]) * 0.25
+        img = img + amount * (smooth - img)
+    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    return img + noise * p["pixel_noise"][:, None, None, None]
