@@ -1,0 +1,119 @@
+"""`fercleaner export RUN_DIR --out DIR`: write cleaned per-split manifests from a reviewed run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fercleaner.cli._common import cli_errors, console, err_console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `export` command to `app`."""
+    app.command("export")(export_command)
+
+
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (scores.parquet, review.sqlite).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for train/val/test.parquet etc.")],
+    policy: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="Flagged samples nobody reviewed: relabel (mislabeled take the proposal), "
+            "drop (exclude every flagged one) or soft (train on the model's soft label).",
+        ),
+    ] = "relabel",
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence",
+            help="Apply a model proposal only if its class probability is at least this.",
+        ),
+    ] = 0.0,
+    reviewer: Annotated[
+        list[str] | None,
+        typer.Option("--reviewer", help="Use only this reviewer's decisions (repeatable)."),
+    ] = None,
+    imagefolder: Annotated[
+        Path | None,
+        typer.Option("--imagefolder", help="Also write DIR/<split>/<label>/ image links."),
+    ] = None,
+    copy: Annotated[
+        bool, typer.Option("--copy", help="Copy images into --imagefolder instead of linking.")
+    ] = False,
+) -> None:
+    """Write RUN_DIR's final labels: human decisions first, then model proposals by policy."""
+    from fercleaner.export import export_run
+
+    with cli_errors(), _progress_bar(active=imagefolder is not None) as progress:
+        result = export_run(
+            run_dir,
+            out,
+            policy=policy,
+            min_confidence=min_confidence,
+            reviewers=reviewer or None,
+            imagefolder=imagefolder,
+            imagefolder_mode="copy" if copy else "symlink",
+            progress=progress,
+        )
+    _render(result.summary, result.out)
+
+
+class _progress_bar:  # noqa: N801  (used as a context manager, reads like a function)
+    """A transient rich progress bar on stderr fed by the library's progress(done, total)."""
+
+    def __init__(self, *, active: bool) -> None:
+        self.active = active
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self):
+        if not self.active:
+            return None
+        from rich.progress import Progress
+
+        self._progress = Progress(console=err_console, transient=True)
+        self._progress.start()
+        return self._update
+
+    def _update(self, done: int, total: int) -> None:
+        if self._task is None:
+            self._task = self._progress.add_task("writing image folder", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _render(summary: dict[str, Any], out: Path) -> None:
+    from rich.table import Table
+
+    actions = ("keep", "relabel", "ambiguous", "exclude")
+    table = Table(title=f"exported to {out} (policy {summary['policy']})", title_justify="left")
+    table.add_column("split")
+    table.add_column("rows", justify="right")
+    for action in actions:
+        table.add_column(action, justify="right")
+    for split, info in summary["splits"].items():
+        table.add_row(
+            split,
+            f"{info['rows']:,}",
+            *(f"{info['actions'].get(a, 0):,}" for a in actions),
+        )
+    console.print(table)
+    by = summary["decided_by"]
+    console.print(
+        f"changed labels: {summary['changed_labels']:,} (changes.csv) - decided by human "
+        f"{by.get('human', 0):,}, model {by.get('model', 0):,}",
+        highlight=False,
+    )
+    if summary["decisions_for_unknown_samples"]:
+        err_console.print(
+            f"[yellow]warning:[/] {summary['decisions_for_unknown_samples']} review decision(s) "
+            "name samples that are not in this run's scores; they were not applied",
+            highlight=False,
+        )
