@@ -138,21 +138,21 @@ def _read_row(
     def bad(kind: str, reason: str, sample_id: str | None = None) -> None:
         problems.add(kind, file=manifest, row=line, sample_id=sample_id, reason=reason)
 
-    if len(fields) != n_fields:
-        bad("malformed_row", f"expected {n_fields} fields, found {len(fields)}")
+    if "subDirectory_filePath" not in index or "expression" not in index:
+        bad("malformed_row", "the manifest header lacks subDirectory_filePath or expression")
         return None
-    missing = [c for c in ("subDirectory_filePath", "expression") if c not in index]
-    if missing:
-        bad("malformed_row", f"the manifest header lacks {missing}")
-        return None
-    relative = fields[index["subDirectory_filePath"]].strip()
+    position = index["subDirectory_filePath"]
+    relative = fields[position].strip() if position < len(fields) else ""
     if not relative:
         bad("malformed_row", "subDirectory_filePath is empty")
         return None
     image_path, normal, escapes = join_inside(image_root, relative)
-    listed.add(str(image_path))
+    listed.add(image_path)  # even a malformed row names its image: it is not unlabeled
     prefix = f"{IMAGE_DIR}/" if image_root != root else ""
     sample_id = posixpath.normpath(prefix + normal)
+    if len(fields) != n_fields:
+        bad("malformed_row", f"expected {n_fields} fields, found {len(fields)}", sample_id)
+        return None
     if escapes and not options.allow_outside_root:
         bad("path_escapes_root", f"image path {relative!r} leaves the dataset folder", sample_id)
         return None

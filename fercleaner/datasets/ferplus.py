@@ -9,6 +9,7 @@ becomes a `no_plurality_emotion` problem; an emotion tied with unknown/NF keeps 
 from __future__ import annotations
 
 import csv
+import posixpath
 import re
 from pathlib import Path
 
@@ -134,19 +135,20 @@ def _read_row(
     def bad(kind: str, reason: str, sample_id: str | None = None) -> None:
         problems.add(kind, file=label_file, row=line, sample_id=sample_id, reason=reason)
 
-    if len(fields) != _N_FIELDS:
-        bad(
-            "malformed_row",
-            f"expected {_N_FIELDS} fields (image name, face box, 10 vote counts), found {len(fields)}",
-        )
-        return None
     name = fields[0].strip()
     if not name:
         bad("malformed_row", "the image name (first field) is empty")
         return None
     image_path, relative, escapes = join_inside(folder_dir, name)
-    sample_id = f"{folder}/{relative}"
-    listed.add(str(image_path))
+    sample_id = posixpath.normpath(f"{folder}/{relative}")
+    listed.add(image_path)  # even a malformed row names its image: it is not unlabeled
+    if len(fields) != _N_FIELDS:
+        bad(
+            "malformed_row",
+            f"expected {_N_FIELDS} fields (image name, face box, 10 vote counts), found {len(fields)}",
+            sample_id,
+        )
+        return None
     if escapes and not options.allow_outside_root:
         bad("path_escapes_root", f"image name {name!r} leaves the {folder} folder", sample_id)
         return None

@@ -115,12 +115,17 @@ def _read_row(
     def bad(kind: str, reason: str, sample_id: str | None = None) -> None:
         problems.add(kind, file=label_file, row=line, sample_id=sample_id, reason=reason)
 
-    if len(fields) != 2:
-        bad("malformed_row", f"expected '<image name> <code>', found {len(fields)} fields")
-        return None
-    name, code_text = fields
+    name = fields[0]
     image_path, sample_id, escapes = join_inside(root, image_relative_path(name, aligned=aligned))
-    listed.add(str(image_path))
+    listed.add(image_path)  # even a malformed row names its image: it is not unlabeled
+    if len(fields) != 2:
+        bad(
+            "malformed_row",
+            f"expected '<image name> <code>', found {len(fields)} fields",
+            sample_id,
+        )
+        return None
+    code_text = fields[1]
     if escapes and not options.allow_outside_root:
         bad("path_escapes_root", f"image name {name!r} leaves the dataset folder", sample_id)
         return None

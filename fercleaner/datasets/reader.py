@@ -114,15 +114,16 @@ def _drop_duplicates(samples: pd.DataFrame, problems: ProblemLog) -> pd.DataFram
     if not repeated.any():
         return samples
     first_row = samples.loc[~repeated].set_index("sample_id")["_row"].to_dict()
-    for record in samples.loc[repeated, ["sample_id", "_file", "_row"]].itertuples(index=False):
-        first = first_row.get(record.sample_id)
-        where = f" (first listed at row {first})" if pd.notna(first) else ""
+    dupes = samples.loc[repeated]
+    for sample_id, file, row in zip(dupes["sample_id"], dupes["_file"], dupes["_row"], strict=True):
+        first = first_row.get(sample_id)
+        where = f" (first listed at row {first})" if _row_or_none(first) is not None else ""
         problems.add(
             "duplicate_id",
-            file=record._file,
-            row=_row_or_none(record._row),
-            sample_id=record.sample_id,
-            reason=f"sample id {record.sample_id!r} is listed more than once{where}",
+            file=file,
+            row=_row_or_none(row),
+            sample_id=sample_id,
+            reason=f"sample id {sample_id!r} is listed more than once{where}",
         )
     return samples.loc[~repeated]
 
@@ -170,19 +171,18 @@ def _check_files(
     keep = [result is None for result in results]
     if all(keep):
         return samples
-    columns = samples[["sample_id", "path", "_file", "_row"]].itertuples(index=False)
-    for record, result in zip(columns, results, strict=True):
+    columns = zip(samples["sample_id"], paths, samples["_file"], samples["_row"], strict=True)
+    for (sample_id, path, file, row), result in zip(columns, results, strict=True):
         if result is None:
             continue
         kind, reason = result
-        shown = display_path(record.path, root)
         problems.add(
             kind,
             # a missing image is fixed in the label file; a broken one is the image itself
-            file=record._file if kind == "missing_file" else record.path,
-            row=_row_or_none(record._row),
-            sample_id=record.sample_id,
-            reason=reason.replace(record.path, shown),
+            file=file if kind == "missing_file" else path,
+            row=_row_or_none(row),
+            sample_id=sample_id,
+            reason=reason.replace(path, display_path(path, root)),
         )
     return samples.loc[keep]
 
