@@ -1,17 +1,34 @@
 """Run a command in a child process and measure its wall time and peak resident memory.
 
-Peak RSS comes from `os.wait4`'s rusage for that one child, which on Linux is the
-largest RSS of the child or any descendant it reaped (a max, not a sum over workers).
+Peak RSS comes from `os.wait4`'s rusage for the command's process, which on Linux is
+the largest RSS of that process or any descendant it reaped (a max, not a sum over
+workers). A child forked straight from a large parent inherits the parent's RSS
+high-water mark across exec, so the command is started from a small launcher
+interpreter that waits for it and records its rusage: the figure then belongs to the
+command alone (plus at most the launcher's ~10 MB).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+#: Runs argv[2:], waits with wait4, writes {"returncode", "maxrss_kib"} to argv[1].
+_LAUNCHER = """
+import json, os, subprocess, sys
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+code = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as fh:
+    json.dump({"returncode": code, "maxrss_kib": usage.ru_maxrss}, fh)
+sys.exit(code if code >= 0 else 1)
+"""
 
 
 @dataclass(frozen=True)
@@ -37,18 +54,26 @@ def run_measured(
     """Run `command` to completion, logging its output to `log_path`; never raises on a non-zero exit."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    usage_path = log_path.with_name(log_path.name + ".rusage.json")
+    usage_path.unlink(missing_ok=True)
     start = time.perf_counter()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            list(command), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        completed = subprocess.run(
+            [sys.executable, "-c", _LAUNCHER, str(usage_path), *command],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            check=False,
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     wall = time.perf_counter() - start
+    try:
+        usage = json.loads(usage_path.read_text())
+    except (OSError, ValueError):  # the launcher itself failed (e.g. command not found)
+        usage = {"returncode": completed.returncode or 1, "maxrss_kib": 0}
     return ProcessResult(
         command=list(command),
-        returncode=process.returncode,
+        returncode=int(usage["returncode"]),
         wall_s=wall,
-        peak_rss_mb=usage.ru_maxrss / 1024.0,  # Linux reports KiB
+        peak_rss_mb=usage["maxrss_kib"] / 1024.0,  # Linux reports KiB
         log_path=log_path,
     )

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 #: Combination rules `combine_sources` understands.
 COMBINE_RULES = ("rank_mean", "mean", "primary")
@@ -116,4 +115,7 @@ def combine_sources(
 
 def _percentile_rank(values: np.ndarray) -> np.ndarray:
     """(N,) average-rank percentile in (0, 1): the smallest value gets 0.5 / N."""
-    return (rankdata(values, method="average") - 0.5) / len(values)
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)  # 1-based rank of the last member of each tie group
+    average_rank = (last - counts + 1 + last) / 2.0
+    return (average_rank[inverse.reshape(-1)] - 0.5) / len(values)

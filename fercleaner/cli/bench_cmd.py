@@ -1,0 +1,143 @@
+"""`fercleaner bench DATASET --protocol ... --out DIR`: measure fercleaner against cleanlab and plain CE on planted noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fercleaner.cli._common import cli_errors, console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `bench` command to `app`."""
+    app.command("bench")(bench_command)
+
+
+def bench_command(
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            help="Source dataset (any layout fercleaner reads); its labels are the truth."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder for bench.json, bench.md and plots.")
+    ],
+    protocol: Annotated[
+        str,
+        typer.Option(
+            "--protocol",
+            help="annotator (one tagger's vote vs the majority; needs votes), symmetric or pairflip.",
+        ),
+    ] = "symmetric",
+    rate: Annotated[
+        float, typer.Option("--rate", help="Fraction flipped per class (symmetric, pairflip).")
+    ] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise draw.")] = 0,
+    method: Annotated[
+        str | None, typer.Option("--method", help="fercleaner's method (default: the recipe's).")
+    ] = None,
+    recipe: Annotated[
+        str, typer.Option("--recipe", help="Recipe name or file; the references use the same one.")
+    ] = "quick",
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            help="Reference to run beside fercleaner: cleanlab, in_sample (repeatable; default both).",
+        ),
+    ] = None,
+    no_reference: Annotated[
+        bool, typer.Option("--no-reference", help="Run fercleaner alone.")
+    ] = False,
+    folds: Annotated[
+        int, typer.Option("--folds", help="K of the cross-validated cleanlab reference.")
+    ] = 5,
+    split: Annotated[
+        list[str] | None,
+        typer.Option("--split", help="Only these source splits (repeatable), e.g. --split val."),
+    ] = None,
+    score_command: Annotated[
+        str | None,
+        typer.Option(
+            "--score-command",
+            help="Command that scores a dataset (default: python -m fercleaner score), "
+            "e.g. 'torchrun --nproc_per_node 2 -m fercleaner score'.",
+        ),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Recipe overrides key=value for every system, e.g. train.epochs=4."),
+    ] = None,
+) -> None:
+    """Plant label noise in DATASET, score it with fercleaner and the references, and report who finds it."""
+    import shlex
+
+    from fercleaner.bench import REFERENCES, run_benchmark
+
+    references = [] if no_reference else (reference or list(REFERENCES))
+    with cli_errors(), console.status("starting") as status:
+
+        def progress(done: int, total: int, stage: str) -> None:
+            status.update(f"[{done}/{total}] {stage}")
+
+        result = run_benchmark(
+            dataset,
+            out=out,
+            protocol=protocol,
+            rate=rate,
+            seed=seed,
+            method=method,
+            recipe=recipe,
+            overrides=overrides or (),
+            references=references,
+            folds=folds,
+            splits=split,
+            score_command=shlex.split(score_command) if score_command else None,
+            progress=progress,
+        )
+    _render(result, out)
+
+
+def _render(result: dict, out: Path) -> None:
+    """One table row per system, the target check, and where the files are."""
+    from rich.table import Table
+
+    protocol = result["protocol"]
+    table = Table(
+        title=f"{result['dataset_name']}: {protocol['name']} noise, {protocol['noisy']}/{protocol['samples']}"
+        f" wrong labels ({protocol['noise_rate']:.1%}), {protocol['left_out']} left out"
+    )
+    columns = (
+        "ap",
+        "auroc",
+        "precision",
+        "recall",
+        "f1",
+        "correction_accuracy",
+        "kl_votes_soft",
+        "wall_s",
+        "peak_rss_mb",
+    )
+    table.add_column("system")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, metrics in result["systems"].items():
+        table.add_row(name, *(_cell(metrics.get(column), column) for column in columns))
+    console.print(table)
+    for key, value in result.get("target", {}).items():
+        console.print(f"  {key}: {value}")
+    console.print(
+        f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'pr_curves.png'}, {out / 'reliability.png'}"
+    )
+
+
+def _cell(value: object, column: str) -> str:
+    """A metric as table text: 3 decimals, whole numbers for seconds and MB, a dash when missing."""
+    if value is None or value != value:
+        return "–"
+    if column in ("wall_s", "peak_rss_mb"):
+        return f"{value:.0f}"
+    return f"{value:.3f}"

@@ -1,0 +1,63 @@
+"""A stand-in for `fercleaner score` in the bench tests (no training): scores from the benchmark's truth table.
+
+Called as `python _fake_score.py DATASET --out RUN_DIR --recipe R [--method M] [key=value ...]`
+by `run_benchmark(score_command=...)`. Probabilities peak at the true class (read from
+the truth.parquet the bench writes beside the noisy dataset), weaker for the
+cross-validated run, so the harness can be exercised end to end through the real
+scoring and file code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.datasets import read_dataset
+from fercleaner.scoring import assemble_scores, write_scores
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("dataset")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--method", default="baseline")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_intermixed_args(argv)
+    data = read_dataset(args.dataset)
+    truth = pd.read_parquet(Path(args.dataset).parent.parent / "truth.parquet")
+    true = truth.set_index("sample_id").loc[data.samples["sample_id"], "true_label"].to_numpy()
+    classes = data.classes
+    index = {c: i for i, c in enumerate(classes)}
+    n = len(true)
+    cross_fitted = any(
+        o.startswith("train.folds=") and o != "train.folds=1" for o in args.overrides
+    )
+    rng = np.random.default_rng(1 if cross_fitted else 0)
+    logits = rng.normal(0.0, 1.0, size=(n, len(classes)))
+    logits[np.arange(n), [index[t] for t in true]] += 1.5 if cross_fitted else 2.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    given = np.array([index[g] for g in data.samples["given_label"]])
+    readout = {
+        "pred_probs": probs,
+        "soft_label": probs,
+        "uncertainty": 1 - probs.max(axis=1),
+        "label_quality_signal": probs[np.arange(n), given],
+    }
+    frame = assemble_scores(data.samples, classes, {args.method: readout}, method_name=args.method)
+    out = Path(args.out)
+    write_scores(
+        frame,
+        out / "scores.parquet",
+        metadata={"classes": classes, "method": args.method, "recipe": {"name": args.recipe}},
+    )
+    (out / "argv.json").write_text(json.dumps(argv))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,126 @@
+"""`fercleaner bench` end to end on a tiny FERPlus-layout dataset, with a stand-in score command (no training)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fercleaner.bench import plan_systems, run_benchmark, run_measured
+from fercleaner.cli import app
+from fercleaner.errors import FercleanerError
+
+FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
+
+
+def _ferplus(root: Path, n: int = 80, seed: int = 0) -> Path:
+    """A FERPlus-layout validation split: tiny PNGs, mostly strong majorities, some with no majority."""
+    rng = np.random.default_rng(seed)
+    folder = root / "ferplus" / "FER2013Valid"
+    folder.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        name = f"fer{i:07d}.png"
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8), mode="L").save(folder / name)
+        votes = [0] * 10
+        main, other = i % 4, (i % 4 + 1) % 4  # neutral, happiness, surprise, sadness
+        if i % 10 == 9:  # 5/5: no strict majority, left out
+            votes[main], votes[other] = 5, 5
+        else:
+            votes[main], votes[other] = 7, 3
+        rows.append(f'{name},"(0, 0, 8, 8)",' + ",".join(map(str, votes)))
+    (folder / "label.csv").write_text("\n".join(rows) + "\n")
+    return root / "ferplus"
+
+
+def test_run_benchmark_annotator_end_to_end(tmp_path):
+    dataset = _ferplus(tmp_path)
+    out = tmp_path / "bench"
+    stages = []
+    result = run_benchmark(
+        dataset,
+        out=out,
+        protocol="annotator",
+        seed=0,
+        recipe="quick",
+        overrides=["train.epochs=1"],
+        splits=["val"],
+        score_command=FAKE_SCORE,
+        progress=lambda done, total, stage: stages.append(stage),
+    )
+    assert result["protocol"]["left_out"] == 8 and result["protocol"]["samples"] == 72
+    assert set(result["systems"]) == {"fercleaner", "cleanlab_cv5", "ce_in_sample"}
+    for name, metrics in result["systems"].items():
+        assert metrics["samples_scored"] == 72 and metrics["samples_missing"] == 0, name
+        assert 0 <= metrics["ap"] <= 1 and 0 <= metrics["f1"] <= 1
+        assert metrics["wall_s"] > 0 and metrics["peak_rss_mb"] > 10
+        assert metrics["kl_votes_soft"] >= 0
+    # the stand-in's in-sample probabilities are sharper than its cross-validated ones
+    assert result["systems"]["ce_in_sample"]["ap"] >= result["systems"]["cleanlab_cv5"]["ap"]
+    assert "higher_ap_than_all" in result["target"]
+    assert "wall_time_ratio_to_cleanlab_cv5" in result["target"]
+    argv = json.loads((out / "runs" / "cleanlab_cv5" / "argv.json").read_text())
+    assert argv[-2:] == ["train.epochs=1", "train.folds=5"] and "--method" in argv
+    for name in ("bench.json", "bench.md", "pr_curves.png", "reliability.png"):
+        assert (out / name).stat().st_size > 0
+    saved = json.loads((out / "bench.json").read_text())
+    assert saved["systems"]["fercleaner"]["ap"] == pytest.approx(
+        result["systems"]["fercleaner"]["ap"]
+    )
+    assert "| cleanlab_cv5 |" in (out / "bench.md").read_text()
+    assert stages[-1] == "done"
+
+
+def test_cli_bench_symmetric(tmp_path):
+    dataset = _ferplus(tmp_path)
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(dataset),
+            "--protocol",
+            "pairflip",
+            "--rate",
+            "0.25",
+            "--reference",
+            "in_sample",
+            "--score-command",
+            " ".join(FAKE_SCORE),
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "bench.json").read_text())
+    assert set(saved["systems"]) == {"fercleaner", "ce_in_sample"}
+    assert saved["protocol"]["name"] == "pairflip" and saved["protocol"]["samples"] == 80
+    assert "pr_curves.png" in result.output
+
+
+def test_failing_system_reports_its_output(tmp_path):
+    dataset = _ferplus(tmp_path, n=20)
+    failing = [sys.executable, "-c", "import sys; print('no engine here'); sys.exit(3)"]
+    with pytest.raises(FercleanerError, match="(?s)exit 3.*no engine here"):
+        run_benchmark(
+            dataset, out=tmp_path / "b", protocol="symmetric", references=[], score_command=failing
+        )
+
+
+def test_plan_and_measure_helpers(tmp_path):
+    names = [s.name for s in plan_systems(method="mtac", references=["cleanlab"], folds=3)]
+    assert names == ["fercleaner", "cleanlab_cv3"]
+    with pytest.raises(FercleanerError, match="unknown references"):
+        plan_systems(method=None, references=["sklearn"])
+    big = run_measured(
+        [sys.executable, "-c", "x = bytearray(200 * 2**20); print('ok')"],
+        log_path=tmp_path / "a.log",
+    )
+    small = run_measured([sys.executable, "-c", "print('ok')"], log_path=tmp_path / "b.log")
+    assert big.returncode == 0 and big.tail().strip() == "ok"
+    assert big.peak_rss_mb > small.peak_rss_mb + 150
