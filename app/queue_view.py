@@ -136,12 +136,11 @@ def render_item(run_dir: str, row: pd.Series) -> None:
     with right:
         st.markdown(
             f"**Given:** {row['given_label']} &nbsp; **Proposed:** {row['proposed_label']} "
-            f"&nbsp; **Predicted:** {row['predicted_label']}"
+            f"&nbsp; **Predicted:** {row['predicted_label']} &nbsp; **Issue:** {row['issue_type']}"
         )
-        a, b, c = st.columns(3)
+        a, b = st.columns(2)
         a.metric("Label quality", f"{row['label_quality']:.3f}", help="low = suspect")
         b.metric("Uncertainty", f"{row['uncertainty']:.3f}", help="high = less certain")
-        c.metric("Issue", str(row["issue_type"]))
         st.altair_chart(soft_label_chart(run.classes, row), width="stretch")
         if run.method_columns:
             signals = pd.DataFrame(
@@ -160,15 +159,16 @@ def soft_label_chart(classes: list[str], row: pd.Series) -> alt.Chart:
         }
     )
     return (
-        alt.Chart(data, height=180)
+        alt.Chart(data)
         .mark_bar()
         .encode(
-            x=alt.X("class:N", sort=classes, title=None),
+            x=alt.X("class:N", sort=classes, title=None, axis=alt.Axis(labelAngle=0)),
             xOffset="series:N",
             y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 1]), title=None),
             color=alt.Color("series:N", legend=alt.Legend(orient="top", title=None)),
             tooltip=["class", "series", alt.Tooltip("value:Q", format=".3f")],
         )
+        .properties(height=200)
     )
 
 
