@@ -65,10 +65,14 @@ def synth_command(
     console.print(
         f"[bold green]wrote[/] {len(truth):,} {meta['layout']} faces ({split_text}) to {root}",
         highlight=False,
+        soft_wrap=True,
     )
     console.print(
         f"planted wrong labels: {meta['n_noisy']:,} ({meta['noise_kind']}, rate {meta['noise_rate']});"
         f" ambiguous: {int(truth['ambiguous'].sum()):,}; occluded: {int(truth['occluded'].sum()):,}",
         highlight=False,
+        soft_wrap=True,
     )
-    console.print(f"truth (keep it out of training): {truth_path(root)}", highlight=False)
+    console.print(
+        f"truth (keep it out of training): {truth_path(root)}", highlight=False, soft_wrap=True
+    )

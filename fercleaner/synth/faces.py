@@ -112,6 +112,26 @@ def generate_faces(
     return images, truth
 
 
+def render_aus(au: np.ndarray, *, seed: int, size: int = 48, channels: int = 1) -> np.ndarray:
+    """Draw the AU intensities `au` (N, len(AU_IDS)) in [0, 1] on one identity, frontal and clean.
+
+    Every row gets the same face (drawn from `seed`) with no pose jitter, occluder, blur
+    or noise, so the images differ only where the AUs move the geometry: the way to see
+    (and test) what each AU and each class prototype does.
+    """
+    au = np.asarray(au, dtype=np.float32)
+    if au.ndim != 2 or au.shape[1] != len(AU_IDS):
+        raise ConfigError(f"au has shape {au.shape}; expected (N, {len(AU_IDS)}) in AU_IDS order")
+    one = _sample_identity(1, rng=np.random.default_rng(seed))
+    one.update(_sample_occluders(1, rate=0.0, rng=np.random.default_rng(seed)))
+    params = {key: np.repeat(value, len(au), axis=0) for key, value in one.items()}
+    for key in ("pose_rot", "pose_dx", "pose_dy", "blur", "pixel_noise"):
+        params[key][:] = 0.0
+    params["pose_scale"][:] = 1.0
+    params["au"] = np.clip(au, 0.0, 1.0)
+    return render_faces(params, size=size, channels=channels, noise_seed=seed)
+
+
 def _check_options(
     *,
     n: int,
@@ -207,7 +227,7 @@ def _sample_identity(n: int, *, rng: np.random.Generator) -> dict[str, np.ndarra
         "rgb_cheek": np.clip(skin * 1.15, 0, 1).astype(np.float32),
         "rgb_sclera": np.clip(uni(0.82, 0.95)[:, None] * [1.0, 1.0, 0.97], 0, 1).astype(np.float32),
         "rgb_iris": (uni(0.05, 0.35)[:, None] * uni(0.6, 1.0, (n, 3))).astype(np.float32),
-        "rgb_lip": (skin * [0.85, 0.58, 0.58]).astype(np.float32),
+        "rgb_lip": (skin * [0.78, 0.5, 0.5]).astype(np.float32),
         "rgb_mouth": np.tile(np.float32([0.16, 0.05, 0.06]), (n, 1)),
         "rgb_teeth": np.tile(np.float32([0.93, 0.91, 0.86]), (n, 1)),
     }

@@ -218,6 +218,14 @@ def _render_chunk(p: Params, *, size: int, channels: int) -> np.ndarray:
     teeth_a = np.clip(au[12] + au[10] + 0.5 * au[25], 0, 0.9)
     teeth = opening * _cover(v - (y_up + np.minimum(0.045, 0.45 * (y_lo - y_up))), px)
     _paint(img, teeth_a * teeth, colors["teeth"])
+    # AU14 dimpler: a crease just outside the pulled corner, on its side only
+    side = _col(p["au14_side"])
+    corner_x = side * (half_w * (1.0 + 0.12 * au[14]) + 0.035)
+    corner_y = my - lift_side - 0.2 * au[14]
+    dimple = _capsule_sdf(
+        u, v, corner_x, corner_y - 0.05, corner_x + side * 0.03, corner_y + 0.06, 0.014
+    )
+    _paint(img, np.clip(1.2 * au[14], 0, 0.9) * _cover(dimple, px), dark)
     chin = _capsule_sdf(u, v, -0.1, my + 0.2 - 0.03 * au[17], 0.1, my + 0.2 - 0.03 * au[17], 0.012)
     _paint(img, 0.6 * au[17] * _cover(chin, px), dark)
 
