@@ -1,0 +1,1 @@
+"""Training: the trainer loop, batched augmentation, schedules, checkpoints, DDP and dynamics."""

@@ -1,0 +1,85 @@
+"""Per-epoch checkpoints: written atomically, loaded with `weights_only=True`, checked against the run.
+
+A checkpoint carries everything needed to continue a killed run bit-for-bit: model,
+optimizer, grad-scaler and method extra state, RNG states, the training dynamics so
+far, and the resolved recipe + class list + data fingerprint it belongs to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fercleaner.atomic import atomic_path
+from fercleaner.errors import CheckpointError
+
+#: Bumped when the checkpoint layout changes incompatibly.
+CHECKPOINT_FORMAT = 1
+
+
+def get_data_fingerprint(sample_ids: np.ndarray, labels: np.ndarray, train_mask: np.ndarray) -> str:
+    """Short hash of what a run trains on, so a checkpoint is never resumed on other data."""
+    digest = hashlib.sha256()
+    digest.update("\n".join(map(str, sample_ids)).encode())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(train_mask, dtype=bool).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Atomically write `state` (tensors and plain data only) to `path`."""
+    state = {"format": CHECKPOINT_FORMAT, **state}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path, *, expect: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a checkpoint and check that its `expect` keys (recipe, classes, ...) match.
+
+    Raises:
+        CheckpointError: unreadable file, other format, or a mismatch (named key by key).
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist; run without --resume.") from None
+    except Exception as exc:  # torch raises many types for a torn or foreign file
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); delete it and"
+            " run without --resume."
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} is not a fercleaner checkpoint of format {CHECKPOINT_FORMAT}."
+        )
+    mismatched = [k for k, v in (expect or {}).items() if state.get(k) != v]
+    if mismatched:
+        details = "; ".join(_describe_mismatch(k, state.get(k), expect[k]) for k in mismatched)
+        raise CheckpointError(
+            f"checkpoint {path} belongs to another run ({details}); resume with the same"
+            " dataset, recipe and overrides, or use a new --out folder."
+        )
+    return state
+
+
+def _describe_mismatch(key: str, found: Any, wanted: Any) -> str:
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        diffs = _dict_diff(found, wanted)
+        return f"{key} differs at {', '.join(diffs[:5])}"
+    return f"{key} is {found!r}, this run has {wanted!r}"
+
+
+def _dict_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out.extend(_dict_diff(va, vb, f"{prefix}{key}."))
+        elif va != vb:
+            out.append(f"{prefix}{key} ({va!r} vs {vb!r})")
+    return out

@@ -1,0 +1,112 @@
+"""DDP plumbing for `torchrun -m fercleaner score`: process group, index sharding, gathering to rank 0.
+
+Without torchrun's environment (`WORLD_SIZE` unset or 1) every helper is a cheap no-op,
+so the trainer has one code path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job."""
+
+    rank: int = 0
+    """Global rank (0 writes every file)."""
+    world_size: int = 1
+    """Number of processes."""
+    local_rank: int = 0
+    """Rank on this machine (selects the GPU)."""
+
+    @property
+    def enabled(self) -> bool:
+        """True when more than one process trains."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes outputs and reports progress."""
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        dist.init_process_group(backend=backend)
+    # Share the cores: two CPU processes each taking every core would thrash.
+    if not torch.cuda.is_available():
+        torch.set_num_threads(
+            max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
+        )
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def shutdown_distributed(info: DistInfo) -> None:
+    """Leave the process group (safe to call when not distributed)."""
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every process (no-op when not distributed)."""
+    if info.enabled:
+        dist.barrier()
+
+
+def shard_indices(indices: np.ndarray, *, rank: int, world_size: int) -> np.ndarray:
+    """This rank's share of `indices`, padded by wrapping so every rank gets the same count.
+
+    Equal counts keep the ranks in lock-step (same number of optimizer steps), as
+    torch's DistributedSampler does; the padding repeats a few samples.
+    """
+    if world_size <= 1 or len(indices) == 0:
+        return indices
+    per_rank = -(-len(indices) // world_size)
+    padded = np.resize(indices, per_rank * world_size)  # wraps around
+    return padded[rank::world_size]
+
+
+def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
+    """Every rank's `obj` as a list on rank 0 (None elsewhere); `[obj]` when not distributed."""
+    if not info.enabled:
+        return [obj]
+    gathered: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def all_reduce_sum(array: np.ndarray, info: DistInfo) -> np.ndarray:
+    """Element-wise sum of `array` over all ranks (float64), the same on every rank."""
+    if not info.enabled:
+        return array
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor)
+    return tensor.cpu().numpy()
+
+
+def broadcast_from_main(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's `obj` on every rank."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
