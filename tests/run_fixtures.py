@@ -7,14 +7,13 @@ planted at known rows, so tests can assert what the queue and the export do with
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
+
+from fercleaner.scoring import write_scores
 
 CLASSES: list[str] = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
 RUN_ID = "run-test-0001"
@@ -120,23 +119,8 @@ def write_scores_file(path: Path, frame: pd.DataFrame, *, dataset_root: Path) ->
         "dataset_fingerprint": FINGERPRINT,
         "layout": "imagefolder",
     }
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    list_f32 = pa.list_(pa.float32())
-    table = table.set_column(
-        table.schema.get_field_index("pred_probs"),
-        "pred_probs",
-        pa.array([list(map(float, v)) for v in frame["pred_probs"]], type=list_f32),
-    )
-    table = table.set_column(
-        table.schema.get_field_index("soft_label"),
-        "soft_label",
-        pa.array([list(map(float, v)) for v in frame["soft_label"]], type=list_f32),
-    )
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), b"fercleaner": json.dumps(meta).encode()}
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    write_scores(frame, path, metadata=meta)
 
 
 def make_run(tmp: Path, *, n: int = 36, n_images: int | None = None, seed: int = 0) -> Path:

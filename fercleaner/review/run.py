@@ -11,29 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from fercleaner.errors import FercleanerError
+from fercleaner.errors import FercleanerError, ScoresFormatError
 from fercleaner.review.store import DecisionStore, store_path
+from fercleaner.scoring import SCORE_COLUMNS, read_scores
 
 SCORES_FILENAME = "scores.parquet"
 
-#: Columns review and export rely on (a subset of the scores contract).
-REVIEW_COLUMNS: tuple[str, ...] = (
-    "sample_id",
-    "path",
-    "split",
-    "given_label",
-    "predicted_label",
-    "proposed_label",
-    "label_quality",
-    "is_label_issue",
-    "issue_type",
-    "uncertainty",
-    "pred_probs",
-    "soft_label",
-)
+#: Columns review and export rely on: the scores contract plus each sample's image path.
+REVIEW_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS, "path")
 
 #: Contract columns that are not per-method signals.
 _CONTRACT_COLUMNS = frozenset(REVIEW_COLUMNS)
@@ -131,9 +118,9 @@ def open_run(run_dir: str | os.PathLike[str]) -> ReviewRun:
             f"{run_dir} has no {SCORES_FILENAME}; it is not a scored run. "
             "Run `fercleaner score DATASET --out RUN_DIR` first"
         )
-    frame, metadata = _read_scores(path)
-    classes = [str(c) for c in metadata["classes"]]
-    _check_review_columns(frame, path)
+    scores_file = read_scores(path)  # validates columns, metadata and values
+    frame, metadata, classes = scores_file.frame, dict(scores_file.metadata), scores_file.classes
+    _check_unique_ids(frame, path)
     frame = (
         frame.sort_values(["label_quality", "sample_id"], kind="stable")
         .reset_index(drop=True)
@@ -142,7 +129,9 @@ def open_run(run_dir: str | os.PathLike[str]) -> ReviewRun:
     method_columns = [
         c
         for c in frame.columns
-        if c not in _CONTRACT_COLUMNS and np.issubdtype(frame[c].dtype, np.number)
+        if c not in _CONTRACT_COLUMNS
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
     ]
     return ReviewRun(
         run_dir=run_dir,
@@ -153,43 +142,8 @@ def open_run(run_dir: str | os.PathLike[str]) -> ReviewRun:
     )
 
 
-def _read_scores(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read the scores table and its `fercleaner` metadata (interim, until scoring's reader)."""
-    import json
-
-    import pyarrow.parquet as pq
-
-    from fercleaner.errors import ScoresFormatError
-
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:
-        raise ScoresFormatError(f"{path} is not a readable Parquet file: {exc}") from exc
-    raw = (table.schema.metadata or {}).get(b"fercleaner")
-    if raw is None:
-        raise ScoresFormatError(
-            f"{path} has no 'fercleaner' file metadata; it was not written by fercleaner score"
-        )
-    try:
-        metadata = json.loads(raw)
-    except ValueError as exc:
-        raise ScoresFormatError(f"{path}: 'fercleaner' metadata is not JSON: {exc}") from exc
-    missing = [k for k in ("classes", "method", "recipe") if k not in metadata]
-    if missing:
-        raise ScoresFormatError(f"{path}: 'fercleaner' metadata lacks key(s) {', '.join(missing)}")
-    return table.to_pandas(), metadata
-
-
-def _check_review_columns(frame: pd.DataFrame, path: Path) -> None:
-    """The columns review needs beyond what `read_scores` already guarantees."""
-    from fercleaner.errors import ScoresFormatError
-
-    missing = [c for c in REVIEW_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ScoresFormatError(
-            f"{path} lacks column(s) {', '.join(missing)} needed for review; "
-            "re-run `fercleaner score` to write a current scores file"
-        )
+def _check_unique_ids(frame: pd.DataFrame, path: Path) -> None:
+    """Decisions join on `sample_id`, so it must name one row."""
     dup = frame["sample_id"][frame["sample_id"].duplicated()]
     if len(dup):
         raise ScoresFormatError(
