@@ -9,15 +9,19 @@ from fercleaner.scoring import get_issue_type, propose_labels
 
 
 def _crafted():
-    """Class 0/1/2 background of confident samples plus four crafted suspects (rows 30..33)."""
+    """Class 0/1/2 background (0.8 on the given class) plus four crafted suspects (rows 30..33)."""
     labels = [0, 1, 2] * 10
-    soft = [np.eye(3)[k] * 0.175 + 0.275 for k in labels]  # 0.45 on the given class
+    soft = [np.eye(3)[k] * 0.7 + 0.1 for k in labels]  # 0.8 on the given class
     uncertainty = [0.3] * 30
     suspects = [
         (0, [0.05, 0.9, 0.05], 0.2),  # given 0, mass on class 1 only -> mislabeled, propose 1
-        (0, [0.47, 0.49, 0.04], 0.6),  # given 0, split between 0 and 1 -> ambiguous
-        (1, [0.34, 0.33, 0.33], 1.0),  # given 1, nothing confident, very uncertain -> outlier
-        (2, [0.04, 0.49, 0.47], 0.6),  # given 2, split between 1 and 2 -> ambiguous
+        (0, [0.47, 0.49, 0.04], 0.6),  # given 0, split 0/1, neither confident alone -> ambiguous
+        (
+            1,
+            [0.34, 0.33, 0.33],
+            1.0,
+        ),  # given 1, top two (0.67) < class 0's threshold (0.71) -> outlier
+        (2, [0.04, 0.49, 0.47], 0.6),  # given 2, split 1/2 -> ambiguous
     ]
     for label, dist, unc in suspects:
         labels.append(label)
@@ -57,7 +61,7 @@ def test_mislabeled_proposes_the_confident_class_not_the_argmax():
         [[0.9, 0.05, 0.05]] * 5
         + [[0.1, 0.8, 0.1]] * 5
         + [[0.3, 0.3, 0.4]] * 5
-        + [[0.45, 0.1, 0.45]]
+        + [[0.47, 0.06, 0.47]]
     )
     flags = np.zeros(16, dtype=bool)
     flags[-1] = True
