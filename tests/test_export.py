@@ -1,0 +1,238 @@
+"""Export: every policy, human decisions overriding the model, changes.csv, metadata, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from run_fixtures import CLASSES, FINGERPRINT, RUN_ID, make_run
+from typer.testing import CliRunner
+
+from fercleaner.cli import app
+from fercleaner.export import MANIFEST_COLUMNS, ExportError, export_run
+from fercleaner.review.store import Decision, DecisionStore
+
+# Planted rows of run_fixtures.make_scores_frame (sample ids img/face_0000<i>.png):
+# 0,1,2 happiness->surprise mislabeled; 3 sadness->fear mislabeled;
+# 4 anger (proposed disgust) ambiguous; 5 neutral outlier; the rest clean.
+
+
+def sid(i: int) -> str:
+    return f"img/face_{i:05d}.png"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return make_run(tmp_path)
+
+
+def manifest(result) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in result.manifests.values()]).set_index("sample_id")
+
+
+def test_files_columns_and_row_accounting(run_dir: Path, tmp_path: Path) -> None:
+    result = export_run(run_dir, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "changes.csv",
+        "summary.json",
+        "test.parquet",
+        "train.parquet",
+        "val.parquet",
+    ]
+    for split, path in result.manifests.items():
+        frame = pd.read_parquet(path)
+        assert list(frame.columns) == list(MANIFEST_COLUMNS)
+        assert set(frame["split"]) == {split}
+        assert (frame["run_id"] == RUN_ID).all()
+    m = manifest(result)
+    assert len(m) == 36  # every sample, none dropped
+    assert (m["label_name"] == [CLASSES[i] for i in m["label"]]).all()
+
+
+def test_relabel_policy_applies_only_mislabeled_proposals(run_dir: Path, tmp_path: Path) -> None:
+    m = manifest(export_run(run_dir, tmp_path / "out", policy="relabel"))
+    for i, new in ((0, "surprise"), (1, "surprise"), (2, "surprise"), (3, "fear")):
+        assert (m.loc[sid(i), "label_name"], m.loc[sid(i), "action"]) == (new, "relabel")
+        assert m.loc[sid(i), "decided_by"] == "model"
+    for i in (4, 5, 6):  # ambiguous, outlier and a clean row keep their given label
+        assert m.loc[sid(i), "label_name"] == m.loc[sid(i), "given_label"]
+        assert m.loc[sid(i), "action"] == "keep"
+    assert m.loc[sid(6), "decided_by"] == "none"
+    assert (m["weight"] == 1.0).all()
+
+
+def test_drop_policy_excludes_flagged_but_keeps_the_rows(run_dir: Path, tmp_path: Path) -> None:
+    m = manifest(export_run(run_dir, tmp_path / "out", policy="drop"))
+    flagged = [sid(i) for i in range(6)]
+    assert (m.loc[flagged, "action"] == "exclude").all()
+    assert (m.loc[flagged, "weight"] == 0.0).all()
+    assert (m.loc[flagged, "label_name"] == m.loc[flagged, "given_label"]).all()
+    assert (m.drop(index=flagged)["action"] == "keep").all()
+
+
+def test_soft_policy_trains_flagged_on_the_model_soft_label(run_dir: Path, tmp_path: Path) -> None:
+    m = manifest(export_run(run_dir, tmp_path / "out", policy="soft"))
+    row = m.loc[sid(4)]
+    assert row["action"] == "ambiguous" and row["decided_by"] == "model"
+    soft = list(row["soft_label"])
+    assert sum(soft) == pytest.approx(1.0, abs=1e-5)
+    assert sorted(soft)[-2] > 0.05  # a real distribution, not one-hot
+    clean = list(m.loc[sid(6), "soft_label"])
+    assert sorted(clean) == [0.0] * (len(CLASSES) - 1) + [1.0]
+
+
+def test_min_confidence_gates_model_proposals(run_dir: Path, tmp_path: Path) -> None:
+    # planted proposals have probabilities 0.842 (rows 0, 3), 0.824 (1), 0.8 (2)
+    m = manifest(export_run(run_dir, tmp_path / "out", policy="relabel", min_confidence=0.81))
+    assert m.loc[sid(0), "action"] == "relabel"
+    assert m.loc[sid(2), "action"] == "keep"
+    assert m.loc[sid(2), "decided_by"] == "none"
+
+
+def test_human_decisions_override_the_model(run_dir: Path, tmp_path: Path) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(0), "keep", "happiness", note="really happy"), reviewer="ann")
+        store.record(Decision(sid(1), "relabel", "fear"), reviewer="ann")
+        store.record(Decision(sid(6), "exclude"), reviewer="bob")  # a clean row
+        store.record(
+            Decision(sid(7), "ambiguous", "anger", soft_label=[0, 0, 0, 0, 3, 1, 0]),
+            reviewer="ann",
+        )
+        store.record(Decision(sid(2), "accept", "surprise"), reviewer="ann")
+        store.undo(sid(2), reviewer="ann")  # undone: the policy decides again
+        store.record(Decision("img/not-in-run.png", "exclude"), reviewer="ann")
+    for policy in ("relabel", "drop", "soft"):
+        result = export_run(run_dir, tmp_path / policy, policy=policy, min_confidence=0.99)
+        m = manifest(result)
+        assert (m.loc[sid(0), "label_name"], m.loc[sid(0), "action"]) == ("happiness", "keep")
+        assert (m.loc[sid(1), "label_name"], m.loc[sid(1), "action"]) == ("fear", "relabel")
+        assert (m.loc[sid(6), "action"], m.loc[sid(6), "weight"]) == ("exclude", 0.0)
+        assert m.loc[sid(7), "action"] == "ambiguous"
+        assert list(m.loc[sid(7), "soft_label"]) == pytest.approx([0, 0, 0, 0, 0.75, 0.25, 0])
+        assert m.loc[sid(7), "label_name"] == "anger"
+        for i in (0, 1, 6, 7):
+            assert m.loc[sid(i), "decided_by"] == "human"
+            assert pd.notna(m.loc[sid(i), "decided_at"])
+        assert m.loc[sid(6), "reviewer"] == "bob"
+        assert m.loc[sid(2), "decided_by"] == "none"  # undone, and 0.99 gates the model
+        assert result.summary["decisions_for_unknown_samples"] == 1
+
+
+def test_reviewer_filter_uses_only_their_decisions(run_dir: Path, tmp_path: Path) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(3), "keep", "sadness"), reviewer="ann")
+        store.record(Decision(sid(3), "exclude"), reviewer="bob")
+    m_all = manifest(export_run(run_dir, tmp_path / "all"))
+    m_ann = manifest(export_run(run_dir, tmp_path / "ann", reviewers=["ann"]))
+    assert m_all.loc[sid(3), "action"] == "exclude"  # last decision wins
+    assert m_ann.loc[sid(3), "action"] == "keep"
+
+
+def test_changes_csv_has_one_row_per_changed_label(run_dir: Path, tmp_path: Path) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(0), "keep", "happiness"), reviewer="ann")
+        store.record(Decision(sid(9), "relabel", "fear", note='odd, "quoted"'), reviewer="ann")
+        store.record(Decision(sid(10), "exclude"), reviewer="ann")
+    result = export_run(run_dir, tmp_path / "out")
+    with open(result.changes, newline="") as fh:
+        rows = {r["sample_id"]: r for r in csv.DictReader(fh)}
+    m = manifest(result)
+    changed = set(m.index[m["label_name"] != m["given_label"]])
+    assert set(rows) == changed == {sid(1), sid(2), sid(3), sid(9)}
+    assert rows[sid(9)]["label"] == "fear" and rows[sid(9)]["reviewer"] == "ann"
+    assert rows[sid(9)]["note"] == 'odd, "quoted"'
+    assert rows[sid(1)]["decided_by"] == "model" and rows[sid(1)]["reviewer"] == ""
+    assert result.summary["changed_labels"] == 4
+
+
+def test_metadata_and_summary(run_dir: Path, tmp_path: Path) -> None:
+    result = export_run(run_dir, tmp_path / "out", policy="drop", min_confidence=0.5)
+    schema = pq.read_schema(result.manifests["train"])
+    meta = json.loads(schema.metadata[b"fercleaner"])
+    assert meta["classes"] == CLASSES
+    assert (meta["policy"], meta["min_confidence"], meta["split"]) == ("drop", 0.5, "train")
+    assert meta["dataset_fingerprint"] == FINGERPRINT
+    assert meta["source_run"]["run_id"] == RUN_ID
+    assert meta["source_run"]["run_dir"] == str(run_dir.resolve())
+    features = json.loads(schema.metadata[b"huggingface"])["info"]["features"]
+    assert features["label"] == {"names": CLASSES, "_type": "ClassLabel"}
+    assert set(features) == set(MANIFEST_COLUMNS)
+    assert schema.field("label").type == "int64"  # datasets honours ClassLabel on ints only
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["rows"] == 36
+    # 0.5 gates the ambiguous (0.47) and outlier (0.14) proposals: 4 of 6 flags apply
+    assert summary["actions"] == {"exclude": 4, "keep": 32}
+    assert summary["files"]["train"] == "train.parquet"
+    assert sum(s["rows"] for s in summary["splits"].values()) == 36
+
+
+def test_hugging_face_datasets_reads_label_as_classlabel(run_dir: Path, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets not installed")
+    result = export_run(run_dir, tmp_path / "out")
+    ds = datasets.Dataset.from_parquet(str(result.manifests["train"]))
+    assert ds.features["label"].names == CLASSES
+
+
+def test_no_temp_files_are_left_and_rewrites_replace(run_dir: Path, tmp_path: Path) -> None:
+    export_run(run_dir, tmp_path / "out", policy="drop")
+    export_run(run_dir, tmp_path / "out", policy="relabel")
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    meta = json.loads(pq.read_schema(tmp_path / "out" / "val.parquet").metadata[b"fercleaner"])
+    assert meta["policy"] == "relabel"
+
+
+@pytest.mark.parametrize("mode", ["symlink", "copy"])
+def test_imagefolder_export(run_dir: Path, tmp_path: Path, mode: str) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(6), "exclude"), reviewer="ann")
+    calls = []
+    result = export_run(
+        run_dir,
+        tmp_path / "out",
+        imagefolder=tmp_path / "folders",
+        imagefolder_mode=mode,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    files = sorted((tmp_path / "folders").rglob("*.png"))
+    assert len(files) == 35  # the excluded sample has no folder entry
+    target = tmp_path / "folders" / "train" / "fear" / "img__face_00003.png"
+    assert target.is_file()
+    assert target.is_symlink() == (mode == "symlink")
+    assert target.read_bytes() == (run_dir.parent / "faces" / sid(3)).read_bytes()
+    assert calls[-1] == (35, 35)
+    assert result.imagefolder == (tmp_path / "folders").resolve()
+    with pytest.raises(ExportError, match="not empty"):
+        export_run(run_dir, tmp_path / "out2", imagefolder=tmp_path / "folders")
+
+
+def test_bad_options_are_refused(run_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="unknown policy 'keepall'"):
+        export_run(run_dir, tmp_path / "o", policy="keepall")
+    with pytest.raises(ExportError, match="must lie in"):
+        export_run(run_dir, tmp_path / "o", min_confidence=1.5)
+    with pytest.raises(ExportError, match="run directory itself"):
+        export_run(run_dir, run_dir)
+    assert not (run_dir / "review.sqlite").exists()  # exporting never creates a store
+
+
+def test_export_cli(run_dir: Path, tmp_path: Path) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(5), "exclude"), reviewer="ann")
+    runner = CliRunner()
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["export", str(run_dir), "--out", str(out), "--policy", "soft"])
+    assert res.exit_code == 0, res.output
+    assert "changed labels" in res.output
+    m = pd.read_parquet(out / "train.parquet").set_index("sample_id")
+    assert m.loc[sid(0), "action"] == "ambiguous"
+    assert (
+        pd.read_parquet(out / "test.parquet").set_index("sample_id").loc[sid(5), "action"]
+        == "exclude"
+    )
+    bad = runner.invoke(app, ["export", str(tmp_path / "missing"), "--out", str(out)])
+    assert bad.exit_code == 2
+    assert "does not exist" in bad.output
