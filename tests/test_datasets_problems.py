@@ -198,6 +198,8 @@ def test_fer2013_bad_codes_pixels_and_usage(tmp_path):
             [3, "1 2 3", "Training"],
             [3, pixels(3), "Holdout"],
             [3, pixels(4)],
+            [3, " ".join(["256"] + ["0"] * 2303), "Training"],
+            [3, pixels(6) + " x", "Training"],
         ],
     )
     ds = read_dataset(tmp_path)
@@ -209,7 +211,11 @@ def test_fer2013_bad_codes_pixels_and_usage(tmp_path):
         (5, "malformed_row", "fer2013.csv#3"),
         (6, "malformed_row", "fer2013.csv#4"),
         (7, "malformed_row", "fer2013.csv#5"),
+        (8, "malformed_row", "fer2013.csv#6"),
+        (9, "malformed_row", "fer2013.csv#7"),
     }
+    reasons = ds.problems.set_index("row")["reason"]
+    assert "0-255" in reasons[8] and "other text" in reasons[9]
 
 
 def test_rafdb_bad_codes_names_and_unlisted_images(tmp_path):

@@ -8,7 +8,7 @@ fer2013.csv; its votes are added but the given label stays FER2013's `emotion`.
 from __future__ import annotations
 
 import csv
-import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ FILE_NAME = "fer2013.csv"
 VOTES_FILE_NAME = "fer2013new.csv"
 USAGE_SPLITS: dict[str, str] = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 _REQUIRED = ("emotion", "pixels", "Usage")
-_PIXELS = re.compile(r"(?:\d{1,3} ){2303}\d{1,3}")
+_N_PIXELS = 48 * 48
 _VOTES_HEADER = ["Usage", "Image name", *FERPLUS_VOTE_COLUMNS]
 COLUMNS = ["sample_id", "path", "split", "given_label", "pixels", "_file", "_row"]
 VOTE_COLUMNS = ["votes", "votes_unknown", "votes_nf"]
@@ -113,8 +113,12 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
             f" {missing} samples have no votes (null)"
             + (f", {unaligned} of them because Usage disagreed" if unaligned else "")
         )
+    samples = build_samples(rows, columns)
+    if votes is not None:  # nullable: rows the votes file does not cover have none
+        samples["votes_unknown"] = samples["votes_unknown"].astype("Int64")
+        samples["votes_nf"] = samples["votes_nf"].astype("Int64")
     return LayoutRead(
-        samples=build_samples(rows, columns),
+        samples=samples,
         rows_listed=rows_listed,
         classes=classes,
         has_image_files=False,
@@ -152,9 +156,9 @@ def _read_row(
     if usage not in USAGE_SPLITS:
         bad("malformed_row", f"Usage {usage!r} is not Training, PublicTest or PrivateTest")
         return None
-    if not _PIXELS.fullmatch(pixels):
-        count = len(pixels.split())
-        bad("malformed_row", f"pixels must be 2304 grey values 0-255 (48x48); found {count} fields")
+    reason = _pixel_problem(pixels)
+    if reason is not None:
+        bad("malformed_row", reason)
         return None
     return {
         "sample_id": sample_id,
@@ -165,6 +169,22 @@ def _read_row(
         "_file": source,
         "_row": line,
     }
+
+
+def _pixel_problem(pixels: str) -> str | None:
+    """Why a pixel string is not 2304 grey values in 0-255, or None when it is."""
+    try:
+        with warnings.catch_warnings():
+            # numpy warns (not raises) on trailing garbage; make that an error too
+            warnings.simplefilter("error", DeprecationWarning)
+            values = np.fromstring(pixels, dtype=np.int64, sep=" ")
+    except (ValueError, DeprecationWarning):
+        return "pixels must be 2304 space-separated whole numbers; found other text"
+    if values.size != _N_PIXELS:
+        return f"pixels must be 2304 grey values (48x48); found {values.size}"
+    if values.min() < 0 or values.max() > 255:
+        return f"pixel values must lie in 0-255; found {values.min()}..{values.max()}"
+    return None
 
 
 def _read_votes(path: Path) -> list[tuple[str, list[int]] | None]:

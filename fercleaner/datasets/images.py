@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 #: Image file name endings the readers treat as images when scanning folders.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -124,6 +125,21 @@ def check_images(
                 progress(stop, total)
         return results
     pool_type: type[Executor] = ProcessPoolExecutor if executor == "process" else ThreadPoolExecutor
+    try:
+        return _check_in_pool(pool_type, paths, results, max_pixels, workers, progress)
+    except BrokenProcessPool:  # workers killed (e.g. out of memory): finish in this process
+        return check_images(paths, max_pixels=max_pixels, workers=1, progress=progress)
+
+
+def _check_in_pool(
+    pool_type: type[Executor],
+    paths: Sequence[str],
+    results: list[CheckResult],
+    max_pixels: int,
+    workers: int,
+    progress: ProgressFn | None,
+) -> list[CheckResult]:
+    total = len(paths)
     done = 0
     with pool_type(max_workers=workers) as pool:
         futures = {

@@ -24,6 +24,7 @@ from fercleaner.datasets.images import (
 )
 from fercleaner.datasets.problems import ProblemLog, display_path
 from fercleaner.datasets.registry import LayoutRead, ReadOptions, resolve_detection
+from fercleaner.errors import ConfigError
 
 _PRIVATE_COLUMNS = ["_file", "_row"]
 
@@ -53,7 +54,12 @@ def read_dataset(
     Raises:
         DatasetError: the path is missing or matches no (or not the requested) layout.
         RegistryError: `layout` is not a registered layout name.
+        ConfigError: max_pixels or workers is below 1.
     """
+    if max_pixels < 1 or workers < 1:
+        raise ConfigError(
+            f"max_pixels and workers must be >= 1; got max_pixels={max_pixels}, workers={workers}"
+        )
     path = Path(path).expanduser().absolute()
     spec, detection = resolve_detection(path, layout)
     root = detection.root or path
