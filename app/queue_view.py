@@ -76,8 +76,9 @@ def queue_ui(run_dir: str, flt: QueueFilter) -> None:
         find_queue(run.scores, set(decided), flt)
     ]
     st.session_state[keys.QUEUE_IDS] = queue_ids
+    fresh_session = keys.CURRENT not in st.session_state
     current = st.session_state.get(keys.CURRENT)
-    if current is None and keys.QUERY_SAMPLE in st.query_params:
+    if fresh_session and keys.QUERY_SAMPLE in st.query_params:  # a reload or a shared link
         current = st.query_params[keys.QUERY_SAMPLE]
         if current not in run.scores["sample_id"].values:
             st.error(f"Sample {current!r} is not part of this run; showing the queue instead.")
@@ -106,6 +107,7 @@ def decision_fragment(run_dir: str) -> None:
         text=f"{n_done} of {flagged} flagged samples reviewed - {len(queue_ids)} in this queue",
     )
     if current is None:
+        st.query_params.pop(keys.QUERY_SAMPLE, None)
         st.success(
             "Nothing left in this queue. Change the filters, or export with `fercleaner export`."
         )
