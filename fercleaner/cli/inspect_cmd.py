@@ -167,13 +167,18 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
     tally = (
         f"{summary['rows_listed']:,} label rows = {summary['samples']:,} ingested"
         f" + {summary['label_row_problems']:,} excluded"
-        + (f"; plus {unlabeled:,} images with no label row" if unlabeled else "")
+        + (f"; plus {_count(unlabeled, 'image')} with no label row" if unlabeled else "")
     )
     if problems:
         console.print(
-            f"[bold yellow]problems found:[/] {len(problems):,} ({tally}). They are excluded"
+            f"[bold yellow]problems found:[/] {_count(len(problems), 'problem')} ({tally}). They are excluded"
             " from the sample table; fix them or accept the exclusions.",
             highlight=False,
         )
     else:
         console.print(f"[bold green]clean:[/] {tally}.", highlight=False)
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 image', '3 images'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -108,7 +108,7 @@ class ProblemLog:
         return sum(p.kind not in NON_ROW_KINDS for p in self._items)
 
     def to_frame(self) -> pd.DataFrame:
-        """The problems table with its fixed columns (row is nullable Int64)."""
+        """The problems table with its fixed columns (row is nullable Int64), by file then row."""
         frame = pd.DataFrame(
             [(p.file, p.row, p.sample_id, p.kind, p.reason, p.fix) for p in self._items],
             columns=list(PROBLEM_COLUMNS),
@@ -116,7 +116,8 @@ class ProblemLog:
         frame["row"] = frame["row"].astype("Int64")
         for column in ("file", "sample_id", "kind", "reason", "fix"):
             frame[column] = frame[column].astype("str")
-        return frame
+        frame = frame.sort_values(["file", "row"], kind="stable", na_position="first")
+        return frame.reset_index(drop=True)
 
 
 def display_path(path: str | os.PathLike[str], root: Path) -> str:
