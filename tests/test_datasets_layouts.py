@@ -17,7 +17,7 @@ from _dataset_files import (
 )
 
 from fercleaner.classes import CANONICAL_CLASSES
-from fercleaner.datasets import read_dataset
+from fercleaner.datasets import read_dataset, summarize_dataset
 
 VOTES_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger",
                 "disgust", "fear", "contempt", "unknown", "NF"]  # fmt: skip
@@ -90,6 +90,13 @@ def test_ferplus_votes_plurality_and_ties(tmp_path):
     assert problem.file == "FER2013Train/label.csv" and problem.row == 3
     assert "NF" in problem.reason
     assert "(unknown: 0, NF: 1)" in ds.detection
+    summary = summarize_dataset(ds)
+    assert summary["label_ties"] == 1 and summary["votes_present"]  # fer3 ties only with unknown
+    assert summary["problem_counts"] == {"no_plurality_emotion": 1}
+    assert summary["splits"]["val"] == {
+        "total": 1,
+        "classes": {c: int(c == "fear") for c in CANONICAL_CLASSES},
+    }
 
 
 def test_fer2013_pixels_and_votes(tmp_path):

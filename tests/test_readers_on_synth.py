@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
-from fercleaner.datasets import list_layouts, read_dataset
+from fercleaner.datasets import list_layouts, read_dataset, summarize_dataset
 from fercleaner.synth import write_synthetic_dataset
 
 
@@ -25,3 +27,10 @@ def test_reader_recovers_the_synthetic_truth(tmp_path, layout):
     assert got["split"].tolist() == want["split"].tolist()
     assert set(want["given_label"]) <= set(dataset.classes)
     assert want["is_noisy"].any()  # the planted noise is in the labels the reader returns
+
+    summary = json.loads(json.dumps(summarize_dataset(dataset)))  # plain JSON values only
+    for split, group in want.groupby("split"):
+        counts = group["given_label"].value_counts().to_dict()
+        assert summary["splits"][split]["total"] == len(group)
+        assert {k: v for k, v in summary["splits"][split]["classes"].items() if v} == counts
+    assert summary["votes_present"] == (layout in ("ferplus", "fer2013"))
