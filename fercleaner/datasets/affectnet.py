@@ -73,7 +73,7 @@ def detect(path: Path) -> Detection:
     images = f"{IMAGE_DIR}/" if (path / IMAGE_DIR).is_dir() else "the dataset folder"
     return Detection(
         True,
-        f"affectnet: found {', '.join(found)} (AffectNet manifests); images under {images}",
+        f"found {', '.join(found)} (AffectNet manifests); images under {images}",
         root=path,
         source=path,
     )

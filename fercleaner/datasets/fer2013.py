@@ -51,7 +51,7 @@ def detect(path: Path) -> Detection:
     extra = f" with FER+ votes from {VOTES_FILE_NAME}" if votes.is_file() else ""
     return Detection(
         True,
-        f"fer2013: found {FILE_NAME} with columns emotion, pixels, Usage{extra}",
+        f"found {FILE_NAME} with columns emotion, pixels, Usage{extra}",
         root=csv_path.parent,
         source=csv_path,
     )

@@ -66,7 +66,7 @@ def detect(path: Path) -> Detection:
         )
     return Detection(
         True,
-        f"ferplus: found {', '.join(found)} (FERPlus 10-vote label files)",
+        f"found {', '.join(found)} (FERPlus 10-vote label files)",
         root=path,
         source=path,
     )

@@ -56,7 +56,7 @@ def detect(path: Path) -> Detection:
         classes = sorted({c for s in splits for c in _subdirs(path / s) if _class_name(c)})
         return Detection(
             True,
-            f"imagefolder: split folders {', '.join(s + '/' for s in splits)} hold class folders"
+            f"split folders {', '.join(s + '/' for s in splits)} hold class folders"
             f" {', '.join(classes)}",
             root=path,
             source=path,
@@ -66,7 +66,7 @@ def detect(path: Path) -> Detection:
     if classes:
         return Detection(
             True,
-            f"imagefolder: class folders {', '.join(c + '/' for c in classes)} at the root"
+            f"class folders {', '.join(c + '/' for c in classes)} at the root"
             " (all samples are train)",
             root=path,
             source=path,

@@ -53,7 +53,7 @@ def detect(path: Path) -> Detection:
     with_extra = f" (+ {', '.join(extra)})" if extra else ""
     return Detection(
         True,
-        f"csv: {manifest.name} has columns path, label{with_extra}",
+        f"{manifest.name} has columns path, label{with_extra}",
         root=manifest.parent,
         source=manifest,
     )

@@ -42,7 +42,7 @@ def detect(path: Path) -> Detection:
     extra = " and EmoLabel/distribution.txt" if (path / DISTRIBUTION_FILE).is_file() else ""
     return Detection(
         True,
-        f"rafdb: found {LABEL_FILE.as_posix()}{extra}; images from {images.as_posix()}/",
+        f"found {LABEL_FILE.as_posix()}{extra}; images from {images.as_posix()}/",
         root=path,
         source=path,
     )
