@@ -24,6 +24,7 @@ def _root() -> None:
     """Find and fix wrong or ambiguous labels in facial-expression datasets."""
     # a callback keeps `fercleaner CMD` a command group even while only one command exists
 
+
 #: Command modules in help order; each exposes `register(app)`.
 _COMMAND_MODULES = (
     "fercleaner.cli.inspect_cmd",
