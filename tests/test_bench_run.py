@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -90,6 +91,9 @@ def test_cli_bench_symmetric(tmp_path):
             "0.25",
             "--reference",
             "in_sample",
+            "--downstream",
+            "--holdout",
+            "0.25",
             "--score-command",
             " ".join(FAKE_SCORE),
             "--out",
@@ -99,7 +103,22 @@ def test_cli_bench_symmetric(tmp_path):
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "bench.json").read_text())
     assert set(saved["systems"]) == {"fercleaner", "ce_in_sample"}
-    assert saved["protocol"]["name"] == "pairflip" and saved["protocol"]["samples"] == 80
+    # 20 of the 80 held out (5 per class) and never cleaned: the systems score 60
+    assert saved["protocol"]["name"] == "pairflip" and saved["protocol"]["samples"] == 60
+    assert saved["systems"]["fercleaner"]["samples_scored"] == 60
+    downstream = saved["downstream"]
+    assert downstream["holdout_samples"] == 20
+    assert downstream["train_samples"]["noisy"] == downstream["train_samples"]["clean"] == 60
+    assert downstream["train_samples"]["cleaned"] == 60 - downstream["dropped"]
+    assert set(downstream["accuracy"]) == {"noisy", "cleaned", "clean"}
+    assert all(0 <= a <= 1 for a in downstream["accuracy"].values())
+    run_args = json.loads((out / "downstream" / "cleaned_run" / "argv.json").read_text())
+    assert run_args[-2:] == ["data.splits=[train]", "train.folds=1"]
+    held_out = set(
+        pd.read_csv(out / "downstream" / "clean" / "labels.csv").query("split == 'test'")["path"]
+    )
+    assert not held_out & set(pd.read_csv(out / "noisy" / "dataset" / "labels.csv")["path"])
+    assert "Downstream" in (out / "bench.md").read_text()
     assert "pr_curves.png" in result.output
 
 

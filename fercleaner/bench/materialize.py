@@ -29,34 +29,48 @@ def write_noisy_dataset(noisy: NoisyDataset, out: str | os.PathLike[str]) -> Pat
     """
     out = Path(out)
     folder = out / "dataset"
-    folder.mkdir(parents=True, exist_ok=True)
-    relative_paths = []
-    for row in noisy.samples.itertuples(index=False):
-        sample_id = str(row.sample_id)
-        if "pixels" in noisy.samples.columns and isinstance(getattr(row, "pixels", None), str):
-            relative = f"pixels/{sample_id.rsplit('#', 1)[-1]}.png"
-            _write_pixels(folder / relative, row.pixels)
-        else:
-            relative = sample_id
-            _link(folder / relative, Path(str(row.path)))
-        relative_paths.append(relative)
-    table = pd.DataFrame(
-        {
-            "path": relative_paths,
-            "label": noisy.samples["given_label"].astype(str),
-            "split": "train",
-        }
-    )
-    for column in noisy.samples.columns:
-        if column.startswith(_PASSTHROUGH_PREFIXES):
-            table[column] = noisy.samples[column].to_numpy()
-    table.to_csv(folder / "labels.csv", index=False)
+    table = noisy.samples.copy()
+    table["label"] = table["given_label"].astype(str)
+    relative_paths = write_labels_csv(folder, table.assign(split="train"))
     truth = noisy.truth.copy()
     truth["source_sample_id"] = truth["sample_id"]
     truth["sample_id"] = relative_paths
     truth["source_split"] = noisy.samples["split"].astype(str).to_numpy()
     truth.to_parquet(out / "truth.parquet", index=False)
     return folder
+
+
+def write_labels_csv(folder: str | os.PathLike[str], table: pd.DataFrame) -> list[str]:
+    """Write `folder/labels.csv` for rows with sample_id, path, label, split (+ pixels, VA, AUs).
+
+    Images are linked (or decoded, for pixel rows) under `folder`; returns each row's
+    path relative to `folder`, which the csv reader turns into its sample_id.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    relative_paths = []
+    has_pixels = "pixels" in table.columns
+    for row in table.itertuples(index=False):
+        sample_id = str(row.sample_id)
+        if has_pixels and isinstance(getattr(row, "pixels", None), str):
+            relative = f"pixels/{sample_id.rsplit('#', 1)[-1]}.png"
+            _write_pixels(folder / relative, row.pixels)
+        else:
+            relative = sample_id
+            _link(folder / relative, Path(str(row.path)))
+        relative_paths.append(relative)
+    manifest = pd.DataFrame(
+        {
+            "path": relative_paths,
+            "label": table["label"].astype(str).to_numpy(),
+            "split": table["split"].astype(str).to_numpy(),
+        }
+    )
+    for column in table.columns:
+        if column.startswith(_PASSTHROUGH_PREFIXES):
+            manifest[column] = table[column].to_numpy()
+    manifest.to_csv(folder / "labels.csv", index=False)
+    return relative_paths
 
 
 def _link(link: Path, target: Path) -> None:

@@ -53,6 +53,23 @@ class NoisyDataset:
     protocol: dict[str, Any] = field(default_factory=dict)
     """name, rate, seed, counts (samples, noisy, left_out) — recorded in bench.json."""
 
+    def select(self, mask: np.ndarray) -> NoisyDataset:
+        """The rows where `mask` is True (same order); the protocol record's counts follow."""
+        mask = np.asarray(mask, dtype=bool)
+        truth = self.truth.loc[mask].reset_index(drop=True)
+        protocol = {
+            **self.protocol,
+            "samples": len(truth),
+            "noisy": int(truth["is_noisy"].sum()),
+            "noise_rate": float(truth["is_noisy"].mean()) if len(truth) else 0.0,
+        }
+        return NoisyDataset(
+            samples=self.samples.loc[mask].reset_index(drop=True),
+            truth=truth,
+            classes=self.classes,
+            protocol=protocol,
+        )
+
 
 def make_noisy(
     samples: pd.DataFrame,

@@ -107,6 +107,18 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             value = values.get(key)
             cells.append("–" if _missing(value) else fmt.format(value))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    downstream = result.get("downstream")
+    if downstream:
+        acc = downstream["accuracy"]
+        gap = downstream.get("gap_recovered")
+        lines += [
+            "",
+            f"Downstream (baseline trained on {downstream['train_samples']['noisy']} samples, tested on "
+            f"{downstream['holdout_samples']} held-out true labels; policy {downstream['policy']}; "
+            f"{downstream['dropped']} dropped, {downstream['relabeled']} relabeled): accuracy noisy "
+            f"{acc['noisy']:.3f}, cleaned {acc['cleaned']:.3f}, clean {acc['clean']:.3f}; gap recovered "
+            + ("–" if _missing(gap) else f"{gap:.2f}"),
+        ]
     target = result.get("target", {})
     if target:
         lines += ["", "Target check (" + str(result.get("primary_system")) + "): "]

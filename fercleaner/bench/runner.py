@@ -16,15 +16,23 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from fercleaner.bench.materialize import write_noisy_dataset
-from fercleaner.bench.protocols import make_noisy
+from fercleaner.bench.downstream import (
+    DEFAULT_POLICY,
+    find_holdout,
+    get_cleaned_labels,
+    get_gap_recovered,
+    get_holdout_accuracy,
+)
+from fercleaner.bench.materialize import write_labels_csv, write_noisy_dataset
+from fercleaner.bench.protocols import NoisyDataset, make_noisy
 from fercleaner.bench.report import get_target_check, write_report
 from fercleaner.bench.resources import run_measured
 from fercleaner.bench.systems import (
@@ -34,6 +42,7 @@ from fercleaner.bench.systems import (
     get_reference_scores,
 )
 from fercleaner.errors import DatasetError, FercleanerError
+from fercleaner.scoring import read_scores
 
 #: Reference systems `run_benchmark` can add beside fercleaner.
 REFERENCES = ("cleanlab", "in_sample")
@@ -88,6 +97,9 @@ def run_benchmark(
     references: Sequence[str] = REFERENCES,
     folds: int = 5,
     splits: Sequence[str] | None = None,
+    downstream: bool = False,
+    holdout: float = 0.2,
+    policy: Mapping[str, str] = DEFAULT_POLICY,
     score_command: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
@@ -103,6 +115,10 @@ def run_benchmark(
         references: which references to run beside fercleaner (REFERENCES).
         folds: K of the cross-validated reference.
         splits: source splits to benchmark on (default all), e.g. ["val"] for FERPlus validation.
+        downstream: also train the classifier on noisy / cleaned / true labels and test
+            it on a held-out clean share (see `fercleaner.bench.downstream`).
+        holdout: share of the samples held out (per true class) when `downstream`.
+        policy: what fercleaner's issue types do to the training labels when `downstream`.
         score_command: the command prefix that scores a dataset (default
             `python -m fercleaner score`); it receives `DATASET --out RUN_DIR --recipe R
             [--method M] [key=value ...]` and must write RUN_DIR/scores.parquet.
@@ -112,11 +128,10 @@ def run_benchmark(
         The bench.json content.
     """
     from fercleaner.datasets import read_dataset
-    from fercleaner.scoring import read_scores
 
     out = Path(out)
     specs = plan_systems(method=method, references=references, folds=folds)
-    total = len(specs) + 2
+    total = len(specs) + 2 + (3 if downstream else 0)
     report = progress or (lambda done, total, stage: None)
 
     report(0, total, "reading dataset and making noise")
@@ -130,10 +145,20 @@ def run_benchmark(
                 f"{dataset} has no samples in splits {list(splits)}; it has {present}"
             )
     noisy = make_noisy(samples, source.classes, protocol=protocol, rate=rate, seed=seed)
-    manifest = write_noisy_dataset(noisy, out / "noisy") / "labels.csv"
+    held_mask = (
+        find_holdout(noisy.truth, fraction=holdout, seed=seed)
+        if downstream
+        else np.zeros(len(noisy.truth), dtype=bool)
+    )
+    pool, held = noisy.select(~held_mask), noisy.select(held_mask)
+    manifest = write_noisy_dataset(pool, out / "noisy") / "labels.csv"
+    truth = pd.read_parquet(
+        out / "noisy" / "truth.parquet"
+    )  # sample_ids as the csv reader sees them
     prefix = list(score_command or [sys.executable, "-m", "fercleaner", "score"])
 
     systems: dict[str, SystemScores] = {}
+    frames: dict[str, pd.DataFrame] = {}
     commands: dict[str, str] = {}
     for done, spec in enumerate(specs, start=1):
         report(done, total, f"scoring with {spec.name}")
@@ -152,28 +177,57 @@ def run_benchmark(
         scores = read_scores(run_dir / "scores.parquet")
         cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb}
         systems[spec.name] = _system_from_scores(spec, scores, noisy.classes, cost)
+        frames[spec.name] = scores.frame
 
+    downstream_result = None
+    if downstream:
+        downstream_result = _run_downstream(
+            out / "downstream",
+            pool=pool,
+            held=held,
+            truth=truth,
+            scores=frames[PRIMARY_SYSTEM],
+            command=[*prefix],
+            recipe=recipe,
+            overrides=overrides,
+            policy=policy,
+            report=lambda i, stage: report(len(specs) + i, total, stage),
+        )
     report(total - 1, total, "computing metrics and writing the report")
-    metrics = {name: evaluate_system(s, noisy.truth, noisy.classes) for name, s in systems.items()}
+    metrics = {name: evaluate_system(s, truth, noisy.classes) for name, s in systems.items()}
     result_json: dict[str, Any] = {
         "dataset": str(Path(dataset).absolute()),
         "dataset_name": Path(dataset).name,
         "layout": source.layout,
         "splits": list(splits) if splits else sorted(samples["split"].unique()),
         "classes": noisy.classes,
-        "protocol": noisy.protocol,
+        "protocol": pool.protocol,
         "recipe": recipe,
         "method": method,
         "overrides": list(overrides),
         "command": _bench_command(
-            dataset, out, protocol, rate, seed, method, recipe, references, folds, splits, overrides
+            dataset,
+            out,
+            protocol,
+            rate,
+            seed,
+            method,
+            recipe,
+            references,
+            folds,
+            splits,
+            overrides,
+            downstream,
+            holdout,
         ),
         "system_commands": commands,
         "primary_system": PRIMARY_SYSTEM,
         "systems": metrics,
         "target": get_target_check(metrics, system=PRIMARY_SYSTEM),
     }
-    write_report(out, result=result_json, systems=systems, truth=noisy.truth)
+    if downstream_result is not None:
+        result_json["downstream"] = downstream_result
+    write_report(out, result=result_json, systems=systems, truth=truth)
     report(total, total, "done")
     return result_json
 
@@ -229,8 +283,93 @@ def _aligned(frame, from_classes, to_classes):
     return frame
 
 
+def _run_downstream(
+    folder: Path,
+    *,
+    pool: NoisyDataset,
+    held: NoisyDataset,
+    truth: pd.DataFrame,
+    scores: pd.DataFrame,
+    command: list[str],
+    recipe: str,
+    overrides: Sequence[str],
+    policy: Mapping[str, str],
+    report: Callable[[int, str], None],
+) -> dict[str, Any]:
+    """Train the baseline on noisy / cleaned / true labels of the pool; accuracy on the held-out share."""
+    # fercleaner's scores use the csv reader's sample_ids; map them back to the source ids
+    to_source = dict(zip(truth["sample_id"], truth["source_sample_id"], strict=True))
+    cleaned = get_cleaned_labels(scores, policy=policy)
+    cleaned.index = [to_source[s] for s in cleaned.index]
+    base = pool.samples.assign(split="train")
+    variants = {
+        "noisy": base.assign(label=pool.truth["given_label"].to_numpy()),
+        "cleaned": base.set_index("sample_id", drop=False)
+        .loc[list(cleaned.index)]
+        .assign(label=cleaned.to_numpy())
+        .reset_index(drop=True),
+        "clean": base.assign(label=pool.truth["true_label"].to_numpy()),
+    }
+    test = held.samples.assign(split="test", label=held.truth["true_label"].to_numpy())
+    accuracy, cost = {}, {}
+    for step, (name, train) in enumerate(variants.items(), start=1):
+        report(step, f"downstream: training on {name} labels")
+        manifest_dir = folder / name
+        write_labels_csv(manifest_dir, pd.concat([train, test], ignore_index=True))
+        run_dir = folder / f"{name}_run"
+        argv = [
+            *command,
+            str(manifest_dir / "labels.csv"),
+            "--out",
+            str(run_dir),
+            "--recipe",
+            recipe,
+            "--method",
+            "baseline",
+            *overrides,
+            "data.splits=[train]",
+            "train.folds=1",
+        ]
+        result = run_measured(argv, log_path=run_dir.with_suffix(".log"))
+        if result.returncode != 0:
+            raise FercleanerError(
+                f"downstream run {name!r} failed (exit {result.returncode}): {shlex.join(argv)}\n"
+                f"last output ({result.log_path}):\n{result.tail()}"
+            )
+        accuracy[name] = get_holdout_accuracy(read_scores(run_dir / "scores.parquet").frame)
+        cost[name] = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb}
+    given = scores["given_label"].astype(str).to_numpy()
+    relabeled = int(
+        (scores["issue_type"].map(lambda t: policy.get(str(t), "keep")) == "relabel").sum()
+    )
+    return {
+        "policy": dict(policy),
+        "holdout_samples": len(test),
+        "train_samples": {name: len(frame) for name, frame in variants.items()},
+        "dropped": int(len(given) - len(cleaned)),
+        "relabeled": relabeled,
+        "accuracy": accuracy,
+        "gap_recovered": get_gap_recovered(
+            accuracy["noisy"], accuracy["cleaned"], accuracy["clean"]
+        ),
+        "cost": cost,
+    }
+
+
 def _bench_command(
-    dataset, out, protocol, rate, seed, method, recipe, references, folds, splits, overrides
+    dataset,
+    out,
+    protocol,
+    rate,
+    seed,
+    method,
+    recipe,
+    references,
+    folds,
+    splits,
+    overrides,
+    downstream,
+    holdout,
 ) -> str:
     parts = ["fercleaner", "bench", str(dataset), "--protocol", protocol]
     if protocol != "annotator":
@@ -238,11 +377,16 @@ def _bench_command(
     parts += ["--seed", str(seed), "--recipe", recipe]
     if method:
         parts += ["--method", method]
-    for reference in references:
-        parts += ["--reference", reference]
+    if not references:
+        parts += ["--no-reference"]
+    elif sorted(references) != sorted(REFERENCES):
+        for reference in references:
+            parts += ["--reference", reference]
     if folds != 5:
         parts += ["--folds", str(folds)]
     for split in splits or ():
         parts += ["--split", split]
+    if downstream:
+        parts += ["--downstream"] + (["--holdout", str(holdout)] if holdout != 0.2 else [])
     parts += ["--out", str(out), *overrides]
     return shlex.join(parts)

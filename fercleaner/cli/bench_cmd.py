@@ -59,6 +59,16 @@ def bench_command(
         list[str] | None,
         typer.Option("--split", help="Only these source splits (repeatable), e.g. --split val."),
     ] = None,
+    downstream: Annotated[
+        bool,
+        typer.Option(
+            "--downstream",
+            help="Also train the classifier on noisy / cleaned / true labels and test it on a held-out clean share.",
+        ),
+    ] = False,
+    holdout: Annotated[
+        float, typer.Option("--holdout", help="Share held out per class for --downstream.")
+    ] = 0.2,
     score_command: Annotated[
         str | None,
         typer.Option(
@@ -95,6 +105,8 @@ def bench_command(
             references=references,
             folds=folds,
             splits=split,
+            downstream=downstream,
+            holdout=holdout,
             score_command=shlex.split(score_command) if score_command else None,
             progress=progress,
         )
@@ -129,6 +141,13 @@ def _render(result: dict, out: Path) -> None:
     console.print(table)
     for key, value in result.get("target", {}).items():
         console.print(f"  {key}: {value}")
+    if "downstream" in result:
+        d = result["downstream"]
+        acc = d["accuracy"]
+        console.print(
+            f"downstream accuracy on {d['holdout_samples']} held-out samples: noisy {acc['noisy']:.3f},"
+            f" cleaned {acc['cleaned']:.3f}, clean {acc['clean']:.3f}; gap recovered {_cell(d['gap_recovered'], '')}"
+        )
     console.print(
         f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'pr_curves.png'}, {out / 'reliability.png'}"
     )
