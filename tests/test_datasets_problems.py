@@ -300,3 +300,18 @@ def test_parallel_checks_match_serial_checks(tmp_path, monkeypatch):
         assert parallel == serial
     assert [r[0] if r else None for r in serial] == [None] * 6 + ["corrupt_image", "missing_file"]
     assert seen[-1] == (8, 8)
+
+
+def test_a_row_the_csv_module_rejects_does_not_end_the_read(tmp_path):
+    write_image(tmp_path / "a.png")
+    write_image(tmp_path / "b.png")
+    huge = "x" * 200_000  # over csv.field_size_limit()
+    (tmp_path / "labels.csv").write_text(
+        f"path,label\na.png,sad\nc.png,{huge}\nb.png,fear\nnul\0.png,fear\n"
+    )
+    ds = read_dataset(tmp_path)
+    _assert_complete(ds)
+    assert sorted(ds.samples["sample_id"]) == ["a.png", "b.png"]
+    kinds = ds.problems.set_index("row")["kind"].to_dict()
+    assert kinds == {3: "malformed_row", 5: "missing_file"}
+    assert "unreadable CSV row" in ds.problems.set_index("row")["reason"][3]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,6 +56,25 @@ def join_inside(base: str | os.PathLike[str], relative: str) -> tuple[str, str, 
 def open_text(path: Path):
     """Open a label file as text; a UTF-8 byte-order mark (Excel exports) is dropped."""
     return open(path, encoding="utf-8-sig", newline="", errors="replace")
+
+
+def csv_rows(fh: IO[str]) -> Iterator[tuple[int, list[str] | str]]:
+    """(line number, fields) per non-blank CSV row, or (line, reason) for a row csv rejects.
+
+    The csv module raises on some rows (a field over its size limit); one bad row must
+    not end the read, so the error becomes that row's reason and reading goes on.
+    """
+    reader = csv.reader(fh)
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, f"unreadable CSV row: {exc}"
+            continue
+        if any(f.strip() for f in fields):
+            yield reader.line_num, fields
 
 
 def parse_int(text: str) -> int | None:

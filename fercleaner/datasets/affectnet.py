@@ -12,7 +12,13 @@ import posixpath
 from pathlib import Path
 
 from fercleaner.classes import AFFECTNET_CODES, AFFECTNET_EXCLUDED_CODES, CANONICAL_CLASSES
-from fercleaner.datasets._common import build_samples, join_inside, open_text, parse_int
+from fercleaner.datasets._common import (
+    build_samples,
+    csv_rows,
+    join_inside,
+    open_text,
+    parse_int,
+)
 from fercleaner.datasets.problems import ProblemLog
 from fercleaner.datasets.registry import (
     Detection,
@@ -90,16 +96,18 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
         if not manifest.is_file():
             continue
         with open_text(manifest) as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
+            rows_iter = csv_rows(fh)
+            first = next(rows_iter, (1, []))[1]
+            header = [h.strip() for h in first] if isinstance(first, list) else []
             index = {column: header.index(column) for column in HEADER if column in header}
-            for fields in reader:
-                if not any(f.strip() for f in fields):
-                    continue
+            for line, fields in rows_iter:
                 rows_listed += 1
+                if isinstance(fields, str):
+                    problems.add("malformed_row", file=manifest, row=line, reason=fields)
+                    continue
                 record = _read_row(
                     fields,
-                    line=reader.line_num,
+                    line=line,
                     n_fields=len(header),
                     index=index,
                     manifest=manifest,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fercleaner.classes import CANONICAL_CLASSES, FER2013_CODES, FERPLUS_VOTE_COLUMNS
-from fercleaner.datasets._common import build_samples, open_text, parse_int
+from fercleaner.datasets._common import build_samples, csv_rows, open_text, parse_int
 from fercleaner.datasets.problems import ProblemLog
 from fercleaner.datasets.registry import (
     Detection,
@@ -70,8 +70,9 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
     rows_listed = 0
     unaligned = 0
     with open_text(source) as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
+        rows_iter = csv_rows(fh)
+        first = next(rows_iter, (1, []))[1]
+        header = [h.strip() for h in first] if isinstance(first, list) else []
         index = {name: header.index(name) for name in _REQUIRED if name in header}
         if len(index) < len(_REQUIRED):
             raise DatasetError(
@@ -79,15 +80,19 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
                 " expected emotion,pixels,Usage"
             )
         data_row = -1
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
+        for line, fields in rows_iter:
             data_row += 1
             rows_listed += 1
+            if isinstance(fields, str):
+                sample_id = f"{FILE_NAME}#{data_row}"
+                problems.add(
+                    "malformed_row", file=source, row=line, sample_id=sample_id, reason=fields
+                )
+                continue
             record = _read_row(
                 fields,
                 r=data_row,
-                line=reader.line_num,
+                line=line,
                 n_fields=len(header),
                 index=index,
                 source=source,
@@ -190,16 +195,18 @@ def _pixel_problem(pixels: str) -> str | None:
 def _read_votes(path: Path) -> list[tuple[str, list[int]] | None]:
     """fer2013new.csv as one (Usage, 10 counts) per data row; None where a row is unreadable."""
     with open_text(path) as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
+        rows_iter = csv_rows(fh)
+        first = next(rows_iter, (1, []))[1]
+        header = [h.strip() for h in first] if isinstance(first, list) else []
         if header != _VOTES_HEADER:
             raise DatasetError(
                 f"{path}: header {header} is not {','.join(_VOTES_HEADER)}; fix or remove the"
                 " file (votes are optional)"
             )
         entries: list[tuple[str, list[int]] | None] = []
-        for fields in reader:
-            if not any(f.strip() for f in fields):
+        for _, fields in rows_iter:
+            if isinstance(fields, str):
+                entries.append(None)
                 continue
             counts = [parse_int(f) for f in fields[2:]] if len(fields) == 12 else [None]
             ok = all(c is not None and c >= 0 for c in counts)

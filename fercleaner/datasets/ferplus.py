@@ -8,7 +8,6 @@ becomes a `no_plurality_emotion` problem; an emotion tied with unknown/NF keeps 
 
 from __future__ import annotations
 
-import csv
 import posixpath
 import re
 from pathlib import Path
@@ -16,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from fercleaner.classes import CANONICAL_CLASSES, FERPLUS_VOTE_COLUMNS
-from fercleaner.datasets._common import build_samples, join_inside, open_text, parse_int
+from fercleaner.datasets._common import (
+    build_samples,
+    csv_rows,
+    join_inside,
+    open_text,
+    parse_int,
+)
 from fercleaner.datasets.problems import ProblemLog
 from fercleaner.datasets.registry import (
     Detection,
@@ -84,14 +89,14 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
             continue
         scan_dirs.append(root / folder)
         with open_text(label_file) as fh:
-            reader = csv.reader(fh)
-            for fields in reader:
-                if not any(f.strip() for f in fields):
-                    continue
+            for line, fields in csv_rows(fh):
                 rows_listed += 1
+                if isinstance(fields, str):
+                    problems.add("malformed_row", file=label_file, row=line, reason=fields)
+                    continue
                 record = _read_row(
                     fields,
-                    line=reader.line_num,
+                    line=line,
                     folder=folder,
                     folder_dir=str(root / folder),
                     split=split,

@@ -47,6 +47,8 @@ def check_image(path: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> CheckResu
         return "missing_file", f"image file {path} does not exist"
     except OSError as exc:
         return "corrupt_image", f"cannot read {path}: {exc.strerror or exc}"
+    except ValueError:  # a NUL byte in the path
+        return "missing_file", f"image path {path!r} is not a valid file name"
     if not stat.S_ISREG(info.st_mode):
         return "not_an_image", f"{path} is not a regular file"
     if info.st_size == 0:

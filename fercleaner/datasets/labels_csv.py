@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fercleaner.classes import dataset_classes, normalize_label
-from fercleaner.datasets._common import build_samples, join_inside, normalize_split, open_text
+from fercleaner.datasets._common import (
+    build_samples,
+    csv_rows,
+    join_inside,
+    normalize_split,
+    open_text,
+)
 from fercleaner.datasets.problems import ProblemLog
 from fercleaner.datasets.registry import (
     Detection,
@@ -77,18 +83,19 @@ def _records(manifest: Path) -> Iterator[tuple[int, dict[str, object] | str]]:
         yield from enumerate(frame.to_dict("records"), start=1)
         return
     with open_text(manifest) as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
-            if len(fields) != len(header):
+        rows_iter = csv_rows(fh)
+        first = next(rows_iter, (1, []))[1]
+        header = [h.strip() for h in first] if isinstance(first, list) else []
+        for line, fields in rows_iter:
+            if isinstance(fields, str):
+                yield line, fields
+            elif len(fields) != len(header):
                 yield (
-                    reader.line_num,
+                    line,
                     f"expected {len(header)} fields ({','.join(header)}), found {len(fields)}",
                 )
-                continue
-            yield reader.line_num, dict(zip(header, fields, strict=True))
+            else:
+                yield line, dict(zip(header, fields, strict=True))
 
 
 def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -> LayoutRead:
