@@ -95,3 +95,14 @@ def test_explicit_layout_reads_a_folder_detection_would_also_pick(tmp_path):
     write_image(tmp_path / "sad" / "a.png")
     ds = read_dataset(tmp_path, "imagefolder")
     assert ds.layout == "imagefolder" and "class folders sad/" in ds.detection
+
+
+def test_an_unreadable_label_file_is_a_dataset_error(tmp_path, monkeypatch):
+    write_rows(tmp_path / "labels.csv", [["path", "label"], ["a.png", "sad"]])
+
+    def refuse(manifest):
+        raise PermissionError(13, "Permission denied", str(manifest))
+
+    monkeypatch.setattr("fercleaner.datasets.labels_csv._records", refuse)
+    with pytest.raises(DatasetError, match="cannot read .*labels.csv: Permission denied"):
+        read_dataset(tmp_path)

@@ -24,7 +24,7 @@ from fercleaner.datasets.images import (
 )
 from fercleaner.datasets.problems import ProblemLog, display_path
 from fercleaner.datasets.registry import LayoutRead, ReadOptions, resolve_detection
-from fercleaner.errors import ConfigError
+from fercleaner.errors import ConfigError, DatasetError
 
 _PRIVATE_COLUMNS = ["_file", "_row"]
 
@@ -64,12 +64,18 @@ def read_dataset(
     spec, detection = resolve_detection(path, layout)
     root = detection.root or path
     problems = ProblemLog(root)
-    raw = spec.read(
-        detection.source or path,
-        root,
-        ReadOptions(allow_outside_root=allow_outside_root),
-        problems,
-    )
+    try:
+        raw = spec.read(
+            detection.source or path,
+            root,
+            ReadOptions(allow_outside_root=allow_outside_root),
+            problems,
+        )
+    except OSError as exc:  # a label file or folder we cannot open: nothing to read
+        raise DatasetError(
+            f"cannot read {exc.filename or path}: {exc.strerror or exc}; check that the file"
+            " exists and is readable"
+        ) from exc
     _require_reconciled(raw, problems, spec.name)
     samples = _drop_duplicates(raw.samples, problems)
     _report_unlabeled(raw, problems)
