@@ -47,7 +47,7 @@ def decide(run_dir: str, action: str, label: str | None = None) -> None:
         Decision(sample_id, action, label=label, soft_label=soft, note=note), reviewer=reviewer
     )
     st.session_state[keys.NOTE] = ""
-    outcome = "excluded" if action == "exclude" else f"{action} -> {label}"
+    outcome = "excluded" if action == "exclude" else f"{action} → {label}"
     st.session_state[keys.FLASH] = ("success", f"Saved {sample_id}: {outcome}")
     st.session_state[keys.CURRENT] = step(sample_id, +1)
 
@@ -106,5 +106,5 @@ def accept_batch(run_dir: str, sample_ids: Sequence[str], proposed: str) -> None
     left.update(skipped)
     st.session_state[keys.FLASH] = (
         "success",
-        f"Accepted {len(chosen)} -> {proposed}; {len(skipped)} left for one-by-one review.",
+        f"Accepted {len(chosen)} → {proposed}; {len(skipped)} left for one-by-one review.",
     )

@@ -28,16 +28,16 @@ def batch_ui(run_dir: str) -> None:
         st.info("No flagged sample has a proposal different from its given label.")
         return
     options = [
-        f"{g} -> {p}" for g, p in zip(pairs["given_label"], pairs["proposed_label"], strict=True)
+        f"{g} → {p}" for g, p in zip(pairs["given_label"], pairs["proposed_label"], strict=True)
     ]
     totals = dict(zip(options, pairs["count"], strict=True))
     choice = st.selectbox(
-        "Given -> proposed",
+        "Given → proposed",
         options,
         key=keys.BATCH_PAIR,
         format_func=lambda o: f"{o}  ({totals[o]} flagged)",
     )
-    given, proposed = choice.split(" -> ", 1)
+    given, proposed = choice.split(" → ", 1)
     decided = set(get_decisions(run_dir, store.last_event_id())["sample_id"])
     skipped = st.session_state.get(keys.BATCH_SKIPPED, set())
     pos = find_queue(
@@ -47,7 +47,7 @@ def batch_ui(run_dir: str) -> None:
     )
     page = run.scores.iloc[pos[:PAGE_SIZE]]
     if page.empty:
-        st.success(f"Every {given} -> {proposed} suspect is reviewed (or left for the queue).")
+        st.success(f"Every {given} → {proposed} suspect is reviewed (or left for the queue).")
         return
     st.caption(
         f"{len(pos)} unreviewed; showing the {len(page)} most suspect. Tick the ones that are "

@@ -53,7 +53,7 @@ def render_overview(run_dir: str) -> None:
 
     left, right = st.columns(2)
     with left:
-        st.subheader("Given -> proposed (flagged)")
+        st.subheader("Given → proposed (flagged)")
         if tables["confusion"].empty:
             st.caption("Nothing flagged.")
         else:

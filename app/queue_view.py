@@ -24,7 +24,7 @@ def filters_ui(run_dir: str) -> QueueFilter:
     run = get_run(run_dir)
     pairs = get_pairs(run_dir)
     pair_names = [
-        f"{g} -> {p}" for g, p in zip(pairs["given_label"], pairs["proposed_label"], strict=True)
+        f"{g} → {p}" for g, p in zip(pairs["given_label"], pairs["proposed_label"], strict=True)
     ]
     splits = sorted(run.scores["split"].unique().tolist())
     side = st.sidebar
@@ -43,7 +43,7 @@ def filters_ui(run_dir: str) -> QueueFilter:
         "Proposed class", run.classes, key=keys.F_PROPOSED, on_change=actions.reset_position
     )
     pair = side.multiselect(
-        "Class pair (given -> proposed)",
+        "Class pair (given → proposed)",
         pair_names,
         key=keys.F_PAIR,
         on_change=actions.reset_position,
@@ -61,7 +61,7 @@ def filters_ui(run_dir: str) -> QueueFilter:
         issue_types=issue or None,
         given=given or None,
         proposed=proposed or None,
-        pairs=[tuple(p.split(" -> ", 1)) for p in pair] or None,
+        pairs=[tuple(p.split(" → ", 1)) for p in pair] or None,
         splits=split or None,
         reviewed=REVIEWED_CHOICES[reviewed],
     )
@@ -249,14 +249,14 @@ def render_history(history: pd.DataFrame) -> None:
     if len(live):
         last = live.iloc[-1]
         outcome = (
-            "excluded" if last["action"] == "exclude" else f"{last['action']} -> {last['label']}"
+            "excluded" if last["action"] == "exclude" else f"{last['action']} → {last['label']}"
         )
         st.info(f"Current decision: {outcome} by {last['reviewer']} at {last['decided_at'][:19]}")
         others = live[live["reviewer"] != last["reviewer"]]
         if len(others):
             st.warning(
                 "Also decided by "
-                + ", ".join(f"{r.reviewer} ({r.action} -> {r.label})" for r in others.itertuples())
+                + ", ".join(f"{r.reviewer} ({r.action} → {r.label})" for r in others.itertuples())
             )
     with st.expander(f"History ({len(history)} events)"):
         st.dataframe(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-import pandas as pd
 import streamlit as st
 
 from fercleaner.app import keys
@@ -63,17 +62,13 @@ def render_recent(run_dir: str) -> None:
     if recent.empty:
         st.sidebar.caption("None yet.")
         return
-    st.sidebar.dataframe(
-        pd.DataFrame(
-            {
-                "sample": recent["sample_id"],
-                "action": recent["action"],
-                "label": recent["label"],
-                "by": recent["reviewer"],
-            }
-        ),
-        hide_index=True,
-    )
+    lines = []
+    for r in recent.itertuples():
+        what = {"exclude": "exclude", "undo": f"undo of #{r.undoes}"}.get(
+            r.action, f"{r.action} → {r.label}"
+        )
+        lines.append(f"- `{r.sample_id}` {what} ({r.reviewer})")
+    st.sidebar.markdown("\n".join(lines))
 
 
 if __name__ == "__main__":  # Streamlit runs this file as __main__

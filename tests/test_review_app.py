@@ -138,7 +138,7 @@ def test_without_a_reviewer_name_nothing_is_recorded(run_dir, monkeypatch) -> No
         (keys.F_ISSUE, ["none"], None, 30),
         (keys.F_GIVEN, ["happiness"], sid(0), 3),
         (keys.F_PROPOSED, ["fear"], sid(3), 1),
-        (keys.F_PAIR, ["anger -> disgust"], sid(4), 1),
+        (keys.F_PAIR, ["anger → disgust"], sid(4), 1),
         (keys.F_SPLIT, ["val"], sid(1), 2),
     ],
 )
@@ -165,7 +165,7 @@ def test_reviewed_filter_and_empty_queue(run_dir: Path) -> None:
     at.sidebar.radio(key=keys.F_REVIEWED).set_value("Reviewed").run()
     assert len(at.session_state[keys.QUEUE_IDS]) == 6
     assert current(at) == sid(3)
-    assert any("Current decision: accept -> fear by ann" in i.value for i in at.info)
+    assert any("Current decision: accept → fear by ann" in i.value for i in at.info)
 
 
 def test_deep_link_to_a_sample_and_refusal_of_unknown_ones(run_dir: Path) -> None:
@@ -183,7 +183,7 @@ def test_deep_link_to_a_sample_and_refusal_of_unknown_ones(run_dir: Path) -> Non
 def test_batch_accepts_all_but_the_opted_out(run_dir: Path) -> None:
     at = start()
     at.sidebar.radio(key=keys.MODE).set_value("Batch").run()
-    assert at.selectbox(key=keys.BATCH_PAIR).value == "happiness -> surprise"
+    assert at.selectbox(key=keys.BATCH_PAIR).value == "happiness → surprise"
     at.checkbox(key=keys.batch_skip_key(sid(1))).check().run()
     assert at.button(key=keys.BATCH_ACCEPT).label == "Accept 2 as surprise"
     at.button(key=keys.BATCH_ACCEPT).click().run()
@@ -191,7 +191,7 @@ def test_batch_accepts_all_but_the_opted_out(run_dir: Path) -> None:
     assert set(got) == {sid(0), sid(2)}
     assert {v[:2] for v in got.values()} == {("accept", "surprise")}
     assert any("1 left" in s.value for s in at.success)
-    at.selectbox(key=keys.BATCH_PAIR).set_value("sadness -> fear").run()
+    at.selectbox(key=keys.BATCH_PAIR).set_value("sadness → fear").run()
     assert [c.key for c in at.checkbox] == [keys.batch_skip_key(sid(3))]
 
 
