@@ -53,6 +53,7 @@ def write_synthetic_dataset(
     occlusion_rate: float = 0.0,
     ambiguity_rate: float = 0.0,
     channels: int = 1,
+    workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Generate `n` faces and write them as a dataset in `layout` under `out`.
@@ -73,6 +74,7 @@ def write_synthetic_dataset(
         occlusion_rate: fraction of faces with glasses or a hand.
         ambiguity_rate: fraction of faces mixing two class prototypes (soft labels).
         channels: 1 (grey) or 3 (RGB); fer2013 needs 1.
+        workers: processes drawing and encoding images (output is identical for any value).
         progress: called as `progress(done, total)`; drawing and writing each count `n`.
 
     Returns:
@@ -85,21 +87,22 @@ def write_synthetic_dataset(
     replace_old = _check_target(out)
 
     total = 2 * n
-    done = 0
+    done = reported = 0
 
     def tick(k: int) -> None:
-        nonlocal done
+        nonlocal done, reported
         done += k
-        if progress is not None and (done % 256 == 0 or done == total):
+        if progress is not None and (done - reported >= 256 or done == total):
+            reported = done
             progress(done, total)
 
     draw_progress = None if progress is None else (lambda d, _t: progress(d, total))
     images, truth = generate_faces(
         n, seed=seed, size=size, classes=classes, channels=channels,
         occlusion_rate=occlusion_rate, ambiguity_rate=ambiguity_rate,
-        noise_rate=noise_rate, noise_kind=noise_kind, progress=draw_progress,
+        noise_rate=noise_rate, noise_kind=noise_kind, workers=workers, progress=draw_progress,
     )  # fmt: skip
-    done = n
+    done = reported = n
     layout_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     split = _assign_splits(
         truth["clean_label"].to_numpy(),
@@ -115,8 +118,9 @@ def write_synthetic_dataset(
     tmp.mkdir(parents=True)
     try:
         ids = WRITERS[layout](
-            tmp, images, truth, tick=tick, votes=votes, classes=classes, rng=layout_rng
-        )
+            tmp, images, truth, tick=tick, votes=votes, classes=classes, rng=layout_rng,
+            workers=workers,
+        )  # fmt: skip
         truth.insert(0, "sample_id", pd.array(ids, dtype="string"))
         if replace_old:
             shutil.rmtree(out)

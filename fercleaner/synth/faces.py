@@ -39,6 +39,7 @@ def generate_faces(
     ambiguity_rate: float = 0.0,
     noise_rate: float = 0.0,
     noise_kind: str = "symmetric",
+    workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Draw `n` synthetic faces and their ground truth.
@@ -54,6 +55,7 @@ def generate_faces(
             in [0.2, 0.45]; their `soft_label` carries both classes.
         noise_rate: fraction of `given_label`s changed to a wrong class (exact count).
         noise_kind: `symmetric` or `pairflip` (see `fercleaner.synth.labels`).
+        workers: drawing processes for large `n` (output is identical for any value).
         progress: called as `progress(done, n)` while drawing.
 
     Returns:
@@ -85,9 +87,8 @@ def generate_faces(
     params.update(_sample_occluders(n, rate=occlusion_rate, rng=streams[_STREAM_OCCLUDER]))
     params["au"] = au
     pixel_seed = int(streams[_STREAM_PIXELS].integers(2**31))
-    images = render_faces(
-        params, size=size, channels=channels, noise_seed=pixel_seed, progress=progress
-    )
+    images = render_faces(params, size=size, channels=channels, noise_seed=pixel_seed,
+                          workers=workers, progress=progress)  # fmt: skip
 
     given = inject_label_noise(
         clean, rate=noise_rate, kind=noise_kind, classes=classes, rng=streams[_STREAM_NOISE]

@@ -8,7 +8,10 @@ the `sample_id` of every face exactly as `fercleaner.datasets.read_dataset` prod
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,7 @@ _FER2013_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest
 _AFFECTNET_FILES = {"train": "training.csv", "val": "validation.csv"}
 
 Progress = Callable[[int], None]
+_SAVE_SPAN = 256
 Votes = tuple[np.ndarray, np.ndarray]  # (N, 8) counts over CANONICAL_CLASSES, (N,) unknown
 
 
@@ -56,33 +60,58 @@ def _save(image: np.ndarray, path: Path) -> None:
         Image.fromarray(image).save(path, format="JPEG", quality=95)
 
 
+def _save_job(root: str, relpaths: list[str], images: np.ndarray) -> int:
+    for rel, image in zip(relpaths, images, strict=True):
+        _save(image, Path(root) / rel)
+    return len(relpaths)
+
+
+def save_images(
+    root: Path, images: np.ndarray, relpaths: list[str], *, tick: Progress, workers: int = 1
+) -> None:
+    """Encode and write `images[i]` to `root / relpaths[i]`, on `workers` processes.
+
+    PNG/JPEG encoding dominates writing, and PIL holds the GIL while encoding, so
+    processes (not threads) are what make a second core count.
+    """
+    for folder in {str(Path(rel).parent) for rel in relpaths}:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    spans = [(i, min(i + _SAVE_SPAN, len(relpaths))) for i in range(0, len(relpaths), _SAVE_SPAN)]
+    if workers <= 1 or len(spans) < 2:
+        for a, b in spans:
+            tick(_save_job(str(root), relpaths[a:b], images[a:b]))
+        return
+    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_save_job, str(root), relpaths[a:b], images[a:b]) for a, b in spans]
+        for future in as_completed(futures):
+            tick(future.result())
+
+
 def _width(n: int, minimum: int) -> int:
     return max(minimum, len(str(n)))
 
 
-def write_imagefolder(root: Path, images, truth: pd.DataFrame, *, tick: Progress, **_) -> list[str]:
+def write_imagefolder(
+    root: Path, images, truth: pd.DataFrame, *, tick: Progress, workers: int, **_
+) -> list[str]:
     """`<root>/<split>/<given_label>/<i>.png`."""
     width = _width(len(truth), 6)
-    ids = []
-    for i, (split, label) in enumerate(zip(truth["split"], truth["given_label"], strict=True)):
-        rel = f"{split}/{label}/{i:0{width}d}.png"
-        (root / split / label).mkdir(parents=True, exist_ok=True)
-        _save(images[i], root / rel)
-        ids.append(rel)
-        tick(1)
+    ids = [
+        f"{split}/{label}/{i:0{width}d}.png"
+        for i, (split, label) in enumerate(zip(truth["split"], truth["given_label"], strict=True))
+    ]
+    save_images(root, images, ids, tick=tick, workers=workers)
     return ids
 
 
-def write_csv(root: Path, images, truth: pd.DataFrame, *, tick: Progress, **_) -> list[str]:
+def write_csv(
+    root: Path, images, truth: pd.DataFrame, *, tick: Progress, workers: int, **_
+) -> list[str]:
     """`<root>/labels.csv` (path, label, split, valence, arousal, au_*) + `<root>/images/`."""
     width = _width(len(truth), 6)
-    (root / "images").mkdir(parents=True)
-    ids = []
-    for i in range(len(truth)):
-        rel = f"images/{i:0{width}d}.png"
-        _save(images[i], root / rel)
-        ids.append(rel)
-        tick(1)
+    ids = [f"images/{i:0{width}d}.png" for i in range(len(truth))]
+    save_images(root, images, ids, tick=tick, workers=workers)
     au_cols = [au_column(a) for a in AU_IDS]
     table = pd.DataFrame({"path": ids, "label": truth["given_label"], "split": truth["split"]})
     table[["valence", "arousal", *au_cols]] = truth[["valence", "arousal", *au_cols]].round(4)
@@ -91,7 +120,7 @@ def write_csv(root: Path, images, truth: pd.DataFrame, *, tick: Progress, **_) -
 
 
 def write_ferplus(
-    root: Path, images, truth: pd.DataFrame, *, tick: Progress, votes: Votes, **_
+    root: Path, images, truth: pd.DataFrame, *, tick: Progress, votes: Votes, workers: int, **_
 ) -> list[str]:
     """`<root>/FER2013{Train,Valid,Test}/label.csv` + PNGs; the votes' plurality is the given label."""
     counts, unknown = votes
@@ -103,13 +132,9 @@ def write_ferplus(
     for i, split in enumerate(truth["split"]):
         folder = _FERPLUS_FOLDERS[split]
         name = f"fer{i:0{width}d}.png"
-        if folder not in rows:
-            (root / folder).mkdir(parents=True)
-            rows[folder] = []
-        _save(images[i], root / folder / name)
-        rows[folder].append([name, box, *counts[i].tolist(), int(unknown[i]), 0])
+        rows.setdefault(folder, []).append([name, box, *counts[i].tolist(), int(unknown[i]), 0])
         ids.append(f"{folder}/{name}")
-        tick(1)
+    save_images(root, images, ids, tick=tick, workers=workers)
     for folder, lines in rows.items():
         with open(root / folder / "label.csv", "w", newline="") as fh:
             csv.writer(fh, quoting=csv.QUOTE_MINIMAL).writerows(lines)
@@ -147,36 +172,47 @@ def write_fer2013(
 
 
 def write_rafdb(
-    root: Path, images, truth: pd.DataFrame, *, tick: Progress, classes: list[str], **_
+    root: Path,
+    images,
+    truth: pd.DataFrame,
+    *,
+    tick: Progress,
+    classes: list[str],
+    workers: int,
+    **_,
 ) -> list[str]:
     """`EmoLabel/list_patition_label.txt`, `EmoLabel/distribution.txt`, `Image/aligned/*.jpg`."""
     code = {name: c for c, name in RAFDB_CODES.items()}
     raf_order = [RAFDB_CODES[c] for c in sorted(RAFDB_CODES)]
     to_raf = [raf_order.index(c) for c in classes]
-    (root / "EmoLabel").mkdir(parents=True)
-    (root / "Image" / "aligned").mkdir(parents=True)
     seen = {"train": 0, "test": 0}
     ids, labels, dists = [], [], []
-    for i, (split, label, soft) in enumerate(
-        zip(truth["split"], truth["given_label"], truth["soft_label"], strict=True)
+    for split, label, soft in zip(
+        truth["split"], truth["given_label"], truth["soft_label"], strict=True
     ):
         seen[split] += 1
         name = f"{split}_{seen[split]:0{5 if split == 'train' else 4}d}.jpg"
-        rel = f"Image/aligned/{name[:-4]}_aligned.jpg"
-        _save(images[i], root / rel)
         dist = np.zeros(len(raf_order))
         dist[to_raf] = soft
         labels.append(f"{name} {code[label]}\n")
         dists.append(name + " " + " ".join(f"{p:.4f}" for p in dist) + "\n")
-        ids.append(rel)
-        tick(1)
+        ids.append(f"Image/aligned/{name[:-4]}_aligned.jpg")
+    (root / "EmoLabel").mkdir(parents=True)
+    save_images(root, images, ids, tick=tick, workers=workers)
     (root / "EmoLabel" / "list_patition_label.txt").write_text("".join(labels))
     (root / "EmoLabel" / "distribution.txt").write_text("".join(dists))
     return ids
 
 
 def write_affectnet(
-    root: Path, images, truth: pd.DataFrame, *, tick: Progress, rng: np.random.Generator, **_
+    root: Path,
+    images,
+    truth: pd.DataFrame,
+    *,
+    tick: Progress,
+    rng: np.random.Generator,
+    workers: int,
+    **_,
 ) -> list[str]:
     """`training.csv` / `validation.csv` + `Manually_Annotated_Images/<sub>/<i>.jpg`.
 
@@ -187,23 +223,21 @@ def write_affectnet(
     size = images.shape[1]
     margin = max(4, size // 4)
     offsets = rng.integers(0, 2 * margin + 1, size=(len(truth), 2))
-    pad = ((margin, margin), (margin, margin)) + (((0, 0),) if images.ndim == 4 else ())
-    width = _width(len(truth), 7)
+    pad = ((0, 0), (margin, margin), (margin, margin)) + (((0, 0),) if images.ndim == 4 else ())
+    frames = np.pad(images, pad, mode="edge")
+    for i, (ox, oy) in enumerate(offsets):  # move face i from (margin, margin) to (ox, oy)
+        frames[i] = np.roll(frames[i], (int(oy) - margin, int(ox) - margin), axis=(0, 1))
     va = truth[["valence", "arousal"]].to_numpy(dtype=np.float64).round(4)
+    width = _width(len(truth), 7)
     ids = []
     rows: dict[str, list[list]] = {}
     for i, (split, label) in enumerate(zip(truth["split"], truth["given_label"], strict=True)):
         sub = f"{i // 1000}/{i:0{width}d}.jpg"
-        rel = f"Manually_Annotated_Images/{sub}"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        frame = np.pad(images[i], pad, mode="edge")
         ox, oy = (int(o) for o in offsets[i])
-        shifted = np.roll(frame, (oy - margin, ox - margin), axis=(0, 1))
-        _save(np.ascontiguousarray(shifted), root / rel)
         row = [sub, ox, oy, size, size, "", code[label], float(va[i, 0]), float(va[i, 1])]
         rows.setdefault(split, []).append(row)
-        ids.append(rel)
-        tick(1)
+        ids.append(f"Manually_Annotated_Images/{sub}")
+    save_images(root, frames, ids, tick=tick, workers=workers)
     header = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
               "facial_landmarks", "expression", "valence", "arousal"]  # fmt: skip
     for split, lines in rows.items():

@@ -9,7 +9,10 @@ Geometry is driven by the AU intensities in `params` (see `fercleaner.synth.face
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
@@ -19,6 +22,8 @@ from fercleaner.priors import AU_IDS
 IMAGE_HALF_EXTENT = 1.1
 #: Faces rendered per inner batch; keeps the (B, H, W) temporaries cache-sized.
 _CHUNK = 128
+#: Faces per parallel work item (a multiple of _CHUNK, so chunk k always holds the same faces).
+_SPAN = 8 * _CHUNK
 #: ITU-R BT.601 luma weights, used to turn every RGB colour into a grey level.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -31,17 +36,19 @@ def render_faces(
     size: int,
     channels: int,
     noise_seed: int,
+    workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Draw every face described by `params`.
 
     Args:
-        params: per-face arrays, first axis N (see `fercleaner.synth.faces.sample_face_params`).
+        params: per-face arrays, first axis N (see `fercleaner.synth.faces`).
         size: output side in pixels.
         channels: 1 (grey) or 3 (RGB).
-        noise_seed: seeds the pixel noise; chunk k uses `(noise_seed, k)`, so output does
-            not depend on how the caller batches.
-        progress: called as `progress(done, total)` after each chunk.
+        noise_seed: seeds the pixel noise; chunk k uses `(noise_seed, k)`, so the output
+            does not depend on `workers` or on how the caller batches.
+        workers: processes drawing spans of chunks in parallel (1 = this process).
+        progress: called as `progress(done, total)` as chunks finish.
 
     Returns:
         uint8 array (N, size, size) for grey, (N, size, size, 3) for RGB.
@@ -49,16 +56,53 @@ def render_faces(
     n = len(params["au"])
     shape = (n, size, size) if channels == 1 else (n, size, size, 3)
     out = np.empty(shape, dtype=np.uint8)
-    for k, start in enumerate(range(0, n, _CHUNK)):
-        stop = min(start + _CHUNK, n)
-        chunk = {key: value[start:stop] for key, value in params.items()}
-        img = _render_chunk(chunk, size=size, channels=channels)  # (B, C, H, W) in [0, 1]
-        img = _blur_and_noise(img, chunk, rng=np.random.default_rng([noise_seed, k]))
-        img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        out[start:stop] = img[:, 0] if channels == 1 else img.transpose(0, 2, 3, 1)
-        if progress is not None:
-            progress(stop, n)
+    spans = [(start, min(start + _SPAN, n)) for start in range(0, n, _SPAN)]
+    done = 0
+    if workers <= 1 or len(spans) < 2:
+        for start, stop in spans:
+            out[start:stop] = _render_span(params, start, stop, size, channels, noise_seed)
+            done += stop - start
+            if progress is not None:
+                progress(done, n)
+        return out
+    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {
+            pool.submit(
+                _render_span, {k: v[start:stop] for k, v in params.items()},
+                start, stop, size, channels, noise_seed, start,
+            ): (start, stop)
+            for start, stop in spans
+        }  # fmt: skip
+        for future in as_completed(futures):
+            start, stop = futures[future]
+            out[start:stop] = future.result()
+            done += stop - start
+            if progress is not None:
+                progress(done, n)
     return out
+
+
+def _render_span(
+    params: Params,
+    start: int,
+    stop: int,
+    size: int,
+    channels: int,
+    noise_seed: int,
+    offset: int = 0,
+) -> np.ndarray:
+    """Faces `start:stop` (indices into the full set; `params` rows begin at `offset`)."""
+    parts = []
+    for first in range(start, stop, _CHUNK):
+        last = min(first + _CHUNK, stop)
+        chunk = {key: value[first - offset : last - offset] for key, value in params.items()}
+        img = _render_chunk(chunk, size=size, channels=channels)  # (B, C, H, W) in [0, 1]
+        rng = np.random.default_rng([noise_seed, first // _CHUNK])
+        img = _blur_and_noise(img, chunk, rng=rng)
+        img = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        parts.append(img[:, 0] if channels == 1 else img.transpose(0, 2, 3, 1))
+    return np.concatenate(parts)
 
 
 # ---------------------------------------------------------------------------- primitives
@@ -66,7 +110,10 @@ def render_faces(
 
 def _cover(dist: np.ndarray, px: np.ndarray) -> np.ndarray:
     """Coverage in [0, 1] of a shape with signed distance `dist` (negative inside)."""
-    return np.clip(0.5 - dist / px, 0.0, 1.0)
+    out = dist / px
+    np.subtract(0.5, out, out=out)
+    np.minimum(out, 1.0, out=out)
+    return np.maximum(out, 0.0, out=out)
 
 
 def _ellipse_sdf(u, v, cx, cy, ax, ay):
@@ -83,6 +130,32 @@ def _capsule_sdf(u, v, ax, ay, bx, by, radius):
     h = np.clip((pax * bax + pay * bay) / (bax * bax + bay * bay + 1e-9), 0.0, 1.0)
     dx, dy = pax - bax * h, pay - bay * h
     return np.sqrt(dx * dx + dy * dy) - radius
+
+
+def _hline_sdf(u, v, x0, x1, y, radius):
+    """Signed distance to a thick horizontal segment from (x0, y) to (x1, y); cheaper than a capsule."""
+    dx = np.abs(u - 0.5 * (x0 + x1))
+    dx -= 0.5 * (x1 - x0)
+    np.maximum(dx, 0.0, out=dx)
+    dy = v - y
+    return np.sqrt(dx * dx + dy * dy) - radius
+
+
+def _paint_gated(img: np.ndarray, gate: np.ndarray, color: np.ndarray, alpha_fn) -> None:
+    """Paint only the faces whose `gate` (B, 1, 1) is on, with alpha `alpha_fn(selection)`.
+
+    AU-driven details (wrinkles, dimples, teeth, occluders) are absent on most faces, so
+    drawing them on the subset that has them saves most of their cost.
+    """
+    idx = np.flatnonzero(gate.reshape(len(gate), -1)[:, 0] > 0.01)
+    if len(idx) == 0:
+        return
+    if len(idx) == len(img):
+        _paint(img, alpha_fn(slice(None)), color)
+        return
+    sub = img[idx]
+    _paint(sub, alpha_fn(idx), color[idx])
+    img[idx] = sub
 
 
 def _paint(img: np.ndarray, alpha: np.ndarray, color: np.ndarray) -> None:
@@ -115,7 +188,7 @@ def _render_chunk(p: Params, *, size: int, channels: int) -> np.ndarray:
     u = (cos * dx + sin * dy) / scale  # (B, H, W)
     v = (-sin * dx + cos * dy) / scale
     px = 2.0 * IMAGE_HALF_EXTENT / size / scale  # one pixel in face units, (B, 1, 1)
-    au_abs_u = np.abs(u)  # most features are mirror images: draw both sides at once
+    abs_u = np.abs(u)  # most features are mirror images: draw both sides at once
 
     img = np.empty((b, channels, size, size), dtype=np.float32)
     img[:] = colors["bg"][:, :, None, None]
@@ -140,21 +213,63 @@ def _render_chunk(p: Params, *, size: int, channels: int) -> np.ndarray:
     dark = colors["line"]
 
     # cheeks (AU6): raised, lit cheek apples and a crease under the lower lid
-    _paint(
+    _paint_gated(
         img,
-        0.45 * au[6] * _cover(_ellipse_sdf(au_abs_u, v, ex + 0.03, ey + 0.32, 0.17, 0.11), px * 4),
+        au[6],
         colors["cheek"],
+        lambda k: (
+            0.45
+            * au[6][k]
+            * _cover(
+                _ellipse_sdf(abs_u[k], v[k], ex[k] + 0.03, ey[k] + 0.32, 0.17, 0.11), px[k] * 4
+            )
+        ),
     )
-    crease = _capsule_sdf(au_abs_u, v, ex - ew, ey + 0.12, ex + ew * 1.1, ey + 0.15, 0.012)
-    _paint(img, np.clip(0.8 * au[6] + 0.4 * au[7], 0, 0.9) * _cover(crease, px), dark)
+    crease_a = np.clip(0.8 * au[6] + 0.4 * au[7], 0, 0.9)
+    _paint_gated(
+        img,
+        crease_a,
+        dark,
+        lambda k: (
+            crease_a[k]
+            * _cover(
+                _capsule_sdf(
+                    abs_u[k],
+                    v[k],
+                    ex[k] - ew[k],
+                    ey[k] + 0.12,
+                    ex[k] + ew[k] * 1.1,
+                    ey[k] + 0.15,
+                    0.012,
+                ),
+                px[k],
+            )
+        ),
+    )
 
     # forehead: horizontal lines for raised brows (AU1/AU2), vertical furrows for AU4
     lift = np.clip(0.8 * np.maximum(au[1], au[2]), 0, 1)
     for off in (0.16, 0.27):
-        wr = _capsule_sdf(u, v, -0.3, brow_y - off, 0.3, brow_y - off, 0.013)
-        _paint(img, lift * _cover(wr, px), dark)
-    furrow = _capsule_sdf(au_abs_u, v, 0.055, brow_y - 0.12, 0.055, brow_y + 0.04, 0.013)
-    _paint(img, np.clip(0.9 * au[4], 0, 1) * _cover(furrow, px), dark)
+        _paint_gated(
+            img,
+            lift,
+            dark,
+            lambda k, off=off: (
+                lift[k] * _cover(_hline_sdf(u[k], v[k], -0.3, 0.3, brow_y[k] - off, 0.013), px[k])
+            ),
+        )
+    furrow_a = np.clip(0.9 * au[4], 0, 1)
+    _paint_gated(
+        img,
+        furrow_a,
+        dark,
+        lambda k: (
+            furrow_a[k]
+            * _cover(
+                _hline_sdf(v[k], abs_u[k], brow_y[k] - 0.12, brow_y[k] + 0.04, 0.055, 0.013), px[k]
+            )
+        ),
+    )
 
     # brows: inner end raised by AU1, outer by AU2; AU4 lowers and pulls them together
     inner_x = 0.1 - 0.05 * au[4]
@@ -165,36 +280,45 @@ def _render_chunk(p: Params, *, size: int, channels: int) -> np.ndarray:
     mid_y = 0.5 * (inner_y + outer_y) - 0.03 - 0.05 * au[2]
     thick = _col(p["brow_thick"])
     brow = np.minimum(
-        _capsule_sdf(au_abs_u, v, inner_x, inner_y, mid_x, mid_y, thick),
-        _capsule_sdf(au_abs_u, v, mid_x, mid_y, outer_x, outer_y, thick * 0.8),
+        _capsule_sdf(abs_u, v, inner_x, inner_y, mid_x, mid_y, thick),
+        _capsule_sdf(abs_u, v, mid_x, mid_y, outer_x, outer_y, thick * 0.8),
     )
     _paint(img, _cover(brow, px), colors["brow"])
 
     # eyes: lid outline, sclera, iris; opening widened by AU5, narrowed by AU7 and AU6
     eh = ew * 0.42 * (1.0 + 1.1 * au[5] - 0.55 * au[7] - 0.4 * au[6])
     eh = np.maximum(eh, 0.012)
-    _paint(img, 0.85 * _cover(_ellipse_sdf(au_abs_u, v, ex, ey, ew + 0.02, eh + 0.022), px), dark)
-    sclera = _cover(_ellipse_sdf(au_abs_u, v, ex, ey, ew, eh), px)
+    _paint(img, 0.85 * _cover(_ellipse_sdf(abs_u, v, ex, ey, ew + 0.02, eh + 0.022), px), dark)
+    sclera = _cover(_ellipse_sdf(abs_u, v, ex, ey, ew, eh), px)
     _paint(img, sclera, colors["sclera"])
     iris_r = _col(p["iris_r"])
-    iris = _cover(_ellipse_sdf(au_abs_u, v, ex, ey, iris_r, iris_r), px)
+    iris = _cover(_ellipse_sdf(abs_u, v, ex, ey, iris_r, iris_r), px)
     _paint(img, sclera * iris, colors["iris"])
 
     # nose (AU9 wrinkles the bridge, flares and lifts the nostrils; AU10 lifts them a bit)
     ny = _col(p["nose_y"]) - 0.05 * au[9] - 0.02 * au[10]
+    wrinkle_a = np.clip(0.9 * au[9], 0, 1)
     for off in (0.06, 0.12):
-        wr = _capsule_sdf(u, v, -0.07, ey + off, 0.07, ey + off, 0.012)
-        _paint(img, np.clip(0.9 * au[9], 0, 1) * _cover(wr, px), dark)
-    nostril = _ellipse_sdf(au_abs_u, v, 0.07 + 0.025 * au[9], ny, 0.04 + 0.01 * au[9], 0.022)
+        _paint_gated(
+            img,
+            wrinkle_a,
+            dark,
+            lambda k, off=off: (
+                wrinkle_a[k]
+                * _cover(_hline_sdf(u[k], v[k], -0.07, 0.07, ey[k] + off, 0.012), px[k])
+            ),
+        )
+    nostril = _ellipse_sdf(abs_u, v, 0.07 + 0.025 * au[9], ny, 0.04 + 0.01 * au[9], 0.022)
     _paint(img, 0.7 * _cover(nostril, px), dark)
 
     # mouth geometry, both halves (AU14 acts on one side only)
     my = _col(p["mouth_y"])
     mw = _col(p["mouth_w"])
+    side = _col(p["au14_side"])
     tight = np.maximum(au[23], au[24])
     half_w = mw * (1.0 + 0.3 * au[12] + 0.35 * au[20] - 0.25 * au[23] - 0.12 * au[24])
     lift_side = 0.17 * au[12] - 0.16 * au[15] - 0.05 * au[20] + 0.03 * au[10] - 0.04 * au[16]
-    on_side = (u * _col(p["au14_side"])) > 0  # the side AU14 acts on
+    on_side = (u * side) > 0  # the side AU14 acts on
     hw = np.where(on_side, half_w * (1.0 + 0.12 * au[14]), half_w)
     lift_c = np.where(on_side, lift_side + 0.2 * au[14], lift_side)
     t = u / hw
@@ -208,7 +332,7 @@ def _render_chunk(p: Params, *, size: int, channels: int) -> np.ndarray:
 
     # nasolabial folds deepen with AU10, AU9, AU12 and AU6
     fold_a = np.clip(0.15 + 0.7 * au[10] + 0.4 * au[9] + 0.5 * au[12] + 0.2 * au[6], 0, 0.9)
-    fold = _capsule_sdf(au_abs_u, v, 0.12, ny - 0.02, half_w + 0.07, my + 0.02 - lift_side, 0.012)
+    fold = _capsule_sdf(abs_u, v, 0.12, ny - 0.02, half_w + 0.07, my + 0.02 - lift_side, 0.012)
     _paint(img, fold_a * _cover(fold, px), dark)
 
     lips = h_cover * _cover((y_up - lip_t * s) - v, px) * _cover(v - (y_lo + 1.3 * lip_t * s), px)
@@ -216,21 +340,53 @@ def _render_chunk(p: Params, *, size: int, channels: int) -> np.ndarray:
     opening = h_cover * _cover(y_up - v, px) * _cover(v - y_lo, px)
     _paint(img, opening, colors["mouth"])
     teeth_a = np.clip(au[12] + au[10] + 0.5 * au[25], 0, 0.9)
-    teeth = opening * _cover(v - (y_up + np.minimum(0.045, 0.45 * (y_lo - y_up))), px)
-    _paint(img, teeth_a * teeth, colors["teeth"])
+    _paint_gated(
+        img,
+        teeth_a,
+        colors["teeth"],
+        lambda k: (
+            teeth_a[k]
+            * opening[k]
+            * _cover(v[k] - (y_up[k] + np.minimum(0.045, 0.45 * (y_lo[k] - y_up[k]))), px[k])
+        ),
+    )
+
     # AU14 dimpler: a crease just outside the pulled corner, on its side only
-    side = _col(p["au14_side"])
     corner_x = side * (half_w * (1.0 + 0.12 * au[14]) + 0.035)
     corner_y = my - lift_side - 0.2 * au[14]
-    dimple = _capsule_sdf(
-        u, v, corner_x, corner_y - 0.05, corner_x + side * 0.03, corner_y + 0.06, 0.014
+    dimple_a = np.clip(1.2 * au[14], 0, 0.9)
+    _paint_gated(
+        img,
+        dimple_a,
+        dark,
+        lambda k: (
+            dimple_a[k]
+            * _cover(
+                _capsule_sdf(
+                    u[k],
+                    v[k],
+                    corner_x[k],
+                    corner_y[k] - 0.05,
+                    corner_x[k] + side[k] * 0.03,
+                    corner_y[k] + 0.06,
+                    0.014,
+                ),
+                px[k],
+            )
+        ),
     )
-    _paint(img, np.clip(1.2 * au[14], 0, 0.9) * _cover(dimple, px), dark)
-    chin = _capsule_sdf(u, v, -0.1, my + 0.2 - 0.03 * au[17], 0.1, my + 0.2 - 0.03 * au[17], 0.012)
-    _paint(img, 0.6 * au[17] * _cover(chin, px), dark)
+    chin_y = my + 0.2 - 0.03 * au[17]
+    _paint_gated(
+        img,
+        au[17],
+        dark,
+        lambda k: (
+            0.6 * au[17][k] * _cover(_hline_sdf(u[k], v[k], -0.1, 0.1, chin_y[k], 0.012), px[k])
+        ),
+    )
 
-    _draw_occluders(img, p, u, v, au_abs_u, px, colors)
-    return img
+    _draw_occluders(img, p, u, v, abs_u, px, colors)
+    return img  # fmt: skip
 
 
 def _au_lookup(p: Params) -> dict[int, np.ndarray]:
@@ -239,25 +395,38 @@ def _au_lookup(p: Params) -> dict[int, np.ndarray]:
 
 
 def _draw_occluders(img, p: Params, u, v, abs_u, px, colors) -> None:
-    """Glasses (rims, or a dark band for sunglasses) and a hand blob over the lower face."""
+    """Glasses (rims, tinted or dark lenses) and a hand with finger gaps over the lower face."""
+    ex, ey, ew = _col(p["eye_x"]), _col(p["eye_y"]), _col(p["eye_w"])
     glasses = _col((p["occluder"] == 1).astype(np.float32))
-    if glasses.any():
-        ex, ey, ew = _col(p["eye_x"]), _col(p["eye_y"]), _col(p["eye_w"])
-        lens = _ellipse_sdf(abs_u, v, ex, ey, ew + 0.09, 0.15)
-        shade = _col(p["lens_shade"])
-        _paint(img, glasses * shade * _cover(lens, px), colors["frame"])
-        rim = np.abs(lens) - 0.018
-        bridge = _capsule_sdf(u, v, -0.12, ey - 0.04, 0.12, ey - 0.04, 0.018)
-        _paint(img, glasses * _cover(np.minimum(rim, bridge), px), colors["frame"])
+    shade = _col(p["lens_shade"])
+
+    def lens(k):
+        return _ellipse_sdf(abs_u[k], v[k], ex[k], ey[k], ew[k] + 0.09, 0.15)
+
+    _paint_gated(img, glasses, colors["frame"], lambda k: shade[k] * _cover(lens(k), px[k]))
+    _paint_gated(
+        img,
+        glasses,
+        colors["frame"],
+        lambda k: _cover(
+            np.minimum(
+                np.abs(lens(k)) - 0.018, _hline_sdf(u[k], v[k], -0.12, 0.12, ey[k] - 0.04, 0.018)
+            ),
+            px[k],
+        ),
+    )
+
     hand = _col((p["occluder"] == 2).astype(np.float32))
-    if hand.any():
-        hx, hy, hr = _col(p["hand_x"]), _col(p["hand_y"]), _col(p["hand_r"])
-        palm = _ellipse_sdf(u, v, hx, hy, hr, hr * 0.8)
-        _paint(img, hand * _cover(palm, px), colors["hand"])
-        for k in range(3):  # finger gaps: dark strokes across the palm
-            fy = hy + (k - 1) * hr * 0.4
-            gap = _capsule_sdf(u, v, hx - hr * 0.8, fy, hx + hr * 0.1, fy, 0.01)
-            _paint(img, hand * 0.5 * _cover(gap, px), colors["line"])
+    hx, hy, hr = _col(p["hand_x"]), _col(p["hand_y"]), _col(p["hand_r"])
+    _paint_gated(
+        img,
+        hand,
+        colors["hand"],
+        lambda k: _cover(_ellipse_sdf(u[k], v[k], hx[k], hy[k], hr[k], hr[k] * 0.8), px[k]),
+    )
+    for j in (-1, 0, 1):  # finger gaps: dark strokes across the palm
+        _paint_gated(img, hand, colors["line"], lambda k, j=j: 0.5 * _cover(_hline_sdf(
+            u[k], v[k], hx[k] - hr[k] * 0.8, hx[k] + hr[k] * 0.1, hy[k] + j * hr[k] * 0.4, 0.01), px[k]))  # fmt: skip
 
 
 def _blur_and_noise(img: np.ndarray, p: Params, *, rng: np.random.Generator) -> np.ndarray:
