@@ -3,8 +3,9 @@
 Each file is opened with PIL and verified: existence, zero bytes, not an image, too many
 pixels (decompression bombs), truncated or corrupt. PNG `verify()` walks every chunk CRC;
 JPEG `verify()` reads nothing, so a JPEG must also end with its EOI marker (or fully decode);
-other formats are fully decoded. Checks run on a process pool (measured faster than
-threads on FERPlus: PIL's chunk walk holds the GIL).
+other formats are fully decoded. Checks run on a process pool: on the 2-core dev machine,
+idle, FERPlus's 32,137 PNG headers took 0.35 s with 2 processes, 0.64 s serially and
+1.45 s with 2 threads (PIL's chunk walk holds the GIL, so threads only contend).
 """
 
 from __future__ import annotations

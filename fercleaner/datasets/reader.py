@@ -12,16 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from fercleaner.datasets import images
 from fercleaner.datasets._common import is_junk
 from fercleaner.datasets.dataset import Dataset
-from fercleaner.datasets.images import (
-    DEFAULT_MAX_PIXELS,
-    ProgressFn,
-    is_image_name,
-)
-from fercleaner.datasets.images import (
-    check_images as check_image_files,
-)
+from fercleaner.datasets.images import DEFAULT_MAX_PIXELS, ProgressFn
 from fercleaner.datasets.problems import ProblemLog, display_path
 from fercleaner.datasets.registry import LayoutRead, ReadOptions, resolve_detection
 from fercleaner.errors import ConfigError, DatasetError
@@ -148,7 +142,7 @@ def _report_unlabeled(raw: LayoutRead, problems: ProblemLog) -> None:
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
             for name in sorted(filenames):
-                if is_junk(name) or not is_image_name(name):
+                if is_junk(name) or not images.is_image_name(name):
                     continue
                 full = os.path.join(dirpath, name)
                 if full not in raw.listed_paths:
@@ -172,7 +166,7 @@ def _check_files(
     """Existence (always) and header checks (when `verify`); failing rows become problems."""
     paths = samples["path"].tolist()
     if verify:
-        results = check_image_files(
+        results = images.check_images(
             paths, max_pixels=max_pixels, workers=workers, progress=progress
         )
     else:
