@@ -13,7 +13,7 @@ from _dataset_files import (
 )
 
 from fercleaner.datasets import detect_layout, explain_layouts, list_layouts, read_dataset
-from fercleaner.errors import DatasetError, RegistryError
+from fercleaner.errors import ConfigError, DatasetError, RegistryError
 
 
 def test_layouts_are_registered_specific_first():
@@ -106,3 +106,13 @@ def test_an_unreadable_label_file_is_a_dataset_error(tmp_path, monkeypatch):
     monkeypatch.setattr("fercleaner.datasets.labels_csv._records", refuse)
     with pytest.raises(DatasetError, match="cannot read .*labels.csv: Permission denied"):
         read_dataset(tmp_path)
+
+
+def test_options_are_checked_and_progress_is_reported(tmp_path):
+    for i in range(3):
+        write_image(tmp_path / "sad" / f"{i}.png", seed=i)
+    with pytest.raises(ConfigError, match="max_pixels=0"):
+        read_dataset(tmp_path, max_pixels=0)
+    calls = []
+    ds = read_dataset(tmp_path, progress=lambda done, total: calls.append((done, total)))
+    assert len(ds.samples) == 3 and calls[-1] == (3, 3)
