@@ -90,6 +90,8 @@ class TrainConfig:
     """Use channels-last memory format (faster convolutions on CPU and recent GPUs)."""
     device: str = "auto"
     """`auto` (CUDA when present), `cpu` or `cuda`."""
+    num_threads: int = 0
+    """CPU threads for torch ops; 0 keeps torch's default (one per core). 1 is faster on a busy shared machine."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training augmentation."""
 
@@ -333,7 +335,12 @@ def _check_values(recipe: Recipe) -> list[str]:
     for key in _POSITIVE:
         if not _get(recipe, key) > 0:
             errors.append(f"{key}: must be > 0, got {_get(recipe, key)!r}")
-    for key in ("train.weight_decay", "train.warmup_epochs", "train.augment.shift"):
+    for key in (
+        "train.weight_decay",
+        "train.warmup_epochs",
+        "train.augment.shift",
+        "train.num_threads",
+    ):
         if _get(recipe, key) < 0:
             errors.append(f"{key}: must be >= 0, got {_get(recipe, key)!r}")
     for key in ("train.augment.erase_prob", "train.augment.erase_max_area"):

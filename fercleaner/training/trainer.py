@@ -122,6 +122,8 @@ def train_and_score(
     """
     dist_info = dist_info or DistInfo()
     cfg = recipe.train
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
     precision = resolve_precision(cfg.precision, device)
     n = len(data.labels)

@@ -1,0 +1,177 @@
+"""`fercleaner score DATASET --out RUN_DIR`: train, score every sample, write the run, print a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from fercleaner.cli._common import cli_errors, console
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `score` command to `app`."""
+    app.command("score")(score_command)
+
+
+def score_command(
+    dataset: Annotated[
+        Path, typer.Argument(help="Dataset folder (any layout), or a labels.csv / labels.parquet.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (or resume).")],
+    recipe: Annotated[
+        str,
+        typer.Option("--recipe", help="Shipped recipe name (quick, ferplus, paper) or YAML file."),
+    ] = "quick",
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method", help="Method name, comma-separated names, or `all` (default: the recipe's)."
+        ),
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Backbone weights file (.safetensors or torch state dict)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from RUN_DIR/checkpoints after a kill.")
+    ] = False,
+    layout: Annotated[
+        str | None, typer.Option("--layout", help="Dataset layout (default: detected).")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Recipe overrides key=value, e.g. train.epochs=3 train.folds=5."),
+    ] = None,
+) -> None:
+    """Train the recipe's method on DATASET, score every image's label, and write RUN_DIR."""
+    from fercleaner.pipeline import score_dataset
+
+    with cli_errors(), _ProgressView() as view:
+        result = score_dataset(
+            dataset,
+            out,
+            recipe=recipe,
+            overrides=overrides or (),
+            method=method,
+            weights=weights,
+            layout=layout,
+            resume=resume,
+            progress=view.update,
+        )
+    if result is not None:  # None on non-zero torchrun ranks
+        _render_summary(result)
+
+
+class _ProgressView:
+    """Rich progress bars: one per reading/decoding stage, one per method x fold of training."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[Any, Any] = {}
+
+    def __enter__(self) -> _ProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, event: Any) -> None:
+        """Render one `ScoreProgress` report."""
+        if event.train is None:
+            key = event.stage
+            label = {"read": "checking images", "cache": "decoding images"}.get(key, key)
+            task = self._task(key, label, event.total)
+            self.progress.update(task, completed=event.done, total=event.total, info="")
+            return
+        p = event.train
+        fold = f" fold {p.fold + 1}/{p.folds}" if p.folds > 1 else ""
+        if p.phase == "predict":
+            task = self._task(("predict", p.method, p.fold), f"{p.method}{fold} predict", p.steps)
+            self.progress.update(
+                task, completed=p.step, total=p.steps, info=f"{p.images_per_s:,.0f} img/s"
+            )
+            return
+        total = p.epochs * p.steps
+        task = self._task(("train", p.method, p.fold), f"{p.method}{fold} train", total)
+        loss = f"loss {p.loss:.3f}" if p.loss is not None else ""
+        self.progress.update(
+            task,
+            completed=p.epoch * p.steps + p.step,
+            total=total,
+            info=f"epoch {p.epoch + 1}/{p.epochs} {loss} {p.images_per_s:,.0f} img/s",
+        )
+
+    def _task(self, key: Any, description: str, total: int) -> Any:
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(description, total=total or None, info="")
+        return self.tasks[key]
+
+
+def _render_summary(result: Any) -> None:
+    """Per-class counts and flags, issue types, top confusions, and what to run next."""
+    from rich.table import Table
+
+    summary = result.run_info["summary"]
+    info = result.run_info
+    table = Table(title=f"{summary['samples']:,} samples scored by {info['method']}")
+    table.add_column("given label")
+    table.add_column("count", justify="right")
+    table.add_column("flagged", justify="right")
+    table.add_column("%", justify="right")
+    for row in summary["per_class"]:
+        share = row["flagged"] / row["count"] if row["count"] else 0.0
+        table.add_row(row["class"], f"{row['count']:,}", f"{row['flagged']:,}", f"{share:.1%}")
+    table.add_row(
+        "[bold]all",
+        f"{summary['samples']:,}",
+        f"{summary['flagged']:,}",
+        f"{summary['flagged'] / max(1, summary['samples']):.1%}",
+    )
+    console.print(table)
+    types = ", ".join(f"{k} {v:,}" for k, v in summary["issue_types"].items())
+    console.print(f"issue types: {types}", highlight=False)
+    if summary["top_confusions"]:
+        pairs = ", ".join(
+            f"{c['given']} -> {c['proposed']} ({c['count']})" for c in summary["top_confusions"]
+        )
+        console.print(f"top proposed relabels: {pairs}", highlight=False)
+    counts = info["counts"]
+    if counts["problems"]:
+        console.print(
+            f"[yellow]{counts['problems']:,} problem(s)[/] excluded; see"
+            f" {result.run_dir / 'problems.parquet'}",
+            highlight=False,
+        )
+    timings = info["timings"]
+    console.print(
+        f"took {timings['total_s']:.0f} s on {info['device']} ({info['precision']});"
+        f" wrote {result.scores_path}",
+        highlight=False,
+    )
+    console.print(
+        f"next: [bold]fercleaner review {result.run_dir}[/]  then"
+        f"  [bold]fercleaner export {result.run_dir} --out CLEANED_DIR[/]",
+        highlight=False,
+    )

@@ -1,0 +1,93 @@
+"""Every shipped recipe loads and validates; overrides and errors behave as documented."""
+
+from __future__ import annotations
+
+import pytest
+
+from fercleaner.config import (
+    RECIPES_DIR,
+    Recipe,
+    list_recipes,
+    load_recipe,
+    recipe_from_dict,
+    recipe_to_dict,
+)
+from fercleaner.errors import ConfigError
+from fercleaner.methods.registry import list_methods
+
+
+def test_the_three_recipes_ship():
+    assert {"quick", "ferplus", "paper"} <= set(list_recipes())
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_shipped_recipe_is_valid_and_documented(name):
+    recipe = load_recipe(name)
+    assert isinstance(recipe, Recipe)
+    assert recipe.method.name in list_methods()
+    header = (RECIPES_DIR / f"{name}.yaml").read_text().splitlines()[:4]
+    assert all(line.startswith("#") for line in header), "recipes open with a comment header"
+    text = (RECIPES_DIR / f"{name}.yaml").read_text()
+    for word in ("Purpose:", "Needs:", "Command:", "Cost:"):
+        assert word in text, f"{name}.yaml header lacks {word}"
+
+
+def test_round_trip_through_plain_data():
+    recipe = load_recipe("paper")
+    assert recipe_from_dict(recipe_to_dict(recipe)) == recipe
+
+
+def test_dotted_overrides_parse_yaml_values():
+    recipe = load_recipe(
+        "quick",
+        overrides=[
+            "train.epochs=3",
+            "data.splits=[train, val]",
+            "method.options.warmup=2",
+            "backbone.weights=/tmp/w.pth",
+            "train.augment.flip=false",
+        ],
+    )
+    assert recipe.train.epochs == 3
+    assert recipe.data.splits == ("train", "val")
+    assert recipe.method.options == {"warmup": 2}
+    assert recipe.backbone.weights == "/tmp/w.pth"
+    assert recipe.train.augment.flip is False
+
+
+def test_all_errors_are_reported_together_naming_the_key():
+    with pytest.raises(ConfigError) as info:
+        load_recipe(
+            "quick",
+            overrides=[
+                "train.epochz=3",
+                "train.lr=fast",
+                "data.channels=2",
+                "train.folds=0",
+                "oops",
+            ],
+        )
+    message = str(info.value)
+    assert "5 problem(s)" in message
+    assert "train.epochz: unknown key (did you mean train.epochs?)" in message
+    assert "train.lr: expected float, got 'fast'" in message
+    assert "data.channels: 2 is not one of auto, 1, 3" in message
+    assert "train.folds: must be > 0" in message
+    assert "'oops' is not key=value" in message
+
+
+def test_unknown_section_and_recipe_name(tmp_path):
+    with pytest.raises(ConfigError, match="trian: unknown key"):
+        recipe_from_dict({"trian": {"epochs": 1}})
+    with pytest.raises(ConfigError, match="shipped recipes: .*quick"):
+        load_recipe("no-such-recipe")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_recipe(bad)
+
+
+def test_recipes_are_frozen():
+    recipe = load_recipe("quick")
+    with pytest.raises(AttributeError):
+        recipe.train.epochs = 5  # type: ignore[misc]
