@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from fercleaner.app import actions, keys
-from fercleaner.app.data import get_decisions, get_pairs, get_run, get_store, read_image
+from fercleaner.app.data import get_decided_ids, get_pairs, get_run, get_store, read_image
 from fercleaner.app.queue_view import render_flash
 from fercleaner.review.queue import FLAGGED_ISSUE_TYPES, QueueFilter, find_queue
 
@@ -38,7 +38,7 @@ def batch_ui(run_dir: str) -> None:
         format_func=lambda o: f"{o}  ({totals[o]} flagged)",
     )
     given, proposed = choice.split(" → ", 1)
-    decided = set(get_decisions(run_dir, store.last_event_id())["sample_id"])
+    decided = get_decided_ids(run_dir, store.last_event_id())
     skipped = st.session_state.get(keys.BATCH_SKIPPED, set())
     pos = find_queue(
         run.scores,

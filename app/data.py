@@ -30,6 +30,17 @@ def get_store(run_dir: str) -> DecisionStore:
     return get_run(run_dir).open_store()
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def get_decided_ids(run_dir: str, version: int) -> frozenset[str]:
+    """Sample ids with a current decision (`version` = newest event id, the cache key).
+
+    A resource, not data: the set is immutable, and unpickling 100k ids per rerun (what
+    `st.cache_data` does) would cost a tenth of a second.
+    """
+    del version  # only a cache key
+    return frozenset(get_store(run_dir).decided_ids())
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def get_decisions(run_dir: str, version: int) -> pd.DataFrame:
     """Current decision per sample (`version` = newest event id, the cache key)."""

@@ -17,6 +17,7 @@ from fercleaner.app.data import (
     get_run,
     get_store,
 )
+from fercleaner.review.queue import find_members
 
 
 def render_overview(run_dir: str) -> None:
@@ -29,7 +30,7 @@ def render_overview(run_dir: str) -> None:
     s = run.scores
     flagged_ids = s["sample_id"][s["is_label_issue"]]
     n_flagged = len(flagged_ids)
-    n_done = int(decisions["sample_id"].isin(flagged_ids).sum())
+    n_done = int(find_members(decisions["sample_id"], set(flagged_ids), len(decisions)).sum())
 
     a, b, c, d = st.columns(4)
     a.metric("Samples", f"{len(s):,}")

@@ -12,8 +12,14 @@ import pandas as pd
 import streamlit as st
 
 from fercleaner.app import actions, keys
-from fercleaner.app.data import get_decisions, get_pairs, get_run, get_store, read_image
-from fercleaner.review.queue import FLAGGED_ISSUE_TYPES, ISSUE_TYPES, QueueFilter, find_queue
+from fercleaner.app.data import get_decided_ids, get_pairs, get_run, get_store, read_image
+from fercleaner.review.queue import (
+    FLAGGED_ISSUE_TYPES,
+    ISSUE_TYPES,
+    QueueFilter,
+    find_members,
+    find_queue,
+)
 
 REVIEWED_CHOICES: dict[str, bool | None] = {"Unreviewed": False, "Reviewed": True, "All": None}
 IMAGE_PX = 320
@@ -71,10 +77,8 @@ def queue_ui(run_dir: str, flt: QueueFilter) -> None:
     """Compute the queue for `flt`, pick the sample on screen and draw it."""
     run = get_run(run_dir)
     store = get_store(run_dir)
-    decided = get_decisions(run_dir, store.last_event_id())["sample_id"]
-    queue_ids = run.scores["sample_id"].to_numpy(dtype=object)[
-        find_queue(run.scores, set(decided), flt)
-    ]
+    decided = get_decided_ids(run_dir, store.last_event_id())
+    queue_ids = run.scores["sample_id"].to_numpy(dtype=object)[find_queue(run.scores, decided, flt)]
     st.session_state[keys.QUEUE_IDS] = queue_ids
     fresh_session = keys.CURRENT not in st.session_state
     current = st.session_state.get(keys.CURRENT)
@@ -97,11 +101,10 @@ def decision_fragment(run_dir: str) -> None:
     render_flash()
     queue_ids = st.session_state.get(keys.QUEUE_IDS, ())
     current = st.session_state.get(keys.CURRENT)
-    decided = get_decisions(run_dir, store.last_event_id())
-    flagged = int(run.scores["is_label_issue"].sum())
-    n_done = int(
-        decided["sample_id"].isin(run.scores["sample_id"][run.scores["is_label_issue"]]).sum()
-    )
+    decided = get_decided_ids(run_dir, store.last_event_id())
+    flagged_ids = run.scores["sample_id"][run.scores["is_label_issue"]]
+    flagged = len(flagged_ids)
+    n_done = int(find_members(flagged_ids, decided, len(flagged_ids)).sum())
     st.progress(
         n_done / flagged if flagged else 1.0,
         text=f"{n_done} of {flagged} flagged samples reviewed - {len(queue_ids)} in this queue",

@@ -180,3 +180,24 @@ def test_kill_9_loses_no_acknowledged_decision(tmp_path: Path) -> None:
         stored = dict(zip(store.history()["event_id"], store.history()["label"], strict=True))
     assert len(acked) >= 60
     assert all(stored.get(event_id) == label for event_id, label in acked.items())
+
+
+def test_current_index_matches_the_log_and_is_rebuilt_when_missing(tmp_path: Path) -> None:
+    path = tmp_path / "review.sqlite"
+    with DecisionStore(path) as store:
+        for i in range(40):
+            who = ("ann", "bob")[i % 2]
+            store.record(Decision(f"s{i % 7}", "relabel", f"c{i}"), reviewer=who)
+            if i % 5 == 4:
+                store.undo_last(reviewer=who)
+        store.undo("s3", reviewer="bob")
+        fast = store.current_decisions()
+        from_log = store.current_decisions(reviewers=["ann", "bob"])  # recomputed from the log
+        assert fast.equals(from_log)
+        assert sorted(store.decided_ids()) == sorted(fast["sample_id"])
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM current")
+    conn.commit()
+    conn.close()
+    with DecisionStore(path) as store:
+        assert store.current_decisions().equals(fast)

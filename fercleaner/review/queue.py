@@ -6,7 +6,7 @@ current decisions; vectorised masks keep a query on 100k rows in the millisecond
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,13 +58,26 @@ def find_queue(scores: pd.DataFrame, decided_ids: Collection[str], flt: QueueFil
         if allowed:
             mask &= scores[column].isin(list(allowed)).to_numpy()
     if flt.pairs:
-        pair_keys = {f"{g}\x1f{p}" for g, p in flt.pairs}
-        keys = scores["given_label"].astype(str) + "\x1f" + scores["proposed_label"].astype(str)
-        mask &= keys.isin(pair_keys).to_numpy()
+        pairs = {(str(g), str(p)) for g, p in flt.pairs}
+        given = scores["given_label"].to_numpy(dtype=object)
+        proposed = scores["proposed_label"].to_numpy(dtype=object)
+        mask &= find_members(zip(given, proposed, strict=True), pairs, len(scores))
     if flt.reviewed is not None:
-        is_decided = scores["sample_id"].isin(list(decided_ids)).to_numpy()
+        is_decided = find_members(
+            scores["sample_id"].to_numpy(dtype=object), frozenset(decided_ids), len(scores)
+        )
         mask &= is_decided if flt.reviewed else ~is_decided
     return np.flatnonzero(mask)
+
+
+def find_members(values: Iterable[object], allowed: Collection[object], n: int) -> np.ndarray:
+    """Boolean mask (n,) of `values` found in the set `allowed`.
+
+    A hash lookup per value: pandas 3's `Series.isin` on string columns takes ~0.8 s for
+    100k ids against a 100k list, this takes ~0.02 s.
+    """
+    allowed = allowed if isinstance(allowed, (set, frozenset)) else set(allowed)
+    return np.fromiter((v in allowed for v in values), dtype=bool, count=n)
 
 
 def join_decisions(scores: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:

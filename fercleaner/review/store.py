@@ -6,6 +6,10 @@ Nothing is ever updated or deleted: undo is a new event that points at the event
 cancels, and the current decision of a sample is its last event that was not undone
 (last wins across reviewers, history kept).
 
+`current` is a derived index (sample -> its current event), updated in the same
+transaction as every event so reading 100k current decisions is a join, not a scan of
+the log; it is rebuilt from the log when missing.
+
 Durability: WAL with `synchronous=FULL` fsyncs the log on every commit. Decisions arrive
 at human speed (a batch accept is one transaction), so the fsync costs nothing a reviewer
 notices, and unlike `NORMAL` it also survives a power loss, not only a process crash.
@@ -52,6 +56,10 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_sample ON events(sample_id, event_id);
 CREATE INDEX IF NOT EXISTS events_by_reviewer ON events(reviewer, event_id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_undoes ON events(undoes) WHERE undoes IS NOT NULL;
+CREATE TABLE IF NOT EXISTS current (
+    sample_id TEXT PRIMARY KEY,
+    event_id  INTEGER NOT NULL REFERENCES events(event_id)
+) WITHOUT ROWID;
 """
 
 #: Events that are decisions (not undo) and have not been undone.
@@ -138,14 +146,15 @@ class DecisionStore:
                 self.path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
             )
             self._conn.isolation_level = None  # explicit BEGIN/COMMIT below
-            self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._conn.execute("PRAGMA synchronous=FULL")
             with self._transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._conn.execute(statement)
-                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                if self._scalar("SELECT COUNT(*) FROM current") == 0:
+                    self._rebuild_current()
+                version = self._scalar("PRAGMA user_version")
                 if version == 0:
                     self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
                 elif version != _SCHEMA_VERSION:
@@ -184,6 +193,11 @@ class DecisionStore:
                     row,
                 )
                 ids.append(int(cur.lastrowid))
+                self._conn.execute(
+                    "INSERT INTO current (sample_id, event_id) VALUES (?, ?) "
+                    "ON CONFLICT(sample_id) DO UPDATE SET event_id = excluded.event_id",
+                    (row[0], ids[-1]),
+                )
         return ids
 
     def undo(self, sample_id: str, *, reviewer: str, note: str = "") -> Event | None:
@@ -213,6 +227,7 @@ class DecisionStore:
                 "decided_at, note, undoes) VALUES (?, 'undo', NULL, NULL, ?, ?, ?, ?)",
                 (target.sample_id, target.reviewer, _now(), note, target.event_id),
             )
+            self._rebuild_current(target.sample_id)
         return target
 
     # -- reading -------------------------------------------------------------------------
@@ -234,6 +249,11 @@ class DecisionStore:
         """The newest `limit` events (undo included), newest first."""
         return self._frame("SELECT * FROM events ORDER BY event_id DESC LIMIT ?", (int(limit),))
 
+    def decided_ids(self) -> list[str]:
+        """Sample ids that have a current decision (fast: reads the `current` index)."""
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT sample_id FROM current")]
+
     def current_decisions(self, *, reviewers: Sequence[str] | None = None) -> pd.DataFrame:
         """The current decision per sample: its last live event (one row per decided sample).
 
@@ -245,6 +265,12 @@ class DecisionStore:
             Columns `event_id, sample_id, action, label, soft_label (list|None), reviewer,
             decided_at, note`, one row per sample, ordered by `event_id`.
         """
+        if reviewers is None:
+            return self._frame(
+                "SELECT e.* FROM current AS c JOIN events AS e ON e.event_id = c.event_id "
+                "ORDER BY e.event_id",
+                (),
+            ).drop(columns=["undoes"])
         live, params = _LIVE, ()
         if reviewers is not None:
             names = [_check_reviewer(r) for r in reviewers]
@@ -288,10 +314,27 @@ class DecisionStore:
             raise
         self._conn.execute("COMMIT")
 
+    def _scalar(self, sql: str) -> int:
+        return int(self._conn.execute(sql).fetchone()[0] or 0)
+
+    def _rebuild_current(self, sample_id: str | None = None) -> None:
+        """Recompute the `current` index from the log (one sample, or all); in a transaction."""
+        where, params = ("AND e.sample_id = ?", (sample_id,)) if sample_id else ("", ())
+        if sample_id:
+            self._conn.execute("DELETE FROM current WHERE sample_id = ?", params)
+        else:
+            self._conn.execute("DELETE FROM current")
+        self._conn.execute(
+            f"INSERT INTO current (sample_id, event_id) SELECT sample_id, MAX(event_id) "
+            f"FROM ({_LIVE} {where}) GROUP BY sample_id",
+            params,
+        )
+
     def _frame(self, sql: str, params: tuple) -> pd.DataFrame:
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        data = {name: [r[name] for r in rows] for name in _COLUMNS}
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_COLUMNS)
+        data = dict(zip(_COLUMNS, (list(c) for c in columns), strict=True))
         data["soft_label"] = [_parse_soft(s) for s in data["soft_label"]]
         frame = pd.DataFrame(
             {name: pd.Series(values, dtype=object) for name, values in data.items()}
@@ -374,7 +417,8 @@ def _row(d: Decision, reviewer: str, now: str) -> tuple:
     return (str(d.sample_id), d.action, d.label, soft, reviewer, now, d.note or "")
 
 
-def _event(row: sqlite3.Row) -> Event:
+def _event(values: tuple) -> Event:
+    row = dict(zip(_COLUMNS, values, strict=True))
     return Event(
         event_id=int(row["event_id"]),
         sample_id=row["sample_id"],
