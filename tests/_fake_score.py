@@ -58,7 +58,11 @@ def main(argv: list[str]) -> None:
     write_scores(
         frame,
         out / "scores.parquet",
-        metadata={"classes": classes, "method": args.method, "recipe": {"name": args.recipe}},
+        metadata={
+            "classes": classes,
+            "method": args.method,
+            "recipe": {"name": args.recipe, "train": {"folds": 5 if cross_fitted else 1}},
+        },
     )
     (out / "argv.json").write_text(json.dumps(argv))
 

@@ -63,6 +63,9 @@ def test_run_benchmark_annotator_end_to_end(tmp_path):
         assert metrics["kl_votes_soft"] >= 0
     # the stand-in's in-sample probabilities are sharper than its cross-validated ones
     assert result["systems"]["ce_in_sample"]["ap"] >= result["systems"]["cleanlab_cv5"]["ap"]
+    # fercleaner's default here is one in-sample baseline run: the CE reference reuses it
+    assert result["reused_runs"] == {"ce_in_sample": "fercleaner"}
+    assert not (out / "runs" / "ce_in_sample").exists()
     assert "higher_ap_than_all" in result["target"]
     assert "wall_time_ratio_to_cleanlab_cv5" in result["target"]
     argv = json.loads((out / "runs" / "cleanlab_cv5" / "argv.json").read_text())
@@ -91,6 +94,8 @@ def test_cli_bench_symmetric(tmp_path):
             "0.25",
             "--reference",
             "in_sample",
+            "--method",
+            "mtac",
             "--downstream",
             "--holdout",
             "0.25",
@@ -103,6 +108,9 @@ def test_cli_bench_symmetric(tmp_path):
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "bench.json").read_text())
     assert set(saved["systems"]) == {"fercleaner", "ce_in_sample"}
+    assert saved["reused_runs"] == {}  # mtac is not the plain CE run
+    ce_args = json.loads((out / "runs" / "ce_in_sample" / "argv.json").read_text())
+    assert ce_args[ce_args.index("--method") + 1] == "baseline"
     # 20 of the 80 held out (5 per class) and never cleaned: the systems score 60
     assert saved["protocol"]["name"] == "pairflip" and saved["protocol"]["samples"] == 60
     assert saved["systems"]["fercleaner"]["samples_scored"] == 60

@@ -54,7 +54,13 @@ def test_assemble_scores_builds_the_contract(tmp_path):
         "dynamics_label_quality_signal",
     ):
         assert column in frame.columns
-    assert "mtac_pred_probs" not in frame.columns
+    assert "mtac_pred_probs" not in frame.columns  # only mtac has probabilities: no copy
+    both = {
+        **readouts,
+        "dynamics": {**readouts["dynamics"], "pred_probs": readouts["mtac"]["pred_probs"] ** 2},
+    }
+    combined = assemble_scores(samples, CLASSES, both, method_name="mtac")
+    assert "mtac_pred_probs" in combined.columns and "dynamics_pred_probs" in combined.columns
     assert frame["label_quality"].between(0, 1).all()
     assert set(frame["issue_type"]) <= {"mislabeled", "ambiguous", "outlier", "none"}
     flagged = frame["is_label_issue"].to_numpy()

@@ -115,8 +115,9 @@ def assemble_scores(
     extra: dict[str, object] = {}
     for source, readout in readouts.items():
         for key, value in readout.items():
-            if source == method_name and key in DISTRIBUTION_COLUMNS:
-                continue  # already the contract columns (or their combination)
+            shared = any(key in r for name, r in readouts.items() if name != method_name)
+            if source == method_name and key in DISTRIBUTION_COLUMNS and not shared:
+                continue  # the contract columns are exactly this source's arrays
             value = np.asarray(value)
             extra[f"{source}_{key}"] = _as_lists(value) if value.ndim == 2 else value
     if extra:
