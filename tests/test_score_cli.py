@@ -1,0 +1,98 @@
+"""`fercleaner score` end to end on tiny synthetic datasets: the files on disk and their contract."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fercleaner.cli import app
+from fercleaner.pipeline import score_dataset
+from fercleaner.scoring import SCORE_COLUMNS, read_scores
+from fercleaner.synth import LAYOUT_SPLITS, write_synthetic_dataset
+
+TINY = [
+    "backbone.name=test_resnet",
+    "data.image_size=32",
+    "train.batch_size=16",
+    "train.epochs=1",
+    "score.batch_size=64",
+    "train.num_threads=1",
+]
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "faces"
+    write_synthetic_dataset(root, n=80, layout="imagefolder", seed=0, noise_rate=0.2, size=32)
+    return root
+
+
+def test_score_command_writes_the_run_directory(faces, tmp_path):
+    bad = faces / "train" / "happiness" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    run = tmp_path / "run"
+    try:
+        result = CliRunner().invoke(
+            app, ["score", str(faces), "--out", str(run), "--recipe", "quick", *TINY]
+        )
+    finally:
+        bad.unlink()
+    assert result.exit_code == 0, result.output
+    scores = read_scores(run / "scores.parquet")
+    frame = scores.frame
+    assert list(frame.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
+    assert "path" in frame.columns and frame["sample_id"].is_unique
+    assert len(frame) == 80  # the broken image is excluded, every real one scored
+    assert scores.metadata["method"] == "baseline"
+    assert scores.metadata["layout"] == "imagefolder"
+    assert scores.metadata["recipe"]["train"]["epochs"] == 1
+    assert scores.metadata["dataset_root"] == str(faces)
+    assert {"run_id", "dataset_fingerprint"} <= set(scores.metadata)
+    assert any(c.startswith("dynamics_") for c in frame.columns)
+    assert frame["label_quality"].between(0, 1).all()
+
+    problems = pd.read_parquet(run / "problems.parquet")
+    assert problems["sample_id"].astype(str).str.endswith("broken.png").any()
+    info = json.loads((run / "run.json").read_text())
+    assert info["classes"] == scores.classes
+    assert info["counts"]["scored"] == 80 and info["counts"]["problems"] >= 1
+    assert {"torch", "timm", "fercleaner"} <= set(info["versions"])
+    assert info["seed"] == 0 and info["timings"]["total_s"] > 0
+    dynamics = pd.read_parquet(run / "dynamics.parquet")
+    assert set(dynamics["sample_id"]) == set(frame["sample_id"])
+    assert (run / "events.parquet").is_file()
+    assert (run / "checkpoints" / "baseline" / "fold0.pt").is_file()
+    assert f"fercleaner review {run}" in " ".join(result.output.split())
+
+
+def test_bad_override_is_one_line_error(faces, tmp_path):
+    result = CliRunner().invoke(
+        app, ["score", str(faces), "--out", str(tmp_path / "r"), "train.epochz=1"]
+    )
+    assert result.exit_code == 2
+    assert "train.epochz: unknown key" in result.output
+    assert not (tmp_path / "r" / "scores.parquet").exists()
+
+
+def test_unknown_method_is_named(faces, tmp_path):
+    result = CliRunner().invoke(
+        app, ["score", str(faces), "--out", str(tmp_path / "r"), "--method", "basline"]
+    )
+    assert result.exit_code == 2
+    assert "did you mean 'baseline'" in result.output.lower()
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUT_SPLITS))
+def test_every_synthetic_layout_scores(layout, tmp_path):
+    root = tmp_path / layout
+    size = 48 if layout == "fer2013" else 32
+    write_synthetic_dataset(root, n=40, layout=layout, seed=1, noise_rate=0.2, size=size)
+    result = score_dataset(
+        root, tmp_path / "run", recipe="quick", overrides=[*TINY, f"data.image_size={size}"]
+    )
+    truth = pd.read_parquet(root.with_name(root.name + ".truth.parquet"))
+    assert set(result.scores["sample_id"]) == set(truth["sample_id"])
+    assert result.run_info["layout"] == layout
