@@ -43,13 +43,29 @@ def decide(run_dir: str, action: str, label: str | None = None) -> None:
         soft = [float(x) for x in row["soft_label"]]
         label = run.classes[int(np.argmax(soft))]
     note = str(st.session_state.get(keys.NOTE) or "")
-    get_store(run_dir).record(
+    store = get_store(run_dir)
+    before = store.current_decisions_of([sample_id])
+    store.record(
         Decision(sample_id, action, label=label, soft_label=soft, note=note), reviewer=reviewer
     )
     st.session_state[keys.NOTE] = ""
-    outcome = "excluded" if action == "exclude" else f"{action} → {label}"
-    st.session_state[keys.FLASH] = ("success", f"Saved {sample_id}: {outcome}")
+    message = f"Saved {sample_id}: {describe(action, label)}"
+    if len(before) and before["reviewer"].iloc[0] != reviewer:
+        # another reviewer (or tab) decided first: say so instead of overriding silently
+        prev = before.iloc[0]
+        message += (
+            f". This replaces {prev['reviewer']}'s decision "
+            f"({describe(prev['action'], prev['label'])}); both stay in the history."
+        )
+        st.session_state[keys.FLASH] = ("warning", message)
+    else:
+        st.session_state[keys.FLASH] = ("success", message)
     st.session_state[keys.CURRENT] = step(sample_id, +1)
+
+
+def describe(action: str, label: str | None) -> str:
+    """A decision in words: `exclude`, or `accept → fear`."""
+    return "exclude" if action == "exclude" else f"{action} → {label}"
 
 
 def undo(run_dir: str) -> None:

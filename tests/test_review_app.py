@@ -233,3 +233,17 @@ def test_the_app_imports_no_torch() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_overriding_another_reviewers_decision_is_announced(run_dir: Path) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(4), "keep", "anger"), reviewer="bob")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params[keys.QUERY_SAMPLE] = sid(4)  # e.g. a second tab still showing it
+    at.run()
+    assert any("Current decision: keep → anger by bob" in i.value for i in at.info)
+    at.button(key=keys.BTN_EXCLUDE).click().run()
+    assert "replaces bob's decision (keep → anger)" in at.warning[0].value
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        assert list(store.history(sid(4))["reviewer"]) == ["bob", "ann"]
+        assert store.current_decisions_of([sid(4)])["action"].tolist() == ["exclude"]

@@ -254,6 +254,18 @@ class DecisionStore:
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT sample_id FROM current")]
 
+    def current_decisions_of(self, sample_ids: Sequence[str]) -> pd.DataFrame:
+        """The current decisions of a few samples (indexed lookup; same columns as below)."""
+        ids = [str(s) for s in sample_ids]
+        if not ids:
+            return self.current_decisions().iloc[0:0]
+        marks = ", ".join("?" * len(ids))
+        return self._frame(
+            "SELECT e.* FROM current AS c JOIN events AS e ON e.event_id = c.event_id "
+            f"WHERE c.sample_id IN ({marks}) ORDER BY e.event_id",
+            tuple(ids),
+        ).drop(columns=["undoes"])
+
     def current_decisions(self, *, reviewers: Sequence[str] | None = None) -> pd.DataFrame:
         """The current decision per sample: its last live event (one row per decided sample).
 
