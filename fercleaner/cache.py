@@ -24,11 +24,10 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fercleaner._pool import process_pool
 from fercleaner.atomic import atomic_path
 from fercleaner.datasets.problems import DEFAULT_FIXES, PROBLEM_COLUMNS
 from fercleaner.decode import DecodeError, decode_image, decode_pixels
@@ -355,8 +355,7 @@ def _decode_all(tasks, data_path: Path, *, n_rows, size, channels, workers, prog
             if progress is not None:
                 progress(done, total)
         return failed
-    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         futures = {pool.submit(_decode_job, job, *args): len(job) for job in jobs}
         for future in as_completed(futures):
             failed.update(future.result())

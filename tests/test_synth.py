@@ -110,15 +110,15 @@ def test_every_au_and_every_class_moves_the_geometry():
 
 
 def test_faces_are_learnable_across_identities_and_poses():
-    """A linear classifier on raw 48 px pixels beats chance (1/8) by far on held-out faces."""
+    """A linear classifier on 24 px pixels beats chance (1/8) by far on held-out faces."""
     from sklearn.linear_model import RidgeClassifier
 
-    images, truth = generate_faces(1000, seed=11)
-    x = images.reshape(len(images), -1).astype(np.float32)
+    images, truth = generate_faces(800, seed=11, workers=1)
+    x = images.reshape(800, 24, 2, 24, 2).mean((2, 4)).reshape(800, -1).astype(np.float32)
     x = (x - x.mean(1, keepdims=True)) / (x.std(1, keepdims=True) + 1e-6)
     y = truth["clean_label"].to_numpy()
-    model = RidgeClassifier(alpha=100.0).fit(x[:750], y[:750])
-    assert (model.predict(x[750:]) == y[750:]).mean() > 0.4
+    model = RidgeClassifier(alpha=10.0).fit(x[:600], y[:600])
+    assert (model.predict(x[600:]) == y[600:]).mean() > 0.4
 
 
 def test_occluders_at_the_requested_rate():
@@ -296,3 +296,21 @@ def test_truth_reader_rejects_foreign_files(tmp_path):
     pd.DataFrame({"a": [1]}).to_parquet(other)
     with pytest.raises(DatasetError, match="not a fercleaner synthetic truth file"):
         read_truth(Path(other))
+
+
+def test_output_does_not_depend_on_worker_count(tmp_path, monkeypatch):
+    import fercleaner.synth.layouts as layouts
+    import fercleaner.synth.render as render
+
+    monkeypatch.setattr(render, "_SPAN", render._CHUNK)  # several spans from few faces
+    monkeypatch.setattr(layouts, "_SAVE_SPAN", 16)
+    serial, _ = generate_faces(300, seed=9, workers=1)
+    pooled, _ = generate_faces(300, seed=9, workers=2)
+    np.testing.assert_array_equal(serial, pooled)
+
+    a = write_synthetic_dataset(tmp_path / "a", n=64, layout="imagefolder", seed=9, workers=1)
+    b = write_synthetic_dataset(tmp_path / "b", n=64, layout="imagefolder", seed=9, workers=2)
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+    assert files_a == sorted(p.relative_to(b) for p in b.rglob("*.png")) and len(files_a) == 64
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()

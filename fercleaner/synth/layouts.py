@@ -8,16 +8,15 @@ the `sample_id` of every face exactly as `fercleaner.datasets.read_dataset` prod
 from __future__ import annotations
 
 import csv
-import multiprocessing
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from fercleaner._pool import process_pool
 from fercleaner.classes import (
     AFFECTNET_CODES,
     CANONICAL_CLASSES,
@@ -81,8 +80,7 @@ def save_images(
         for a, b in spans:
             tick(_save_job(str(root), relpaths[a:b], images[a:b]))
         return
-    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         futures = [pool.submit(_save_job, str(root), relpaths[a:b], images[a:b]) for a, b in spans]
         for future in as_completed(futures):
             tick(future.result())

@@ -9,13 +9,12 @@ Geometry is driven by the AU intensities in `params` (see `fercleaner.synth.face
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 
 import numpy as np
 
+from fercleaner._pool import process_pool
 from fercleaner.priors import AU_IDS
 
 #: Half extent of the image in face units: the face fills the frame like a FER crop.
@@ -65,8 +64,7 @@ def render_faces(
             if progress is not None:
                 progress(done, n)
         return out
-    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         futures = {
             pool.submit(
                 _render_span, {k: v[start:stop] for k, v in params.items()},
