@@ -447,15 +447,13 @@ def _rewrite(
     """Copy the kept rows into a new generation file (the old index stays valid until swapped)."""
     generation = store.generation + 1
     new_file = f"images-{generation}.u8"
-    old = np.memmap(data_path, dtype=np.uint8, mode="r")
+    n_rows = max(keep, default=-1) + 1  # rows past the last kept one are never read
     with open(directory / new_file, "wb") as fh:
-        for start in range(0, len(keep), 4096):
-            rows = np.asarray(keep[start : start + 4096])
-            block = (
-                old.reshape(-1, row_bytes)[rows] if len(old) else np.zeros((0, row_bytes), np.uint8)
-            )
-            fh.write(block.tobytes())
-    del old
+        if n_rows:
+            old = np.memmap(data_path, dtype=np.uint8, mode="r", shape=(n_rows, row_bytes))
+            for start in range(0, len(keep), 4096):
+                fh.write(old[np.asarray(keep[start : start + 4096])].tobytes())
+            del old
     return _Store(store.sample_ids, store.fingerprints, new_file, generation)
 
 
