@@ -16,6 +16,8 @@ from fercleaner.methods.patches import (
     crop_regions,
     gate_contrast_margin,
     gated_pool,
+    get_region_certainty,
+    region_certainty_losses,
 )
 from fercleaner.methods.registry import create_method
 from fercleaner.methods.topology import (
@@ -157,6 +159,20 @@ def test_gate_contrast_margin_matches_hand_computation():
     assert gate_contrast_margin(gates, margin=1.0).item() == pytest.approx((0.35 + 1.0) / 2)
 
 
+def test_region_certainty_and_gate_losses_match_hand_computation():
+    # p = [.5, .5, 0, 0]: H = ln 2, certainty = 1 - ln 2 / ln 4 = 0.5; uniform: 0; sure: ~1
+    logits = torch.tensor([[[0.0, 0.0, -1e4, -1e4], [0.0, 0.0, 0.0, 0.0], [50.0, 0, 0, 0]]])
+    certainty = get_region_certainty(logits)
+    torch.testing.assert_close(certainty, torch.tensor([[0.5, 0.0, 1.0]]), atol=1e-5, rtol=0)
+    uniform = torch.zeros(2, 3, 4)
+    region_ce, gate_bce = region_certainty_losses(
+        uniform, torch.full((2, 3), 0.5), torch.tensor([1, 2])
+    )
+    assert region_ce.item() == pytest.approx(math.log(4.0))  # uniform over 4 classes
+    # target certainty 0, gate 0.5: BCE = -ln(1 - 0.5) = ln 2
+    assert gate_bce.item() == pytest.approx(math.log(2.0), rel=1e-5)
+
+
 def test_crop_regions_reproduces_map_and_quadrant():
     fmap = torch.arange(16.0).reshape(1, 1, 4, 4)
     whole = crop_regions(fmap, torch.tensor([[0.0, 0.0, 1.0, 1.0]]), size=4)
@@ -181,6 +197,8 @@ def test_unknown_or_bad_options_are_reported_together():
         create_method("uapl", _context(kk=3))
     with pytest.raises(ConfigError, match="k must be >= 1.*readout_self_weight"):
         create_method("uapl", _context(k=0, readout_self_weight=2.0))
+    with pytest.raises(ConfigError, match="k must be an integer, got '8'.*margin must be a number"):
+        create_method("uapl", _context(k="8", margin=True))
 
 
 @pytest.mark.parametrize("size", [32, 48])

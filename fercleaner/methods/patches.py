@@ -9,6 +9,8 @@ AffectNet) put the eyes at about 35-45% and the mouth at about 70-85% of the hei
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -118,3 +120,43 @@ def gate_contrast_margin(
     ordered = gates.sort(dim=1, descending=True).values
     gap = ordered[:, :n_top].mean(dim=1) - ordered[:, n_top:].mean(dim=1)
     return F.relu(margin - gap).mean()
+
+
+def get_region_certainty(region_logits: torch.Tensor) -> torch.Tensor:
+    """1 - H(p_r) / ln C per region: 1 = the region alone is sure, 0 = it says nothing.
+
+    Args:
+        region_logits: (B, R, C) from each region's own classifier.
+
+    Returns:
+        (B, R) in [0, 1]. Label-free, so a wrong given label does not lower it.
+    """
+    log_p = F.log_softmax(region_logits.float(), dim=-1)
+    entropy = -(log_p.exp() * log_p).sum(dim=-1)
+    return (1.0 - entropy / math.log(region_logits.shape[-1])).clamp(0.0, 1.0)
+
+
+def region_certainty_losses(
+    region_logits: torch.Tensor, gates: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-region CE on the training label, and BCE pulling each gate to its region's certainty.
+
+    This is what makes the gates uncertainty-aware: an occluded region cannot tell the
+    expression, its classifier stays unsure, and its gate is taught to be low. The
+    certainty target is detached so the gate follows the region and not the reverse.
+
+    Args:
+        region_logits: (B, R, C).
+        gates: (B, R) in (0, 1).
+        labels: (B,) long.
+
+    Returns:
+        (mean region CE, mean gate BCE), both scalars.
+    """
+    b, r, c = region_logits.shape
+    region_ce = F.cross_entropy(
+        region_logits.float().reshape(b * r, c), labels.repeat_interleave(r)
+    )
+    target = get_region_certainty(region_logits.detach())
+    gate_bce = F.binary_cross_entropy(gates.float().clamp(1e-6, 1 - 1e-6), target)
+    return region_ce, gate_bce

@@ -62,6 +62,7 @@ from fercleaner.methods.patches import (
     gate_contrast_margin,
     gated_pool,
     get_region_boxes,
+    region_certainty_losses,
 )
 from fercleaner.methods.registry import register_method
 from fercleaner.methods.topology import aggregate_neighbours, build_knn_graph, neighbour_kl
@@ -97,6 +98,10 @@ class UaplOptions:
     """Required gap between the mean of a face's top-half gates and the rest."""
     margin_weight: float = 1.0
     """Weight of the gate margin loss."""
+    region_weight: float = 0.5
+    """Weight of the per-region auxiliary CE (each patch classifies the face on its own)."""
+    gate_target_weight: float = 1.0
+    """Weight of the BCE pulling each gate towards its region's certainty (0 = RAN-only gates)."""
     au_weight: float = 0.5
     """Weight of the AU head's BCE (annotated or weak prior targets)."""
     va_weight: float = 0.5
@@ -121,6 +126,11 @@ class UaplOptions:
             for key in options
             if key not in names
         ]
+        problems += [
+            f"{key} must be {_TYPE_NAMES[kind]}, got {value!r}"
+            for key, value in options.items()
+            if key in names and not _has_type(value, kind := _FIELD_TYPES[key])
+        ]
         if problems:
             raise ConfigError("method_options for uapl: " + "; ".join(problems))
         opts = cls(**options)
@@ -144,6 +154,22 @@ class UaplOptions:
         if problems:
             raise ConfigError("method_options for uapl: " + "; ".join(problems))
         return opts
+
+
+#: field -> accepted kind: "int", "float" or "int?" (int or None); bools are never numbers.
+_FIELD_TYPES: dict[str, str] = {
+    f.name: {"int": "int", "float": "float", "int | None": "int?"}[str(f.type)]
+    for f in fields(UaplOptions)
+}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "int?": "an integer or null"}
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if value is None:
+        return kind == "int?"
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if kind in ("int", "int?") else isinstance(value, int | float)
 
 
 @register_method("uapl")
@@ -185,6 +211,9 @@ class UAPL(Method):
             nn.BatchNorm2d(r * d),
             nn.ReLU(inplace=True),
         )
+        # per-region auxiliary classifiers: (R, D, C) weights, one linear map per region
+        self.region_weight = nn.Parameter(torch.randn(r, d, self.num_classes) * d**-0.5)
+        self.region_bias = nn.Parameter(torch.zeros(r, self.num_classes))
         self.gate_mlp = nn.Sequential(
             nn.Linear(d, max(d // 4, 1)), nn.ReLU(inplace=True), nn.Linear(max(d // 4, 1), 1)
         )
@@ -251,6 +280,8 @@ class UAPL(Method):
         b, r, c, s, _ = crops.shape  # (B, R, C_mid, s, s)
         f = self.patch_conv(crops.reshape(b, r * c, s, s)).mean(dim=(2, 3)).reshape(b, r, -1)
         gates = torch.sigmoid(self.gate_mlp(f).squeeze(-1).float())  # (B, R)
+        region_logits = torch.einsum("brd,rdc->brc", f.float(), self.region_weight.float())
+        region_logits = region_logits + self.region_bias.float()  # (B, R, C)
         local = gated_pool(f.float(), gates)  # (B, D)
         hidden = self.neck(torch.cat([x_global.float(), local], dim=1))  # (B, E)
         h = self.dropout(hidden)
@@ -260,6 +291,7 @@ class UAPL(Method):
             "va": torch.tanh(self.va_head(h)),
             "embedding": F.normalize(hidden.float(), dim=1),
             "gates": gates,
+            "region_logits": region_logits,
         }
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -276,6 +308,7 @@ class UAPL(Method):
         au_loss = masked_bce_with_logits(out["au_logits"], au_targets)
         va_loss = _masked_mse(out["va"].float(), va_targets)
         margin = gate_contrast_margin(out["gates"], margin=self.options.margin)
+        region_ce, gate_target = region_certainty_losses(out["region_logits"], out["gates"], labels)
 
         theta = torch.softmax(self.task_logits, dim=0)  # (T,)
         if bool(self.state["graph_ready"]) and self.lambda_now > 0:
@@ -296,6 +329,8 @@ class UAPL(Method):
             ce
             + self.lambda_now * guidance
             + opts.margin_weight * margin
+            + opts.region_weight * region_ce
+            + opts.gate_target_weight * gate_target
             + opts.au_weight * au_loss
             + opts.va_weight * va_loss
         )
@@ -307,6 +342,8 @@ class UAPL(Method):
             "ce": ce.detach(),
             "guidance": guidance.detach(),
             "margin": margin.detach(),
+            "region_ce": region_ce.detach(),
+            "gate_target": gate_target.detach(),
             "au": au_loss.detach(),
             "va": va_loss.detach(),
             "lambda": torch.tensor(self.lambda_now, device=logits.device),
