@@ -4,7 +4,7 @@ simulated annotators, and writers for every dataset layout the readers understan
 from __future__ import annotations
 
 from fercleaner.synth.dataset import read_truth, truth_path, write_synthetic_dataset
-from fercleaner.synth.faces import OCCLUDERS, generate_faces
+from fercleaner.synth.faces import OCCLUDERS, generate_faces, render_aus
 from fercleaner.synth.labels import (
     NOISE_KINDS,
     PAIRFLIP_TARGETS,
@@ -22,6 +22,7 @@ __all__ = [
     "generate_faces",
     "inject_label_noise",
     "read_truth",
+    "render_aus",
     "simulate_votes",
     "truth_path",
     "write_synthetic_dataset",
