@@ -100,6 +100,7 @@ def run_benchmark(
     references: Sequence[str] = REFERENCES,
     folds: int = 5,
     splits: Sequence[str] | None = None,
+    max_samples: int | None = None,
     downstream: bool = False,
     holdout: float = 0.2,
     policy: Mapping[str, str] = DEFAULT_POLICY,
@@ -118,6 +119,8 @@ def run_benchmark(
         references: which references to run beside fercleaner (REFERENCES).
         folds: K of the cross-validated reference.
         splits: source splits to benchmark on (default all), e.g. ["val"] for FERPlus validation.
+        max_samples: benchmark on a seeded random subset of at most this many samples
+            (for quick checks on large datasets).
         downstream: also train the classifier on noisy / cleaned / true labels and test
             it on a held-out clean share (see `fercleaner.bench.downstream`).
         holdout: share of the samples held out (per true class) when `downstream`.
@@ -147,6 +150,8 @@ def run_benchmark(
             raise DatasetError(
                 f"{dataset} has no samples in splits {list(splits)}; it has {present}"
             )
+    if max_samples is not None and len(samples) > max_samples:
+        samples = _subsample(samples, max_samples, seed=seed)
     noisy = make_noisy(samples, source.classes, protocol=protocol, rate=rate, seed=seed)
     held_mask = (
         find_holdout(noisy.truth, fraction=holdout, seed=seed)
@@ -221,17 +226,18 @@ def run_benchmark(
         "command": _bench_command(
             dataset,
             out,
-            protocol,
-            rate,
-            seed,
-            method,
-            recipe,
-            references,
-            folds,
-            splits,
-            overrides,
-            downstream,
-            holdout,
+            protocol=protocol,
+            rate=rate,
+            seed=seed,
+            method=method,
+            recipe=recipe,
+            references=references,
+            folds=folds,
+            splits=splits,
+            overrides=overrides,
+            downstream=downstream,
+            holdout=holdout,
+            max_samples=max_samples,
         ),
         "system_commands": commands,
         "reused_runs": reused,
@@ -273,6 +279,15 @@ def _system_from_scores(spec: SystemSpec, scores, classes: list[str], cost: dict
         "peak_rss_mb": cost["peak_rss_mb"],
     }
     return system
+
+
+def _subsample(samples: pd.DataFrame, count: int, *, seed: int) -> pd.DataFrame:
+    """A seeded random subset of `count` rows, in the original order."""
+    if count < 1:
+        raise FercleanerError(f"max_samples must be at least 1; got {count}")
+    rng = np.random.default_rng(seed + 2_000_003)  # independent of the noise draw
+    keep = np.sort(rng.choice(len(samples), size=count, replace=False))
+    return samples.iloc[keep].reset_index(drop=True)
 
 
 def _is_plain_in_sample(scores) -> bool:
@@ -386,19 +401,21 @@ def _run_downstream(
 
 
 def _bench_command(
-    dataset,
-    out,
-    protocol,
-    rate,
-    seed,
-    method,
-    recipe,
-    references,
-    folds,
-    splits,
-    overrides,
-    downstream,
-    holdout,
+    dataset: str | os.PathLike[str],
+    out: Path,
+    *,
+    protocol: str,
+    rate: float,
+    seed: int,
+    method: str | None,
+    recipe: str,
+    references: Sequence[str],
+    folds: int,
+    splits: Sequence[str] | None,
+    overrides: Sequence[str],
+    downstream: bool,
+    holdout: float,
+    max_samples: int | None,
 ) -> str:
     parts = ["fercleaner", "bench", str(dataset), "--protocol", protocol]
     if protocol != "annotator":
@@ -415,6 +432,8 @@ def _bench_command(
         parts += ["--folds", str(folds)]
     for split in splits or ():
         parts += ["--split", split]
+    if max_samples is not None:
+        parts += ["--max-samples", str(max_samples)]
     if downstream:
         parts += ["--downstream"] + (["--holdout", str(holdout)] if holdout != 0.2 else [])
     parts += ["--out", str(out), *overrides]

@@ -59,6 +59,12 @@ def bench_command(
         list[str] | None,
         typer.Option("--split", help="Only these source splits (repeatable), e.g. --split val."),
     ] = None,
+    max_samples: Annotated[
+        int | None,
+        typer.Option(
+            "--max-samples", help="Benchmark a seeded random subset of at most N samples."
+        ),
+    ] = None,
     downstream: Annotated[
         bool,
         typer.Option(
@@ -105,6 +111,7 @@ def bench_command(
             references=references,
             folds=folds,
             splits=split,
+            max_samples=max_samples,
             downstream=downstream,
             holdout=holdout,
             score_command=shlex.split(score_command) if score_command else None,
