@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -27,6 +28,7 @@ from fercleaner.methods.topology import (
     neighbour_kl,
 )
 from fercleaner.methods.uapl import REGION_NAMES, UAPL, sigmoid_ramp
+from fercleaner.priors import AU_IDS
 
 CLASSES = CANONICAL_CLASSES[:7]
 
@@ -294,6 +296,18 @@ def test_readout_mixes_own_and_neighbour_distributions():
     assert result["occlusion"][0] == pytest.approx(0.5, abs=1e-5)
     assert result["gate_left_eye"][0] == pytest.approx(0.2)
     assert set(method.signal_columns) <= set(result)
+
+
+def test_readout_uses_annotated_au_when_given_the_rows():
+    outputs, given = _equilateral_outputs()
+    au = np.repeat(outputs["au"][:, :1], len(AU_IDS), axis=1)
+    au[2] = au[4]  # annotated AUs put sample 2 among samples 3-5, which predict class 2
+    ctx = dataclasses.replace(_context(n=6, size=32, k=2), au_targets=au)
+    method = create_method("uapl", ctx)
+    without = method.readout(outputs, given)["soft_label"]
+    with_rows = method.readout({**outputs, "index": np.arange(6)}, given)["soft_label"]
+    assert without[2, 2] == pytest.approx(0.0, abs=1e-6)
+    assert with_rows[2, 2] > 0.05
 
 
 def test_sync_buffers_under_a_single_process_group(tmp_path):

@@ -432,7 +432,12 @@ class UAPL(Method):
     def readout(
         self, outputs: dict[str, np.ndarray], given_labels: np.ndarray
     ) -> dict[str, np.ndarray]:
-        """Neighbour-aggregated soft labels, support of the given label, entropy, gates."""
+        """Neighbour-aggregated soft labels, support of the given label, entropy, gates.
+
+        `outputs` holds `predict`'s arrays over the N scored samples; an optional `index`
+        (N,) of training-table rows lets annotated AU/VA (from the context) replace the
+        heads' predictions in the kNN spaces, as in training.
+        """
         device = self.task_logits.device
         probs = torch.as_tensor(outputs["probs"], device=device).float()  # (N, C)
         spaces = {
@@ -440,6 +445,11 @@ class UAPL(Method):
             "va": torch.as_tensor(outputs["va"], device=device).float(),
             "embedding": torch.as_tensor(outputs["embedding"], device=device).float(),
         }
+        if "index" in outputs:  # rows of the training table: annotated AU/VA can be used
+            index = torch.as_tensor(np.asarray(outputs["index"]), dtype=torch.long)
+            for task, annotations in (("au", self.au_annotations), ("va", self.va_annotations)):
+                if annotations is not None:
+                    spaces[task] = _fill_missing(annotations[index], spaces[task].cpu()).to(device)
         theta = torch.softmax(self.task_logits.float(), dim=0)
         neighbour = torch.zeros_like(probs)
         has_neighbours = torch.zeros(len(probs), dtype=torch.bool, device=device)
