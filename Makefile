@@ -20,9 +20,12 @@ install: $(STAMP)
 test: install
 	$(BIN)/python -m pytest -q
 
+# demo: 2,000 synthetic faces with 20% planted label errors -> score -> check the flags.
 demo: install
 	$(BIN)/fercleaner synth $(DEMO)/faces --n 2000 --noise 0.2 --layout imagefolder --seed 0
-	$(BIN)/fercleaner inspect $(DEMO)/faces
+	rm -rf $(DEMO)/run
+	$(BIN)/fercleaner score $(DEMO)/faces --out $(DEMO)/run --recipe quick
+	$(BIN)/python -m fercleaner.demo $(DEMO)/run $(DEMO)/faces.truth.parquet
 
 lint: install
 	$(BIN)/ruff check fercleaner app tests bench
