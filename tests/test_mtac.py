@@ -369,9 +369,12 @@ def test_relabel_events_training_labels_and_readout_history():
     assert scores["relabeled_at"].tolist() == [-1] * (n - 1) + [1]
     assert scores["relabel_to"].tolist() == [-1] * (n - 1) + [3]
     np.testing.assert_allclose(scores["prototype_margin"], 1.0)
-    assert scores["label_quality_signal"].min() >= 0 and scores["label_quality_signal"].max() <= 1
-    # lower confidence -> lower quality when the given-label probability is equal
-    assert np.all(np.diff(scores["label_quality_signal"]) <= 0)
+    # quality = mean of p_given (1/7) and the prototype softmax at T=0.1 for the given label
+    proto_given = math.exp(10) / (math.exp(10) + 6)
+    np.testing.assert_allclose(
+        scores["label_quality_signal"], 0.5 / 7 + 0.5 * proto_given, rtol=1e-5
+    )
+    np.testing.assert_allclose(scores["uncertainty"], 1 - outputs["confidence"], rtol=1e-5)
     np.testing.assert_allclose(scores["soft_label"].sum(1), 1.0, rtol=1e-5)
     # rows that are not the training rows get no training history
     other = model.readout({k: v[:5] for k, v in outputs.items()}, given[:5])
