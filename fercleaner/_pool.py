@@ -1,25 +1,44 @@
-"""One way to start worker processes: fork when it is safe (fast), forkserver when it is not.
+"""Run independent jobs on worker processes, finishing serially if the pool breaks.
 
-Forking a process that already runs threads (torch's intra-op pool, a DataLoader) can
-deadlock the child on a lock held by a thread that was not copied; a fresh forkserver
-child avoids that at the cost of importing the worker's module once.
+Workers are forked where the OS can (fast, and scripts need no `__main__` guard);
+elsewhere they are spawned. A pool that dies (a worker killed for memory, a platform
+that cannot start processes) never loses work: jobs that did not finish run again in
+this process, so every job function must be idempotent.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import sys
-import threading
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool of `workers` processes with the safest fast start method available."""
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
-        method = "fork"
-    elif "forkserver" in methods:
-        method = "forkserver"
-    else:
-        method = "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+def run_jobs(
+    fn: Callable[..., Any],
+    jobs: Sequence[tuple],
+    *,
+    workers: int,
+    on_done: Callable[[int, Any], None],
+) -> None:
+    """Call `fn(*jobs[i])` for every job; `on_done(i, result)` as each finishes, in any order.
+
+    With `workers <= 1` or a single job everything runs in this process.
+    """
+    pending = set(range(len(jobs)))
+    if workers > 1 and len(jobs) > 1:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = {pool.submit(fn, *jobs[i]): i for i in sorted(pending)}
+                for future in as_completed(futures):
+                    i = futures[future]
+                    result = future.result()
+                    pending.discard(i)
+                    on_done(i, result)
+        except (BrokenProcessPool, OSError):
+            pass  # the jobs still pending run below, in this process
+    for i in sorted(pending):
+        on_done(i, fn(*jobs[i]))

@@ -27,7 +27,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fercleaner._pool import process_pool
+from fercleaner._pool import run_jobs
 from fercleaner.atomic import atomic_path
 from fercleaner.datasets.problems import DEFAULT_FIXES, PROBLEM_COLUMNS
 from fercleaner.decode import DecodeError, decode_image, decode_pixels
@@ -348,20 +347,16 @@ def _decode_all(tasks, data_path: Path, *, n_rows, size, channels, workers, prog
     args = (str(data_path), n_rows, size, channels)
     failed: dict[int, tuple[str, str]] = {}
     done = 0
-    if workers <= 1 or total < _SERIAL_BELOW:
-        for job in jobs:
-            failed.update(_decode_job(job, *args))
-            done += len(job)
-            if progress is not None:
-                progress(done, total)
-        return failed
-    with process_pool(workers) as pool:
-        futures = {pool.submit(_decode_job, job, *args): len(job) for job in jobs}
-        for future in as_completed(futures):
-            failed.update(future.result())
-            done += futures[future]
-            if progress is not None:
-                progress(done, total)
+
+    def collect(i: int, result: dict[int, tuple[str, str]]) -> None:
+        nonlocal done
+        failed.update(result)
+        done += len(jobs[i])
+        if progress is not None:
+            progress(done, total)
+
+    run_jobs(_decode_job, [(job, *args) for job in jobs],
+             workers=workers if total >= _SERIAL_BELOW else 1, on_done=collect)  # fmt: skip
     return failed
 
 

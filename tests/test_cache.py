@@ -227,3 +227,21 @@ def test_unusable_index_is_rebuilt(tmp_path, faces):
     again = build_cache(samples, size=48, channels=1, workers=1)
     assert again.n_decoded == 4
     np.testing.assert_array_equal(again.images[..., 0], faces[:4])
+
+
+_PARENT_PID = os.getpid()
+
+
+def _double_but_die_in_a_worker(x: int) -> int:
+    if os.getpid() != _PARENT_PID:
+        os._exit(1)  # a worker killed mid-job (e.g. by the OOM killer)
+    return 2 * x
+
+
+def test_a_broken_pool_loses_no_work():
+    from fercleaner._pool import run_jobs
+
+    results: dict[int, int] = {}
+    run_jobs(_double_but_die_in_a_worker, [(i,) for i in range(6)], workers=2,
+             on_done=results.__setitem__)  # fmt: skip
+    assert results == {i: 2 * i for i in range(6)}

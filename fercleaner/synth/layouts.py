@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fercleaner._pool import process_pool
+from fercleaner._pool import run_jobs
 from fercleaner.classes import (
     AFFECTNET_CODES,
     CANONICAL_CLASSES,
@@ -75,15 +74,9 @@ def save_images(
     """
     for folder in {str(Path(rel).parent) for rel in relpaths}:
         (root / folder).mkdir(parents=True, exist_ok=True)
-    spans = [(i, min(i + _SAVE_SPAN, len(relpaths))) for i in range(0, len(relpaths), _SAVE_SPAN)]
-    if workers <= 1 or len(spans) < 2:
-        for a, b in spans:
-            tick(_save_job(str(root), relpaths[a:b], images[a:b]))
-        return
-    with process_pool(workers) as pool:
-        futures = [pool.submit(_save_job, str(root), relpaths[a:b], images[a:b]) for a, b in spans]
-        for future in as_completed(futures):
-            tick(future.result())
+    spans = range(0, len(relpaths), _SAVE_SPAN)
+    jobs = [(str(root), relpaths[i : i + _SAVE_SPAN], images[i : i + _SAVE_SPAN]) for i in spans]
+    run_jobs(_save_job, jobs, workers=workers, on_done=lambda _i, count: tick(count))
 
 
 def _width(n: int, minimum: int) -> int:

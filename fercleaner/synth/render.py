@@ -10,11 +10,10 @@ Geometry is driven by the AU intensities in `params` (see `fercleaner.synth.face
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import as_completed
 
 import numpy as np
 
-from fercleaner._pool import process_pool
+from fercleaner._pool import run_jobs
 from fercleaner.priors import AU_IDS
 
 #: Half extent of the image in face units: the face fills the frame like a FER crop.
@@ -57,27 +56,28 @@ def render_faces(
     out = np.empty(shape, dtype=np.uint8)
     spans = [(start, min(start + _SPAN, n)) for start in range(0, n, _SPAN)]
     done = 0
-    if workers <= 1 or len(spans) < 2:
-        for start, stop in spans:
-            out[start:stop] = _render_span(params, start, stop, size, channels, noise_seed)
-            done += stop - start
-            if progress is not None:
-                progress(done, n)
-        return out
-    with process_pool(workers) as pool:
-        futures = {
-            pool.submit(
-                _render_span, {k: v[start:stop] for k, v in params.items()},
-                start, stop, size, channels, noise_seed, start,
-            ): (start, stop)
-            for start, stop in spans
-        }  # fmt: skip
-        for future in as_completed(futures):
-            start, stop = futures[future]
-            out[start:stop] = future.result()
-            done += stop - start
-            if progress is not None:
-                progress(done, n)
+
+    def collect(i: int, images: np.ndarray) -> None:
+        nonlocal done
+        start, stop = spans[i]
+        out[start:stop] = images
+        done += stop - start
+        if progress is not None:
+            progress(done, n)
+
+    jobs = [
+        (
+            {k: v[start:stop] for k, v in params.items()},
+            start,
+            stop,
+            size,
+            channels,
+            noise_seed,
+            start,
+        )
+        for start, stop in spans
+    ]
+    run_jobs(_render_span, jobs, workers=workers, on_done=collect)
     return out
 
 
