@@ -155,3 +155,26 @@ def test_plan_and_measure_helpers(tmp_path):
     small = run_measured([sys.executable, "-c", "print('ok')"], log_path=tmp_path / "b.log")
     assert big.returncode == 0 and big.tail().strip() == "ok"
     assert big.peak_rss_mb > small.peak_rss_mb + 150
+
+
+def test_synthetic_truth_gives_clean_labels_and_votes(tmp_path):
+    from fercleaner.synth import write_synthetic_dataset
+
+    faces = write_synthetic_dataset(
+        tmp_path / "faces", n=48, layout="imagefolder", seed=0, noise_rate=0.25, size=16, workers=1
+    )
+    synth_truth = pd.read_parquet(tmp_path / "faces.truth.parquet").set_index("sample_id")
+    result = run_benchmark(
+        faces,
+        out=tmp_path / "bench",
+        protocol="symmetric",
+        rate=0.25,
+        references=[],
+        score_command=FAKE_SCORE,
+    )
+    truth = pd.read_parquet(tmp_path / "bench" / "noisy" / "truth.parquet")
+    # the bench's truth is the synthetic clean label, not the noisy folder label
+    expected = synth_truth.loc[truth["sample_id"], "clean_label"].to_numpy()
+    assert (truth["true_label"].to_numpy() == expected).all()
+    assert len(truth["votes"].iloc[0]) == len(result["classes"])
+    assert result["systems"]["fercleaner"]["kl_votes_soft"] >= 0

@@ -94,8 +94,9 @@ def make_annotator_noise(
 ) -> NoisyDataset:
     """Given label = one tagger's emotion vote; truth = strict majority of the votes.
 
-    Needs a `votes` column (per-class counts over `classes`); `votes_unknown` and
-    `votes_nf` count towards the total when present.
+    Needs a `votes` column (per-class counts over `classes`, or a probability
+    distribution such as a synthetic soft label); `votes_unknown` and `votes_nf` count
+    towards the total when present.
     """
     classes = list(classes)
     if "votes" not in samples.columns:
@@ -103,7 +104,7 @@ def make_annotator_noise(
             "the annotator protocol needs per-image votes (a `votes` column, as FERPlus or "
             "fer2013 with fer2013new.csv provide); use --protocol symmetric or pairflip for this dataset"
         )
-    votes = np.stack([np.asarray(v, dtype=np.int64) for v in samples["votes"]])
+    votes = np.stack([np.asarray(v, dtype=np.float64) for v in samples["votes"]])
     if votes.shape[1] != len(classes):
         raise DatasetError(
             f"votes have {votes.shape[1]} entries per image; expected one per class {classes}"
@@ -111,7 +112,7 @@ def make_annotator_noise(
     total = votes.sum(axis=1)
     for extra in ("votes_unknown", "votes_nf"):
         if extra in samples.columns:
-            total = total + samples[extra].fillna(0).to_numpy(dtype=np.int64)
+            total = total + samples[extra].fillna(0).to_numpy(dtype=np.float64)
     top = votes.argmax(axis=1)
     majority = votes[np.arange(len(votes)), top] * 2 > total
     rng = np.random.default_rng(seed)
@@ -187,7 +188,7 @@ def _flip(samples, classes, *, rate, seed, rng, target, name) -> NoisyDataset:
     noisy["given_label"] = names[noisy_labels]
     votes = None
     if "votes" in samples.columns:
-        votes = np.stack([np.asarray(v, dtype=np.int64) for v in samples["votes"]])
+        votes = np.stack([np.asarray(v, dtype=np.float64) for v in samples["votes"]])
     truth = _truth(noisy, names[labels], votes=votes)
     return NoisyDataset(
         samples=noisy.reset_index(drop=True),
@@ -210,7 +211,7 @@ def _truth(
     truth["true_label"] = truth["true_label"].astype(str)
     truth["is_noisy"] = truth["true_label"] != truth["given_label"]
     if votes is not None:
-        truth["votes"] = list(votes.astype(np.int32))
+        truth["votes"] = list(votes.astype(np.float32))
     return truth
 
 

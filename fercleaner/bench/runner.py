@@ -142,7 +142,7 @@ def run_benchmark(
 
     report(0, total, "reading dataset and making noise")
     source = read_dataset(dataset)
-    samples = source.samples
+    samples = _with_synthetic_truth(source.samples, Path(dataset), source.classes)
     if splits:
         samples = samples[samples["split"].isin(list(splits))].reset_index(drop=True)
         if samples.empty:
@@ -279,6 +279,32 @@ def _system_from_scores(spec: SystemSpec, scores, classes: list[str], cost: dict
         "peak_rss_mb": cost["peak_rss_mb"],
     }
     return system
+
+
+def _with_synthetic_truth(
+    samples: pd.DataFrame, dataset: Path, classes: Sequence[str]
+) -> pd.DataFrame:
+    """Use a synthetic dataset's truth (`<dataset>.truth.parquet`, see fercleaner.synth) when it exists.
+
+    Its `clean_label` replaces the given label (so a dataset written with planted noise
+    is benchmarked against its clean labels) and its `soft_label` becomes `votes` for the
+    soft-label metrics (and the annotator protocol).
+    """
+    truth_path = dataset.with_name(dataset.name + ".truth.parquet")
+    if not truth_path.is_file() or "votes" in samples.columns:
+        return samples
+    truth = pd.read_parquet(truth_path, columns=["sample_id", "clean_label", "soft_label"])
+    truth = truth.set_index(truth["sample_id"].astype(str))
+    ids = samples["sample_id"].astype(str)
+    if not ids.isin(truth.index).all():
+        return samples  # not this dataset's truth: ignore it
+    matched = truth.loc[ids]
+    if any(len(v) != len(classes) for v in matched["soft_label"].head(1)):
+        return samples
+    samples = samples.copy()
+    samples["given_label"] = matched["clean_label"].astype(str).to_numpy()
+    samples["votes"] = [np.asarray(v, dtype=np.float32) for v in matched["soft_label"]]
+    return samples
 
 
 def _subsample(samples: pd.DataFrame, count: int, *, seed: int) -> pd.DataFrame:
