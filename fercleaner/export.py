@@ -11,8 +11,6 @@ ride in the `huggingface` schema metadata; it only honours them on integer stora
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import shutil
@@ -177,7 +175,7 @@ def export_run(
 
 def build_manifest(
     run: ReviewRun, decisions: pd.DataFrame, *, policy: str, min_confidence: float
-) -> tuple[pd.DataFrame, pd.Series]:
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """The final label of every sample: human decision, else the policy, else the given label.
 
     Returns:
@@ -222,28 +220,16 @@ def build_manifest(
     # Human decisions override everything.
     reviewer = np.full(n, None, dtype=object)
     decided_at = np.full(n, None, dtype=object)
-    notes = pd.Series(dtype=object)
+    notes: dict[str, str] = {}
     if not decisions.empty:
-        pos = pd.Series(np.arange(n), index=s["sample_id"].to_numpy())
-        known = decisions[decisions["sample_id"].isin(pos.index)]
-        notes = pd.Series(known["note"].to_numpy(), index=known["sample_id"].to_numpy())
-        for d in known.itertuples(index=False):
-            i = int(pos[d.sample_id])
-            if d.action == "exclude":
-                label[i], soft[i], action[i] = given[i], np.eye(c)[given_idx[i]], "exclude"
-            elif d.action == "ambiguous":
-                vec = _human_soft(d.soft_label, c, d.sample_id)
-                soft[i], label[i], action[i] = vec, classes[int(vec.argmax())], "ambiguous"
-            else:  # accept / keep / relabel all end on a hard class
-                if d.label not in index:
-                    raise ExportError(
-                        f"review decision {d.event_id} on {d.sample_id!r} sets label "
-                        f"{d.label!r}, which is not one of the run's classes {classes}"
-                    )
-                label[i], soft[i] = d.label, np.eye(c)[index[d.label]]
-                action[i] = "keep" if d.label == given[i] else "relabel"
-            decided_by[i], reviewer[i] = "human", d.reviewer
-            decided_at[i] = pd.Timestamp(d.decided_at)
+        pos = {sample_id: i for i, sample_id in enumerate(s["sample_id"].tolist())}
+        known = decisions[[sample_id in pos for sample_id in decisions["sample_id"]]]
+        notes = dict(zip(known["sample_id"], known["note"], strict=True))
+        _apply_human(known, pos, given, given_idx, index, classes, label, soft, action)
+        rows = np.array([pos[sid] for sid in known["sample_id"]], dtype=np.int64)
+        decided_by[rows] = "human"
+        reviewer[rows] = known["reviewer"].to_numpy(dtype=object)
+        decided_at[rows] = known["decided_at"].to_numpy(dtype=object)
 
     weight = np.where(action == "exclude", 0.0, 1.0).astype(np.float32)
     manifest = pd.DataFrame(
@@ -259,13 +245,55 @@ def build_manifest(
             "action": action.astype(str),
             "decided_by": decided_by.astype(str),
             "reviewer": reviewer,
-            "decided_at": pd.to_datetime(pd.Series(decided_at), utc=True),
+            "decided_at": pd.to_datetime(
+                pd.Series(decided_at, dtype=object), utc=True, format="ISO8601"
+            ),
             "label_quality": s["label_quality"].to_numpy(dtype=np.float64),
             "run_id": run.run_id,
         }
     )
     order = np.lexsort((manifest["sample_id"].to_numpy(), _split_rank(manifest["split"])))
     return manifest.iloc[order].reset_index(drop=True), notes
+
+
+def _apply_human(
+    known: pd.DataFrame,
+    pos: dict[str, int],
+    given: np.ndarray,
+    given_idx: np.ndarray,
+    index: dict[str, int],
+    classes: Sequence[str],
+    label: np.ndarray,
+    soft: np.ndarray,
+    action: np.ndarray,
+) -> None:
+    """Write human decisions into the label/soft/action arrays (in place, vectorised)."""
+    eye = np.eye(len(classes), dtype=np.float32)
+    rows = np.array([pos[sid] for sid in known["sample_id"]], dtype=np.int64)
+    kinds = known["action"].to_numpy(dtype=object)
+    labels = known["label"].to_numpy(dtype=object)
+
+    excluded = rows[kinds == "exclude"]
+    label[excluded], soft[excluded] = given[excluded], eye[given_idx[excluded]]
+    action[excluded] = "exclude"
+
+    hard = np.isin(kinds, ["accept", "keep", "relabel"])
+    bad = [j for j in np.flatnonzero(hard) if labels[j] not in index]
+    if bad:
+        d = known.iloc[bad[0]]
+        raise ExportError(
+            f"review decision {d['event_id']} on {d['sample_id']!r} sets label "
+            f"{d['label']!r}, which is not one of the run's classes {list(classes)}"
+        )
+    hard_rows, hard_labels = rows[hard], labels[hard]
+    label[hard_rows] = hard_labels
+    soft[hard_rows] = eye[[index[x] for x in hard_labels]]
+    action[hard_rows] = np.where(hard_labels == given[hard_rows], "keep", "relabel")
+
+    for j in np.flatnonzero(kinds == "ambiguous"):
+        i, d = rows[j], known.iloc[j]
+        vec = _human_soft(d["soft_label"], len(classes), d["sample_id"])
+        soft[i], label[i], action[i] = vec, classes[int(vec.argmax())], "ambiguous"
 
 
 def write_manifest(
@@ -428,29 +456,27 @@ def _split_rank(split: pd.Series) -> np.ndarray:
     return np.array([rank.get(s, len(rank)) for s in split], dtype=np.int64)
 
 
-def _changes_csv(manifest: pd.DataFrame, notes: pd.Series) -> str:
+def _changes_csv(manifest: pd.DataFrame, notes: dict[str, str]) -> str:
     """One row per sample whose final label differs from its given label."""
     changed = manifest[manifest["label_name"] != manifest["given_label"]]
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CHANGES_COLUMNS)
-    for r in changed.itertuples(index=False):
-        at = "" if pd.isna(r.decided_at) else r.decided_at.isoformat()
-        writer.writerow(
-            [
-                r.sample_id,
-                r.split,
-                r.given_label,
-                r.label_name,
-                r.action,
-                r.decided_by,
-                "" if pd.isna(r.reviewer) else r.reviewer,
-                at,
-                f"{r.label_quality:.6g}",
-                notes.get(r.sample_id, "") or "",
-            ]
-        )
-    return buf.getvalue()
+    table = pd.DataFrame(
+        {
+            "sample_id": changed["sample_id"],
+            "split": changed["split"],
+            "given_label": changed["given_label"],
+            "label": changed["label_name"],
+            "action": changed["action"],
+            "decided_by": changed["decided_by"],
+            "reviewer": changed["reviewer"],
+            "decided_at": [
+                "" if pd.isna(t) else t.isoformat() for t in changed["decided_at"].tolist()
+            ],
+            "label_quality": [f"{q:.6g}" for q in changed["label_quality"].tolist()],
+            "note": [notes.get(sid, "") or "" for sid in changed["sample_id"].tolist()],
+        },
+        columns=list(CHANGES_COLUMNS),
+    )
+    return table.to_csv(index=False, na_rep="", lineterminator="\n")
 
 
 def _summary(
