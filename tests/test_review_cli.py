@@ -86,3 +86,9 @@ def test_missing_and_foreign_runs_are_errors(tmp_path: Path) -> None:
     res = runner.invoke(app, ["review", str(foreign)])
     assert res.exit_code == 2
     assert "given_label" in res.output and "label_quality" in res.output
+
+
+def test_reviewer_defaults_to_the_login_name(run_dir, monkeypatch) -> None:
+    monkeypatch.setattr("getpass.getuser", lambda: "login-name")
+    plan = launch.build_review_launch(run_dir, port=0)
+    assert plan.env[launch.ENV_REVIEWER] == "login-name"

@@ -26,7 +26,10 @@ def review_command(
     ] = "127.0.0.1",
     reviewer: Annotated[
         str | None,
-        typer.Option("--reviewer", help="Name stored with every decision (editable in the app)."),
+        typer.Option(
+            "--reviewer",
+            help="Name stored with every decision (default: your login name; editable in the app).",
+        ),
     ] = None,
 ) -> None:
     """Open RUN_DIR in the review app; decisions go to RUN_DIR/review.sqlite as they are made."""

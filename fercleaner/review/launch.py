@@ -103,7 +103,10 @@ def build_review_launch(
     host: str = "127.0.0.1",
     reviewer: str | None = None,
 ) -> ReviewLaunch:
-    """Check the run and the port, and return the command that serves the app."""
+    """Check the run and the port, and return the command that serves the app.
+
+    The reviewer defaults to the login name; the app lets the person change it.
+    """
     run_dir = check_run(run_dir)
     if port == 0:
         port = find_free_port(host)
@@ -128,6 +131,7 @@ def build_review_launch(
         "--client.toolbarMode=minimal",
     ]
     env = {**os.environ, ENV_RUN_DIR: str(run_dir)}
+    reviewer = reviewer or _login_name()
     if reviewer:
         env[ENV_REVIEWER] = reviewer
     shown = f"[{host}]" if ":" in host else host
@@ -139,6 +143,16 @@ def run_review(launch: ReviewLaunch) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(launch.argv[0], launch.argv, launch.env)
+
+
+def _login_name() -> str | None:
+    """The user's login name, the reviewer name when none is given (None if unknown)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
 
 def port_is_free(host: str, port: int) -> bool:
