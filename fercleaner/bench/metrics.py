@@ -79,7 +79,8 @@ def get_soft_label_metrics(
     kl = (p * (np.log(np.clip(p, 1e-12, 1.0)) - np.log(q))).sum(axis=1)
     entropy = get_vote_entropy(votes[keep])
     unc = np.asarray(uncertainty, dtype=np.float64)[keep]
-    defined = len(unc) > 2 and unc.std() > 0 and entropy.std() > 0
+    # a constant input (up to rounding) has no rank correlation
+    defined = len(unc) > 2 and np.ptp(unc) > 1e-9 and np.ptp(entropy) > 1e-9
     rho = spearmanr(unc, entropy).statistic if defined else float("nan")
     return {"kl_votes_soft": float(kl.mean()), "spearman_uncertainty_vote_entropy": float(rho)}
 
