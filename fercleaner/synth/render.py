@@ -18,10 +18,10 @@ from fercleaner.priors import AU_IDS
 
 #: Half extent of the image in face units: the face fills the frame like a FER crop.
 IMAGE_HALF_EXTENT = 1.1
-#: Faces rendered per inner batch; keeps the (B, H, W) temporaries cache-sized.
-_CHUNK = 128
+#: Faces rendered per inner batch: (B, H, W) temporaries stay in CPU cache (32 measured fastest).
+_CHUNK = 32
 #: Faces per parallel work item (a multiple of _CHUNK, so chunk k always holds the same faces).
-_SPAN = 8 * _CHUNK
+_SPAN = 32 * _CHUNK
 #: ITU-R BT.601 luma weights, used to turn every RGB colour into a grey level.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
