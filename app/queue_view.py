@@ -105,9 +105,12 @@ def decision_fragment(run_dir: str) -> None:
     flagged_ids = run.scores["sample_id"][run.scores["is_label_issue"]]
     flagged = len(flagged_ids)
     n_done = int(find_members(flagged_ids, decided, len(flagged_ids)).sum())
+    # the queue was computed at the last full rerun; count what is still undecided in it
+    open_in_queue = len(queue_ids) - int(find_members(queue_ids, decided, len(queue_ids)).sum())
     st.progress(
         n_done / flagged if flagged else 1.0,
-        text=f"{n_done} of {flagged} flagged samples reviewed - {len(queue_ids)} in this queue",
+        text=f"{n_done} of {flagged} flagged samples reviewed - "
+        f"{open_in_queue} of {len(queue_ids)} in this queue undecided",
     )
     if current is None:
         st.query_params.pop(keys.QUERY_SAMPLE, None)
