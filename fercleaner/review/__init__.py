@@ -1,6 +1,12 @@
 """Human review of flagged samples: the decision store, queue queries and run loading."""
 
-from fercleaner.review.queue import QueueFilter, find_queue, join_decisions
+from fercleaner.review.queue import (
+    QueueFilter,
+    find_members,
+    find_pairs,
+    find_queue,
+    join_decisions,
+)
 from fercleaner.review.run import ImageNotInRunError, ReviewRun, RunError, open_run
 from fercleaner.review.store import (
     ACTIONS,
@@ -24,6 +30,8 @@ __all__ = [
     "ReviewStoreError",
     "RunError",
     "estimate_reviewer_agreement",
+    "find_members",
+    "find_pairs",
     "find_queue",
     "join_decisions",
     "open_run",
