@@ -78,10 +78,11 @@ def generate_faces(
     weight = np.where(ambiguous & (n_classes > 1), rng.uniform(0.2, 0.45, size=n), 0.0)
     soft = get_soft_labels(clean, partner, weight.astype(np.float32), n_classes=n_classes)
 
-    au, intensity = _sample_aus(soft, classes, rng=streams[_STREAM_AUS])
-    rng = streams[_STREAM_AUS]
+    # AUs and VA share one stream: VA scales with the same expression intensity
+    au_rng = streams[_STREAM_AUS]
+    au, intensity = _sample_aus(soft, classes, rng=au_rng)
     va = intensity[:, None] * (soft @ get_va_centroids(classes))
-    va = np.clip(va + rng.normal(0.0, 0.07, size=va.shape), -1.0, 1.0).astype(np.float32)
+    va = np.clip(va + au_rng.normal(0.0, 0.07, size=va.shape), -1.0, 1.0).astype(np.float32)
 
     params = _sample_identity(n, rng=streams[_STREAM_IDENTITY])
     params.update(_sample_occluders(n, rate=occlusion_rate, rng=streams[_STREAM_OCCLUDER]))

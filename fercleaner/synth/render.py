@@ -4,7 +4,20 @@ Every face lives in its own normalised "face space" (face centre at the origin, 
 half-width about 0.8, y pointing down). Pose jitter is an inverse affine map from pixel
 centres into face space, so each primitive is one signed-distance field evaluated for
 all faces at once, and anti-aliasing comes from a one-pixel soft step on that distance.
-Geometry is driven by the AU intensities in `params` (see `fercleaner.synth.faces`).
+Geometry is driven by the AU intensities in `params` (see `fercleaner.synth.faces`):
+
+    AU1 / AU2   inner / outer brow raised; forehead lines
+    AU4         brows lowered and drawn together; vertical furrows between them
+    AU5 / AU7   eye opening widened / narrowed (lid tightener also deepens the lower lid)
+    AU6         cheek apples raised and lit, crease under the eye, eyes narrowed
+    AU9         nose wrinkles, nostrils lifted and flared
+    AU10        upper lip raised (teeth show), nostrils lifted, nasolabial folds deepened
+    AU12        mouth corners up and out, teeth, nasolabial folds
+    AU14        one corner pulled up and out with a dimple (side chosen per face)
+    AU15 / AU20 mouth corners down / stretched sideways
+    AU16 / AU17 lower lip lowered / raised with a chin crease
+    AU23 / AU24 lips tightened / pressed: narrower, thinner lips, smaller opening
+    AU25 / AU26 lips parted / jaw dropped: mouth opening, longer face
 """
 
 from __future__ import annotations
