@@ -84,7 +84,7 @@ def queue_ui(run_dir: str, flt: QueueFilter) -> None:
     current = st.session_state.get(keys.CURRENT)
     if fresh_session and keys.QUERY_SAMPLE in st.query_params:  # a reload or a shared link
         current = st.query_params[keys.QUERY_SAMPLE]
-        if current not in run.scores["sample_id"].values:
+        if not run.has_sample(current):
             st.error(f"Sample {current!r} is not part of this run; showing the queue instead.")
             current = None
     if current is None and len(queue_ids):

@@ -67,6 +67,10 @@ class ReviewRun:
         """Open (creating on first use) this run's decision store."""
         return DecisionStore(self.store_path)
 
+    def has_sample(self, sample_id: str) -> bool:
+        """Whether `sample_id` is one of the run's samples."""
+        return sample_id in self._positions
+
     def row(self, sample_id: str) -> pd.Series:
         """The scores row of `sample_id`, or ImageNotInRunError if it is not in the run."""
         pos = self._positions.get(sample_id)
