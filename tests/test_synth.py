@@ -54,7 +54,7 @@ def test_rgb_and_size():
 
 @pytest.mark.parametrize("kind", ["symmetric", "pairflip"])
 def test_planted_noise_rate_is_exact_and_marked(kind):
-    _, truth = generate_faces(400, seed=3, noise_rate=0.2, noise_kind=kind)
+    _, truth = generate_faces(400, seed=3, size=16, noise_rate=0.2, noise_kind=kind)
     assert truth["is_noisy"].sum() == 80
     assert ((truth["given_label"] != truth["clean_label"]) == truth["is_noisy"]).all()
     if kind == "pairflip":
@@ -64,7 +64,7 @@ def test_planted_noise_rate_is_exact_and_marked(kind):
 
 
 def test_pairflip_without_a_partner_class_falls_back_to_another_class():
-    _, truth = generate_faces(200, seed=0, classes=["happiness", "surprise"], noise_rate=0.3,
+    _, truth = generate_faces(200, seed=0, size=16, classes=["happiness", "surprise"], noise_rate=0.3,
                               noise_kind="pairflip")  # fmt: skip
     noisy = truth[truth["is_noisy"]]
     assert len(noisy) == 60
@@ -72,7 +72,7 @@ def test_pairflip_without_a_partner_class_falls_back_to_another_class():
 
 
 def test_soft_labels_sum_to_one_and_ambiguity_mixes_two_classes():
-    _, truth = generate_faces(300, seed=5, ambiguity_rate=0.5)
+    _, truth = generate_faces(300, seed=5, size=16, ambiguity_rate=0.5)
     soft = np.stack(truth["soft_label"].to_numpy())
     assert soft.shape == (300, len(CANONICAL_CLASSES))
     np.testing.assert_allclose(soft.sum(1), 1.0, atol=1e-6)
@@ -85,7 +85,7 @@ def test_soft_labels_sum_to_one_and_ambiguity_mixes_two_classes():
 
 
 def test_aus_follow_the_class_prototypes():
-    _, truth = generate_faces(400, seed=2)
+    _, truth = generate_faces(400, seed=2, size=16)
     means = truth.groupby("clean_label")[[au_column(a) for a in AU_IDS]].mean()
     for cls, proto in AU_PROTOTYPES.items():
         for au, weight in proto.items():
@@ -122,7 +122,7 @@ def test_faces_are_learnable_across_identities_and_poses():
 
 
 def test_occluders_at_the_requested_rate():
-    images, truth = generate_faces(300, seed=4, occlusion_rate=0.4)
+    _, truth = generate_faces(300, seed=4, size=16, occlusion_rate=0.4)
     assert 0.3 < truth["occluded"].mean() < 0.5
     assert set(truth["occluder"]) == {"none", "glasses", "hand"}
     assert ((truth["occluder"] != "none") == truth["occluded"]).all()
