@@ -41,7 +41,7 @@ from fercleaner.datasets.problems import DEFAULT_FIXES, PROBLEM_COLUMNS
 from fercleaner.decode import DecodeError, decode_image, decode_pixels
 from fercleaner.errors import DatasetError
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 _INDEX_KEY = b"fercleaner_cache"
 _BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
 #: Fewer images than this are decoded in this process: a pool would cost more than it saves.
@@ -160,6 +160,7 @@ class _Store:
 
     sample_ids: list[str]
     fingerprints: list[str]
+    paths: list[str]
     data_file: str
     generation: int
 
@@ -193,6 +194,12 @@ def _build(samples, *, root, directory, size, channels, workers, progress) -> Im
             row = old
         tasks.append((row, sample_id, sources[i], fingerprints[i]))
 
+    # entries nobody asked for this time stay (other splits, folds), unless their file is gone
+    requested = set(ids)
+    for row, (sample_id, path) in enumerate(zip(store.sample_ids, store.paths, strict=True)):
+        if sample_id not in requested and not os.path.exists(path):
+            drop.add(row)
+
     n_old = len(store.sample_ids)
     n_rows = n_old + len(new_ids)
     data_path = directory / store.data_file
@@ -201,8 +208,10 @@ def _build(samples, *, root, directory, size, channels, workers, progress) -> Im
                          workers=workers, progress=progress)  # fmt: skip
 
     fingerprint_of_row = {row: fp for row, _, _, fp in tasks}
+    path_of_id = dict(zip(ids, (source[1] for source in sources), strict=True))
     ids_out = store.sample_ids + new_ids
     fps_out = store.fingerprints + [""] * len(new_ids)
+    paths_out = store.paths + [path_of_id[s] for s in new_ids]
     for row, fp in fingerprint_of_row.items():
         fps_out[row] = fp
     source_of_row = {row: source for row, _, source, _ in tasks}
@@ -217,8 +226,9 @@ def _build(samples, *, root, directory, size, channels, workers, progress) -> Im
         data_path = directory / store.data_file
     ids_out = [ids_out[r] for r in keep]
     fps_out = [fps_out[r] for r in keep]
+    paths_out = [paths_out[r] for r in keep]
     _fsync(data_path)
-    _write_index(directory, ids_out, fps_out, data_file=store.data_file, generation=store.generation,
+    _write_index(directory, ids_out, fps_out, paths_out, data_file=store.data_file, generation=store.generation,
                  size=size, channels=channels, root=root)  # fmt: skip
     _remove_stale_generations(directory, keep=store.data_file)
 
@@ -382,7 +392,7 @@ def _decode_job(job, data_path: str, n_rows: int, size: int, channels: int):
 
 def _read_store(directory: Path, *, size: int, channels: int, row_bytes: int) -> _Store:
     """The current index, or an empty store when there is none (or it is unusable)."""
-    empty = _Store([], [], "images-0.u8", 0)
+    empty = _Store([], [], [], "images-0.u8", 0)
     index = directory / "index.parquet"
     if not index.exists():
         return empty
@@ -397,31 +407,34 @@ def _read_store(directory: Path, *, size: int, channels: int, row_bytes: int) ->
         channels,
     ):
         return empty
-    data_file = str(meta["data_file"])
     rows = table.num_rows
+    generation = int(meta["generation"])
+    data_file = str(meta["data_file"])
     data_path = directory / data_file
     if not data_path.exists() or data_path.stat().st_size < rows * row_bytes:
-        return _Store(
-            [], [], f"images-{int(meta['generation']) + 1}.u8", int(meta["generation"]) + 1
-        )
-    order = table.column("row").to_numpy()
-    if not np.array_equal(order, np.arange(rows)):
+        return _Store([], [], [], f"images-{generation + 1}.u8", generation + 1)
+    if not np.array_equal(table.column("row").to_numpy(), np.arange(rows)):
         return empty
+    column = table.column
     return _Store(
-        table.column("sample_id").to_pylist(),
-        table.column("fingerprint").to_pylist(),
+        column("sample_id").to_pylist(),
+        column("fingerprint").to_pylist(),
+        column("path").to_pylist(),
         data_file,
-        int(meta["generation"]),
+        generation,
     )
 
 
-def _write_index(directory, ids, fingerprints, *, data_file, generation, size, channels, root):
+def _write_index(
+    directory, ids, fingerprints, paths, *, data_file, generation, size, channels, root
+):
     meta = {"version": _FORMAT_VERSION, "size": size, "channels": channels, "rows": len(ids),
             "data_file": data_file, "generation": generation, "root": root}  # fmt: skip
     table = pa.table(
         {
             "sample_id": pa.array(ids, pa.string()),
             "fingerprint": pa.array(fingerprints, pa.string()),
+            "path": pa.array(paths, pa.string()),
             "row": pa.array(np.arange(len(ids), dtype=np.int64)),
         }
     ).replace_schema_metadata({_INDEX_KEY: json.dumps(meta).encode()})
@@ -449,7 +462,7 @@ def _rewrite(
             for start in range(0, len(keep), 4096):
                 fh.write(old[np.asarray(keep[start : start + 4096])].tobytes())
             del old
-    return _Store(store.sample_ids, store.fingerprints, new_file, generation)
+    return _Store(store.sample_ids, store.fingerprints, store.paths, new_file, generation)
 
 
 def _remove_stale_generations(directory: Path, *, keep: str) -> None:

@@ -245,3 +245,15 @@ def test_a_broken_pool_loses_no_work():
     run_jobs(_double_but_die_in_a_worker, [(i,) for i in range(6)], workers=2,
              on_done=results.__setitem__)  # fmt: skip
     assert results == {i: 2 * i for i in range(6)}
+
+
+def test_entries_whose_file_is_gone_are_pruned_others_kept(tmp_path, faces):
+    samples = _write_pngs(tmp_path / "ds", faces)
+    build_cache(samples, size=48, channels=1, workers=1)
+    for i in range(12, 24):
+        (tmp_path / "ds" / f"img{i:03d}.png").unlink()  # e.g. a regenerated dataset
+    cache = build_cache(samples.iloc[:6], size=48, channels=1, workers=1)
+    assert cache.n_decoded == 0 and cache.problems.empty
+    assert sorted(cache.sample_ids) == [f"img{i:03d}.png" for i in range(12)]
+    np.testing.assert_array_equal(cache.images[cache.rows(samples["sample_id"][:12])][..., 0],
+                                  faces[:12])  # fmt: skip
