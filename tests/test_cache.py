@@ -257,3 +257,14 @@ def test_entries_whose_file_is_gone_are_pruned_others_kept(tmp_path, faces):
     assert sorted(cache.sample_ids) == [f"img{i:03d}.png" for i in range(12)]
     np.testing.assert_array_equal(cache.images[cache.rows(samples["sample_id"][:12])][..., 0],
                                   faces[:12])  # fmt: skip
+
+
+def test_a_torn_data_file_is_rebuilt_not_trusted(tmp_path, faces):
+    samples = _write_pngs(tmp_path / "ds", faces[:4])
+    first = build_cache(samples, size=48, channels=1, workers=1)
+    (data_file,) = first.directory.glob("images-*.u8")
+    with open(data_file, "r+b") as fh:
+        fh.truncate(48 * 48 * 2)  # only two of four rows survived
+    again = build_cache(samples, size=48, channels=1, workers=1)
+    assert again.n_decoded == 4
+    np.testing.assert_array_equal(again.images[..., 0], faces[:4])
