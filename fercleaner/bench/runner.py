@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -160,9 +161,8 @@ def run_benchmark(
     )
     pool, held = noisy.select(~held_mask), noisy.select(held_mask)
     manifest = write_noisy_dataset(pool, out / "noisy") / "labels.csv"
-    truth = pd.read_parquet(
-        out / "noisy" / "truth.parquet"
-    )  # sample_ids as the csv reader sees them
+    # the truth as written: its sample_ids are the ones the csv reader gives the systems
+    truth = pd.read_parquet(out / "noisy" / "truth.parquet")
     prefix = list(score_command or [sys.executable, "-m", "fercleaner", "score"])
 
     systems: dict[str, SystemScores] = {}
@@ -179,9 +179,11 @@ def run_benchmark(
             reused[spec.name] = PRIMARY_SYSTEM
         else:
             run_dir = out / "runs" / spec.name
+            if run_dir.exists():  # a run dir of an earlier bench here: never resume into it
+                shutil.rmtree(run_dir)
             command = [*prefix, str(manifest), "--out", str(run_dir), "--recipe", recipe]
-            if spec.method or (spec.reference is None and method):
-                command += ["--method", spec.method or method]
+            if spec.method:
+                command += ["--method", spec.method]
             command += [*overrides, *spec.overrides]
             commands[spec.name] = shlex.join(command)
             result = run_measured(command, log_path=run_dir.with_suffix(".log"))
@@ -387,6 +389,8 @@ def _run_downstream(
         manifest_dir = folder / name
         write_labels_csv(manifest_dir, pd.concat([train, test], ignore_index=True))
         run_dir = folder / f"{name}_run"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
         argv = [
             *command,
             str(manifest_dir / "labels.csv"),
