@@ -351,6 +351,8 @@ def test_relabel_events_training_labels_and_readout_history():
         "event": "relabel",
         "from_label": (n - 1) % 7,
         "to_label": 3,
+        "from_class": CLASSES[(n - 1) % 7],
+        "to_class": CLASSES[3],
         "margin": 0,
     }
     assert events[0]["margin"] == pytest.approx(0.8)

@@ -414,6 +414,8 @@ class MTAC(Method):
                         "event": "relabel",
                         "from_label": int(self.labels[i]),
                         "to_label": int(proposal.target[i]),
+                        "from_class": self.context.classes[int(self.labels[i])],
+                        "to_class": self.context.classes[int(proposal.target[i])],
                         "margin": float(proposal.margin[i]),
                     }
                 )
@@ -451,7 +453,7 @@ class MTAC(Method):
         return self.labels.clone()
 
     def events(self) -> list[dict[str, Any]]:
-        """Relabel events: index, epoch, event='relabel', from_label, to_label (class indices), margin."""
+        """Relabel events: index, epoch, event='relabel', from/to_label (class index), from/to_class, margin."""
         return [dict(event) for event in self._events]
 
     def _in_sample(self, given_labels: np.ndarray) -> bool:
