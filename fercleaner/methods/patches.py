@@ -143,7 +143,10 @@ def region_certainty_losses(
 
     This is what makes the gates uncertainty-aware: an occluded region cannot tell the
     expression, its classifier stays unsure, and its gate is taught to be low. The
-    certainty target is detached so the gate follows the region and not the reverse.
+    target is each region's certainty relative to the face's most certain region
+    (c_r / max_r c_r), so a face that is hard everywhere (ambiguous, not occluded) keeps
+    high gates, and the targets are meaningful from the first steps, before the region
+    classifiers are confident. It is detached: the gate follows the region, not the reverse.
 
     Args:
         region_logits: (B, R, C).
@@ -157,6 +160,7 @@ def region_certainty_losses(
     region_ce = F.cross_entropy(
         region_logits.float().reshape(b * r, c), labels.repeat_interleave(r)
     )
-    target = get_region_certainty(region_logits.detach())
+    certainty = get_region_certainty(region_logits.detach())  # (B, R)
+    target = certainty / certainty.amax(dim=1, keepdim=True).clamp_min(1e-6)
     gate_bce = F.binary_cross_entropy(gates.float().clamp(1e-6, 1 - 1e-6), target)
     return region_ce, gate_bce
