@@ -96,3 +96,15 @@ def test_every_synthetic_layout_scores(layout, tmp_path):
     truth = pd.read_parquet(root.with_name(root.name + ".truth.parquet"))
     assert set(result.scores["sample_id"]) == set(truth["sample_id"])
     assert result.run_info["layout"] == layout
+
+
+def test_method_all_puts_baseline_first_and_lists_keep_order():
+    from fercleaner.pipeline import _method_names
+
+    assert _method_names("all", ["uapl", "mtac", "baseline", "poi"]) == [
+        "baseline",
+        "mtac",
+        "poi",
+        "uapl",
+    ]
+    assert _method_names("mtac, baseline", []) == ["mtac", "baseline"]
