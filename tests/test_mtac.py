@@ -371,6 +371,11 @@ def test_relabel_events_training_labels_and_readout_history():
     assert scores["relabeled_at"].tolist() == [-1] * (n - 1) + [1]
     assert scores["relabel_to"].tolist() == [-1] * (n - 1) + [3]
     np.testing.assert_allclose(scores["prototype_margin"], 1.0)
+    assert scores["au_probs"].shape == (n, len(AU_IDS))
+    assert set(scores) >= {"pred_probs", "soft_label", "uncertainty", "label_quality_signal"}
+    assert set(scores) - {"pred_probs", "soft_label", "uncertainty", "label_quality_signal"} == set(
+        MTAC.signal_columns
+    )
     # quality = mean of p_given (1/7) and the prototype softmax at T=0.1 for the given label
     proto_given = math.exp(10) / (math.exp(10) + 6)
     np.testing.assert_allclose(

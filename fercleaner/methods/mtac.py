@@ -27,6 +27,13 @@ What comes from the paper (its abstract, the only public part) and what is recon
   (past the high-learning-rate phase, before the net memorises noisy labels) while
   leaving most of the remaining epochs to train on corrected labels.
 
+Readout (measured on synthetic faces with planted flips, see `readout`): `pred_probs` is
+the softmax of the unscaled logits (SCN evaluates that way); `label_quality_signal` is
+the mean of the classifier's and the prototypes' probability of the given label; the
+confidence a_i is reported (`confidence`, `uncertainty` = 1 - a) but not folded into
+the quality, because after short runs it ranked flips at chance. Prior-derived AU/VA
+targets get weight 0.1 (dataset annotations 0.5): they only echo the noisy label.
+
 Per-sample statistics (confidence, prototype similarities, logits) are accumulated
 during training forward passes in tensors indexed by `batch.index` (plain attributes,
 not buffers, so DDP's buffer broadcast cannot overwrite a rank's sums) and all-reduced
@@ -185,6 +192,7 @@ class MTAC(Method):
         "va_disagreement",
         "valence",
         "arousal",
+        "au_probs",
     )
 
     def __init__(self, context: MethodContext) -> None:
@@ -483,7 +491,8 @@ class MTAC(Method):
         (class index or -1), `prototype_margin` (cosine similarity to the given label's
         prototype minus the best other; low = features disagree with the label),
         `va_disagreement` (distance of the predicted VA from the given label's centroid
-        over the largest possible distance, in [0, 1]), `valence`, `arousal`.
+        over the largest possible distance, in [0, 1]), `valence`, `arousal`, `au_probs`
+        (N, K) predicted AU activations in `priors.AU_IDS` order.
         """
         given_labels = np.asarray(given_labels, dtype=np.int64)
         n = len(given_labels)
@@ -530,6 +539,7 @@ class MTAC(Method):
             "va_disagreement": va_disagreement.astype(np.float32),
             "valence": va[:, 0].astype(np.float32),
             "arousal": va[:, 1].astype(np.float32),
+            "au_probs": outputs["au"].astype(np.float32),  # (N, K) in priors.AU_IDS order
         }
 
     # ---- checkpoints ---------------------------------------------------------------------
