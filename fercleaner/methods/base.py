@@ -112,6 +112,10 @@ class Method(nn.Module):
     ) -> dict[str, np.ndarray]:
         """Turn gathered `predict` outputs (N, ...) into score arrays for the scores contract.
 
+        The trainer adds `outputs["index"]` (N,) int64: the sample-table rows (the
+        `Batch.index` space) the arrays belong to; with cross-fitting these are one fold's
+        held-out rows, not all rows.
+
         Returns a dict with `pred_probs` (N, C), `soft_label` (N, C), `uncertainty` (N,)
         and `label_quality_signal` (N,) in [0, 1] with low = given label suspect, plus
         method columns (unprefixed; the scorer adds `<name>_`).

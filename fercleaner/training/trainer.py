@@ -174,6 +174,8 @@ def train_and_score(
         events = gather_to_main(method.events(), dist_info)
         if not dist_info.is_main:
             continue
+        # `index` tells the readout which rows of the sample table (Batch.index space) it sees.
+        outputs["index"] = eval_idx
         fold_readouts.append((eval_idx, method.readout(outputs, data.labels[eval_idx])))
         dynamics_tables.append(
             get_dynamics_table(dynamics, sample_ids=data.sample_ids, method=method_name, fold=fold)
