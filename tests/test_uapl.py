@@ -11,7 +11,7 @@ import torch
 
 from fercleaner.classes import CANONICAL_CLASSES
 from fercleaner.errors import CheckpointError, ConfigError
-from fercleaner.methods.base import Batch, MethodContext
+from fercleaner.methods.base import BackboneSpec, Batch, MethodContext
 from fercleaner.methods.patches import (
     choose_patch_stage,
     crop_regions,
@@ -173,6 +173,11 @@ def test_region_certainty_and_gate_losses_match_hand_computation():
     assert region_ce.item() == pytest.approx(math.log(4.0))  # uniform over 4 classes
     # target certainty 0, gate 0.5: BCE = -ln(1 - 0.5) = ln 2
     assert gate_bce.item() == pytest.approx(math.log(2.0), rel=1e-5)
+    # targets are relative to the most certain region: certainties [0.5, 1] -> [0.5, 1];
+    # gates equal to them leave the Bernoulli entropies H(0.5) = ln 2 and H(1) = 0
+    two = logits[:, [0, 2]]
+    _, gate_bce = region_certainty_losses(two, torch.tensor([[0.5, 1.0]]), torch.tensor([0]))
+    assert gate_bce.item() == pytest.approx(math.log(2.0) / 2, rel=1e-4)
 
 
 def test_crop_regions_reproduces_map_and_quadrant():
@@ -330,3 +335,57 @@ def test_sync_buffers_under_a_single_process_group(tmp_path):
         assert (method.state["graph_weights"][:, 8:] == 0).all()
     finally:
         dist.destroy_process_group()
+
+
+def _toy_faces(n: int, *, seed: int):
+    """32 px toy faces: the class is a bright block at a class-specific column, drawn in
+    both the eye band and the mouth band; half the faces have the eye band replaced by
+    strong noise (an occluder); 10% of the given labels are flipped."""
+    rng = np.random.default_rng(seed)
+    clean = np.arange(n) % 4
+    x = rng.normal(0, 0.3, size=(n, 1, 32, 32)).astype(np.float32)
+    for i, c in enumerate(clean):
+        x[i, 0, 7:12, 4 + 6 * c : 8 + 6 * c] += 2.0  # eye band
+        x[i, 0, 22:27, 4 + 6 * c : 8 + 6 * c] += 2.0  # mouth band
+    occluded = rng.random(n) < 0.5
+    x[occluded, 0, 3:15, :] = rng.normal(0, 1.5, size=(int(occluded.sum()), 12, 32))
+    given = clean.copy()
+    flipped = np.zeros(n, dtype=bool)
+    flipped[rng.permutation(n)[: n // 10]] = True
+    given[flipped] = (clean[flipped] + rng.integers(1, 4, int(flipped.sum()))) % 4
+    return torch.from_numpy(x), clean, given, occluded, flipped
+
+
+@pytest.mark.slow
+def test_toy_faces_train_find_flips_and_gate_down_occluded_eyes():
+    torch.manual_seed(0)
+    n, epochs = 128, 6
+    x, clean, given, occluded, flipped = _toy_faces(n, seed=0)
+    ctx = dataclasses.replace(
+        _context(n=n, size=32, epochs=epochs),
+        classes=CANONICAL_CLASSES[:4],
+        class_counts=(n // 4,) * 4,
+        backbone=BackboneSpec(name="test_resnet"),
+    )
+    method = create_method("uapl", ctx)
+    opt = torch.optim.AdamW(method.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.from_numpy(given)
+    for epoch in range(epochs):
+        method.on_epoch_start(epoch)
+        method.train()
+        for idx in torch.randperm(n, generator=gen).split(16):
+            loss = method(Batch(images=x[idx], labels=labels[idx], index=idx))["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        method.on_epoch_end(epoch)
+    method.eval()
+    outputs = {k: v.numpy() for k, v in method.predict(x).items()}
+    result = method.readout(outputs, given)
+    assert (result["pred_probs"].argmax(1) == clean).mean() > 0.6  # chance is 0.25
+    quality = result["label_quality_signal"]
+    assert quality[flipped].mean() < quality[~flipped].mean() - 0.15
+    eyes = (result["gate_left_eye"] + result["gate_right_eye"]) / 2
+    assert eyes[occluded].mean() < eyes[~occluded].mean() - 0.1
+    assert result["occlusion"][occluded].mean() > result["occlusion"][~occluded].mean()
