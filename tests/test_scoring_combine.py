@@ -36,7 +36,11 @@ def test_rank_mean_averages_percentile_ranks():
     b = {"label_quality_signal": np.array([0.1, 0.2, 0.3, 0.4]), "uncertainty": np.zeros(4)}
     combined = combine_sources({"m": a, "dynamics": b}, primary="m")
     # ranks of a: [4, 3, 1, 2], of b: [1, 2, 3, 4]; mean of (rank - 0.5) / 4 = (ra + rb - 1) / 8
-    np.testing.assert_allclose(combined.label_quality, [0.5, 0.5, 0.375, 0.625])
+    mean_rank = np.array([0.5, 0.5, 0.375, 0.625])
+    # mapped back onto the primary's values [0.2, 0.5, 0.6, 0.9] at position (r * 4 - 0.5) / 3
+    expected = np.quantile(probs[:, 0], (mean_rank * 4 - 0.5) / 3)
+    np.testing.assert_allclose(combined.label_quality, expected)
+    assert np.argsort(combined.label_quality, kind="stable").tolist() == [2, 0, 1, 3]
     np.testing.assert_allclose(combined.pred_probs, probs)  # only the primary has probabilities
     weighted = combine_sources({"m": a, "dynamics": b}, primary="m", weights={"dynamics": 0})
     np.testing.assert_allclose(weighted.label_quality, probs[:, 0])

@@ -3,7 +3,11 @@
 Sources speak different scales (a softmax probability, a mean over epochs, a learned
 confidence), so the default rule combines *ranks*: each source's label_quality_signal
 becomes its percentile rank (average rank for ties, (rank - 0.5) / N, in (0, 1)), and the
-combined label_quality is the weighted mean of those ranks; uncertainty likewise.
+weighted mean of those ranks orders the samples. That mean is then mapped back through
+the primary source's own distribution of values (quantile mapping), so label_quality
+keeps the rank average's order *and* the primary's scale (a probability when the
+primary's signal is p[given]; the reliability plot stays meaningful). Uncertainty is
+combined the same way.
 Distributions (pred_probs, soft_label) are weighted means over the sources that have
 them (the primary source must have `pred_probs`). With one source every rule returns that
 source's raw signals unchanged.
@@ -94,15 +98,24 @@ def combine_sources(
 
     identity = lambda a: a  # noqa: E731
     signal = _percentile_rank if rule == "rank_mean" else identity
+
+    def back_to_scale(key: str, combined: np.ndarray | None) -> np.ndarray | None:
+        """Rank means -> quantiles of the primary's values (or the first source's that has `key`)."""
+        have = [s for s in sources if key in readouts[s]]
+        if combined is None or rule != "rank_mean" or len(have) < 2:
+            return combined
+        scale = np.asarray(readouts[primary if primary in have else have[0]][key], dtype=np.float64)
+        return np.quantile(scale, np.clip((combined * n - 0.5) / max(n - 1, 1), 0.0, 1.0))
+
     pred_probs = weighted("pred_probs", identity)
     soft_label = weighted("soft_label", identity)
     if soft_label is None:
         soft_label = pred_probs
     soft_label = soft_label / np.maximum(soft_label.sum(axis=1, keepdims=True), 1e-12)
-    label_quality = weighted("label_quality_signal", signal)
+    label_quality = back_to_scale("label_quality_signal", weighted("label_quality_signal", signal))
     if label_quality is None:  # no source gave one: self-confidence needs given labels, so refuse
         raise ValueError(f"no source among {sources} has label_quality_signal")
-    uncertainty = weighted("uncertainty", signal)
+    uncertainty = back_to_scale("uncertainty", weighted("uncertainty", signal))
     if uncertainty is None:
         uncertainty = -(soft_label * np.log(np.clip(soft_label, 1e-12, 1.0))).sum(axis=1)
     return CombinedReadout(
