@@ -143,6 +143,20 @@ def test_failing_system_reports_its_output(tmp_path):
         )
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"protocol": "uniform"}, "unknown noise protocol 'uniform'"),
+        ({"protocol": "symmetric", "rate": 1.5}, "--rate must be in"),
+        ({"protocol": "pairflip", "downstream": True, "holdout": 0.0}, "--holdout must be in"),
+    ],
+)
+def test_bad_options_fail_before_any_work(tmp_path, options, message):
+    with pytest.raises(FercleanerError, match=message):
+        run_benchmark(tmp_path / "missing", out=tmp_path / "b", **options)
+    assert not (tmp_path / "b").exists()
+
+
 def test_plan_and_measure_helpers(tmp_path):
     names = [s.name for s in plan_systems(method="mtac", references=["cleanlab"], folds=3)]
     assert names == ["fercleaner", "cleanlab_cv3"]

@@ -36,7 +36,7 @@ from fercleaner.bench.downstream import (
     get_holdout_accuracy,
 )
 from fercleaner.bench.materialize import write_labels_csv, write_noisy_dataset
-from fercleaner.bench.protocols import NoisyDataset, make_noisy
+from fercleaner.bench.protocols import PROTOCOLS, NoisyDataset, make_noisy
 from fercleaner.bench.report import get_target_check, write_report
 from fercleaner.bench.resources import run_measured
 from fercleaner.bench.systems import (
@@ -136,6 +136,14 @@ def run_benchmark(
     """
     from fercleaner.datasets import read_dataset
 
+    if protocol not in PROTOCOLS:
+        raise FercleanerError(
+            f"unknown noise protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}"
+        )
+    if protocol != "annotator" and not 0.0 < rate < 1.0:
+        raise FercleanerError(f"--rate must be in (0, 1) for {protocol} noise; got {rate}")
+    if downstream and not 0.0 < holdout < 1.0:
+        raise FercleanerError(f"--holdout must be in (0, 1); got {holdout}")
     out = Path(out)
     specs = plan_systems(method=method, references=references, folds=folds)
     total = len(specs) + 2 + (3 if downstream else 0)
