@@ -335,7 +335,7 @@ def _write_run(
     t = time.perf_counter()
     primary = results[0]
     readouts: dict[str, dict[str, np.ndarray]] = {r.method: r.readout for r in results}
-    if primary.dynamics_readout is not None:
+    if recipe.score.dynamics and primary.dynamics_readout is not None:
         readouts["dynamics"] = primary.dynamics_readout
     scores = assemble_scores(samples, classes, readouts, method_name=primary.method)
     fingerprint = _dataset_fingerprint(samples)

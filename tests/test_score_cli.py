@@ -36,7 +36,17 @@ def test_score_command_writes_the_run_directory(faces, tmp_path):
     run = tmp_path / "run"
     try:
         result = CliRunner().invoke(
-            app, ["score", str(faces), "--out", str(run), "--recipe", "quick", *TINY]
+            app,
+            [
+                "score",
+                str(faces),
+                "--out",
+                str(run),
+                "--recipe",
+                "quick",
+                *TINY,
+                "score.dynamics=true",
+            ],
         )
     finally:
         bad.unlink()
@@ -96,6 +106,7 @@ def test_every_synthetic_layout_scores(layout, tmp_path):
     truth = pd.read_parquet(root.with_name(root.name + ".truth.parquet"))
     assert set(result.scores["sample_id"]) == set(truth["sample_id"])
     assert result.run_info["layout"] == layout
+    assert result.run_info["sources"] == ["baseline"]  # no dynamics source unless asked
 
 
 def test_method_all_puts_baseline_first_and_lists_keep_order():
