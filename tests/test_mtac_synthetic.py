@@ -29,7 +29,17 @@ def test_mtac_finds_planted_flips_on_synthetic_faces(tmp_path):
         run,
         recipe="quick",
         method="mtac",
-        overrides=["train.epochs=6", "train.lr=0.004", "train.num_threads=1"],
+        # pinned so later edits of the quick recipe cannot silently weaken this check
+        overrides=[
+            "backbone.name=resnet18",
+            "data.image_size=48",
+            "train.batch_size=64",
+            "train.epochs=6",
+            "train.lr=0.004",
+            "train.warmup_epochs=1",
+            "train.folds=1",
+            "train.num_threads=1",
+        ],
     )
     scores = read_scores(run / "scores.parquet")
     truth, _ = read_truth(str(data) + ".truth.parquet")
