@@ -461,7 +461,15 @@ class MTAC(Method):
         return self.labels.clone()
 
     def events(self) -> list[dict[str, Any]]:
-        """Relabel events: index, epoch, event='relabel', from/to_label (class index), from/to_class, margin."""
+        """Relabel events: index, epoch, event='relabel', from/to_label (class index), from/to_class, margin.
+
+        Under DDP every rank holds the same events (decisions follow all-reduced sums), so
+        only rank 0 reports them: the trainer gathers events from all ranks and would
+        otherwise list each one world_size times.
+        """
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+            return []
         return [dict(event) for event in self._events]
 
     def _in_sample(self, given_labels: np.ndarray) -> bool:
