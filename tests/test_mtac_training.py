@@ -76,3 +76,35 @@ def test_mtac_resume_after_kill_matches_a_straight_run(tmp_path):
         np.testing.assert_allclose(resumed.readout[key], straight.readout[key], atol=1e-5)
     columns = ["sample_id", "epoch", "from_label", "to_label"]
     assert resumed.events[columns].equals(straight.events[columns])
+
+
+@pytest.mark.slow
+def test_mtac_under_torchrun_two_cpu_processes(tmp_path):
+    """Real 2-rank gloo DDP: one scores file, relabel history and events agree, no duplicates."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from fercleaner.synth import write_synthetic_dataset
+
+    faces = tmp_path / "faces"
+    write_synthetic_dataset(faces, n=64, layout="imagefolder", seed=2, noise_rate=0.2, size=32)
+    run = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "fercleaner", "score", str(faces), "--out", str(run), "--recipe", "quick",
+        "--method", "mtac", "backbone.name=test_resnet", "data.image_size=32",
+        "train.batch_size=8", "train.epochs=3", "score.batch_size=16", "train.num_threads=1",
+        "method.options.relabel_warmup=1", "method.options.relabel_margin=0.0",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    scores = pd.read_parquet(run / "scores.parquet")
+    assert len(scores) == 64 and scores["sample_id"].is_unique
+    events = pd.read_parquet(run / "events.parquet")
+    assert len(events) > 0 and not events.duplicated(["sample_id", "epoch"]).any()
+    relabeled = set(scores.loc[scores["mtac_relabeled_at"] >= 0, "sample_id"])
+    assert relabeled == set(events["sample_id"])
