@@ -74,17 +74,15 @@ class _ProgressView:
             Progress,
             TextColumn,
             TimeElapsedColumn,
-            TimeRemainingColumn,
         )
 
+        # Compact enough for an 80-column log; the ETA comes from the trainer (all folds/epochs).
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=12),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
             console=console,
             transient=False,
         )
@@ -115,18 +113,26 @@ class _ProgressView:
             return
         total = p.epochs * p.steps
         task = self._task(("train", p.method, p.fold), f"{p.method}{fold} train", total)
-        loss = f"loss {p.loss:.3f}" if p.loss is not None else ""
+        loss = f" loss {p.loss:.3f}" if p.loss is not None else ""
+        eta = f" eta {_clock(p.eta_s)}" if p.eta_s is not None else ""
         self.progress.update(
             task,
             completed=p.epoch * p.steps + p.step,
             total=total,
-            info=f"epoch {p.epoch + 1}/{p.epochs} {loss} {p.images_per_s:,.0f} img/s",
+            info=f"ep {p.epoch + 1}/{p.epochs}{loss} {p.images_per_s:,.0f} img/s{eta}",
         )
 
     def _task(self, key: Any, description: str, total: int) -> Any:
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(description, total=total or None, info="")
         return self.tasks[key]
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as m:ss or h:mm:ss."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _render_summary(result: Any) -> None:
