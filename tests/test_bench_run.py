@@ -63,7 +63,7 @@ def test_run_benchmark_annotator_end_to_end(tmp_path):
     for name, metrics in result["systems"].items():
         assert metrics["samples_scored"] == kept and metrics["samples_missing"] == 0, name
         assert 0 <= metrics["ap"] <= 1 and 0 <= metrics["f1"] <= 1
-        assert metrics["wall_s"] > 0 and metrics["peak_rss_mb"] > 10
+        assert metrics["wall_s"] > 0 and metrics["peak_rss_mb"] > 10 and metrics["cpu_s"] > 0
         assert metrics["kl_votes_soft"] >= 0
     # the stand-in's in-sample probabilities are sharper than its cross-validated ones
     assert result["systems"]["ce_in_sample"]["ap"] >= result["systems"]["cleanlab_cv5"]["ap"]
@@ -71,7 +71,8 @@ def test_run_benchmark_annotator_end_to_end(tmp_path):
     assert result["reused_runs"] == {"ce_in_sample": "fercleaner"}
     assert not (out / "runs" / "ce_in_sample").exists()
     assert "higher_ap_than_all" in result["target"]
-    assert "wall_time_ratio_to_cleanlab_cv5" in result["target"]
+    assert "cpu_time_ratio_to_cleanlab" in result["target"]
+    assert "wall_time_ratio_to_cleanlab" in result["target"]
     argv = json.loads((out / "runs" / "cleanlab_cv5" / "argv.json").read_text())
     assert argv[-2:] == ["train.epochs=1", "train.folds=5"] and "--method" in argv
     for name in ("bench.json", "bench.md", "pr_curves.png", "reliability.png"):
@@ -169,6 +170,15 @@ def test_plan_and_measure_helpers(tmp_path):
     small = run_measured([sys.executable, "-c", "print('ok')"], log_path=tmp_path / "b.log")
     assert big.returncode == 0 and big.tail().strip() == "ok"
     assert big.peak_rss_mb > small.peak_rss_mb + 150
+    busy = run_measured(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass",
+        ],
+        log_path=tmp_path / "c.log",
+    )
+    assert busy.cpu_s >= 0.5 > small.cpu_s
 
 
 def test_synthetic_truth_gives_clean_labels_and_votes(tmp_path):

@@ -1,4 +1,4 @@
-"""Run a command in a child process and measure its wall time and peak resident memory.
+"""Run a command in a child process and measure its wall time, CPU time and peak resident memory.
 
 Peak RSS comes from `os.wait4`'s rusage for the command's process, which on Linux is
 the largest RSS of that process or any descendant it reaped (a max, not a sum over
@@ -19,14 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Runs argv[2:], waits with wait4, writes {"returncode", "maxrss_kib"} to argv[1].
+#: Runs argv[2:], waits with wait4, writes {"returncode", "maxrss_kib", "cpu_s"} to argv[1].
 _LAUNCHER = """
 import json, os, subprocess, sys
 process = subprocess.Popen(sys.argv[2:])
 _, status, usage = os.wait4(process.pid, 0)
 code = os.waitstatus_to_exitcode(status)
 with open(sys.argv[1], "w") as fh:
-    json.dump({"returncode": code, "maxrss_kib": usage.ru_maxrss}, fh)
+    json.dump({"returncode": code, "maxrss_kib": usage.ru_maxrss,
+               "cpu_s": usage.ru_utime + usage.ru_stime}, fh)
 sys.exit(code if code >= 0 else 1)
 """
 
@@ -40,6 +41,9 @@ class ProcessResult:
     wall_s: float
     peak_rss_mb: float
     log_path: Path
+    cpu_s: float = 0.0
+    """User + system CPU seconds of the command and its reaped descendants: unlike wall
+    time, barely affected by other jobs on a shared machine."""
     """stdout+stderr of the child."""
 
     def tail(self, chars: int = 2000) -> str:
@@ -69,11 +73,12 @@ def run_measured(
     try:
         usage = json.loads(usage_path.read_text())
     except (OSError, ValueError):  # the launcher itself failed (e.g. command not found)
-        usage = {"returncode": completed.returncode or 1, "maxrss_kib": 0}
+        usage = {"returncode": completed.returncode or 1, "maxrss_kib": 0, "cpu_s": 0.0}
     return ProcessResult(
         command=list(command),
         returncode=int(usage["returncode"]),
         wall_s=wall,
         peak_rss_mb=usage["maxrss_kib"] / 1024.0,  # Linux reports KiB
         log_path=log_path,
+        cpu_s=float(usage["cpu_s"]),
     )

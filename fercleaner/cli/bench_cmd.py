@@ -138,6 +138,7 @@ def _render(result: dict, out: Path) -> None:
         "correction_accuracy",
         "kl_votes_soft",
         "wall_s",
+        "cpu_s",
         "peak_rss_mb",
     )
     table.add_column("system")
@@ -164,6 +165,6 @@ def _cell(value: object, column: str) -> str:
     """A metric as table text: 3 decimals, whole numbers for seconds and MB, a dash when missing."""
     if value is None or value != value:
         return "–"
-    if column in ("wall_s", "peak_rss_mb"):
+    if column in ("wall_s", "cpu_s", "peak_rss_mb"):
         return f"{value:.0f}"
     return f"{value:.3f}"
