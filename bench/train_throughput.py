@@ -95,6 +95,20 @@ def _pipeline_images_per_s(recipe, *, n: int, classes: tuple[str, ...]) -> float
     return epochs * n / (epoch_end[-1] - epoch_end[0])
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The recipe (defaults + these) both measurements use."""
+    return [
+        f"backbone.name={args.model}",
+        f"data.image_size={args.size}",
+        f"train.batch_size={args.batch}",
+        f"train.epochs={args.epochs}",
+        f"train.precision={args.precision}",
+        f"train.num_threads={args.threads}",
+        "method.name=baseline",
+        "train.augment.erase_prob=0.25",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet18")
@@ -105,23 +119,14 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating raw/pipeline runs")
+    parser.add_argument(
+        "--compare-fp32", action="store_true", help="also time raw steps in fp32 (bf16 speedup)"
+    )
     args = parser.parse_args()
 
     from fercleaner.config import load_recipe
 
-    recipe = load_recipe(
-        "quick",
-        overrides=[
-            f"backbone.name={args.model}",
-            f"data.image_size={args.size}",
-            f"train.batch_size={args.batch}",
-            f"train.epochs={args.epochs}",
-            f"train.precision={args.precision}",
-            f"train.num_threads={args.threads}",
-            "method.name=baseline",
-            "train.augment.erase_prob=0.25",
-        ],
-    )
+    recipe = load_recipe("quick", overrides=_overrides(args))
     if args.threads:
         torch.set_num_threads(args.threads)
     classes = (
@@ -135,10 +140,13 @@ def main() -> None:
         "contempt",
     )
     steps = args.n // args.batch
-    raw, pipeline = [], []
-    for _ in range(args.repeats):  # alternate, so load from other processes hits both alike
+    fp32 = load_recipe("quick", overrides=[*_overrides(args), "train.precision=fp32"])
+    raw, pipeline, raw_fp32 = [], [], []
+    for _ in range(args.repeats):  # alternate, so load from other processes hits all alike
         raw.append(_raw_images_per_s(recipe, steps=steps, classes=classes))
         pipeline.append(_pipeline_images_per_s(recipe, n=args.n, classes=classes))
+        if args.compare_fp32:
+            raw_fp32.append(_raw_images_per_s(fp32, steps=steps, classes=classes))
     result = {
         "benchmark": "train_throughput",
         "model": args.model,
@@ -150,6 +158,9 @@ def main() -> None:
         "pipeline_images_per_s": [round(v, 1) for v in pipeline],
         "ratio_median": round(float(np.median(pipeline) / np.median(raw)), 3),
     }
+    if raw_fp32:
+        result["raw_fp32_images_per_s"] = [round(v, 1) for v in raw_fp32]
+        result["speedup_vs_fp32_median"] = round(float(np.median(raw) / np.median(raw_fp32)), 3)
     print(json.dumps(result, indent=2))
 
 
