@@ -261,10 +261,14 @@ class UAPL(Method):
         }
         ctx = self.context
         self.au_annotations = (
-            None if ctx.au_targets is None else torch.as_tensor(ctx.au_targets).float()
+            None
+            if ctx.au_targets is None
+            else torch.tensor(np.asarray(ctx.au_targets, dtype=np.float32))
         )
         self.va_annotations = (
-            None if ctx.va_targets is None else torch.as_tensor(ctx.va_targets).float()
+            None
+            if ctx.va_targets is None
+            else torch.tensor(np.asarray(ctx.va_targets, dtype=np.float32))
         )
 
     def _state_to(self, device: torch.device) -> None:
