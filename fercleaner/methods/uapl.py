@@ -16,6 +16,12 @@ LDL-ALSG for the topology), chosen as follows:
   brow+eye, nose, mouth, two cheeks, a 2x2 grid) are roi-cropped bilinearly to 3x3, each
   through its own 3x3 conv (a grouped conv), pooled to f_r; gate g_r = sigmoid(MLP(f_r)).
   Landmark-centred patches are not supported: the batch carries no landmarks.
+- reconstruction ("uncertainty-aware"): each region also has its own linear classifier
+  (auxiliary CE), and its gate is pulled (BCE) towards that region's certainty
+  1 - H(p_r)/ln C relative to the face's most certain region. An occluded region cannot
+  tell the expression, so its gate learns to drop; a face that is hard everywhere keeps
+  high gates. Without this term (RAN's setting: gates learned only through the
+  classifier) the gates did not drop under a hand over the mouth on synthetic faces.
 - reconstruction: local = sum g_r f_r / sum g_r, concatenated with the ungated global
   feature (pooled last stage) -> neck -> classifier. The global branch keeps its weight
   structurally (it is never gated); the RAN-style margin is a per-face rank margin on the
@@ -29,12 +35,13 @@ LDL-ALSG for the topology), chosen as follows:
   under DDP) a kNN graph (K = 8, weights exp(-d^2/sigma^2), sigma = median kNN distance)
   is built per space, and last epoch's distributions are frozen as neighbour targets.
 - reconstruction: loss = CE + lambda(epoch) sum_t theta_t sum_j w_ij KL(p_j || p_i)
-  + margin + AU BCE + VA MSE, with w_ij row-normalised (so K does not scale the term),
+  + margin + region CE + gate BCE + AU BCE + VA MSE, with w_ij row-normalised (so K does not scale the term),
   theta = softmax of learnable logits (a convex mix: learning cannot switch guidance
   off, only move it between spaces), lambda ramped by exp(-5 (1 - e/T)^2) over the
   first T = epochs // 2 epochs (no graph exists in epoch 0).
-- reconstruction (readout): graphs are rebuilt over the scored samples from predicted
-  AU, VA and embedding; q_i = a p_i + (1 - a) sum_t theta_t sum_j w_ij p_j with a = 0.5
+- reconstruction (readout): graphs are rebuilt over the scored samples from AU, VA
+  (annotations where the dataset has them, located through `outputs["index"]`, else the
+  heads' predictions) and the embedding; q_i = a p_i + (1 - a) sum_t theta_t sum_j w_ij p_j with a = 0.5
   (own prediction mixed in so an isolated face keeps its evidence; the neighbour part is
   what contradicts a memorised wrong label). `soft_label` = q, `label_quality_signal` =
   `support` = q_i[given], `uncertainty` = `entropy` = H(q_i) / ln C, `occlusion` =
