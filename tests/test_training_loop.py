@@ -137,7 +137,22 @@ def test_cross_fitting_never_predicts_a_training_sample(tmp_path):
     assert result.readout["pred_probs"].shape == (len(data.labels), 4)
 
 
-@register_method("test_relabel_probe")
+@pytest.fixture
+def registered():
+    """Register throw-away methods for one test, then remove them from the registry."""
+    from fercleaner.methods import registry
+
+    names = []
+
+    def add(name, cls):
+        register_method(name)(cls)
+        names.append(name)
+
+    yield add
+    for name in names:
+        registry._METHODS.pop(name, None)
+
+
 class _RelabelProbe(Method):
     """Trains on label 0 for every sample after epoch 0 and records what the trainer fed it."""
 
@@ -166,7 +181,8 @@ class _RelabelProbe(Method):
         return [{"index": 3, "epoch": 1, "from_label": "sadness", "to_label": "neutral"}]
 
 
-def test_training_labels_events_and_method_confidence(tmp_path):
+def test_training_labels_events_and_method_confidence(tmp_path, registered):
+    registered("test_relabel_probe", _RelabelProbe)
     data = _data()
     recipe = load_recipe("quick", overrides=[*TINY, "train.channels_last=false"])
     result = train_and_score(data, recipe, method_name="test_relabel_probe", run_dir=tmp_path)
@@ -176,14 +192,14 @@ def test_training_labels_events_and_method_confidence(tmp_path):
     assert np.allclose(result.dynamics_readout["confidence_mean"], 0.25)
 
 
-def test_relabels_reach_the_batches():
+def test_relabels_reach_the_batches(registered):
     seen = {}
 
     class Spy(_RelabelProbe):
         def on_epoch_end(self, epoch: int) -> None:
             seen.update(self.seen)
 
-    register_method("test_relabel_spy")(Spy)
+    registered("test_relabel_spy", Spy)
     recipe = load_recipe("quick", overrides=[*TINY, "train.channels_last=false"])
     train_and_score(_data(), recipe, method_name="test_relabel_spy")
     assert seen[0] == {0, 1, 2, 3} and seen[1] == {0}
