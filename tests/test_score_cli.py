@@ -119,3 +119,10 @@ def test_method_all_puts_baseline_first_and_lists_keep_order():
         "uapl",
     ]
     assert _method_names("mtac, baseline", []) == ["mtac", "baseline"]
+
+
+def test_resume_of_a_finished_run_reuses_its_checkpoint(faces, tmp_path):
+    first = score_dataset(faces, tmp_path / "run", recipe="quick", overrides=TINY)
+    again = score_dataset(faces, tmp_path / "run", recipe="quick", overrides=TINY, resume=True)
+    assert again.run_info["training"][0]["images_trained"] == 0  # nothing left to train
+    pd.testing.assert_series_equal(first.scores["label_quality"], again.scores["label_quality"])
