@@ -54,20 +54,32 @@ def test_proposals_follow_issue_types():
     assert list(proposed[30:]) == [1, 1, 0, 1]
 
 
-def test_mislabeled_proposes_the_confident_class_not_the_argmax():
-    # class 0 samples are very confident (threshold high); class 2 samples are not (threshold low)
-    labels = np.array([0] * 5 + [1] * 5 + [2] * 5 + [1])
+def test_mislabeled_needs_the_evidence_on_the_proposed_class():
+    # class 0 samples are very confident (threshold 0.9); class 2 samples are not (0.4)
+    labels = np.array([0] * 5 + [1] * 5 + [2] * 5 + [1, 1])
     soft = np.array(
         [[0.9, 0.05, 0.05]] * 5
         + [[0.1, 0.8, 0.1]] * 5
         + [[0.3, 0.3, 0.4]] * 5
-        + [[0.47, 0.06, 0.47]]
+        + [[0.47, 0.06, 0.47], [0.1, 0.05, 0.85]]
     )
-    flags = np.zeros(16, dtype=bool)
-    flags[-1] = True
-    types = get_issue_type(labels, soft, is_label_issue=flags, uncertainty=np.zeros(16))
-    assert types[-1] == "mislabeled"
-    assert propose_labels(labels, soft, issue_type=types)[-1] == 2
+    flags = np.zeros(17, dtype=bool)
+    flags[-2:] = True
+    types = get_issue_type(labels, soft, is_label_issue=flags, uncertainty=np.zeros(17))
+    proposed = propose_labels(labels, soft, issue_type=types)
+    # row 15: proposal 0 (first of the tied best others) but only class 2 is confident
+    assert (types[15], proposed[15]) == ("ambiguous", 0)
+    # row 16: only class 2 reaches its threshold and it is the proposal
+    assert (types[16], proposed[16]) == ("mislabeled", 2)
+
+
+def test_flagged_samples_never_get_their_given_label_proposed():
+    labels, soft, flags, uncertainty = _crafted()
+    soft[31] = [0.6, 0.35, 0.05]  # given 0 is still the argmax
+    types = get_issue_type(labels, soft, is_label_issue=flags, uncertainty=uncertainty)
+    proposed = propose_labels(labels, soft, issue_type=types)
+    assert (proposed[flags] != labels[flags]).all()
+    assert proposed[31] == 1
 
 
 def test_unknown_issue_type_is_rejected():

@@ -93,9 +93,7 @@ def assemble_scores(
     issue_type = _issue_types(
         labels, combined.soft_label, is_issue, combined.uncertainty, soft_thresholds
     )
-    proposed = propose_labels(
-        labels, combined.soft_label, issue_type=issue_type, thresholds=soft_thresholds
-    )
+    proposed = propose_labels(labels, combined.soft_label, issue_type=issue_type)
     names = np.array(classes, dtype=object)
     frame = pd.DataFrame(
         {

@@ -2,9 +2,14 @@
 
 Rule (confident learning's "prune by class"): for each given class k, the calibrated
 confident joint estimates n_k = the number of samples given k whose true class is
-another one; the n_k samples given k with the lowest label quality are flagged.
-Counts are estimated from the data, so no threshold is hand-picked; the ranking can
-come from any label-quality signal (e.g. the combination of several sources).
+another one; of the n_k samples given k with the lowest label quality, those the model
+itself does not predict as k (argmax of pred_probs != given, as cleanlab also requires)
+are flagged. Counts are estimated from the data, so no threshold is hand-picked; the
+ranking can come from any label-quality signal (e.g. the combination of several sources).
+
+Measured (docs/benchmarks.md): dropping the samples whose given label is the model's
+own prediction raised F1 on every run tried (synthetic 0.409 -> 0.429, FERPlus 0.307 ->
+0.314) and the share of right proposals.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def find_label_issues(
         thresholds: (C,) per-class thresholds; estimated from `pred_probs` when None.
 
     Returns:
-        (N,) bool; exactly round(estimated issue count) samples per given class are True.
+        (N,) bool; at most round(estimated issue count) samples per given class are True.
     """
     labels, pred_probs = check_labels_probs(labels, pred_probs)
     n = len(labels)
@@ -52,4 +57,4 @@ def find_label_issues(
         # stable sort: ties keep row order, so the result is deterministic
         order = members[np.argsort(label_quality[members], kind="stable")]
         mask[order[:count]] = True
-    return mask
+    return mask & (pred_probs.argmax(axis=1) != labels)
