@@ -33,7 +33,10 @@ from fercleaner.priors import AU_IDS
 CLASSES = CANONICAL_CLASSES[:7]
 
 
-def _context(*, n: int = 24, size: int = 32, epochs: int = 2, **options) -> MethodContext:
+def _context(
+    *, n: int = 24, size: int = 32, epochs: int = 2, backbone: str = "test_resnet", **options
+) -> MethodContext:
+    """A context on timm's tiny `test_resnet` (fast); resnet18 where the stage layout matters."""
     return MethodContext(
         classes=CLASSES,
         num_samples=n,
@@ -42,6 +45,7 @@ def _context(*, n: int = 24, size: int = 32, epochs: int = 2, **options) -> Meth
         image_size=size,
         epochs=epochs,
         steps_per_epoch=2,
+        backbone=BackboneSpec(name=backbone),
         options=options,
     )
 
@@ -211,8 +215,9 @@ def test_unknown_or_bad_options_are_reported_together():
 @pytest.mark.parametrize("size", [32, 48])
 def test_forward_backward_reaches_every_parameter(size):
     torch.manual_seed(0)
-    method = create_method("uapl", _context(n=16, size=size))
+    method = create_method("uapl", _context(n=16, size=size, backbone="resnet18"))
     assert isinstance(method, UAPL)
+    assert method.patch_stage == {32: 1, 48: 2}[size]
     batches = _batches(16, size)
     method.on_epoch_start(0)
     method.train()
@@ -359,13 +364,12 @@ def _toy_faces(n: int, *, seed: int):
 @pytest.mark.slow
 def test_toy_faces_train_find_flips_and_gate_down_occluded_eyes():
     torch.manual_seed(0)
-    n, epochs = 128, 6
+    n, epochs = 96, 6
     x, clean, given, occluded, flipped = _toy_faces(n, seed=0)
     ctx = dataclasses.replace(
         _context(n=n, size=32, epochs=epochs),
         classes=CANONICAL_CLASSES[:4],
         class_counts=(n // 4,) * 4,
-        backbone=BackboneSpec(name="test_resnet"),
     )
     method = create_method("uapl", ctx)
     opt = torch.optim.AdamW(method.parameters(), lr=3e-3)
