@@ -126,3 +126,27 @@ def test_resume_of_a_finished_run_reuses_its_checkpoint(faces, tmp_path):
     again = score_dataset(faces, tmp_path / "run", recipe="quick", overrides=TINY, resume=True)
     assert again.run_info["training"][0]["images_trained"] == 0  # nothing left to train
     pd.testing.assert_series_equal(first.scores["label_quality"], again.scores["label_quality"])
+
+
+def test_weights_file_is_loaded_and_recorded(faces, tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "backbone.safetensors"
+    save_file(timm.create_model("test_resnet", in_chans=3).state_dict(), str(weights))
+    result = score_dataset(faces, tmp_path / "run", recipe="quick", overrides=TINY, weights=weights)
+    assert result.run_info["recipe"]["backbone"]["weights"] == str(weights)
+    missing = CliRunner().invoke(
+        app,
+        [
+            "score",
+            str(faces),
+            "--out",
+            str(tmp_path / "r2"),
+            "--weights",
+            str(tmp_path / "no.pth"),
+            *TINY,
+        ],
+    )
+    assert missing.exit_code == 2
+    assert "does not exist" in missing.output
