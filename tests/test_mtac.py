@@ -30,7 +30,7 @@ from fercleaner.methods.rank_regularization import (
     split_high_low,
 )
 from fercleaner.methods.registry import create_method, list_methods
-from fercleaner.methods.relabel import propose_relabels, update_prototypes
+from fercleaner.methods.relabel import center_similarities, propose_relabels, update_prototypes
 from fercleaner.priors import AU_IDS, get_au_prior_matrix
 
 CLASSES = CANONICAL_CLASSES[:7]
@@ -167,6 +167,36 @@ def test_update_prototypes_initialises_blends_and_keeps_unseen():
     s = 1 / math.sqrt(2)
     torch.testing.assert_close(new, torch.tensor([[s, s], [0.0, 1.0], [1.0, 0.0]]))
     assert new_valid.tolist() == [True, True, True]
+
+
+def test_centering_stops_a_tight_class_from_attracting_relabels():
+    """Class 1 is tight (members at 0.9), class 0 diffuse (members at 0.4-0.5)."""
+    sims = torch.tensor(
+        [
+            [0.5, 0.2],
+            [0.4, 0.3],
+            [0.45, 0.7],  # a diffuse-class member that sits fairly close to class 1
+            [0.1, 0.9],
+            [0.2, 0.9],
+        ]
+    )
+    labels = torch.tensor([0, 0, 0, 1, 1])
+    centered = center_similarities(sims, labels, rows=torch.ones(5, dtype=torch.bool))
+    # medians: class 0 over rows 0-2 = 0.45; class 1 over rows 3-4 = 0.9
+    torch.testing.assert_close(centered[2], torch.tensor([0.0, -0.2]))
+    kwargs = {
+        "confidence": torch.tensor([0.9, 0.9, 0.1, 0.9, 0.9]),
+        "classifier_argmax": torch.tensor([0, 0, 1, 1, 1]),
+        "labels": labels,
+        "seen": torch.ones(5, dtype=torch.bool),
+        "prototype_valid": torch.ones(2, dtype=torch.bool),
+        "high_ratio": 0.7,
+        "margin": 0.2,
+    }
+    assert propose_relabels(similarities=sims, **kwargs).mask[2]  # raw: 0.7 - 0.45 > 0.2
+    assert not propose_relabels(similarities=centered, **kwargs).mask.any()
+    unseen_class = center_similarities(sims, torch.zeros(5, dtype=torch.long), rows=labels >= 0)
+    torch.testing.assert_close(unseen_class[:, 1], sims[:, 1])  # no members: left as is
 
 
 def crafted_relabel_inputs():

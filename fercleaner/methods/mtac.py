@@ -69,7 +69,7 @@ from fercleaner.methods.rank_regularization import (
     split_high_low,
 )
 from fercleaner.methods.registry import register_method
-from fercleaner.methods.relabel import propose_relabels, update_prototypes
+from fercleaner.methods.relabel import center_similarities, propose_relabels, update_prototypes
 from fercleaner.models import create_backbone
 from fercleaner.priors import get_au_prior_matrix, get_va_centroids
 
@@ -404,9 +404,12 @@ class MTAC(Method):
             self.confidence_sum += torch.where(seen, confidence, torch.zeros_like(confidence))
             self.confidence_epochs_seen += seen.float()
         if opts.relabel and epoch + 1 >= opts.relabel_warmup and bool(self.prototype_valid.any()):
+            similarities = center_similarities(
+                self.epoch_sims / count.unsqueeze(1), self.labels, rows=seen
+            )  # (N, C)
             proposal = propose_relabels(
                 confidence=confidence,
-                similarities=self.epoch_sims / count.unsqueeze(1),
+                similarities=similarities,
                 classifier_argmax=self.epoch_logits.argmax(dim=1),
                 labels=self.labels,
                 seen=seen,
@@ -496,8 +499,8 @@ class MTAC(Method):
         Columns: `confidence` (predict-time a), `confidence_train` (a averaged over the
         last `confidence_epochs` training epochs; NaN when the scored rows are not the
         training rows), `relabeled_at` (epoch of the last relabel or -1), `relabel_to`
-        (class index or -1), `prototype_margin` (cosine similarity to the given label's
-        prototype minus the best other; low = features disagree with the label),
+        (class index or -1), `prototype_margin` (centred cosine similarity to the given
+        label's prototype minus the best other; low = features disagree with the label),
         `va_disagreement` (distance of the predicted VA from the given label's centroid
         over the largest possible distance, in [0, 1]), `valence`, `arousal`, `au_probs`
         (N, K) predicted AU activations in `priors.AU_IDS` order.
@@ -507,7 +510,14 @@ class MTAC(Method):
         rows = np.arange(n)
         probs = outputs["probs"].astype(np.float64)
         confidence = outputs["confidence"].astype(np.float64)
-        sims = outputs["prototype_similarity"].astype(np.float64)
+        raw_sims = outputs["prototype_similarity"].astype(np.float64)
+        missing = np.all(raw_sims == -1.0, axis=0)  # classes without a prototype (predict fills -1)
+        sims = center_similarities(
+            torch.from_numpy(raw_sims),
+            torch.from_numpy(given_labels),
+            rows=torch.ones(n, dtype=torch.bool),
+        ).numpy()  # (N, C) on each class's own scale, see `center_similarities`
+        sims[:, missing] = -2.0
         va = outputs["va"].astype(np.float64)
         confidence_train = np.full(n, np.nan)
         relabeled_at = np.full(n, -1, dtype=np.int64)
