@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,6 @@ class TrainResult:
     images_trained: int
     precision: str
     device: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def train_and_score(
