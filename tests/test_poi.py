@@ -221,7 +221,12 @@ def _batch(n: int = 8, size: int = 32, seed: int = 0) -> Batch:
 
 @pytest.mark.parametrize(
     ("size", "options"),
-    [(32, {}), (48, {"uncertainty": "learned"}), (48, {"trn_backbone": "separate"})],
+    [
+        (32, {}),
+        (48, {"uncertainty": "learned"}),
+        (48, {"trn_backbone": "separate"}),
+        (48, {"trn_backbone": "separate", "whole_from_last": True}),
+    ],
 )
 def test_forward_backward_reaches_every_parameter(size, options):
     torch.manual_seed(0)

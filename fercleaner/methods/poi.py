@@ -91,6 +91,8 @@ class POIOptions:
     """`shared` (one backbone pass for PIN and TRN) or `separate` (TRN has its own backbone, ~2x cost)."""
     region_stage: int | None = None
     """Backbone stage whose map PIN crops; None = deepest non-final stage at least 6 cells wide."""
+    whole_from_last: bool = False
+    """Feed PIN's whole-face branch the deepest stage instead of the region stage's map."""
     region_dim: int = 128
     """Channels of each region branch's conv."""
     tau: float = 4.0
@@ -251,7 +253,9 @@ class POI(Method):
         if opts.trn_backbone == "separate":
             self.trn_backbone: nn.Module | None = full
             self.backbone = create_backbone(
-                context.backbone, in_chans=context.in_chans, max_stage=self.region_stage
+                context.backbone,
+                in_chans=context.in_chans,
+                max_stage=None if opts.whole_from_last else self.region_stage,
             )
         else:
             self.trn_backbone = None
@@ -263,7 +267,9 @@ class POI(Method):
         self.regions = nn.ModuleDict(
             {
                 name: _RegionBranch(
-                    in_channels,
+                    full.stage_channels[-1]
+                    if name == "whole" and opts.whole_from_last
+                    else in_channels,
                     opts.region_dim,
                     self.num_classes,
                     torch.tensor([float(au in region.aus) for au in AU_IDS]),
@@ -304,8 +310,12 @@ class POI(Method):
         height, width = fmap.shape[-2:]
         branches = []
         for name, branch in self.regions.items():
-            rows, cols = region_slices(REGIONS[name], height, width)
-            branches.append(branch(fmap[:, :, rows, cols], self.prior, kappa=self.options.kappa))
+            if name == "whole" and self.options.whole_from_last:
+                crop = feats[-1]
+            else:
+                rows, cols = region_slices(REGIONS[name], height, width)
+                crop = fmap[:, :, rows, cols]
+            branches.append(branch(crop, self.prior, kappa=self.options.kappa))
         region_logits = torch.stack([b["logits"] for b in branches], dim=1)  # (B, R, C)
         weights = torch.softmax(torch.stack([b["gate"] for b in branches], dim=1), dim=1)  # (B, R)
         pin_logits = (weights.unsqueeze(2) * region_logits).sum(dim=1)  # (B, C)
