@@ -234,7 +234,7 @@ def test_guidance_switches_on_after_first_epoch():
     torch.manual_seed(0)
     method = create_method("uapl", _context(n=24, size=32, epochs=3, k=3))
     out = _train_epochs(method, _batches(24, 32), epochs=2)
-    assert bool(method.state["graph_ready"])
+    assert method.graph_ready and bool(method.state["graph_ready"])
     assert method.lambda_now == pytest.approx(1.0)  # ramp_epochs = 3 // 2 = 1
     assert out["guidance"].item() > 0
     weights = method.state["graph_weights"]
@@ -254,6 +254,7 @@ def test_extra_state_round_trip_restores_the_guidance_term():
     for key, value in method.state.items():
         assert torch.equal(restored.state[key], value), key
     assert restored.lambda_now == method.lambda_now
+    assert restored.graph_ready
     method.eval()
     restored.eval()
     assert method(batches[0])["guidance"].item() == pytest.approx(

@@ -245,6 +245,7 @@ class UAPL(Method):
         )
         self.lambda_now = 0.0
         self.epoch = 0
+        self.graph_ready = False
         self._init_topology_state()
 
     # ---- per-sample state -------------------------------------------------------------
@@ -322,7 +323,7 @@ class UAPL(Method):
         region_ce, gate_target = region_certainty_losses(out["region_logits"], out["gates"], labels)
 
         theta = torch.softmax(self.task_logits, dim=0)  # (T,)
-        if bool(self.state["graph_ready"]) and self.lambda_now > 0:
+        if self.graph_ready and self.lambda_now > 0:
             idx = self.state["graph_indices"][:, index]  # (T, B, K)
             weights = self.state["graph_weights"][:, index]  # (T, B, K)
             per_task = torch.stack(
@@ -418,6 +419,7 @@ class UAPL(Method):
         state["graph_weights"] = torch.stack([g.weights for g in graphs])
         state["targets"] = state["probs"].clone()
         state["graph_ready"] = torch.tensor(True, device=valid.device)
+        self.graph_ready = True  # a Python mirror: no device sync per training step
         state["written"].zero_()
 
     def _sync_buffers(self) -> None:
@@ -520,6 +522,7 @@ class UAPL(Method):
         self.state = {key: topology[key].to(device).clone() for key in self.state}
         self.epoch = int(state["epoch"])
         self.lambda_now = float(state["lambda_now"])
+        self.graph_ready = bool(self.state["graph_ready"])
 
 
 def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
