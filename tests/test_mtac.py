@@ -313,6 +313,22 @@ def test_forward_and_predict_under_bf16_autocast_keep_float32_state(method):
     assert predicted["prototype_similarity"].dtype == torch.float32
 
 
+def test_class_balanced_predict_undoes_the_class_weight_prior_shift():
+    """Weighted CE tilts p(c|x) by w_c; predict divides it back out (softmax(z - log w))."""
+    torch.manual_seed(0)
+    model = MTAC(make_context(class_balance=True)).eval()
+    images = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        _, raw = model._heads(model._features(images))
+        probs = model.predict(images)["probs"]
+    weights = class_balance_weights((4, 3, 3, 2, 2, 1, 1))
+    torch.testing.assert_close(model.class_weights, weights)
+    expected = torch.softmax(raw, dim=1) / weights
+    torch.testing.assert_close(probs, expected / expected.sum(1, keepdim=True))
+    plain = MTAC(make_context()).eval()  # default: no class balance, plain softmax
+    torch.testing.assert_close(plain.class_weights, torch.ones(7))
+
+
 def test_dataset_au_va_targets_are_used_where_present():
     context = make_context(num_samples=4)
     au = np.full((4, len(AU_IDS)), np.nan, dtype=np.float32)
@@ -368,7 +384,7 @@ def run_crafted_epoch(model: MTAC, epoch: int, *, rows: torch.Tensor | None = No
 
 def test_relabel_events_training_labels_and_readout_history():
     torch.manual_seed(0)
-    model = MTAC(make_context(relabel_warmup=2, epochs=4))
+    model = MTAC(make_context(relabel_warmup=2, epochs=4, quality_prototype_weight=0.5))
     n = model.context.num_samples
     run_crafted_epoch(model, 0)  # warm-up: no relabel yet
     assert model.events() == [] and model.training_labels() is None

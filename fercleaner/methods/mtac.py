@@ -8,8 +8,10 @@ What comes from the paper (its abstract, the only public part) and what is recon
   uncertain samples under a feature-similarity constraint.
 - reconstruction after SCN (Wang et al., CVPR 2020), because MTAC builds on it and its
   numbers are public: a_i = sigmoid(w . x_i) on the GAP feature of the backbone's last
-  stage, logits scaled by a_i, cross-entropy on the scaled logits with class-balance
-  weights w_c ~ 1/sqrt(n_c) (mean 1; FER data is long-tailed); rank regularisation with
+  stage, logits scaled by a_i, cross-entropy on the scaled logits, optionally with
+  class-balance weights w_c ~ 1/sqrt(n_c) (mean 1; option `class_balance`, off by
+  default because on FERPlus it cost label-error AP: 0.389 vs 0.488 without relabeling,
+  0.450 even after undoing its prior shift at predict time); rank regularisation with
   the top 70% of a batch "high" and margin delta_1 = 0.07 at batch 64 rising
   log-linearly to 0.15 at 1024 (`rank_regularization.py`).
 - reconstruction after the authors' ULC-AG and ML-GCN: AU graph = conditional
@@ -27,12 +29,13 @@ What comes from the paper (its abstract, the only public part) and what is recon
   (past the high-learning-rate phase, before the net memorises noisy labels) while
   leaving most of the remaining epochs to train on corrected labels.
 
-Readout (measured on synthetic faces with planted flips, see `readout`): `pred_probs` is
-the softmax of the unscaled logits (SCN evaluates that way); `label_quality_signal` is
-the mean of the classifier's and the prototypes' probability of the given label; the
-confidence a_i is reported (`confidence`, `uncertainty` = 1 - a) but not folded into
-the quality, because after short runs it ranked flips at chance. Prior-derived AU/VA
-targets get weight 0.1 (dataset annotations 0.5): they only echo the noisy label.
+Readout (measured on synthetic faces with planted flips and on FERPlus validation with
+one tagger's vote as the label, see `readout`): `pred_probs` is the softmax of the
+unscaled logits (SCN evaluates that way); `label_quality_signal` is the classifier's
+probability of the given label; the confidence a_i is reported (`confidence`,
+`uncertainty` = 1 - a) but not folded into the quality, because it ranked label errors
+near chance. Prior-derived AU/VA targets get weight 0.1 (dataset annotations 0.5): they
+only echo the noisy label.
 
 Per-sample statistics (confidence, prototype similarities, logits) are accumulated
 during training forward passes in tensors indexed by `batch.index` (plain attributes,
@@ -84,8 +87,8 @@ class MTACOptions:
     """delta_1 of the rank regulariser; None = scaled with the batch size (0.07 at 64)."""
     rank_weight: float = 1.0
     """Weight of the rank regularisation term."""
-    class_balance: bool = True
-    """Weight the cross-entropy by 1/sqrt(class count), normalised to mean 1."""
+    class_balance: bool = False
+    """Weight the CE by 1/sqrt(class count) (mean 1); off by default: it cost label-error AP on FERPlus."""
     au_weight: float | None = None
     """Weight of the AU loss; None = 0.5 with dataset AU columns, 0.1 with prior-derived targets."""
     va_weight: float | None = None
@@ -106,7 +109,7 @@ class MTACOptions:
     """`probs` (the classifier's distribution) or `blend` (mean of it and the prototype softmax)."""
     prototype_temperature: float = 0.1
     """Temperature of the softmax over prototype cosine similarities."""
-    quality_prototype_weight: float = 0.5
+    quality_prototype_weight: float = 0.0
     """Share of the prototype softmax in label_quality_signal (the rest: the classifier's p_given)."""
 
     @classmethod
@@ -371,6 +374,9 @@ class MTAC(Method):
         `probs` is the softmax of the unscaled logits, as SCN evaluates: a-scaling is a
         training-time weighting that flattens low-confidence rows (measured on synthetic
         faces: NLL of the true label 1.654 unscaled vs 1.692 scaled, same ranking AP).
+        With `class_balance` the class-weighted CE learns p(c|x) tilted by w_c, so the
+        logits are shifted by -log w_c to give probabilities under the data's own class
+        prior (FERPlus: AP 0.389 -> 0.450 for a class-balanced run).
         """
         self._state_to(images.device)
         x = self._features(images)
@@ -379,7 +385,7 @@ class MTAC(Method):
             sims = F.normalize(x.float(), dim=1) @ self.prototypes.t()  # (B, C)
         sims = sims.masked_fill(~self.prototype_valid.unsqueeze(0), -1.0)
         return {
-            "probs": torch.softmax(raw_logits, dim=1),
+            "probs": torch.softmax(raw_logits - self.class_weights.log(), dim=1),
             "confidence": confidence,
             "prototype_similarity": sims,
             "va": torch.tanh(self.va_head(x).float()),
@@ -489,12 +495,12 @@ class MTAC(Method):
         """Score arrays; label_quality_signal = blend of the classifier's and the prototypes' p_given.
 
         label_quality_signal = (1 - w) * probs[given] + w * softmax(sims / T)[given] with
-        w = `quality_prototype_weight` (0.5): the classifier and the feature-space
-        prototypes are two views of the same evidence and their mean ranked planted flips
-        better than either alone (synthetic faces, AP 0.558 vs 0.546 classifier only and
-        0.532 prototypes only). The confidence a_i is not in it: after a short from-scratch
-        run it ranked flips at chance (AP 0.23, chance 0.20) and multiplying by its
-        percentile cost 0.24 AP; it is reported as columns and as `uncertainty` = 1 - a.
+        w = `quality_prototype_weight`, default 0: the blend w = 0.5 helped a little on
+        synthetic faces (AP 0.558 vs 0.546 classifier only) but hurt on FERPlus real
+        annotator noise (0.388 vs 0.453), where the prototypes alone reach only 0.28.
+        The confidence a_i is not in it: it ranked errors near chance (synthetic AP 0.23,
+        chance 0.20; FERPlus 0.18, chance 0.14) and multiplying by its percentile cost
+        0.24 AP; it is reported as columns and as `uncertainty` = 1 - a.
 
         Columns: `confidence` (predict-time a), `confidence_train` (a averaged over the
         last `confidence_epochs` training epochs; NaN when the scored rows are not the
