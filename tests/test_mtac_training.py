@@ -19,9 +19,8 @@ TINY = [
     "train.warmup_epochs=0.5",
     "train.num_threads=1",
     "method.name=mtac",
-    # relabel from the first epoch on, with no margin, so this tiny run does relabel
+    # relabel from the first epoch on (default margin 0.2), so this tiny run does relabel
     "method.options.relabel_warmup=1",
-    "method.options.relabel_margin=0.0",
 ]
 
 
@@ -57,7 +56,7 @@ def test_mtac_resume_after_kill_matches_a_straight_run(tmp_path):
     assert set(straight.events["index"]) <= set(range(0, 96, 8))
     relabeled = np.flatnonzero(straight.readout["relabeled_at"] >= 0)
     clean = relabeled % len(CLASSES)
-    assert np.mean(straight.readout["relabel_to"][relabeled] == clean) >= 0.75
+    assert np.mean(straight.readout["relabel_to"][relabeled] == clean) >= 0.75  # measured: 10/10
 
     def kill_after_second_epoch(p):
         if p.epoch_done and p.epoch == 1:
