@@ -47,7 +47,8 @@ commands in the POI report, docs/benchmarks.md for the benchmark suite):
   (q[given]) / 0.78 (p[given]) vs 0.84; KL(true soft || q) 1.30 vs 1.02. PIN, whose
   regions read a 6x6 layer2 map through one conv, is weaker than a full backbone
   once the data supports one; blending in p[given] then helps (AP rises monotonically
-  to 0.78 at quality_blend = 1).
+  to 0.78 at quality_blend = 1). `whole_from_last` (800 faces, 8 epochs) did not close
+  the gap: q accuracy 0.31 and flip AP 0.55 vs the baseline's 0.35 and 0.61.
 """
 
 from __future__ import annotations
