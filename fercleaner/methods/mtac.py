@@ -23,7 +23,9 @@ What comes from the paper (its abstract, the only public part) and what is recon
 - reconstruction after ULC-AG's templates and SCN's relabel rule (`relabel.py`): EMA
   class prototypes of L2-normalised features of the high-confidence samples; after a
   warm-up a low-confidence sample is relabeled to class c* when sim(c*) - sim(y) > delta_2
-  (0.2, SCN's margin) and the classifier's argmax is c* too. The warm-up defaults to
+  (0.2, SCN's margin) and the classifier's argmax is c* too; similarities are first
+  centred on each class's median member similarity (`center_similarities`), because raw
+  cosines sent most FERPlus relabels to the visually tight class surprise. The warm-up defaults to
   max(1, round(0.4 * epochs)): the paper's ~10 epochs out of a long schedule cannot be
   copied to a 3-30 epoch run, and 40% leaves the prototypes and classifier time to form
   (past the high-learning-rate phase, before the net memorises noisy labels) while
