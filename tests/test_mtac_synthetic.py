@@ -16,7 +16,7 @@ from fercleaner.synth import read_truth, write_synthetic_dataset
 def test_mtac_finds_planted_flips_on_synthetic_faces(tmp_path):
     """400 faces, 20% symmetric flips, 6 epochs of ResNet-18 at 48 px (~30 s on 2 busy cores).
 
-    Measured: AP of 1 - mtac_label_quality_signal 0.595 (seed 0) and 0.551 (seed 1)
+    Measured: AP of 1 - mtac_label_quality_signal 0.514 (seed 0) and 0.475 (seed 1)
     against a chance level of 0.20; the assertion leaves room for platform differences.
     """
     data = tmp_path / "faces"
