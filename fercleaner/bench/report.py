@@ -141,7 +141,13 @@ def _plot_pr_curves(path: Path, systems, truth: pd.DataFrame, result) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
     truth_index = truth.set_index("sample_id")["is_noisy"]
-    for name, system in systems.items():
+    styles = (
+        "-",
+        "--",
+        ":",
+        "-.",
+    )  # systems sharing a model draw identical curves: keep both visible
+    for number, (name, system) in enumerate(systems.items()):
         noisy = truth_index.reindex(system.sample_ids)
         keep = noisy.notna().to_numpy()
         labels = noisy.to_numpy()[keep].astype(bool)
@@ -149,7 +155,13 @@ def _plot_pr_curves(path: Path, systems, truth: pd.DataFrame, result) -> None:
             continue
         precision, recall, _ = precision_recall_curve(labels, 1 - system.label_quality[keep])
         ap = result["systems"].get(name, {}).get("ap", float("nan"))
-        ax.plot(recall, precision, label=f"{name} (AP {ap:.3f})")
+        ax.plot(
+            recall,
+            precision,
+            ls=styles[number % len(styles)],
+            lw=1.4,
+            label=f"{name} (AP {ap:.3f})",
+        )
         flags = system.is_label_issue[keep]
         if flags.any():  # the operating point each system actually flags at
             p = (flags & labels).sum() / flags.sum()
@@ -173,10 +185,18 @@ def _plot_reliability(path: Path, result) -> None:
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="calibrated")
-    for name, values in result.get("systems", {}).items():
+    styles = ("-", "--", ":", "-.")
+    for number, (name, values) in enumerate(result.get("systems", {}).items()):
         curve = values.get("reliability") or {}
         if curve.get("mean_quality"):
-            ax.plot(curve["mean_quality"], curve["fraction_correct"], marker="o", ms=3, label=name)
+            ax.plot(
+                curve["mean_quality"],
+                curve["fraction_correct"],
+                ls=styles[number % len(styles)],
+                marker="o",
+                ms=3,
+                label=name,
+            )
     ax.set(xlabel="label_quality (bin mean)", ylabel="fraction of given labels correct")
     ax.set(xlim=(0, 1), ylim=(0, 1.02))
     ax.set_title("Reliability of label_quality")
