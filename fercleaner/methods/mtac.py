@@ -28,8 +28,9 @@ What comes from the paper (its abstract, the only public part) and what is recon
   to the clean class) vs 37 (86%), AP 0.901 vs 0.897) and the classifier's argmax is c*
   too; similarities are first centred on each class's median member similarity
   (`center_similarities`), because raw cosines sent most FERPlus relabels to the
-  visually tight class surprise. The warm-up defaults to max(1, round(0.4 * epochs)): the paper's ~10 epochs out of a long schedule cannot be
-  copied to a 3-30 epoch run, and 40% leaves the prototypes and classifier time to form
+  visually tight class surprise. The warm-up defaults to max(1, round(0.4 * epochs)):
+  the paper's ~10 epochs out of a long schedule cannot be copied to a 3-30 epoch run,
+  and 40% leaves the prototypes and classifier time to form
   (past the high-learning-rate phase, before the net memorises noisy labels) while
   leaving most of the remaining epochs to train on corrected labels.
 
