@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fercleaner.classes import CANONICAL_CLASSES
+
 
 def _raw_images_per_s(recipe, *, steps: int, classes: tuple[str, ...]) -> float:
     """Forward+backward+step of the baseline method on one random batch, repeated."""
@@ -129,16 +131,7 @@ def main() -> None:
     recipe = load_recipe("quick", overrides=_overrides(args))
     if args.threads:
         torch.set_num_threads(args.threads)
-    classes = (
-        "neutral",
-        "happiness",
-        "surprise",
-        "sadness",
-        "anger",
-        "disgust",
-        "fear",
-        "contempt",
-    )
+    classes = CANONICAL_CLASSES
     steps = args.n // args.batch
     fp32 = load_recipe("quick", overrides=[*_overrides(args), "train.precision=fp32"])
     raw, pipeline, raw_fp32 = [], [], []

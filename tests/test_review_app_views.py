@@ -10,45 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from run_fixtures import make_run
+from app_harness import APP, current, decisions, open_run_for_app, sid, start
 from streamlit.testing.v1 import AppTest
 
 from fercleaner.app import keys
 from fercleaner.review.store import Decision, DecisionStore
 
-APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-
-
-def sid(i: int) -> str:
-    return f"img/face_{i:05d}.png"
-
 
 @pytest.fixture
 def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    run = make_run(tmp_path)
-    monkeypatch.setenv(keys.ENV_RUN_DIR, str(run))
-    monkeypatch.setenv(keys.ENV_REVIEWER, "ann")
-    return run
-
-
-def start() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def current(at: AppTest) -> str | None:
-    return at.session_state[keys.CURRENT]
-
-
-def decisions(run_dir: Path) -> dict[str, tuple]:
-    with DecisionStore(run_dir / "review.sqlite") as store:
-        frame = store.current_decisions()
-    return {
-        r.sample_id: (r.action, r.label, r.reviewer, r.note, r.soft_label)
-        for r in frame.itertuples()
-    }
+    return open_run_for_app(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize(
