@@ -251,6 +251,25 @@ def _fit(
         start_epoch = state["epoch"] + 1
         timer.skip(start_epoch * steps_per_epoch)
 
+    def report(epoch, step, steps, loss, images, started, epoch_done=False) -> None:
+        """One progress record: within an epoch, or (`epoch_done`) after its checkpoint."""
+        progress(
+            TrainProgress(
+                method=method_name,
+                phase="train",
+                fold=fold,
+                folds=cfg.folds,
+                epoch=epoch,
+                epochs=cfg.epochs,
+                step=step,
+                steps=steps,
+                loss=loss,
+                images_per_s=images / max(time.perf_counter() - started, 1e-9),
+                eta_s=timer.eta() if epoch_done else timer.eta(step),
+                epoch_done=epoch_done,
+            )
+        )
+
     seen = 0
     for epoch in range(start_epoch, cfg.epochs):
         method.on_epoch_start(epoch)
@@ -296,22 +315,7 @@ def _fit(
             last = step == len(batches) - 1
             if progress is not None and dist_info.is_main and (step % 10 == 0 or last):
                 loss_value = float(out["loss"].detach())  # a device sync: not every step
-                elapsed = time.perf_counter() - epoch_start
-                progress(
-                    TrainProgress(
-                        method=method_name,
-                        phase="train",
-                        fold=fold,
-                        folds=cfg.folds,
-                        epoch=epoch,
-                        epochs=cfg.epochs,
-                        step=step + 1,
-                        steps=len(batches),
-                        loss=loss_value,
-                        images_per_s=epoch_images / max(elapsed, 1e-9),
-                        eta_s=timer.eta(step + 1),
-                    )
-                )
+                report(epoch, step + 1, len(batches), loss_value, epoch_images, epoch_start)
         timer.done(len(batches))
         seen += epoch_images
         method.on_epoch_end(epoch)
@@ -335,23 +339,7 @@ def _fit(
             )
         barrier(dist_info)
         if progress is not None and dist_info.is_main:
-            elapsed = time.perf_counter() - epoch_start
-            progress(
-                TrainProgress(
-                    method=method_name,
-                    phase="train",
-                    fold=fold,
-                    folds=cfg.folds,
-                    epoch=epoch,
-                    epochs=cfg.epochs,
-                    step=len(batches),
-                    steps=len(batches),
-                    loss=loss_value,
-                    images_per_s=epoch_images / max(elapsed, 1e-9),
-                    eta_s=timer.eta(),
-                    epoch_done=True,
-                )
-            )
+            report(epoch, len(batches), len(batches), loss_value, epoch_images, epoch_start, True)
     return method, dynamics, seen
 
 
