@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fercleaner.cli._common import cli_errors, console, err_console
+from fercleaner.cli._common import cli_errors, console, err_console, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +48,10 @@ def export_command(
     """Write RUN_DIR's final labels: human decisions first, then model proposals by policy."""
     from fercleaner.export import export_run
 
-    with cli_errors(), _progress_bar(active=imagefolder is not None) as progress:
+    with (
+        cli_errors(),
+        progress_bar("writing image folder", active=imagefolder is not None) as progress,
+    ):
         result = export_run(
             run_dir,
             out,
@@ -60,33 +63,6 @@ def export_command(
             progress=progress,
         )
     _render(result.summary, result.out)
-
-
-class _progress_bar:  # noqa: N801  (used as a context manager, reads like a function)
-    """A transient rich progress bar on stderr fed by the library's progress(done, total)."""
-
-    def __init__(self, *, active: bool) -> None:
-        self.active = active
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self):
-        if not self.active:
-            return None
-        from rich.progress import Progress
-
-        self._progress = Progress(console=err_console, transient=True)
-        self._progress.start()
-        return self._update
-
-    def _update(self, done: int, total: int) -> None:
-        if self._task is None:
-            self._task = self._progress.add_task("writing image folder", total=total)
-        self._progress.update(self._task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def _render(summary: dict[str, Any], out: Path) -> None:

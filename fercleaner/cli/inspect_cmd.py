@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fercleaner.cli._common import cli_errors, console, err_console
+from fercleaner.cli._common import cli_errors, console, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -58,7 +58,7 @@ def inspect_command(
     from fercleaner.datasets import DEFAULT_MAX_PIXELS, read_dataset, summarize_dataset
 
     with cli_errors():
-        with _progress_bar(quiet=as_json) as progress:
+        with progress_bar("checking images", active=not as_json) as progress:
             data = read_dataset(
                 dataset,
                 layout,
@@ -74,33 +74,6 @@ def inspect_command(
         _render(summary, max_problems=max_problems)
     if summary["problems"]:
         raise typer.Exit(1)
-
-
-class _progress_bar:  # noqa: N801  (used as a context manager, reads like a function)
-    """A transient rich progress bar on stderr fed by the library's progress(done, total)."""
-
-    def __init__(self, *, quiet: bool) -> None:
-        self.quiet = quiet
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self):
-        if self.quiet:
-            return None
-        from rich.progress import Progress
-
-        self._progress = Progress(console=err_console, transient=True)
-        self._progress.start()
-        return self._update
-
-    def _update(self, done: int, total: int) -> None:
-        if self._task is None:
-            self._task = self._progress.add_task("checking images", total=total)
-        self._progress.update(self._task, completed=done, total=total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
 
 def _render(summary: dict[str, Any], *, max_problems: int) -> None:
