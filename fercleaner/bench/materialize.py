@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fercleaner.atomic import atomic_path
 from fercleaner.bench.protocols import NoisyDataset
 
 #: Columns the csv layout passes through besides path/label/split.
@@ -36,7 +37,8 @@ def write_noisy_dataset(noisy: NoisyDataset, out: str | os.PathLike[str]) -> Pat
     truth["source_sample_id"] = truth["sample_id"]
     truth["sample_id"] = relative_paths
     truth["source_split"] = noisy.samples["split"].astype(str).to_numpy()
-    truth.to_parquet(out / "truth.parquet", index=False)
+    with atomic_path(out / "truth.parquet") as tmp:
+        truth.to_parquet(tmp, index=False)
     return folder
 
 
