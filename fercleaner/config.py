@@ -19,6 +19,7 @@ import yaml
 
 from fercleaner.errors import ConfigError
 from fercleaner.methods.base import BackboneSpec
+from fercleaner.scoring.flags import FLAG_RULES
 
 #: Where the shipped recipes live (repository root / recipes).
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
@@ -106,6 +107,8 @@ class ScoreConfig:
     """Images per inference batch."""
     dynamics: bool = False
     """Also score with the training-dynamics source (folds == 1); off: it lowered AP when combined."""
+    flag_rule: str = "noise_rate"
+    """`noise_rate` (per given/true pair, by margin) or `class` (per class, by label quality); docs/scoring.md."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ _CHOICES: dict[str, tuple[Any, ...]] = {
     "train.schedule": ("cosine", "constant"),
     "train.precision": ("auto", "bf16", "fp32"),
     "train.device": ("auto", "cpu", "cuda"),
+    "score.flag_rule": FLAG_RULES,
 }
 #: Keys whose value must be positive (> 0).
 _POSITIVE = (

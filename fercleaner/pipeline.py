@@ -337,7 +337,9 @@ def _write_run(
     readouts: dict[str, dict[str, np.ndarray]] = {r.method: r.readout for r in results}
     if recipe.score.dynamics and primary.dynamics_readout is not None:
         readouts["dynamics"] = primary.dynamics_readout
-    scores = assemble_scores(samples, classes, readouts, method_name=primary.method)
+    scores = assemble_scores(
+        samples, classes, readouts, method_name=primary.method, flag_rule=recipe.score.flag_rule
+    )
     fingerprint = _dataset_fingerprint(samples)
     run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     recipe_dict = recipe_to_dict(recipe)

@@ -1,4 +1,4 @@
-"""Planted label flips are found; label quality formulas; the per-class count rule."""
+"""Planted label flips are found; label quality formulas; the per-pair and per-class count rules."""
 
 from __future__ import annotations
 
@@ -7,23 +7,46 @@ import pytest
 from _scoring_data import make_data
 from sklearn.metrics import average_precision_score
 
-from fercleaner.scoring import estimate_issue_counts, find_label_issues, get_label_quality
+from fercleaner.scoring import (
+    FLAG_RULES,
+    estimate_confident_joint,
+    estimate_issue_counts,
+    find_label_issues,
+    get_label_quality,
+)
 
 
+@pytest.mark.parametrize("rule", FLAG_RULES)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_planted_flips_are_found(seed):
+def test_planted_flips_are_found(seed, rule):
     data = make_data(n=800, num_classes=4, flip_rate=0.2, seed=seed)
-    mask = find_label_issues(data["given"], data["pred_probs"])
+    mask = find_label_issues(data["given"], data["pred_probs"], rule=rule)
     noisy = data["is_noisy"]
     precision = (mask & noisy).sum() / mask.sum()
     recall = (mask & noisy).sum() / noisy.sum()
     assert precision > 0.8 and recall > 0.8, (precision, recall)
 
 
-def test_flags_are_the_lowest_ranked_per_class_the_model_disagrees_with():
+def test_noise_rate_flags_the_largest_margins_of_each_given_true_pair():
     data = make_data(n=500, num_classes=3, flip_rate=0.3, seed=4)
     given, probs = data["given"], data["pred_probs"]
-    mask = find_label_issues(given, probs)
+    mask = find_label_issues(given, probs, rule="noise_rate")
+    counts = np.rint(estimate_confident_joint(given, probs)).astype(int)
+    expected = np.zeros(len(given), dtype=bool)
+    for i in range(3):
+        members = np.flatnonzero(given == i)
+        for j in set(range(3)) - {i}:
+            margin = probs[members, j] - probs[members, i]
+            expected[members[np.argsort(-margin, kind="stable")[: counts[i, j]]]] = True
+    disagrees = probs.argmax(axis=1) != given
+    np.testing.assert_array_equal(mask, expected & disagrees)
+    assert mask.sum() <= counts.sum() - np.trace(counts)
+
+
+def test_class_rule_flags_the_lowest_ranked_per_class_the_model_disagrees_with():
+    data = make_data(n=500, num_classes=3, flip_rate=0.3, seed=4)
+    given, probs = data["given"], data["pred_probs"]
+    mask = find_label_issues(given, probs, rule="class")
     counts = estimate_issue_counts(given, probs)
     disagrees = probs.argmax(axis=1) != given
     quality = probs[np.arange(len(given)), given]
@@ -37,14 +60,16 @@ def test_flags_are_the_lowest_ranked_per_class_the_model_disagrees_with():
     assert mask.sum() <= counts.sum()
 
 
-def test_ranking_signal_chooses_which_samples_are_flagged():
+def test_class_rule_ranking_signal_chooses_which_samples_are_flagged():
     data = make_data(n=300, num_classes=3, flip_rate=0.2, seed=5)
     # a ranking that knows the truth puts the noisy samples first: only they are flagged
     oracle = np.where(data["is_noisy"], 0.0, 1.0)
-    mask = find_label_issues(data["given"], data["pred_probs"], label_quality=oracle)
+    mask = find_label_issues(data["given"], data["pred_probs"], rule="class", label_quality=oracle)
     assert mask.any() and not (mask & ~data["is_noisy"]).any()
     # the same counts with the opposite ranking pick (far fewer) other samples
-    anti = find_label_issues(data["given"], data["pred_probs"], label_quality=1 - oracle)
+    anti = find_label_issues(
+        data["given"], data["pred_probs"], rule="class", label_quality=1 - oracle
+    )
     assert (anti & data["is_noisy"]).sum() < (mask & data["is_noisy"]).sum() / 2
 
 
@@ -77,3 +102,11 @@ def test_label_quality_length_is_checked():
     data = make_data(n=40, num_classes=2, seed=0)
     with pytest.raises(ValueError, match=r"label_quality must have shape \(40,\)"):
         find_label_issues(data["given"], data["pred_probs"], label_quality=np.ones(3))
+
+
+def test_unknown_flag_rule_is_named():
+    data = make_data(n=40, num_classes=2, seed=0)
+    with pytest.raises(
+        ValueError, match="unknown flag rule 'margin'; choose from noise_rate, class"
+    ):
+        find_label_issues(data["given"], data["pred_probs"], rule="margin")

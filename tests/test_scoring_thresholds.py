@@ -56,6 +56,21 @@ def test_confident_joint_counts_the_planted_cells():
     np.testing.assert_allclose(estimate_noise_rates(labels, probs), [0.4, 0.0, 1 / 3])
 
 
+def test_several_confident_classes_count_for_the_most_probable_class_overall():
+    """Low thresholds (rare classes) must not claim a sample whose top class narrowly missed its own."""
+    thresholds = np.array([0.7, 0.3, 0.1])
+    labels = np.array([2, 2, 2])
+    probs = np.array(
+        [
+            [0.50, 0.32, 0.18],  # classes 1 and 2 reach their thresholds: counts for class 0
+            [0.50, 0.45, 0.05],  # only class 1 reaches its threshold: counts for class 1
+            [0.60, 0.35, 0.05],  # only class 1 again
+        ]
+    )
+    raw = estimate_confident_joint(labels, probs, thresholds=thresholds, calibrate=False)
+    np.testing.assert_array_equal(raw[2], [1, 2, 0])
+
+
 def test_calibration_spreads_unconfident_samples_over_the_row():
     labels = np.array([0, 0, 0, 0])
     # thresholds: class 0 -> mean(0.8, 0.8, 0.1, 0.5) = 0.55; class 1 never given -> inf

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fercleaner.scoring.assemble import SCORE_COLUMNS, assemble_scores
 from fercleaner.scoring.combine import COMBINE_RULES, CombinedReadout, combine_sources
-from fercleaner.scoring.flags import find_label_issues
+from fercleaner.scoring.flags import FLAG_RULES, find_label_issues
 from fercleaner.scoring.issue_types import ISSUE_TYPES, get_issue_type, propose_labels
 from fercleaner.scoring.quality import LABEL_QUALITY_METHODS, get_label_quality
 from fercleaner.scoring.scores_file import ScoresFile, read_scores, write_scores
@@ -34,6 +34,7 @@ __all__ = [
     "estimate_issue_counts",
     "estimate_noise_rates",
     "estimate_per_class_thresholds",
+    "FLAG_RULES",
     "find_label_issues",
     "get_issue_type",
     "get_label_quality",

@@ -40,6 +40,7 @@ def assemble_scores(
     method_name: str,
     combine: str = "rank_mean",
     weights: Mapping[str, float] | None = None,
+    flag_rule: str = "noise_rate",
 ) -> pd.DataFrame:
     """Return the scores frame of docs/architecture.md.
 
@@ -52,6 +53,7 @@ def assemble_scores(
         method_name: the trained method; its `pred_probs` give `predicted_label`.
         combine: combination rule (see `fercleaner.scoring.combine`).
         weights: per-source weights for the combination.
+        flag_rule: `is_label_issue` rule (see `fercleaner.scoring.flags`).
 
     Returns:
         One row per sample: the contract columns, `<source>_<column>` for every source's
@@ -88,7 +90,9 @@ def assemble_scores(
                 )
 
     combined = combine_sources(readouts, primary=method_name, rule=combine, weights=weights)
-    is_issue = find_label_issues(labels, combined.pred_probs, label_quality=combined.label_quality)
+    is_issue = find_label_issues(
+        labels, combined.pred_probs, rule=flag_rule, label_quality=combined.label_quality
+    )
     soft_thresholds = _thresholds(labels, combined.soft_label)
     issue_type = _issue_types(
         labels, combined.soft_label, is_issue, combined.uncertainty, soft_thresholds

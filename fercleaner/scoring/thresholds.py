@@ -40,13 +40,19 @@ def _thresholds(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
 
 
 def find_confident_class(pred_probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """(N,) index of the most probable class among those at or above their threshold; -1 where none is.
+    """(N,) class each sample is confidently in; -1 where no class reaches its threshold.
 
+    One class at or above its threshold: that class. Several: the most probable class
+    overall (as cleanlab does), not the most probable of those above threshold. A rare
+    class's threshold is low (its mean probability is low), so the paper's "most probable
+    above threshold" hands it every sample whose top class narrowly missed its own
+    threshold; on FERPlus that inflated contempt's column of the joint ~3x and cost
+    0.01-0.03 F1 on every model measured (docs/benchmarks.md, flag rules).
     Trusts its inputs (callers validated them).
     """
     above = pred_probs >= thresholds[None, :]
-    masked = np.where(above, pred_probs, -np.inf)
-    best = masked.argmax(axis=1)
+    several = above.sum(axis=1) > 1
+    best = np.where(several, pred_probs.argmax(axis=1), above.argmax(axis=1))
     return np.where(above.any(axis=1), best, -1)
 
 
