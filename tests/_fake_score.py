@@ -51,6 +51,7 @@ def main(argv: list[str]) -> None:
     cross_fitted = any(
         o.startswith("train.folds=") and o != "train.folds=1" for o in args.overrides
     )
+    epochs = [int(o.split("=", 1)[1]) for o in args.overrides if o.startswith("train.epochs=")]
     rng = np.random.default_rng(1 if cross_fitted else 0)
     logits = rng.normal(0.0, 1.0, size=(n, len(classes)))
     logits[np.arange(n), [index[t] for t in true]] += 1.5 if cross_fitted else 2.5
@@ -70,7 +71,10 @@ def main(argv: list[str]) -> None:
         metadata={
             "classes": classes,
             "method": args.method,
-            "recipe": {"name": args.recipe, "train": {"folds": 5 if cross_fitted else 1}},
+            "recipe": {
+                "name": args.recipe,
+                "train": {"folds": 5 if cross_fitted else 1, "epochs": (epochs or [8])[-1]},
+            },
         },
     )
     (out / "argv.json").write_text(json.dumps(argv))

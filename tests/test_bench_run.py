@@ -135,6 +135,42 @@ def test_cli_bench_symmetric(tmp_path):
     assert "pr_curves.png" in result.output
 
 
+def test_reference_epochs_train_the_references_apart_and_add_a_matched_row(tmp_path):
+    dataset = _ferplus(tmp_path)
+    out = tmp_path / "epochs"
+    result = run_benchmark(
+        dataset,
+        out=out,
+        protocol="symmetric",
+        overrides=["train.epochs=5"],
+        reference_epochs=3,
+        score_command=FAKE_SCORE,
+    )
+    assert list(result["systems"]) == [
+        "fercleaner",
+        "cleanlab_cv5",
+        "ce_in_sample",
+        "ce_in_sample_matched",
+    ]
+    for name in ("cleanlab_cv5", "ce_in_sample"):  # trained at the references' budget
+        argv = json.loads((out / "runs" / name / "argv.json").read_text())
+        assert "train.epochs=5" in argv and argv[-1] == "train.epochs=3", name
+    # plain CE at fercleaner's own epochs is fercleaner's run: reused, not retrained
+    assert result["reused_runs"] == {"ce_in_sample_matched": "fercleaner"}
+    assert result["reference_epochs"] == 3 and "--reference-epochs 3" in result["command"]
+    assert result["not_in_target"] == ["ce_in_sample_matched"]
+    # the matched row ties fercleaner's AP; the target check leaves it out
+    matched = result["systems"]["ce_in_sample_matched"]
+    assert matched["ap"] == pytest.approx(result["systems"]["fercleaner"]["ap"])
+    assert result["target"]["higher_ap_than_all"] is not None
+    assert (
+        "Not target references (reported for the compute comparison): ce_in_sample_matched"
+        in (out / "bench.md").read_text()
+    )
+    with pytest.raises(FercleanerError, match="--reference-epochs must be at least 1"):
+        plan_systems(method=None, references=["in_sample"], reference_epochs=0)
+
+
 def test_failing_system_reports_its_output(tmp_path):
     dataset = _ferplus(tmp_path, n=20)
     failing = [sys.executable, "-c", "import sys; print('no engine here'); sys.exit(3)"]

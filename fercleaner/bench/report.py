@@ -125,6 +125,14 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             f"{acc['noisy']:.3f}, cleaned {acc['cleaned']:.3f}, clean {acc['clean']:.3f}; gap recovered "
             + ("–" if _missing(gap) else f"{gap:.2f}"),
         ]
+    if result.get("reference_epochs") is not None:
+        lines += [
+            "",
+            f"References trained {result['reference_epochs']} epochs per model; fercleaner the "
+            "recipe's. Not target references (reported for the compute comparison): "
+            + (", ".join(result.get("not_in_target") or []) or "none")
+            + ".",
+        ]
     target = result.get("target", {})
     if target:
         lines += ["", "Target check (" + str(result.get("primary_system")) + "): "]

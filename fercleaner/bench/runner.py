@@ -8,9 +8,15 @@ process, so wall time and peak RSS are that system's alone. Systems:
   probabilities) -> cleanlab's find_label_issues / get_label_quality_scores.
 - `ce_in_sample` (reference `in_sample`): `method=baseline train.folds=1`, label quality
   p[given] from the in-sample probabilities, cleanlab's flags. When fercleaner's own
-  run already is exactly that (method baseline, folds 1) it is reused, not retrained:
-  the reference then reads the baseline's own `baseline_pred_probs`, not the
+  run already is exactly that (method baseline, folds 1, same epochs) it is reused, not
+  retrained: the reference then reads the baseline's own `baseline_pred_probs`, not the
   combination with training dynamics.
+
+`reference_epochs` sets the references' per-model epoch budget apart from the recipe's
+(fercleaner keeps the recipe's). Then a third, compute-matched system is added:
+`ce_in_sample_matched`, plain in-sample cross-entropy at fercleaner's own epochs. It is
+reported but is not one of the target's references: it shows how much of fercleaner's
+lead is the budget it spends rather than what it does with it.
 """
 
 from __future__ import annotations
@@ -52,6 +58,8 @@ from fercleaner.scoring import read_scores
 REFERENCES = ("cleanlab", "in_sample")
 #: Name of fercleaner's own system in the results.
 PRIMARY_SYSTEM = "fercleaner"
+#: The compute-matched in-sample system added when the references get their own epochs.
+MATCHED_SYSTEM = "ce_in_sample_matched"
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -67,10 +75,18 @@ class SystemSpec:
     """Extra `key=value` recipe overrides for this system."""
     reference: str | None
     """None: use the scores file's own decisions; else the reference label-quality rule."""
+    epochs: int | None = None
+    """Per-model epochs when they differ from the recipe's (the references' budget)."""
+    in_target: bool = True
+    """False for systems reported beside the target's references but not checked against."""
 
 
 def plan_systems(
-    *, method: str | None, references: Sequence[str], folds: int = 5
+    *,
+    method: str | None,
+    references: Sequence[str],
+    folds: int = 5,
+    reference_epochs: int | None = None,
 ) -> list[SystemSpec]:
     """The systems a benchmark runs, fercleaner first."""
     unknown = sorted(set(references) - set(REFERENCES))
@@ -78,13 +94,36 @@ def plan_systems(
         raise FercleanerError(f"unknown references {unknown}; choose from {', '.join(REFERENCES)}")
     if folds < 2:
         raise FercleanerError(f"the cross-validated reference needs folds >= 2; got {folds}")
+    if reference_epochs is not None and reference_epochs < 1:
+        raise FercleanerError(f"--reference-epochs must be at least 1; got {reference_epochs}")
+    epochs = (f"train.epochs={reference_epochs}",) if reference_epochs is not None else ()
     specs = [SystemSpec(PRIMARY_SYSTEM, method, (), None)]
     if "cleanlab" in references:
         specs.append(
-            SystemSpec(f"cleanlab_cv{folds}", "baseline", (f"train.folds={folds}",), "cleanlab")
+            SystemSpec(
+                f"cleanlab_cv{folds}",
+                "baseline",
+                (f"train.folds={folds}", *epochs),
+                "cleanlab",
+                reference_epochs,
+            )
         )
     if "in_sample" in references:
-        specs.append(SystemSpec("ce_in_sample", "baseline", ("train.folds=1",), "self_confidence"))
+        specs.append(
+            SystemSpec(
+                "ce_in_sample",
+                "baseline",
+                ("train.folds=1", *epochs),
+                "self_confidence",
+                reference_epochs,
+            )
+        )
+        if reference_epochs is not None:
+            specs.append(
+                SystemSpec(
+                    MATCHED_SYSTEM, "baseline", ("train.folds=1",), "self_confidence", None, False
+                )
+            )
     return specs
 
 
@@ -100,6 +139,7 @@ def run_benchmark(
     overrides: Sequence[str] = (),
     references: Sequence[str] = REFERENCES,
     folds: int = 5,
+    reference_epochs: int | None = None,
     splits: Sequence[str] | None = None,
     max_samples: int | None = None,
     downstream: bool = False,
@@ -116,9 +156,12 @@ def run_benchmark(
             bench.md, pr_curves.png, reliability.png.
         protocol, rate, seed: the noise protocol (see `fercleaner.bench.protocols`).
         method, recipe, overrides: how fercleaner's own system is scored; the references
-            use the same recipe and overrides (same backbone, input size, epochs).
+            use the same recipe and overrides (same backbone, input size; epochs too
+            unless `reference_epochs` is set).
         references: which references to run beside fercleaner (REFERENCES).
         folds: K of the cross-validated reference.
+        reference_epochs: the references' per-model epochs (default: the recipe's, like
+            fercleaner); when set, `ce_in_sample_matched` is added (module docstring).
         splits: source splits to benchmark on (default all), e.g. ["val"] for FERPlus validation.
         max_samples: benchmark on a seeded random subset of at most this many samples
             (for quick checks on large datasets).
@@ -145,7 +188,9 @@ def run_benchmark(
     if downstream and not 0.0 < holdout < 1.0:
         raise FercleanerError(f"--holdout must be in (0, 1); got {holdout}")
     out = Path(out)
-    specs = plan_systems(method=method, references=references, folds=folds)
+    specs = plan_systems(
+        method=method, references=references, folds=folds, reference_epochs=reference_epochs
+    )
     total = len(specs) + 2 + (3 if downstream else 0)
     report = progress or (lambda done, total, stage: None)
 
@@ -180,7 +225,9 @@ def run_benchmark(
     primary_scores, primary_cost = None, {}
     for done, spec in enumerate(specs, start=1):
         report(done, total, f"scoring with {spec.name}")
-        if spec.reference == "self_confidence" and _is_plain_in_sample(primary_scores):
+        if spec.reference == "self_confidence" and _is_plain_in_sample(
+            primary_scores, epochs=spec.epochs
+        ):
             # fercleaner's own run already is one in-sample cross-entropy run: reuse it
             scores, cost = primary_scores, primary_cost
             commands[spec.name] = f"(the {PRIMARY_SYSTEM} run)"
@@ -227,6 +274,7 @@ def run_benchmark(
         )
     report(total - 1, total, "computing metrics and writing the report")
     metrics = {name: evaluate_system(s, truth, noisy.classes) for name, s in systems.items()}
+    in_target = {spec.name for spec in specs if spec.in_target}
     result_json: dict[str, Any] = {
         "dataset": str(Path(dataset).absolute()),
         "dataset_name": Path(dataset).name,
@@ -247,6 +295,7 @@ def run_benchmark(
             recipe=recipe,
             references=references,
             folds=folds,
+            reference_epochs=reference_epochs,
             splits=splits,
             overrides=overrides,
             downstream=downstream,
@@ -257,7 +306,11 @@ def run_benchmark(
         "reused_runs": reused,
         "primary_system": PRIMARY_SYSTEM,
         "systems": metrics,
-        "target": get_target_check(metrics, system=PRIMARY_SYSTEM),
+        "reference_epochs": reference_epochs,
+        "not_in_target": [spec.name for spec in specs if not spec.in_target],
+        "target": get_target_check(
+            {name: m for name, m in metrics.items() if name in in_target}, system=PRIMARY_SYSTEM
+        ),
     }
     if downstream_result is not None:
         result_json["downstream"] = downstream_result
@@ -332,15 +385,18 @@ def _subsample(samples: pd.DataFrame, count: int, *, seed: int) -> pd.DataFrame:
     return samples.iloc[keep].reset_index(drop=True)
 
 
-def _is_plain_in_sample(scores) -> bool:
-    """True when a scores file comes from one in-sample `baseline` (cross-entropy) run."""
+def _is_plain_in_sample(scores, *, epochs: int | None = None) -> bool:
+    """True when a scores file comes from one in-sample `baseline` (cross-entropy) run (of `epochs`, if given)."""
     if scores is None:
         return False
     recipe = scores.metadata.get("recipe") or {}
-    folds = (recipe.get("train") or {}).get("folds", 1) if isinstance(recipe, dict) else None
+    train = (recipe.get("train") or {}) if isinstance(recipe, dict) else {}
     methods = scores.metadata.get("methods", [scores.metadata.get("method")])
     return (
-        scores.metadata.get("method") == "baseline" and list(methods) == ["baseline"] and folds == 1
+        scores.metadata.get("method") == "baseline"
+        and list(methods) == ["baseline"]
+        and train.get("folds", 1) == 1
+        and (epochs is None or train.get("epochs") == epochs)
     )
 
 
@@ -459,6 +515,7 @@ def _bench_command(
     recipe: str,
     references: Sequence[str],
     folds: int,
+    reference_epochs: int | None,
     splits: Sequence[str] | None,
     overrides: Sequence[str],
     downstream: bool,
@@ -478,6 +535,8 @@ def _bench_command(
             parts += ["--reference", reference]
     if folds != 5:
         parts += ["--folds", str(folds)]
+    if reference_epochs is not None:
+        parts += ["--reference-epochs", str(reference_epochs)]
     for split in splits or ():
         parts += ["--split", split]
     if max_samples is not None:

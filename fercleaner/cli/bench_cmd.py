@@ -55,6 +55,14 @@ def bench_command(
     folds: Annotated[
         int, typer.Option("--folds", help="K of the cross-validated cleanlab reference.")
     ] = 5,
+    reference_epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--reference-epochs",
+            help="Per-model epochs of the references (default: the recipe's); adds a "
+            "compute-matched in-sample CE row.",
+        ),
+    ] = None,
     split: Annotated[
         list[str] | None,
         typer.Option("--split", help="Only these source splits (repeatable), e.g. --split val."),
@@ -110,6 +118,7 @@ def bench_command(
             overrides=overrides or (),
             references=references,
             folds=folds,
+            reference_epochs=reference_epochs,
             splits=split,
             max_samples=max_samples,
             downstream=downstream,
