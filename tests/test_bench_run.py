@@ -74,7 +74,8 @@ def test_run_benchmark_annotator_end_to_end(tmp_path):
     assert "cpu_time_ratio_to_cleanlab" in result["target"]
     assert "wall_time_ratio_to_cleanlab" in result["target"]
     argv = json.loads((out / "runs" / "cleanlab_cv5" / "argv.json").read_text())
-    assert argv[-2:] == ["train.epochs=1", "train.folds=5"] and "--method" in argv
+    assert argv[-3:] == ["train.epochs=1", "train.folds=5", "method.options={}"]
+    assert argv[argv.index("--method") + 1] == "baseline"
     for name in ("bench.json", "bench.md", "pr_curves.png", "reliability.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "bench.json").read_text())
@@ -126,7 +127,7 @@ def test_cli_bench_symmetric(tmp_path):
     assert set(downstream["accuracy"]) == {"noisy", "cleaned", "clean"}
     assert all(0 <= a <= 1 for a in downstream["accuracy"].values())
     run_args = json.loads((out / "downstream" / "cleaned_run" / "argv.json").read_text())
-    assert run_args[-2:] == ["data.splits=[train]", "train.folds=1"]
+    assert run_args[-3:] == ["method.options={}", "data.splits=[train]", "train.folds=1"]
     held_out = set(
         pd.read_csv(out / "downstream" / "clean" / "labels.csv").query("split == 'test'")["path"]
     )

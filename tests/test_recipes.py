@@ -50,7 +50,11 @@ def test_dotted_overrides_parse_yaml_values():
     )
     assert recipe.train.epochs == 3
     assert recipe.data.splits == ("train", "val")
-    assert recipe.method.options == {"warmup": 2}
+    assert recipe.method.options == {
+        "small_loss_fraction": 0.1,
+        "small_loss_start": 0.4,
+        "warmup": 2,
+    }
     assert recipe.backbone.weights == "/tmp/w.pth"
     assert recipe.train.augment.flip is False
 

@@ -96,6 +96,8 @@ def plan_systems(
         raise FercleanerError(f"the cross-validated reference needs folds >= 2; got {folds}")
     if reference_epochs is not None and reference_epochs < 1:
         raise FercleanerError(f"--reference-epochs must be at least 1; got {reference_epochs}")
+    # plain cross-entropy whatever the recipe's method options say (e.g. small-loss selection)
+    plain = ("method.options={}",)
     epochs = (f"train.epochs={reference_epochs}",) if reference_epochs is not None else ()
     specs = [SystemSpec(PRIMARY_SYSTEM, method, (), None)]
     if "cleanlab" in references:
@@ -103,7 +105,7 @@ def plan_systems(
             SystemSpec(
                 f"cleanlab_cv{folds}",
                 "baseline",
-                (f"train.folds={folds}", *epochs),
+                (f"train.folds={folds}", *plain, *epochs),
                 "cleanlab",
                 reference_epochs,
             )
@@ -113,7 +115,7 @@ def plan_systems(
             SystemSpec(
                 "ce_in_sample",
                 "baseline",
-                ("train.folds=1", *epochs),
+                ("train.folds=1", *plain, *epochs),
                 "self_confidence",
                 reference_epochs,
             )
@@ -121,7 +123,12 @@ def plan_systems(
         if reference_epochs is not None:
             specs.append(
                 SystemSpec(
-                    MATCHED_SYSTEM, "baseline", ("train.folds=1",), "self_confidence", None, False
+                    MATCHED_SYSTEM,
+                    "baseline",
+                    ("train.folds=1", *plain),
+                    "self_confidence",
+                    None,
+                    False,
                 )
             )
     return specs
@@ -386,15 +393,19 @@ def _subsample(samples: pd.DataFrame, count: int, *, seed: int) -> pd.DataFrame:
 
 
 def _is_plain_in_sample(scores, *, epochs: int | None = None) -> bool:
-    """True when a scores file comes from one in-sample `baseline` (cross-entropy) run (of `epochs`, if given)."""
+    """True when a scores file comes from one plain in-sample `baseline` (cross-entropy) run (of `epochs`, if given)."""
     if scores is None:
         return False
     recipe = scores.metadata.get("recipe") or {}
     train = (recipe.get("train") or {}) if isinstance(recipe, dict) else {}
+    options = (
+        ((recipe.get("method") or {}).get("options") or {}) if isinstance(recipe, dict) else {}
+    )
     methods = scores.metadata.get("methods", [scores.metadata.get("method")])
     return (
         scores.metadata.get("method") == "baseline"
         and list(methods) == ["baseline"]
+        and not options
         and train.get("folds", 1) == 1
         and (epochs is None or train.get("epochs") == epochs)
     )
@@ -471,6 +482,7 @@ def _run_downstream(
             "--method",
             "baseline",
             *overrides,
+            "method.options={}",  # the plain classifier training code would use
             "data.splits=[train]",
             "train.folds=1",
         ]
