@@ -194,7 +194,7 @@ def recipe_from_dict(
 ) -> Recipe:
     """Build a validated `Recipe` from nested plain data plus `key=value` overrides."""
     errors: list[str] = []
-    raw = _apply_overrides(raw, overrides, errors)
+    raw = _apply_overrides(_without_foreign_options(raw, overrides), overrides, errors)
     # Fields with a type error fall back to their default, so the value checks below
     # still run on everything else and all problems are reported together.
     recipe = _build(Recipe, raw, "", errors)
@@ -215,6 +215,24 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         return value
 
     return plain(dataclasses.asdict(recipe))
+
+
+def _without_foreign_options(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Drop the recipe's `method.options` when an override trains another method.
+
+    A recipe's options belong to its `method.name` (`quick` sets baseline options); with
+    `method.name=mtac` (or `--method mtac`) they would be rejected by MTAC. Options given
+    as overrides are applied afterwards, so `method.options.x=1` still reaches the new method.
+    """
+    method = raw.get("method")
+    names = [
+        o.partition("=")[2].strip()
+        for o in overrides
+        if o.partition("=")[0].strip() == "method.name"
+    ]
+    if not isinstance(method, dict) or not names or names[-1] == method.get("name", "baseline"):
+        return raw
+    return {**raw, "method": {k: v for k, v in method.items() if k != "options"}}
 
 
 def _apply_overrides(

@@ -87,7 +87,8 @@ def score_dataset(
         recipe: shipped recipe name, YAML path, a `Recipe`, or None for the defaults.
         overrides: `key=value` recipe overrides (applied after `method`/`weights`/`layout`).
         method: registered method name, several comma-separated, or `all`; the first is
-            the primary source of the scores (default: the recipe's `method.name`).
+            the primary source of the scores (default: the recipe's `method.name`). A
+            method other than the recipe's trains with its own default options.
         weights: backbone weights file (same as `backbone.weights=FILE`).
         layout: dataset layout name (same as `data.layout=NAME`).
         resume: continue from the checkpoints in `out_dir/checkpoints`.

@@ -95,3 +95,12 @@ def test_recipes_are_frozen():
     recipe = load_recipe("quick")
     with pytest.raises(AttributeError):
         recipe.train.epochs = 5  # type: ignore[misc]
+
+
+def test_training_another_method_drops_the_recipes_method_options():
+    """quick's options are the baseline's; MTAC would reject them, so they stay behind."""
+    assert load_recipe("quick").method.options["small_loss_fraction"] == 0.1
+    mtac = load_recipe("quick", overrides=["method.name=mtac", "method.options.relabel_warmup=1"])
+    assert mtac.method.name == "mtac" and mtac.method.options == {"relabel_warmup": 1}
+    same = load_recipe("quick", overrides=["method.name=baseline"])
+    assert same.method.options == load_recipe("quick").method.options

@@ -224,7 +224,9 @@ def _fit(
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
 
     torch.manual_seed(_seed(cfg.seed, fold, -1))  # same initial weights on every rank
-    method = create_method(method_name, _context(data, recipe, train_idx, steps_per_epoch))
+    method = create_method(
+        method_name, _context(data, recipe, train_idx, steps_per_epoch, method_name)
+    )
     method.to(device)
     if cfg.channels_last:
         method.to(memory_format=torch.channels_last)
@@ -408,8 +410,15 @@ def _predict(
 
 
 def _context(
-    data: TrainData, recipe: Recipe, train_idx: np.ndarray, steps_per_epoch: int
+    data: TrainData,
+    recipe: Recipe,
+    train_idx: np.ndarray,
+    steps_per_epoch: int,
+    method_name: str,
 ) -> MethodContext:
+    """What the method may know. `method.options` belong to the recipe's `method.name` only:
+    the other methods of a `--method all` run (and any method trained from a recipe named
+    for another) get their defaults instead of options they would reject."""
     counts = np.bincount(data.labels[train_idx], minlength=len(data.classes))
     return MethodContext(
         classes=tuple(data.classes),
@@ -422,7 +431,7 @@ def _context(
         backbone=recipe.backbone,
         au_targets=data.au_targets,
         va_targets=data.va_targets,
-        options=dict(recipe.method.options),
+        options=dict(recipe.method.options) if method_name == recipe.method.name else {},
     )
 
 
