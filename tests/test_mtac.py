@@ -264,8 +264,8 @@ def test_options_validation_names_every_bad_key():
     with pytest.raises(ConfigError) as err:
         MTACOptions.from_mapping({"bogus": 1, "high_ratio": 1.5, "relabel": "yes"}, epochs=10)
     message = str(err.value)
-    assert "method_options.bogus" in message
-    assert "method_options.high_ratio" in message and "method_options.relabel" in message
+    assert "method.options.bogus" in message
+    assert "method.options.high_ratio" in message and "method.options.relabel" in message
     resolved = MTACOptions.from_mapping({}, epochs=10)
     assert resolved.relabel_warmup == 4 and resolved.confidence_epochs == 3
     assert MTACOptions.from_mapping({}, epochs=1).relabel_warmup == 1

@@ -9,7 +9,8 @@ The trainer has no method-specific `if`: anything a method needs between epochs
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,7 +56,7 @@ class MethodContext:
     va_targets: np.ndarray | None = None
     """(num_samples, 2) float32 valence/arousal in [-1, 1], NaN where missing; None if no VA columns."""
     options: dict[str, Any] = field(default_factory=dict)
-    """Method-specific options from the recipe's `method_options` (validated by the method)."""
+    """Method-specific options from the recipe's `method.options` (validated by the method)."""
 
 
 @dataclass
@@ -136,3 +137,19 @@ class Method(nn.Module):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what `extra_state` returned."""
+
+
+def unknown_option_problems(
+    options: Mapping[str, Any], options_class: type, method: str
+) -> list[str]:
+    """One message per key of `options` that the dataclass `options_class` has no field for.
+
+    Every method validates its `method.options` this way first, so a typo reads the same
+    whichever method it was meant for, naming the key as the user writes it.
+    """
+    known = sorted(f.name for f in fields(options_class))
+    return [
+        f"method.options.{key}: unknown {method} option {key!r} (valid: {', '.join(known)})"
+        for key in options
+        if key not in known
+    ]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercleaner.errors import ConfigError
-from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
 from fercleaner.methods.registry import register_method
 from fercleaner.models import create_backbone
 
@@ -43,13 +43,8 @@ class BaselineOptions:
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> BaselineOptions:
         """Validate `options`; every problem is reported at once, naming the key."""
-        known = {f.name for f in fields(cls)}
-        problems = [
-            f"method.options.{key}: unknown baseline option (valid: {', '.join(sorted(known))})"
-            for key in options
-            if key not in known
-        ]
-        for key in known & set(options):
+        problems = unknown_option_problems(options, cls, "baseline")
+        for key in {f.name for f in fields(cls)} & set(options):
             value = options[key]
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
                 problems.append(f"method.options.{key}: got {value!r}, expected a number in [0, 1)")

@@ -65,7 +65,7 @@ from fercleaner.methods.au_graph import (
     build_au_adjacency,
     estimate_au_cooccurrence,
 )
-from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
 from fercleaner.methods.losses import (
     ccc_loss,
     class_balance_weights,
@@ -84,7 +84,7 @@ from fercleaner.priors import get_au_prior_matrix, get_va_centroids
 
 @dataclass(frozen=True)
 class MTACOptions:
-    """MTAC's `method_options`; every field can be set in a recipe or as an override."""
+    """MTAC's `method.options`; every field can be set in a recipe or as an override."""
 
     high_ratio: float = 0.7
     """Fraction of each batch counted as high-confidence (SCN's beta)."""
@@ -124,17 +124,13 @@ class MTACOptions:
         Raises:
             ConfigError: unknown keys or out-of-range values.
         """
+        problems = unknown_option_problems(options, cls, "MTAC")
         known = {f.name for f in fields(cls)}
-        problems = [
-            f"method_options.{key}: unknown MTAC option (valid: {', '.join(sorted(known))})"
-            for key in options
-            if key not in known
-        ]
         values = {k: v for k, v in options.items() if k in known}
         for key, value in values.items():
             check, expected = _OPTION_CHECKS[key]
             if not check(value):
-                problems.append(f"method_options.{key}: got {value!r}, expected {expected}")
+                problems.append(f"method.options.{key}: got {value!r}, expected {expected}")
         if problems:
             raise ConfigError("invalid MTAC options:\n  " + "\n  ".join(problems))
         resolved = cls(**values)

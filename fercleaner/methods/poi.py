@@ -54,7 +54,7 @@ commands in the POI report, docs/benchmarks.md for the benchmark suite):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercleaner.errors import ConfigError
-from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
 from fercleaner.methods.losses import masked_bce_with_logits
 from fercleaner.methods.poi_losses import (
     js_uncertainty,
@@ -101,7 +101,7 @@ REGIONS: dict[str, Region] = {
 
 @dataclass(frozen=True)
 class POIOptions:
-    """POI's `method_options`; every field can be set from a recipe."""
+    """POI's `method.options`; every field can be set from a recipe."""
 
     trn_backbone: str = "shared"
     """`shared` (one backbone pass for PIN and TRN) or `separate` (TRN has its own backbone, ~2x cost)."""
@@ -132,17 +132,12 @@ class POIOptions:
 
 
 def parse_poi_options(options: dict[str, Any]) -> POIOptions:
-    """Validate `method_options` for POI, reporting every problem at once.
+    """Validate `method.options` for POI, reporting every problem at once.
 
     Raises:
         ConfigError: unknown keys or out-of-range values, each named with its value.
     """
-    known = {f.name for f in fields(POIOptions)}
-    problems = [
-        f"unknown POI option {key!r}; valid: {', '.join(sorted(known))}"
-        for key in options
-        if key not in known
-    ]
+    problems = unknown_option_problems(options, POIOptions, "POI")
     if problems:
         raise ConfigError("; ".join(problems))
     try:
@@ -164,7 +159,7 @@ def parse_poi_options(options: dict[str, Any]) -> POIOptions:
         (0.0 <= opts.quality_blend <= 1.0, "quality_blend", "in [0, 1]"),
     ]
     problems = [
-        f"method_options.{key}={getattr(opts, key)!r} must be {expected}"
+        f"method.options.{key}={getattr(opts, key)!r} must be {expected}"
         for ok, key, expected in checks
         if not ok
     ]
@@ -257,7 +252,7 @@ class POI(Method):
         stages = len(full.stage_channels)
         if opts.region_stage is not None and opts.region_stage >= stages - 1:
             raise ConfigError(
-                f"method_options.region_stage={opts.region_stage} but backbone"
+                f"method.options.region_stage={opts.region_stage} but backbone"
                 f" {context.backbone.name!r} has stages 0..{stages - 1} and the last is TRN's;"
                 f" pick one of 0..{stages - 2}, or leave it unset to choose automatically."
             )

@@ -60,7 +60,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercleaner.errors import ConfigError
-from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
 from fercleaner.methods.losses import masked_bce_with_logits
 from fercleaner.methods.patches import (
     FACE_REGIONS,
@@ -93,7 +93,7 @@ def sigmoid_ramp(epoch: float, *, ramp_epochs: float) -> float:
 
 @dataclass(frozen=True)
 class UaplOptions:
-    """UAPL's `method_options`; every field can be set in a recipe."""
+    """UAPL's `method.options`; every field can be set in a recipe."""
 
     k: int = 8
     """Neighbours per sample in each kNN graph."""
@@ -128,18 +128,14 @@ class UaplOptions:
     def from_dict(cls, options: dict[str, Any]) -> UaplOptions:
         """Validate recipe options; every problem is reported at once."""
         names = {f.name for f in fields(cls)}
-        problems = [
-            f"unknown option {key!r} (valid: {', '.join(sorted(names))})"
-            for key in options
-            if key not in names
-        ]
+        problems = unknown_option_problems(options, cls, "UAPL")
         problems += [
             f"{key} must be {_TYPE_NAMES[kind]}, got {value!r}"
             for key, value in options.items()
             if key in names and not _has_type(value, kind := _FIELD_TYPES[key])
         ]
         if problems:
-            raise ConfigError("method_options for uapl: " + "; ".join(problems))
+            raise ConfigError("method.options for uapl: " + "; ".join(problems))
         opts = cls(**options)
         checks = [
             (opts.k >= 1, f"k must be >= 1, got {opts.k}"),
@@ -159,7 +155,7 @@ class UaplOptions:
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
-            raise ConfigError("method_options for uapl: " + "; ".join(problems))
+            raise ConfigError("method.options for uapl: " + "; ".join(problems))
         return opts
 
 
@@ -206,7 +202,7 @@ class UAPL(Method):
             self.patch_stage = opts.patch_stage
         else:
             raise ConfigError(
-                f"method_options for uapl: patch_stage {opts.patch_stage} is out of range;"
+                f"method.options for uapl: patch_stage {opts.patch_stage} is out of range;"
                 f" backbone {context.backbone.name!r} has stages 0..{n_stages - 1}"
             )
         r, d = len(REGION_NAMES), opts.patch_dim
