@@ -9,12 +9,20 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from run_fixtures import CLASSES, FINGERPRINT, RUN_ID, make_run
+from run_fixtures import (
+    CLASSES,
+    FINGERPRINT,
+    RUN_ID,
+    make_run,
+    make_scores_frame,
+    write_faces,
+)
 from typer.testing import CliRunner
 
 from fercleaner.cli import app
 from fercleaner.export import MANIFEST_COLUMNS, ExportError, export_run
 from fercleaner.review.store import Decision, DecisionStore
+from fercleaner.scoring import write_scores
 
 # Planted rows of run_fixtures.make_scores_frame (sample ids img/face_0000<i>.png):
 # 0,1,2 happiness->surprise mislabeled; 3 sadness->fear mislabeled;
@@ -236,3 +244,114 @@ def test_export_cli(run_dir: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["export", str(tmp_path / "missing"), "--out", str(out)])
     assert bad.exit_code == 2
     assert "does not exist" in bad.output
+
+
+# -- a run directory is input: values that become path parts are checked (issue 13) --------
+
+
+def _hostile_run(
+    tmp_path: Path, *, split: str | None = None, cls: str | None = None, sid0: str | None = None
+) -> Path:
+    """A run whose row 6 has split `split`, whose class 'fear' is renamed `cls`, or whose
+    row 6 sample id is `sid0` (row 6 is clean, so every policy keeps it)."""
+    images = write_faces(tmp_path / "faces", 36)
+    frame = make_scores_frame(36, image_paths=images)
+    classes = list(CLASSES)
+    if split is not None:
+        frame.loc[6, "split"] = split
+    if sid0 is not None:
+        frame.loc[6, "sample_id"] = sid0
+    if cls is not None:
+        classes[classes.index("fear")] = cls
+        for column in ("given_label", "predicted_label", "proposed_label"):
+            frame[column] = frame[column].replace("fear", cls)
+    meta = {"classes": classes, "method": "mtac", "recipe": {}, "run_id": RUN_ID}
+    write_scores(frame, tmp_path / "run" / "scores.parquet", metadata=meta)
+    return tmp_path / "run"
+
+
+def _files_under(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+@pytest.mark.parametrize(
+    ("split", "reason"),
+    [
+        ("../../x", "path separator"),
+        ("../../../../escaped", "path separator"),
+        ("{tmp}/abs", "path separator"),  # an absolute path replaces --out when joined
+        ("..", "its parent"),
+        ("", "empty"),
+        ("tr\nain", "control character"),
+        ("x" * 250, "longer than 255 bytes"),
+    ],
+)
+def test_a_split_that_is_not_a_plain_name_is_refused_before_writing(
+    tmp_path: Path, split: str, reason: str
+) -> None:
+    split = split.replace("{tmp}", str(tmp_path))
+    run_dir = _hostile_run(tmp_path / "w", split=split)
+    before = _files_under(tmp_path)
+    out = tmp_path / "w" / "a" / "b" / "out"
+    with pytest.raises(ExportError) as err:
+        export_run(run_dir, out)
+    message = str(err.value)
+    assert str(run_dir / "scores.parquet") in message and repr(split) in message
+    assert reason in message and "\n" not in message
+    assert _files_under(tmp_path) == before  # nothing written, inside --out or outside
+
+
+@pytest.mark.parametrize("cls", ["../../../x", "a/b", "..", "fe\tar"])
+def test_a_class_that_is_not_a_plain_name_is_refused_for_the_image_folder(
+    tmp_path: Path, cls: str
+) -> None:
+    run_dir = _hostile_run(tmp_path / "w", cls=cls)
+    before = _files_under(tmp_path)
+    with pytest.raises(ExportError, match="scores.parquet: class") as err:
+        export_run(run_dir, tmp_path / "w" / "out", imagefolder=tmp_path / "w" / "f" / "g")
+    assert repr(cls) in str(err.value)
+    assert _files_under(tmp_path) == before
+    # without --imagefolder class names are no path parts: the manifests are written
+    assert export_run(run_dir, tmp_path / "w" / "out").summary["rows"] == 36
+
+
+@pytest.mark.parametrize("sample_id", ["..", "a\x00b.png"])
+def test_a_sample_id_that_is_no_file_name_is_refused_for_the_image_folder(
+    tmp_path: Path, sample_id: str
+) -> None:
+    run_dir = _hostile_run(tmp_path / "w", sid0=sample_id)
+    # '..' stays '..' when the image has no suffix
+    frame = pd.read_parquet(run_dir / "scores.parquet")
+    bare = tmp_path / "w" / "faces" / "img" / "bare"
+    bare.write_bytes((tmp_path / "w" / "faces" / "img" / "face_00006.png").read_bytes())
+    frame.loc[frame["sample_id"] == sample_id, "path"] = str(bare)
+    meta = json.loads(pq.read_schema(run_dir / "scores.parquet").metadata[b"fercleaner"])
+    write_scores(frame, run_dir / "scores.parquet", metadata=meta)
+    before = _files_under(tmp_path)
+    with pytest.raises(ExportError, match="under --imagefolder") as err:
+        export_run(run_dir, tmp_path / "w" / "out", imagefolder=tmp_path / "w" / "f" / "g")
+    assert repr(sample_id) in str(err.value)
+    assert _files_under(tmp_path) == before
+
+
+def test_two_samples_mapping_to_one_image_folder_file_are_refused(tmp_path: Path) -> None:
+    run_dir = _hostile_run(tmp_path / "w", sid0="img__face_00007.png")
+    frame = pd.read_parquet(run_dir / "scores.parquet")
+    frame.loc[6, ["split", "given_label"]] = frame.loc[7, ["split", "given_label"]].to_numpy()
+    meta = json.loads(pq.read_schema(run_dir / "scores.parquet").metadata[b"fercleaner"])
+    write_scores(frame, run_dir / "scores.parquet", metadata=meta)
+    with pytest.raises(ExportError, match="both become"):
+        export_run(run_dir, tmp_path / "w" / "out", imagefolder=tmp_path / "w" / "f")
+    assert not (tmp_path / "w" / "f").exists()
+
+
+def test_export_cli_reports_a_hostile_split_in_one_line(tmp_path: Path) -> None:
+    run_dir = _hostile_run(tmp_path / "w", split="../../x")
+    out = tmp_path / "w" / "a" / "out"
+    res = CliRunner().invoke(app, ["export", str(run_dir), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:")
+    assert "scores.parquet" in lines[0] and "'../../x'" in lines[0]
+    assert not (tmp_path / "w" / "x.parquet").exists() and not out.exists()
