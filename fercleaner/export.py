@@ -11,6 +11,7 @@ ride in the `huggingface` schema metadata; it only honours them on integer stora
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -56,6 +57,10 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP CSV
+#: injection); `changes.csv` prefixes such cells with `'` so they open as text.
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 
 #: Longest file or folder name most file systems accept, in bytes.
 MAX_NAME_BYTES = 255
@@ -547,7 +552,11 @@ def _split_rank(split: pd.Series) -> np.ndarray:
 
 
 def _changes_csv(manifest: pd.DataFrame, notes: dict[str, str]) -> str:
-    """One row per sample whose final label differs from its given label."""
+    """One row per sample whose final label differs from its given label.
+
+    Every cell is text a reviewer typed or a dataset named, so each is passed through
+    `neutralise_formula` before it reaches a spreadsheet.
+    """
     changed = manifest[manifest["label_name"] != manifest["given_label"]]
     table = pd.DataFrame(
         {
@@ -566,7 +575,22 @@ def _changes_csv(manifest: pd.DataFrame, notes: dict[str, str]) -> str:
         },
         columns=list(CHANGES_COLUMNS),
     )
-    return table.to_csv(index=False, na_rep="", lineterminator="\n")
+    table = table.map(neutralise_formula)
+    # quote every field: minimal quoting leaves a lone CR in a note unquoted (the csv
+    # module only quotes the line terminator's characters), which splits the row
+    return table.to_csv(index=False, na_rep="", lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+
+def neutralise_formula(cell: Any) -> Any:
+    """A CSV cell that a spreadsheet will show as text, never evaluate as a formula.
+
+    Text starting with one of `FORMULA_PREFIXES` gets a leading `'` (OWASP's advice for
+    CSV injection: `=HYPERLINK(...)` in a note must not become a live link); anything
+    else, and every non-text value, is returned unchanged.
+    """
+    if isinstance(cell, str) and cell.startswith(FORMULA_PREFIXES):
+        return "'" + cell
+    return cell
 
 
 def _summary(

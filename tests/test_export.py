@@ -355,3 +355,36 @@ def test_export_cli_reports_a_hostile_split_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "scores.parquet" in lines[0] and "'../../x'" in lines[0]
     assert not (tmp_path / "w" / "x.parquet").exists() and not out.exists()
+
+
+def test_changes_csv_neutralises_spreadsheet_formulas(run_dir: Path, tmp_path: Path) -> None:
+    # OWASP CSV injection: a cell starting with = + - @ tab or CR is a formula in Excel,
+    # LibreOffice and Google Sheets; it must open as text
+    payloads = {
+        9: ('=HYPERLINK("http://127.0.0.1:9/x","click")', "ann"),
+        10: ("+1+1", "@SUM(1+1)"),
+        11: ("-2+3", "=cmd|' /C calc'!A0"),
+        12: ("\t=1+1", "bob"),
+        13: ("\r=1+1", "-bob"),
+        14: ("a plain = note", "zoe"),
+        15: ("first\rsecond", "zoe"),  # a lone CR inside a note must not split the row
+    }
+    given = pd.read_parquet(run_dir / "scores.parquet").set_index("sample_id")["given_label"]
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        for i, (note, reviewer) in payloads.items():
+            other = next(c for c in CLASSES if c != given[sid(i)])  # a change: a changes.csv row
+            store.record(Decision(sid(i), "relabel", other, note=note), reviewer=reviewer)
+    result = export_run(run_dir, tmp_path / "out")
+    with open(result.changes, newline="") as fh:
+        rows = {r["sample_id"]: r for r in csv.DictReader(fh)}
+    for i, (note, reviewer) in payloads.items():
+        got = rows[sid(i)]
+        for typed, written in ((note, got["note"]), (reviewer.strip(), got["reviewer"])):
+            if typed[0] in "=+-@\t\r":
+                assert written == "'" + typed
+            else:
+                assert written == typed
+    assert rows[sid(14)]["note"] == "a plain = note"
+    # the manifests keep what was typed: only the spreadsheet-bound file is neutralised
+    m = manifest(result)
+    assert m.loc[sid(10), "reviewer"] == "@SUM(1+1)"
