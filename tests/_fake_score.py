@@ -25,7 +25,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("dataset")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--recipe", default=None)
     parser.add_argument("--method", default="baseline")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args(argv)

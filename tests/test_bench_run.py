@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fercleaner.bench import plan_systems, run_benchmark, run_measured
+from fercleaner.bench.runner import get_slice
 from fercleaner.cli import app
 from fercleaner.errors import FercleanerError
 
@@ -43,39 +44,34 @@ def test_run_benchmark_annotator_end_to_end(tmp_path):
     dataset = _ferplus(tmp_path)
     out = tmp_path / "bench"
     stages = []
-    result = run_benchmark(
-        dataset,
-        out=out,
+    options = dict(
         protocol="annotator",
         seed=0,
-        recipe="quick",
         overrides=["train.epochs=1"],
         splits=["val"],
         max_samples=70,
+        reference_epochs=1,
+        reference_cache=tmp_path / "refs",
         score_command=FAKE_SCORE,
-        progress=lambda done, total, stage: stages.append(stage),
+    )
+    result = run_benchmark(
+        dataset, out=out, progress=lambda done, total, stage: stages.append(stage), **options
     )
     # 70 of the 80 drawn; those without a strict majority (every tenth image) left out
     kept = result["protocol"]["samples"]
     assert result["protocol"]["left_out"] + kept == 70 and 5 <= result["protocol"]["left_out"] <= 8
-    assert "--max-samples 70" in result["command"]
-    assert set(result["systems"]) == {"fercleaner", "cleanlab_cv5", "ce_in_sample"}
+    assert "--max-samples 70" in result["command"] and "--reference-epochs 1" in result["command"]
+    assert list(result["systems"]) == ["fercleaner", "plain_ce", "cleanlab_cv5"]
     for name, metrics in result["systems"].items():
         assert metrics["samples_scored"] == kept and metrics["samples_missing"] == 0, name
         assert 0 <= metrics["ap"] <= 1 and 0 <= metrics["f1"] <= 1
         assert metrics["wall_s"] > 0 and metrics["peak_rss_mb"] > 10 and metrics["cpu_s"] > 0
         assert metrics["kl_votes_soft"] >= 0
-    # the stand-in's in-sample probabilities are sharper than its cross-validated ones
-    assert result["systems"]["ce_in_sample"]["ap"] >= result["systems"]["cleanlab_cv5"]["ap"]
-    # fercleaner's default here is one in-sample baseline run: the CE reference reuses it
-    assert result["reused_runs"] == {"ce_in_sample": "fercleaner"}
-    assert not (out / "runs" / "ce_in_sample").exists()
-    assert "higher_ap_than_all" in result["target"]
-    assert "cpu_time_ratio_to_cleanlab" in result["target"]
+    assert not result["systems"]["plain_ce"]["cached"]
+    # the plain reference flags exactly where its argmax leaves the given label
+    assert "ap_margin_over_reference" in result["target"]
     assert "wall_time_ratio_to_cleanlab" in result["target"]
-    argv = json.loads((out / "runs" / "cleanlab_cv5" / "argv.json").read_text())
-    assert argv[-3:] == ["train.epochs=1", "train.folds=5", "method.options={}"]
-    assert argv[argv.index("--method") + 1] == "baseline"
+    assert len(list((tmp_path / "refs").glob("*.parquet"))) == 2
     for name in ("bench.json", "bench.md", "pr_curves.png", "reliability.png"):
         assert (out / name).stat().st_size > 0
     saved = json.loads((out / "bench.json").read_text())
@@ -85,8 +81,19 @@ def test_run_benchmark_annotator_end_to_end(tmp_path):
     assert "| cleanlab_cv5 |" in (out / "bench.md").read_text()
     assert stages[-1] == "done"
 
+    # a second bench on the same noisy labels reads both references from the cache
+    again = run_benchmark(dataset, out=tmp_path / "again", **options)
+    for name in ("plain_ce", "cleanlab_cv5"):
+        assert again["systems"][name]["cached"], name
+        assert again["systems"][name]["ap"] == pytest.approx(result["systems"][name]["ap"])
+        assert again["systems"][name]["wall_s"] == pytest.approx(result["systems"][name]["wall_s"])
+    assert not (tmp_path / "again" / "runs" / "plain_ce.log").exists()
+    # another noise seed is other labels: no cache hit
+    other = run_benchmark(dataset, out=tmp_path / "other", **{**options, "seed": 1})
+    assert not other["systems"]["plain_ce"]["cached"]
 
-def test_cli_bench_symmetric(tmp_path):
+
+def test_cli_bench_pairflip_with_downstream(tmp_path):
     dataset = _ferplus(tmp_path)
     out = tmp_path / "cli"
     result = CliRunner().invoke(
@@ -98,8 +105,7 @@ def test_cli_bench_symmetric(tmp_path):
             "pairflip",
             "--rate",
             "0.25",
-            "--reference",
-            "in_sample",
+            "--no-reference",
             "--method",
             "mtac",
             "--downstream",
@@ -113,10 +119,9 @@ def test_cli_bench_symmetric(tmp_path):
     )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "bench.json").read_text())
-    assert set(saved["systems"]) == {"fercleaner", "ce_in_sample"}
-    assert saved["reused_runs"] == {}  # mtac is not the plain CE run
-    ce_args = json.loads((out / "runs" / "ce_in_sample" / "argv.json").read_text())
-    assert ce_args[ce_args.index("--method") + 1] == "baseline"
+    assert set(saved["systems"]) == {"fercleaner"}
+    args = json.loads((out / "runs" / "fercleaner" / "argv.json").read_text())
+    assert args[args.index("--method") + 1] == "mtac" and "--recipe" not in args
     # 20 of the 80 held out (5 per class) and never cleaned: the systems score 60
     assert saved["protocol"]["name"] == "pairflip" and saved["protocol"]["samples"] == 60
     assert saved["systems"]["fercleaner"]["samples_scored"] == 60
@@ -136,40 +141,16 @@ def test_cli_bench_symmetric(tmp_path):
     assert "pr_curves.png" in result.output
 
 
-def test_reference_epochs_train_the_references_apart_and_add_a_matched_row(tmp_path):
-    dataset = _ferplus(tmp_path)
-    out = tmp_path / "epochs"
-    result = run_benchmark(
-        dataset,
-        out=out,
-        protocol="symmetric",
-        overrides=["train.epochs=5"],
-        reference_epochs=3,
-        score_command=FAKE_SCORE,
-    )
-    assert list(result["systems"]) == [
-        "fercleaner",
-        "cleanlab_cv5",
-        "ce_in_sample",
-        "ce_in_sample_matched",
-    ]
-    for name in ("cleanlab_cv5", "ce_in_sample"):  # trained at the references' budget
-        argv = json.loads((out / "runs" / name / "argv.json").read_text())
-        assert "train.epochs=5" in argv and argv[-1] == "train.epochs=3", name
-    # plain CE at fercleaner's own epochs is fercleaner's run: reused, not retrained
-    assert result["reused_runs"] == {"ce_in_sample_matched": "fercleaner"}
-    assert result["reference_epochs"] == 3 and "--reference-epochs 3" in result["command"]
-    assert result["not_in_target"] == ["ce_in_sample_matched"]
-    # the matched row ties fercleaner's AP; the target check leaves it out
-    matched = result["systems"]["ce_in_sample_matched"]
-    assert matched["ap"] == pytest.approx(result["systems"]["fercleaner"]["ap"])
-    assert result["target"]["higher_ap_than_all"] is not None
+def test_slices_are_disjoint_and_fixed_whatever_the_seed():
+    samples = pd.DataFrame({"sample_id": [f"s{i}" for i in range(100)]})
+    slices = [set(get_slice(samples, i, size=30)["sample_id"]) for i in range(3)]
+    assert all(len(s) == 30 for s in slices)
     assert (
-        "Not target references (reported for the compute comparison): ce_in_sample_matched"
-        in (out / "bench.md").read_text()
+        not (slices[0] & slices[1]) and not (slices[1] & slices[2]) and not (slices[0] & slices[2])
     )
-    with pytest.raises(FercleanerError, match="--reference-epochs must be at least 1"):
-        plan_systems(method=None, references=["in_sample"], reference_epochs=0)
+    assert set(get_slice(samples, 1, size=30)["sample_id"]) == slices[1]
+    with pytest.raises(FercleanerError, match="slice 3 does not exist: 100 samples make 3"):
+        get_slice(samples, 3, size=30)
 
 
 def test_failing_system_reports_its_output(tmp_path):
@@ -187,6 +168,7 @@ def test_failing_system_reports_its_output(tmp_path):
         ({"protocol": "uniform"}, "unknown noise protocol 'uniform'"),
         ({"protocol": "symmetric", "rate": 1.5}, "--rate must be in"),
         ({"protocol": "pairflip", "downstream": True, "holdout": 0.0}, "--holdout must be in"),
+        ({"protocol": "symmetric", "reference_epochs": 0}, "--reference-epochs must be at least 1"),
     ],
 )
 def test_bad_options_fail_before_any_work(tmp_path, options, message):
@@ -196,10 +178,16 @@ def test_bad_options_fail_before_any_work(tmp_path, options, message):
 
 
 def test_plan_and_measure_helpers(tmp_path):
-    names = [s.name for s in plan_systems(method="mtac", references=["cleanlab"], folds=3)]
-    assert names == ["fercleaner", "cleanlab_cv3"]
+    assert plan_systems(references=["cleanlab"], folds=3) == ["fercleaner", "cleanlab_cv3"]
+    assert plan_systems(references=["cleanlab", "plain"]) == [
+        "fercleaner",
+        "plain_ce",
+        "cleanlab_cv5",
+    ]
     with pytest.raises(FercleanerError, match="unknown references"):
-        plan_systems(method=None, references=["sklearn"])
+        plan_systems(references=["sklearn"])
+    with pytest.raises(FercleanerError, match="folds >= 2"):
+        plan_systems(references=["cleanlab"], folds=1)
     big = run_measured(
         [sys.executable, "-c", "x = bytearray(200 * 2**20); print('ok')"],
         log_path=tmp_path / "a.log",

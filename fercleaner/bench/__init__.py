@@ -1,7 +1,8 @@
-"""Benchmark harness: noise protocols, metrics, the cleanlab / in-sample references, reports.
+"""Benchmark harness: noise protocols, metrics, the plain cross-entropy references, reports, suites.
 
-`run_benchmark(...)` is the front door (used by `fercleaner bench`); the protocols and
-metrics are pure functions usable on their own.
+`run_benchmark(...)` (one protocol) and `run_suite(...)` (mean ± sd over several runs) are
+the front doors (used by `fercleaner bench`); the protocols and metrics are pure functions
+usable on their own.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from fercleaner.bench.protocols import (
     make_pairflip_noise,
     make_symmetric_noise,
 )
+from fercleaner.bench.references import REFERENCES
 from fercleaner.bench.resources import ProcessResult, run_measured
-from fercleaner.bench.runner import REFERENCES, plan_systems, run_benchmark
+from fercleaner.bench.runner import plan_systems, run_benchmark
+from fercleaner.bench.suite import SUITES, run_suite
 from fercleaner.bench.systems import SystemScores, evaluate_system, get_reference_scores
 
 __all__ = [
     "PAIRFLIP_PARTNERS",
     "PROTOCOLS",
     "REFERENCES",
+    "SUITES",
     "NoisyDataset",
     "ProcessResult",
     "SystemScores",
@@ -48,5 +52,6 @@ __all__ = [
     "plan_systems",
     "run_benchmark",
     "run_measured",
+    "run_suite",
     "write_noisy_dataset",
 ]

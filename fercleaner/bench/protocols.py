@@ -7,7 +7,7 @@
 - `symmetric` (the SCN/EAC protocol): in every class, round(rate * n_k) samples chosen
   uniformly are flipped to a uniformly drawn different class.
 - `pairflip`: the same selection, flipped to the most confusable partner class
-  (`PAIRFLIP_PARTNERS`, first partner present among the dataset's classes).
+  (`classes.PAIRFLIP_PARTNERS`, first partner present among the dataset's classes).
 
 The truth of `symmetric`/`pairflip` is the dataset's own given label.
 """
@@ -21,23 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+# PAIRFLIP_PARTNERS: re-exported, fercleaner.bench names it
+from fercleaner.classes import PAIRFLIP_PARTNERS as PAIRFLIP_PARTNERS
+from fercleaner.classes import get_pairflip_partners
 from fercleaner.errors import DatasetError
 
 #: Protocol names `make_noisy` understands.
 PROTOCOLS = ("annotator", "symmetric", "pairflip")
-
-#: Most confusable partner(s) of each class, in preference order (FER confusion studies:
-#: fear<->surprise, disgust<->anger, sadness->neutral, contempt->neutral/happiness).
-PAIRFLIP_PARTNERS: dict[str, tuple[str, ...]] = {
-    "neutral": ("sadness", "happiness"),
-    "happiness": ("neutral", "surprise"),
-    "surprise": ("fear", "happiness"),
-    "sadness": ("neutral", "fear"),
-    "anger": ("disgust", "sadness"),
-    "disgust": ("anger", "sadness"),
-    "fear": ("surprise", "sadness"),
-    "contempt": ("neutral", "happiness"),
-}
 
 
 @dataclass(frozen=True)
@@ -150,14 +140,9 @@ def make_symmetric_noise(
 def make_pairflip_noise(
     samples: pd.DataFrame, classes: Sequence[str], *, rate: float, seed: int
 ) -> NoisyDataset:
-    """Flip round(rate * n_k) samples of every class k to its partner (`PAIRFLIP_PARTNERS`)."""
+    """Flip round(rate * n_k) samples of every class k to its partner (`get_pairflip_partners`)."""
     classes = list(classes)
-    partner = {}
-    for k, name in enumerate(classes):
-        options = [c for c in PAIRFLIP_PARTNERS.get(name, ()) if c in classes and c != name]
-        if not options:  # no listed partner in this dataset: the next class in order
-            options = [classes[(k + 1) % len(classes)]]
-        partner[k] = classes.index(options[0])
+    partner = get_pairflip_partners(classes)
     rng = np.random.default_rng(seed)
     return _flip(
         samples,

@@ -1,22 +1,10 @@
 """Run one benchmark: noisy dataset -> every system scored in its own measured subprocess -> metrics -> report.
 
-Each system runs `fercleaner score` (or `score_command`) on the noisy dataset in a child
-process, so wall time and peak RSS are that system's alone. Systems:
-
-- `fercleaner`: the chosen method/recipe exactly as a user runs it; its own decisions.
-- `cleanlab_cv5` (reference `cleanlab`): `method=baseline train.folds=K` (out-of-fold
-  probabilities) -> cleanlab's find_label_issues / get_label_quality_scores.
-- `ce_in_sample` (reference `in_sample`): `method=baseline train.folds=1`, label quality
-  p[given] from the in-sample probabilities, cleanlab's flags. When fercleaner's own
-  run already is exactly that (method baseline, folds 1, same epochs) it is reused, not
-  retrained: the reference then reads the baseline's own `baseline_pred_probs`, not the
-  combination with training dynamics.
-
-`reference_epochs` sets the references' per-model epoch budget apart from the recipe's
-(fercleaner keeps the recipe's). Then a third, compute-matched system is added:
-`ce_in_sample_matched`, plain in-sample cross-entropy at fercleaner's own epochs. It is
-reported but is not one of the target's references: it shows how much of fercleaner's
-lead is the budget it spends rather than what it does with it.
+fercleaner runs `fercleaner score` (or `score_command`) on the noisy dataset in a child
+process, exactly as a user runs it, so wall time and peak RSS are its own. The references
+(`fercleaner.bench.references`) are the frozen plain cross-entropy protocol, in-sample
+(`plain_ce`) and 5-fold with cleanlab (`cleanlab_cv5`), also measured child processes and
+cached across bench runs. "The reference" of the target is the better of the two per metric.
 """
 
 from __future__ import annotations
@@ -25,9 +13,7 @@ import os
 import shlex
 import shutil
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,96 +28,32 @@ from fercleaner.bench.downstream import (
     get_holdout_accuracy,
 )
 from fercleaner.bench.materialize import write_labels_csv, write_noisy_dataset
+from fercleaner.bench.plain_reference import PlainRecipe
 from fercleaner.bench.protocols import PROTOCOLS, NoisyDataset, make_noisy
+from fercleaner.bench.references import REFERENCES, get_reference_system, plan_references
 from fercleaner.bench.report import get_target_check, write_report
 from fercleaner.bench.resources import run_measured
 from fercleaner.bench.systems import (
     SystemScores,
+    align_columns,
     evaluate_system,
     from_scores_frame,
-    get_reference_scores,
 )
+from fercleaner.cache import default_cache_root
 from fercleaner.errors import DatasetError, FercleanerError
 from fercleaner.scoring import read_scores
 
-#: Reference systems `run_benchmark` can add beside fercleaner.
-REFERENCES = ("cleanlab", "in_sample")
 #: Name of fercleaner's own system in the results.
 PRIMARY_SYSTEM = "fercleaner"
-#: The compute-matched in-sample system added when the references get their own epochs.
-MATCHED_SYSTEM = "ce_in_sample_matched"
+#: Raw images per disjoint slice (`slice_index`): about FERPlus validation's 3,555.
+SLICE_SIZE = 3600
 
 ProgressFn = Callable[[int, int, str], None]
 
 
-@dataclass(frozen=True)
-class SystemSpec:
-    """How to produce one system's scores."""
-
-    name: str
-    method: str | None
-    """`--method` for the score run; None keeps the recipe's method."""
-    overrides: tuple[str, ...]
-    """Extra `key=value` recipe overrides for this system."""
-    reference: str | None
-    """None: use the scores file's own decisions; else the reference label-quality rule."""
-    epochs: int | None = None
-    """Per-model epochs when they differ from the recipe's (the references' budget)."""
-    in_target: bool = True
-    """False for systems reported beside the target's references but not checked against."""
-
-
-def plan_systems(
-    *,
-    method: str | None,
-    references: Sequence[str],
-    folds: int = 5,
-    reference_epochs: int | None = None,
-) -> list[SystemSpec]:
-    """The systems a benchmark runs, fercleaner first."""
-    unknown = sorted(set(references) - set(REFERENCES))
-    if unknown:
-        raise FercleanerError(f"unknown references {unknown}; choose from {', '.join(REFERENCES)}")
-    if folds < 2:
-        raise FercleanerError(f"the cross-validated reference needs folds >= 2; got {folds}")
-    if reference_epochs is not None and reference_epochs < 1:
-        raise FercleanerError(f"--reference-epochs must be at least 1; got {reference_epochs}")
-    # plain cross-entropy whatever the recipe's method options say (e.g. small-loss selection)
-    plain = ("method.options={}",)
-    epochs = (f"train.epochs={reference_epochs}",) if reference_epochs is not None else ()
-    specs = [SystemSpec(PRIMARY_SYSTEM, method, (), None)]
-    if "cleanlab" in references:
-        specs.append(
-            SystemSpec(
-                f"cleanlab_cv{folds}",
-                "baseline",
-                (f"train.folds={folds}", *plain, *epochs),
-                "cleanlab",
-                reference_epochs,
-            )
-        )
-    if "in_sample" in references:
-        specs.append(
-            SystemSpec(
-                "ce_in_sample",
-                "baseline",
-                ("train.folds=1", *plain, *epochs),
-                "self_confidence",
-                reference_epochs,
-            )
-        )
-        if reference_epochs is not None:
-            specs.append(
-                SystemSpec(
-                    MATCHED_SYSTEM,
-                    "baseline",
-                    ("train.folds=1", *plain),
-                    "self_confidence",
-                    None,
-                    False,
-                )
-            )
-    return specs
+def plan_systems(*, references: Sequence[str], folds: int = 5) -> list[str]:
+    """The names of the systems a benchmark runs, fercleaner first."""
+    return [PRIMARY_SYSTEM, *(spec.name for spec in plan_references(list(references), folds=folds))]
 
 
 def run_benchmark(
@@ -142,36 +64,40 @@ def run_benchmark(
     rate: float = 0.2,
     seed: int = 0,
     method: str | None = None,
-    recipe: str = "quick",
+    recipe: str | None = None,
     overrides: Sequence[str] = (),
     references: Sequence[str] = REFERENCES,
     folds: int = 5,
-    reference_epochs: int | None = None,
+    reference_epochs: int = PlainRecipe.epochs,
+    reference_cache: str | os.PathLike[str] | None = "default",
     splits: Sequence[str] | None = None,
     max_samples: int | None = None,
+    slice_index: int | None = None,
     downstream: bool = False,
     holdout: float = 0.2,
     policy: Mapping[str, str] = DEFAULT_POLICY,
     score_command: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Benchmark fercleaner against the references on `dataset` under a noise protocol.
+    """Benchmark fercleaner against the plain references on `dataset` under a noise protocol.
 
     Args:
         dataset: any dataset `read_dataset` reads (the source of clean-ish labels/votes).
         out: output folder: `noisy/` (dataset + truth), `runs/<system>/`, bench.json,
             bench.md, pr_curves.png, reliability.png.
-        protocol, rate, seed: the noise protocol (see `fercleaner.bench.protocols`).
-        method, recipe, overrides: how fercleaner's own system is scored; the references
-            use the same recipe and overrides (same backbone, input size; epochs too
-            unless `reference_epochs` is set).
+        protocol, rate, seed: the noise protocol (see `fercleaner.bench.protocols`); `seed`
+            also seeds the references' training.
+        method, recipe, overrides: how fercleaner's own system is scored (recipe None:
+            `fercleaner score`'s own default, as a user runs it).
         references: which references to run beside fercleaner (REFERENCES).
         folds: K of the cross-validated reference.
-        reference_epochs: the references' per-model epochs (default: the recipe's, like
-            fercleaner); when set, `ce_in_sample_matched` is added (module docstring).
+        reference_epochs: per-model epochs of the plain references (the protocol's 30).
+        reference_cache: folder of cached reference results; "default" is
+            `<cache root>/bench-references`, None trains them afresh and keeps nothing.
         splits: source splits to benchmark on (default all), e.g. ["val"] for FERPlus validation.
-        max_samples: benchmark on a seeded random subset of at most this many samples
-            (for quick checks on large datasets).
+        max_samples: benchmark on a seeded random subset of at most this many samples.
+        slice_index: benchmark on the i-th of the disjoint SLICE_SIZE-image slices of the
+            (split-filtered) samples, drawn with a fixed permutation whatever the seed.
         downstream: also train the classifier on noisy / cleaned / true labels and test
             it on a held-out clean share (see `fercleaner.bench.downstream`).
         holdout: share of the samples held out (per true class) when `downstream`.
@@ -184,8 +110,6 @@ def run_benchmark(
     Returns:
         The bench.json content.
     """
-    from fercleaner.datasets import read_dataset
-
     if protocol not in PROTOCOLS:
         raise FercleanerError(
             f"unknown noise protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}"
@@ -194,26 +118,18 @@ def run_benchmark(
         raise FercleanerError(f"--rate must be in (0, 1) for {protocol} noise; got {rate}")
     if downstream and not 0.0 < holdout < 1.0:
         raise FercleanerError(f"--holdout must be in (0, 1); got {holdout}")
+    if reference_epochs < 1:
+        raise FercleanerError(f"--reference-epochs must be at least 1; got {reference_epochs}")
     out = Path(out)
-    specs = plan_systems(
-        method=method, references=references, folds=folds, reference_epochs=reference_epochs
-    )
-    total = len(specs) + 2 + (3 if downstream else 0)
+    reference_specs = plan_references(list(references), folds=folds)
+    total = len(reference_specs) + 3 + (3 if downstream else 0)
     report = progress or (lambda done, total, stage: None)
 
     report(0, total, "reading dataset and making noise")
-    source = read_dataset(dataset)
-    samples = _with_synthetic_truth(source.samples, Path(dataset), source.classes)
-    if splits:
-        samples = samples[samples["split"].isin(list(splits))].reset_index(drop=True)
-        if samples.empty:
-            present = sorted(source.samples["split"].unique())
-            raise DatasetError(
-                f"{dataset} has no samples in splits {list(splits)}; it has {present}"
-            )
-    if max_samples is not None and len(samples) > max_samples:
-        samples = _subsample(samples, max_samples, seed=seed)
-    noisy = make_noisy(samples, source.classes, protocol=protocol, rate=rate, seed=seed)
+    samples, classes, layout = _read_samples(
+        dataset, splits=splits, max_samples=max_samples, slice_index=slice_index, seed=seed
+    )
+    noisy = make_noisy(samples, classes, protocol=protocol, rate=rate, seed=seed)
     held_mask = (
         find_holdout(noisy.truth, fraction=holdout, seed=seed)
         if downstream
@@ -225,45 +141,31 @@ def run_benchmark(
     truth = pd.read_parquet(out / "noisy" / "truth.parquet")
     prefix = list(score_command or [sys.executable, "-m", "fercleaner", "score"])
 
-    systems: dict[str, SystemScores] = {}
-    frames: dict[str, pd.DataFrame] = {}
-    commands: dict[str, str] = {}
-    reused: dict[str, str] = {}
-    primary_scores, primary_cost = None, {}
-    for done, spec in enumerate(specs, start=1):
-        report(done, total, f"scoring with {spec.name}")
-        if spec.reference == "self_confidence" and _is_plain_in_sample(
-            primary_scores, epochs=spec.epochs
-        ):
-            # fercleaner's own run already is one in-sample cross-entropy run: reuse it
-            scores, cost = primary_scores, primary_cost
-            commands[spec.name] = f"(the {PRIMARY_SYSTEM} run)"
-            reused[spec.name] = PRIMARY_SYSTEM
-        else:
-            run_dir = out / "runs" / spec.name
-            if run_dir.exists():  # a run dir of an earlier bench here: never resume into it
-                shutil.rmtree(run_dir)
-            command = [*prefix, str(manifest), "--out", str(run_dir), "--recipe", recipe]
-            if spec.method:
-                command += ["--method", spec.method]
-            command += [*overrides, *spec.overrides]
-            commands[spec.name] = shlex.join(command)
-            result = run_measured(command, log_path=run_dir.with_suffix(".log"))
-            if result.returncode != 0:
-                raise FercleanerError(
-                    f"system {spec.name!r} failed (exit {result.returncode}): {shlex.join(command)}\n"
-                    f"last output ({result.log_path}):\n{result.tail()}"
-                )
-            scores = read_scores(run_dir / "scores.parquet")
-            cost = {
-                "wall_s": result.wall_s,
-                "peak_rss_mb": result.peak_rss_mb,
-                "cpu_s": result.cpu_s,
-            }
-        if spec.name == PRIMARY_SYSTEM:
-            primary_scores, primary_cost = scores, cost
-        systems[spec.name] = _system_from_scores(spec, scores, noisy.classes, cost)
-        frames[spec.name] = scores.frame
+    report(1, total, f"scoring with {PRIMARY_SYSTEM}")
+    primary, commands = _run_fercleaner(
+        manifest, out, prefix=prefix, method=method, recipe=recipe, overrides=overrides
+    )
+    systems: dict[str, SystemScores] = {
+        PRIMARY_SYSTEM: _primary_system(primary["scores"], classes, primary["cost"])
+    }
+    cache_root = (
+        default_cache_root() / "bench-references"
+        if reference_cache == "default"
+        else (Path(reference_cache) if reference_cache is not None else None)
+    )
+    for done, spec in enumerate(reference_specs, start=2):
+        report(done, total, f"reference {spec.name}")
+        systems[spec.name] = get_reference_system(
+            spec,
+            manifest,
+            truth,
+            classes,
+            recipe=PlainRecipe(epochs=reference_epochs),
+            seed=seed,
+            cache_root=cache_root,
+            log_path=out / "runs" / f"{spec.name}.log",
+        )
+        commands[spec.name] = f"plain reference, folds={spec.folds}, seed={seed}"
 
     downstream_result = None
     if downstream:
@@ -272,22 +174,22 @@ def run_benchmark(
             pool=pool,
             held=held,
             truth=truth,
-            scores=frames[PRIMARY_SYSTEM],
+            scores=primary["scores"].frame,
             command=[*prefix],
             recipe=recipe,
             overrides=overrides,
             policy=policy,
-            report=lambda i, stage: report(len(specs) + i, total, stage),
+            report=lambda i, stage: report(len(reference_specs) + 1 + i, total, stage),
         )
     report(total - 1, total, "computing metrics and writing the report")
-    metrics = {name: evaluate_system(s, truth, noisy.classes) for name, s in systems.items()}
-    in_target = {spec.name for spec in specs if spec.in_target}
+    metrics = {name: evaluate_system(s, truth, classes) for name, s in systems.items()}
     result_json: dict[str, Any] = {
         "dataset": str(Path(dataset).absolute()),
         "dataset_name": Path(dataset).name,
-        "layout": source.layout,
+        "layout": layout,
         "splits": list(splits) if splits else sorted(samples["split"].unique()),
-        "classes": noisy.classes,
+        "slice_index": slice_index,
+        "classes": classes,
         "protocol": pool.protocol,
         "recipe": recipe,
         "method": method,
@@ -304,20 +206,18 @@ def run_benchmark(
             folds=folds,
             reference_epochs=reference_epochs,
             splits=splits,
+            slice_index=slice_index,
             overrides=overrides,
             downstream=downstream,
             holdout=holdout,
             max_samples=max_samples,
         ),
         "system_commands": commands,
-        "reused_runs": reused,
         "primary_system": PRIMARY_SYSTEM,
-        "systems": metrics,
+        "references": [spec.name for spec in reference_specs],
         "reference_epochs": reference_epochs,
-        "not_in_target": [spec.name for spec in specs if not spec.in_target],
-        "target": get_target_check(
-            {name: m for name, m in metrics.items() if name in in_target}, system=PRIMARY_SYSTEM
-        ),
+        "systems": metrics,
+        "target": get_target_check(metrics, system=PRIMARY_SYSTEM),
     }
     if downstream_result is not None:
         result_json["downstream"] = downstream_result
@@ -326,34 +226,82 @@ def run_benchmark(
     return result_json
 
 
-def _system_from_scores(spec: SystemSpec, scores, classes: list[str], cost: dict) -> SystemScores:
-    """fercleaner's decisions as written, or a reference recomputed from the file's pred_probs."""
-    frame = scores.frame
-    if spec.reference is None:
-        system = from_scores_frame(spec.name, _aligned(frame, scores.classes, classes), classes)
-        system.cost = cost
-        return system
-    start = time.perf_counter()
-    # the trained method's own probabilities, not their combination with other sources
-    own = f"{scores.metadata.get('method')}_pred_probs"
-    column = own if own in frame.columns else "pred_probs"
-    probs = _align_matrix(scores.matrix(column), scores.classes, classes)
-    index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index[c] for c in frame["given_label"].astype(str)])
-    system = get_reference_scores(
-        spec.name,
-        frame["sample_id"].astype(str).to_numpy(),
-        labels,
-        probs,
-        classes,
-        quality=spec.reference,
+def _read_samples(
+    dataset: str | os.PathLike[str],
+    *,
+    splits: Sequence[str] | None,
+    max_samples: int | None,
+    slice_index: int | None,
+    seed: int,
+) -> tuple[pd.DataFrame, list[str], str]:
+    """The source samples the noise is planted in: split filter, then slice or subset."""
+    from fercleaner.datasets import read_dataset
+
+    source = read_dataset(dataset)
+    samples = _with_synthetic_truth(source.samples, Path(dataset), source.classes)
+    if splits:
+        samples = samples[samples["split"].isin(list(splits))].reset_index(drop=True)
+        if samples.empty:
+            present = sorted(source.samples["split"].unique())
+            raise DatasetError(
+                f"{dataset} has no samples in splits {list(splits)}; it has {present}"
+            )
+    if slice_index is not None:
+        samples = get_slice(samples, slice_index)
+    if max_samples is not None and len(samples) > max_samples:
+        samples = _subsample(samples, max_samples, seed=seed)
+    return samples, list(source.classes), source.layout
+
+
+def get_slice(samples: pd.DataFrame, index: int, *, size: int = SLICE_SIZE) -> pd.DataFrame:
+    """The `index`-th of the disjoint `size`-row slices under one fixed permutation, in source order."""
+    count = len(samples) // size
+    if not 0 <= index < count:
+        raise FercleanerError(
+            f"slice {index} does not exist: {len(samples)} samples make {count} disjoint "
+            f"slices of {size}"
+        )
+    order = np.random.default_rng(1_000_003).permutation(len(samples))
+    keep = np.sort(order[index * size : (index + 1) * size])
+    return samples.iloc[keep].reset_index(drop=True)
+
+
+def _run_fercleaner(
+    manifest: Path,
+    out: Path,
+    *,
+    prefix: list[str],
+    method: str | None,
+    recipe: str | None,
+    overrides: Sequence[str],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Score the noisy dataset with fercleaner as a measured child process."""
+    run_dir = out / "runs" / PRIMARY_SYSTEM
+    if run_dir.exists():  # a run dir of an earlier bench here: never resume into it
+        shutil.rmtree(run_dir)
+    command = [*prefix, str(manifest), "--out", str(run_dir)]
+    if recipe:
+        command += ["--recipe", recipe]
+    if method:
+        command += ["--method", method]
+    command += list(overrides)
+    result = run_measured(command, log_path=run_dir.with_suffix(".log"))
+    if result.returncode != 0:
+        raise FercleanerError(
+            f"{PRIMARY_SYSTEM} failed (exit {result.returncode}): {shlex.join(command)}\n"
+            f"last output ({result.log_path}):\n{result.tail()}"
+        )
+    cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
+    scores = read_scores(run_dir / "scores.parquet")
+    return {"scores": scores, "cost": cost}, {PRIMARY_SYSTEM: shlex.join(command)}
+
+
+def _primary_system(scores, classes: list[str], cost: dict) -> SystemScores:
+    """fercleaner's decisions exactly as its scores file states them."""
+    system = from_scores_frame(
+        PRIMARY_SYSTEM, _aligned(scores.frame, scores.classes, classes), classes
     )
-    extra = time.perf_counter() - start  # cleanlab itself, in this process (single-threaded)
-    system.cost = {
-        **cost,
-        "wall_s": cost["wall_s"] + extra,
-        "cpu_s": cost.get("cpu_s", 0.0) + extra,
-    }
+    system.cost = cost
     return system
 
 
@@ -392,47 +340,13 @@ def _subsample(samples: pd.DataFrame, count: int, *, seed: int) -> pd.DataFrame:
     return samples.iloc[keep].reset_index(drop=True)
 
 
-def _is_plain_in_sample(scores, *, epochs: int | None = None) -> bool:
-    """True when a scores file comes from one plain in-sample `baseline` (cross-entropy) run (of `epochs`, if given)."""
-    if scores is None:
-        return False
-    recipe = scores.metadata.get("recipe") or {}
-    train = (recipe.get("train") or {}) if isinstance(recipe, dict) else {}
-    options = (
-        ((recipe.get("method") or {}).get("options") or {}) if isinstance(recipe, dict) else {}
-    )
-    methods = scores.metadata.get("methods", [scores.metadata.get("method")])
-    return (
-        scores.metadata.get("method") == "baseline"
-        and list(methods) == ["baseline"]
-        and not options
-        and train.get("folds", 1) == 1
-        and (epochs is None or train.get("epochs") == epochs)
-    )
-
-
-def _align_matrix(
-    matrix: np.ndarray, from_classes: Sequence[str], to_classes: Sequence[str]
-) -> np.ndarray:
-    """Re-index (N, len(from)) columns to `to_classes`; a class the run never saw gets probability 0."""
-    unknown = sorted(set(from_classes) - set(to_classes))
-    if unknown:
-        raise FercleanerError(
-            f"scores use classes {unknown} that the benchmark dataset lacks ({list(to_classes)})"
-        )
-    aligned = np.zeros((len(matrix), len(to_classes)), dtype=np.float64)
-    for i, name in enumerate(from_classes):
-        aligned[:, list(to_classes).index(name)] = matrix[:, i]
-    return aligned
-
-
 def _aligned(frame, from_classes, to_classes):
     if list(from_classes) == list(to_classes):
         return frame
     frame = frame.copy()
     for column in ("pred_probs", "soft_label"):
         matrix = np.stack([np.asarray(v, dtype=np.float64) for v in frame[column]])
-        frame[column] = list(_align_matrix(matrix, from_classes, to_classes))
+        frame[column] = list(align_columns(matrix, from_classes, to_classes))
     return frame
 
 
@@ -444,7 +358,7 @@ def _run_downstream(
     truth: pd.DataFrame,
     scores: pd.DataFrame,
     command: list[str],
-    recipe: str,
+    recipe: str | None,
     overrides: Sequence[str],
     policy: Mapping[str, str],
     report: Callable[[int, str], None],
@@ -477,8 +391,7 @@ def _run_downstream(
             str(manifest_dir / "labels.csv"),
             "--out",
             str(run_dir),
-            "--recipe",
-            recipe,
+            *(["--recipe", recipe] if recipe else []),
             "--method",
             "baseline",
             *overrides,
@@ -524,11 +437,12 @@ def _bench_command(
     rate: float,
     seed: int,
     method: str | None,
-    recipe: str,
+    recipe: str | None,
     references: Sequence[str],
     folds: int,
-    reference_epochs: int | None,
+    reference_epochs: int,
     splits: Sequence[str] | None,
+    slice_index: int | None,
     overrides: Sequence[str],
     downstream: bool,
     holdout: float,
@@ -537,7 +451,9 @@ def _bench_command(
     parts = ["fercleaner", "bench", str(dataset), "--protocol", protocol]
     if protocol != "annotator":
         parts += ["--rate", str(rate)]
-    parts += ["--seed", str(seed), "--recipe", recipe]
+    parts += ["--seed", str(seed)]
+    if recipe:
+        parts += ["--recipe", recipe]
     if method:
         parts += ["--method", method]
     if not references:
@@ -547,10 +463,12 @@ def _bench_command(
             parts += ["--reference", reference]
     if folds != 5:
         parts += ["--folds", str(folds)]
-    if reference_epochs is not None:
+    if reference_epochs != PlainRecipe.epochs:
         parts += ["--reference-epochs", str(reference_epochs)]
     for split in splits or ():
         parts += ["--split", split]
+    if slice_index is not None:
+        parts += ["--slice", str(slice_index)]
     if max_samples is not None:
         parts += ["--max-samples", str(max_samples)]
     if downstream:

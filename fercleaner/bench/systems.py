@@ -99,7 +99,6 @@ def get_reference_scores(
             f"unknown reference quality {quality!r}; use 'cleanlab' or 'self_confidence'"
         )
     flags = _cleanlab_flags(find_label_issues, labels, probs)
-    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1) / np.log(probs.shape[1])
     return SystemScores(
         name=name,
         sample_ids=np.asarray(sample_ids, dtype=object),
@@ -107,8 +106,29 @@ def get_reference_scores(
         is_label_issue=np.asarray(flags, dtype=bool),
         proposed_label=np.array(classes, dtype=object)[probs.argmax(axis=1)],
         soft_label=probs,
-        uncertainty=entropy,
+        uncertainty=normalised_entropy(probs),
     )
+
+
+def normalised_entropy(probs: np.ndarray) -> np.ndarray:
+    """(N,) entropy of each row of (N, C) probabilities divided by log C: 0 certain, 1 uniform."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1) / np.log(probs.shape[1])
+
+
+def align_columns(
+    matrix: np.ndarray, from_classes: Sequence[str], to_classes: Sequence[str]
+) -> np.ndarray:
+    """Re-index (N, len(from)) columns to `to_classes`; a class the run never saw gets probability 0."""
+    unknown = sorted(set(from_classes) - set(to_classes))
+    if unknown:
+        raise FercleanerError(
+            f"scores use classes {unknown} that the benchmark dataset lacks ({list(to_classes)})"
+        )
+    aligned = np.zeros((len(matrix), len(to_classes)), dtype=np.float64)
+    for i, name in enumerate(from_classes):
+        aligned[:, list(to_classes).index(name)] = matrix[:, i]
+    return aligned
 
 
 def _cleanlab_flags(find_label_issues, labels: np.ndarray, probs: np.ndarray) -> np.ndarray:

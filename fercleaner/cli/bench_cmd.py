@@ -1,4 +1,4 @@
-"""`fercleaner bench DATASET --protocol ... --out DIR`: measure fercleaner against cleanlab and plain CE on planted noise."""
+"""`fercleaner bench DATASET --out DIR [--protocol P | --suite S]`: fercleaner against the plain references."""
 
 from __future__ import annotations
 
@@ -25,6 +25,18 @@ def bench_command(
     out: Annotated[
         Path, typer.Option("--out", help="Output folder for bench.json, bench.md and plots.")
     ],
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            "--suite",
+            help="Run a whole suite instead of one protocol: ferplus (6 real-noise runs) or "
+            "synthetic (4 planted-noise runs); reports mean ± sd.",
+        ),
+    ] = None,
+    run: Annotated[
+        list[str] | None,
+        typer.Option("--run", help="Only these runs of the suite (repeatable), e.g. --run val-s0."),
+    ] = None,
     protocol: Annotated[
         str,
         typer.Option(
@@ -40,13 +52,16 @@ def bench_command(
         str | None, typer.Option("--method", help="fercleaner's method (default: the recipe's).")
     ] = None,
     recipe: Annotated[
-        str, typer.Option("--recipe", help="Recipe name or file; the references use the same one.")
-    ] = "quick",
+        str | None,
+        typer.Option(
+            "--recipe", help="fercleaner's recipe (default: what `fercleaner score` uses)."
+        ),
+    ] = None,
     reference: Annotated[
         list[str] | None,
         typer.Option(
             "--reference",
-            help="Reference to run beside fercleaner: cleanlab, in_sample (repeatable; default both).",
+            help="Reference to run beside fercleaner: plain, cleanlab (repeatable; default both).",
         ),
     ] = None,
     no_reference: Annotated[
@@ -56,16 +71,26 @@ def bench_command(
         int, typer.Option("--folds", help="K of the cross-validated cleanlab reference.")
     ] = 5,
     reference_epochs: Annotated[
-        int | None,
+        int, typer.Option("--reference-epochs", help="Per-model epochs of the plain references.")
+    ] = 30,
+    reference_cache: Annotated[
+        Path | None,
         typer.Option(
-            "--reference-epochs",
-            help="Per-model epochs of the references (default: the recipe's); adds a "
-            "compute-matched in-sample CE row.",
+            "--reference-cache",
+            help="Folder of cached reference results (default: <cache root>/bench-references).",
         ),
     ] = None,
+    no_reference_cache: Annotated[
+        bool,
+        typer.Option("--no-reference-cache", help="Train the references afresh, keep nothing."),
+    ] = False,
     split: Annotated[
         list[str] | None,
         typer.Option("--split", help="Only these source splits (repeatable), e.g. --split val."),
+    ] = None,
+    slice_index: Annotated[
+        int | None,
+        typer.Option("--slice", help="Only the i-th disjoint 3,600-image slice of the samples."),
     ] = None,
     max_samples: Annotated[
         int | None,
@@ -99,34 +124,58 @@ def bench_command(
     """Plant label noise in DATASET, score it with fercleaner and the references, and report who finds it."""
     import shlex
 
-    from fercleaner.bench import REFERENCES, run_benchmark
+    from fercleaner.bench import REFERENCES, run_benchmark, run_suite
 
-    references = [] if no_reference else (reference or list(REFERENCES))
+    options = dict(
+        method=method,
+        recipe=recipe,
+        overrides=overrides or (),
+        references=[] if no_reference else (reference or list(REFERENCES)),
+        folds=folds,
+        reference_epochs=reference_epochs,
+        reference_cache=None if no_reference_cache else (reference_cache or "default"),
+        score_command=shlex.split(score_command) if score_command else None,
+    )
     with cli_errors(), console.status("starting") as status:
+        if suite is not None:
+            summary = run_suite(
+                dataset, suite=suite, out=out, runs=run, progress=status.update, **options
+            )
+        else:
 
-        def progress(done: int, total: int, stage: str) -> None:
-            status.update(f"[{done}/{total}] {stage}")
+            def progress(done: int, total: int, stage: str) -> None:
+                status.update(f"[{done}/{total}] {stage}")
 
-        result = run_benchmark(
-            dataset,
-            out=out,
-            protocol=protocol,
-            rate=rate,
-            seed=seed,
-            method=method,
-            recipe=recipe,
-            overrides=overrides or (),
-            references=references,
-            folds=folds,
-            reference_epochs=reference_epochs,
-            splits=split,
-            max_samples=max_samples,
-            downstream=downstream,
-            holdout=holdout,
-            score_command=shlex.split(score_command) if score_command else None,
-            progress=progress,
-        )
-    _render(result, out)
+            result = run_benchmark(
+                dataset,
+                out=out,
+                protocol=protocol,
+                rate=rate,
+                seed=seed,
+                splits=split,
+                slice_index=slice_index,
+                max_samples=max_samples,
+                downstream=downstream,
+                holdout=holdout,
+                progress=progress,
+                **options,
+            )
+    if suite is not None:
+        _render_suite(summary, out)
+    else:
+        _render(result, out)
+
+
+def _render_suite(summary: dict, out: Path) -> None:
+    """The suite's Markdown summary as plain text (it reads well in a log) and where the files are."""
+    from fercleaner.bench.suite import render_suite_markdown
+
+    console.print(render_suite_markdown(summary), markup=False, highlight=False)
+    console.print(
+        f"wrote {out / 'suite.json'}, {out / 'suite.md'}, {out / 'deltas.png'}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _render(result: dict, out: Path) -> None:
