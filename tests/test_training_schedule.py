@@ -20,3 +20,24 @@ def test_constant_and_no_warmup():
     assert get_lr(0, base_lr=0.3, total_steps=10, warmup_steps=0, schedule="constant") == 0.3
     assert get_lr(9, base_lr=0.3, total_steps=10, warmup_steps=2, schedule="constant") == 0.3
     assert get_lr(0, base_lr=0.3, total_steps=10, warmup_steps=0) == pytest.approx(0.3)
+
+
+def test_onecycle_matches_torch_onecyclelr():
+    import torch
+
+    total, warmup = 200, 30  # torch's pct_start 0.15
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=0.05, momentum=0.9)
+    torch_schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=0.05, total_steps=total, pct_start=warmup / total
+    )
+    expected = []
+    for _ in range(total):
+        expected.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        torch_schedule.step()
+    ours = [
+        get_lr(s, base_lr=0.05, total_steps=total, warmup_steps=warmup, schedule="onecycle")
+        for s in range(total)
+    ]
+    assert ours == pytest.approx(expected, rel=1e-6, abs=1e-12)
