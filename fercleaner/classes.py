@@ -8,7 +8,7 @@ explicit tables here, so no code shift hides inside a reader.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from fercleaner.errors import UnknownLabelError
 
@@ -73,6 +73,21 @@ FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
     "NF",
 )
 
+#: Most confusable partner(s) of each class, in preference order (FER confusion studies:
+#: fear<->surprise, disgust<->anger, sadness->neutral, contempt->neutral/happiness).
+#: `pairflip` label noise (`fercleaner synth --noise-kind pairflip`, `fercleaner bench
+#: --protocol pairflip`) flips a label to `get_pairflip_partners`'s pick from this table.
+PAIRFLIP_PARTNERS: dict[str, tuple[str, ...]] = {
+    "neutral": ("sadness", "happiness"),
+    "happiness": ("neutral", "surprise"),
+    "surprise": ("fear", "happiness"),
+    "sadness": ("neutral", "fear"),
+    "anger": ("disgust", "sadness"),
+    "disgust": ("anger", "sadness"),
+    "fear": ("surprise", "sadness"),
+    "contempt": ("neutral", "happiness"),
+}
+
 #: Spellings seen in the wild, lower-cased, mapped to canonical names.
 _SYNONYMS: dict[str, str] = {
     "neutral": "neutral",
@@ -122,3 +137,17 @@ def dataset_classes(labels: Iterable[str]) -> list[str]:
     """The canonical classes a dataset uses, in canonical order (e.g. 7 for RAF-DB)."""
     present = set(labels)
     return [c for c in CANONICAL_CLASSES if c in present]
+
+
+def get_pairflip_partners(classes: Sequence[str]) -> list[int]:
+    """The class each class's labels flip to under `pairflip` noise, as indices into `classes`.
+
+    The first `PAIRFLIP_PARTNERS` entry present among `classes`; a class with none of
+    its partners present flips to the next class in order (wrapping around).
+    """
+    classes = list(classes)
+    partners = []
+    for k, name in enumerate(classes):
+        present = [c for c in PAIRFLIP_PARTNERS.get(name, ()) if c in classes and c != name]
+        partners.append(classes.index(present[0]) if present else (k + 1) % len(classes))
+    return partners

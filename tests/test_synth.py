@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from fercleaner.classes import CANONICAL_CLASSES, FER2013_CODES, RAFDB_CODES
+from fercleaner.bench import make_noisy
+from fercleaner.classes import CANONICAL_CLASSES, FER2013_CODES, PAIRFLIP_PARTNERS, RAFDB_CODES
 from fercleaner.errors import ConfigError, DatasetError
 from fercleaner.priors import AU_IDS, AU_PROTOTYPES, au_column, get_au_prior_matrix
 from fercleaner.synth import (
     LAYOUT_SPLITS,
-    PAIRFLIP_TARGETS,
     generate_faces,
     read_truth,
     truth_path,
@@ -60,7 +60,31 @@ def test_planted_noise_rate_is_exact_and_marked(kind):
     if kind == "pairflip":
         noisy = truth[truth["is_noisy"]]
         for clean, given in zip(noisy["clean_label"], noisy["given_label"], strict=True):
-            assert given in PAIRFLIP_TARGETS[clean]
+            assert given == PAIRFLIP_PARTNERS[clean][0]
+
+
+def test_synth_and_bench_pairflip_flip_every_class_to_the_same_partner():
+    """One table: `synth --noise-kind pairflip` and `bench --protocol pairflip` agree."""
+    classes = ["neutral", "happiness", "sadness", "anger", "disgust", "contempt"]  # no fear
+    _, truth = generate_faces(
+        240, seed=2, size=16, classes=classes, noise_rate=0.4, noise_kind="pairflip"
+    )
+    noisy = truth[truth["is_noisy"]]
+    synth_pairs = set(zip(noisy["clean_label"], noisy["given_label"], strict=True))
+    samples = pd.DataFrame(
+        {
+            "sample_id": [f"{i}.png" for i in range(len(truth))],
+            "path": "x",
+            "split": "train",
+            "given_label": truth["clean_label"],
+        }
+    )
+    flipped = make_noisy(samples, classes, protocol="pairflip", rate=0.4, seed=0).truth
+    flipped = flipped[flipped["is_noisy"]]
+    bench_pairs = set(zip(flipped["true_label"], flipped["given_label"], strict=True))
+    assert synth_pairs == bench_pairs
+    assert len(synth_pairs) == len(classes)  # one partner per class
+    assert ("sadness", "neutral") in synth_pairs and ("contempt", "neutral") in synth_pairs
 
 
 def test_pairflip_without_a_partner_class_falls_back_to_another_class():

@@ -7,7 +7,6 @@ from fercleaner.synth.dataset import read_truth, truth_path, write_synthetic_dat
 from fercleaner.synth.faces import OCCLUDERS, generate_faces, render_aus
 from fercleaner.synth.labels import (
     NOISE_KINDS,
-    PAIRFLIP_TARGETS,
     inject_label_noise,
     simulate_votes,
 )
@@ -18,7 +17,6 @@ __all__ = [
     "LAYOUT_SPLITS",
     "NOISE_KINDS",
     "OCCLUDERS",
-    "PAIRFLIP_TARGETS",
     "generate_faces",
     "inject_label_noise",
     "read_truth",

@@ -9,22 +9,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fercleaner.classes import get_pairflip_partners
 from fercleaner.errors import ConfigError
 
 NOISE_KINDS: tuple[str, ...] = ("symmetric", "pairflip")
-
-#: Class-pair confusions used by `pairflip` noise (the mistakes annotators really make).
-#: A class whose targets are all absent from the chosen classes falls back to symmetric noise.
-PAIRFLIP_TARGETS: dict[str, tuple[str, ...]] = {
-    "neutral": ("sadness", "contempt"),
-    "happiness": ("contempt", "neutral"),
-    "surprise": ("fear",),
-    "sadness": ("neutral",),
-    "anger": ("disgust",),
-    "disgust": ("anger",),
-    "fear": ("surprise",),
-    "contempt": ("happiness", "neutral"),
-}
 
 
 def get_soft_labels(
@@ -54,7 +42,9 @@ def inject_label_noise(
     Args:
         clean: (N,) int class indices into `classes`.
         rate: fraction of samples to corrupt, in [0, 1).
-        kind: `symmetric` (uniform over the other classes) or `pairflip` (`PAIRFLIP_TARGETS`).
+        kind: `symmetric` (uniform over the other classes) or `pairflip` (each class to
+            its confusable partner, `classes.get_pairflip_partners`, as `fercleaner bench`
+            flips them).
         classes: canonical class names the indices refer to.
         rng: the only source of randomness.
 
@@ -68,18 +58,12 @@ def inject_label_noise(
     if n_noisy == 0:
         return given
     picked = rng.choice(n, size=n_noisy, replace=False)
-    n_classes = len(classes)
-    # symmetric: shift by 1..C-1, never back to the clean class
-    shift = rng.integers(1, n_classes, size=n_noisy)
-    new = (clean[picked] + shift) % n_classes
     if kind == "pairflip":
-        index = {name: i for i, name in enumerate(classes)}
-        choice = rng.random(n_noisy)
-        for j, c in enumerate(clean[picked]):
-            targets = [index[t] for t in PAIRFLIP_TARGETS[classes[c]] if t in index]
-            if targets:
-                new[j] = targets[int(choice[j] * len(targets))]
-    given[picked] = new
+        given[picked] = np.asarray(get_pairflip_partners(classes))[clean[picked]]
+        return given
+    # symmetric: shift by 1..C-1, never back to the clean class
+    shift = rng.integers(1, len(classes), size=n_noisy)
+    given[picked] = (clean[picked] + shift) % len(classes)
     return given
 
 
