@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from _review_lock import store_locked
 from run_fixtures import (
     CLASSES,
     FINGERPRINT,
@@ -388,3 +389,13 @@ def test_changes_csv_neutralises_spreadsheet_formulas(run_dir: Path, tmp_path: P
     # the manifests keep what was typed: only the spreadsheet-bound file is neutralised
     m = manifest(result)
     assert m.loc[sid(10), "reviewer"] == "@SUM(1+1)"
+
+
+def test_export_reads_the_decisions_while_another_process_holds_the_store_lock(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(6), "exclude"), reviewer="ann")
+    with store_locked(run_dir / "review.sqlite"):  # e.g. a stuck writer: export only reads
+        m = manifest(export_run(run_dir, tmp_path / "out"))
+    assert (m.loc[sid(6), "action"], m.loc[sid(6), "reviewer"]) == ("exclude", "ann")

@@ -11,10 +11,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from _review_lock import count_events, store_locked
 
 from fercleaner.review.store import (
     Decision,
     DecisionStore,
+    ReviewStoreBusyError,
     ReviewStoreError,
     estimate_reviewer_agreement,
 )
@@ -201,3 +203,33 @@ def test_current_index_matches_the_log_and_is_rebuilt_when_missing(tmp_path: Pat
     conn.close()
     with DecisionStore(path) as store:
         assert store.current_decisions().equals(fast)
+
+
+def test_opening_a_store_locked_past_the_timeout_is_busy_never_move_it_away(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "review.sqlite"  # new: opening must create the schema, so it must write
+    with store_locked(path), pytest.raises(ReviewStoreBusyError) as err:
+        DecisionStore(path, busy_timeout_s=0.2)
+    message = str(err.value)
+    assert str(path) in message and "locked by another process" in message
+    assert "move it away" not in message and "intact" in message
+    assert isinstance(err.value, ReviewStoreError)  # the CLI maps it to one line
+
+
+def test_a_locked_store_opens_and_reads_but_a_write_is_busy_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "review.sqlite"
+    with DecisionStore(path) as store:
+        store.record(Decision("a", "accept", "fear"), reviewer="ann")
+    with store_locked(path), DecisionStore(path, busy_timeout_s=0.2) as store:
+        assert store.current_decisions()["action"].tolist() == ["accept"]  # reads never wait
+        with pytest.raises(ReviewStoreBusyError, match="nothing was written"):
+            store.record(Decision("a", "keep", "sadness"), reviewer="ann")
+        with pytest.raises(ReviewStoreBusyError):
+            store.undo_last(reviewer="ann")
+        assert count_events(path) == 1
+    with DecisionStore(path) as store:  # lock released: writing works again
+        store.record(Decision("a", "keep", "sadness"), reviewer="ann")
+        assert list(store.history()["action"]) == ["accept", "keep"]

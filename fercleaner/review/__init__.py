@@ -14,6 +14,7 @@ from fercleaner.review.store import (
     Decision,
     DecisionStore,
     Event,
+    ReviewStoreBusyError,
     ReviewStoreError,
     estimate_reviewer_agreement,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ImageNotInRunError",
     "QueueFilter",
     "ReviewRun",
+    "ReviewStoreBusyError",
     "ReviewStoreError",
     "RunError",
     "estimate_reviewer_agreement",

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from fercleaner.errors import FercleanerError, ScoresFormatError
-from fercleaner.review.store import DecisionStore, store_path
+from fercleaner.review.store import DEFAULT_BUSY_TIMEOUT_S, DecisionStore, store_path
 from fercleaner.scoring import SCORE_COLUMNS, read_scores
 
 SCORES_FILENAME = "scores.parquet"
@@ -63,9 +63,9 @@ class ReviewRun:
         """Where this run's review decisions live."""
         return store_path(self.run_dir)
 
-    def open_store(self) -> DecisionStore:
-        """Open (creating on first use) this run's decision store."""
-        return DecisionStore(self.store_path)
+    def open_store(self, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> DecisionStore:
+        """Open (creating on first use) this run's decision store; see `DecisionStore`."""
+        return DecisionStore(self.store_path, busy_timeout_s=busy_timeout_s)
 
     def has_sample(self, sample_id: str) -> bool:
         """Whether `sample_id` is one of the run's samples."""

@@ -10,6 +10,12 @@ cancels, and the current decision of a sample is its last event that was not und
 transaction as every event so reading 100k current decisions is a join, not a scan of
 the log; it is rebuilt from the log when missing.
 
+Concurrency: writers take SQLite's write lock and wait up to the busy timeout (30 s by
+default) for another process to release it; past that a write raises
+`ReviewStoreBusyError` and nothing is written (the caller keeps the decision and tries
+again: the app does, and says so). Readers never wait in WAL mode, and opening an
+existing store only reads, so export and the app's views work while a writer is stuck.
+
 Durability: WAL with `synchronous=FULL` fsyncs the log on every commit. Decisions arrive
 at human speed (a batch accept is one transaction), so the fsync costs nothing a reviewer
 notices, and unlike `NORMAL` it also survives a power loss, not only a process crash.
@@ -39,7 +45,8 @@ ACTIONS: tuple[str, ...] = (*DECISION_ACTIONS, "undo")
 STORE_FILENAME = "review.sqlite"
 
 _SCHEMA_VERSION = 1
-_BUSY_TIMEOUT_MS = 30_000
+#: How long a write waits for another process to release the store's write lock.
+DEFAULT_BUSY_TIMEOUT_S = 30.0
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -61,6 +68,11 @@ CREATE TABLE IF NOT EXISTS current (
     event_id  INTEGER NOT NULL REFERENCES events(event_id)
 ) WITHOUT ROWID;
 """
+
+#: Tables and indexes `_SCHEMA` creates.
+_SCHEMA_OBJECTS = frozenset(
+    {"events", "current", "events_by_sample", "events_by_reviewer", "events_undoes"}
+)
 
 #: Events that are decisions (not undo) and have not been undone.
 _LIVE = """
@@ -84,6 +96,14 @@ _COLUMNS = [
 
 class ReviewStoreError(FercleanerError):
     """The review store cannot be opened, or a decision is invalid."""
+
+
+class ReviewStoreBusyError(ReviewStoreError):
+    """Another process held the store's write lock past the busy timeout; nothing was written.
+
+    Transient: the store and every decision in it are intact, so the right response is
+    to keep what was being written and try again, never to move the file away.
+    """
 
 
 @dataclass(frozen=True)
@@ -131,10 +151,18 @@ class DecisionStore:
 
     One connection per instance, guarded by a lock (Streamlit calls from many threads);
     other processes coordinate through SQLite's file locks and the busy timeout.
+
+    Args:
+        path: the store file (created on first use).
+        busy_timeout_s: how long opening and each write wait for another process to
+            release the write lock before raising `ReviewStoreBusyError`.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+    ) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = float(busy_timeout_s)
         if not self.path.parent.is_dir():
             raise ReviewStoreError(
                 f"cannot open review store {self.path}: folder {self.path.parent} does not "
@@ -143,29 +171,30 @@ class DecisionStore:
         self._lock = threading.RLock()
         try:
             self._conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+                self.path, timeout=self.busy_timeout_s, check_same_thread=False
             )
             self._conn.isolation_level = None  # explicit BEGIN/COMMIT below
-            self._conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            self._conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout_s * 1000)}")
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._conn.execute("PRAGMA synchronous=FULL")
-            with self._transaction():
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    self._conn.execute(statement)
-                if self._scalar("SELECT COUNT(*) FROM current") == 0:
-                    self._rebuild_current()
-                version = self._scalar("PRAGMA user_version")
-                if version == 0:
-                    self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-                elif version != _SCHEMA_VERSION:
-                    raise ReviewStoreError(
-                        f"review store {self.path} has schema version {version}, this "
-                        f"fercleaner reads version {_SCHEMA_VERSION}; upgrade fercleaner"
-                    )
+            self._check_version()
+            if self._needs_setup():  # only then take the write lock: readers never wait
+                with self._transaction():
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        self._conn.execute(statement)
+                    if self._scalar("SELECT COUNT(*) FROM current") == 0:
+                        self._rebuild_current()
+                    if self._check_version() == 0:
+                        self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except ReviewStoreBusyError as exc:  # from the schema transaction
+            raise ReviewStoreBusyError(self._busy_message("could not open it")) from exc
         except sqlite3.DatabaseError as exc:
+            if _is_busy(exc):
+                raise ReviewStoreBusyError(self._busy_message("could not open it")) from exc
             raise ReviewStoreError(
                 f"cannot open review store {self.path}: {exc}; if the file is not a "
-                "fercleaner review store, move it away and start again"
+                "fercleaner review store, rename it (keep it: a real store holds the review "
+                "decisions) and start again"
             ) from exc
         if str(mode).lower() != "wal":
             raise ReviewStoreError(
@@ -317,14 +346,60 @@ class DecisionStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE takes the write lock up front, so read-then-write is atomic."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE takes the write lock up front, so read-then-write is atomic.
+
+        A lock held by another process past the busy timeout raises ReviewStoreBusyError,
+        any other SQLite failure ReviewStoreError; either way nothing was written.
+        """
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise ReviewStoreBusyError(self._busy_message("nothing was written")) from exc
+            raise ReviewStoreError(
+                f"cannot write to review store {self.path}: {exc}; nothing was written"
+            ) from exc
         try:
             yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._conn.execute("COMMIT")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                if _is_busy(exc):
+                    raise ReviewStoreBusyError(self._busy_message("nothing was written")) from exc
+                raise ReviewStoreError(
+                    f"cannot write to review store {self.path}: {exc}; nothing was written"
+                ) from exc
             raise
-        self._conn.execute("COMMIT")
+
+    def _busy_message(self, outcome: str) -> str:
+        return (
+            f"review store {self.path} is locked by another process (waited "
+            f"{self.busy_timeout_s:g} s for its write lock); {outcome}. Every decision in the "
+            "store is intact: wait for the other writer (another `fercleaner review`, an "
+            "export, a backup or an sqlite3 shell holding the file open) to finish, then try "
+            "again"
+        )
+
+    def _check_version(self) -> int:
+        """The store's schema version (0: new); a newer one is an error."""
+        version = self._scalar("PRAGMA user_version")
+        if version not in (0, _SCHEMA_VERSION):
+            raise ReviewStoreError(
+                f"review store {self.path} has schema version {version}, this "
+                f"fercleaner reads version {_SCHEMA_VERSION}; upgrade fercleaner"
+            )
+        return version
+
+    def _needs_setup(self) -> bool:
+        """Whether opening must write: a new store, a missing table or index, or an empty
+        `current` index beside a non-empty log."""
+        names = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        if self._scalar("PRAGMA user_version") == 0 or not names >= _SCHEMA_OBJECTS:
+            return True
+        has_current = self._scalar("SELECT EXISTS (SELECT 1 FROM current)")
+        return not has_current and bool(self._scalar("SELECT EXISTS (SELECT 1 FROM events)"))
 
     def _scalar(self, sql: str) -> int:
         return int(self._conn.execute(sql).fetchone()[0] or 0)
@@ -402,6 +477,14 @@ def estimate_reviewer_agreement(reviewer_decisions: pd.DataFrame) -> pd.DataFram
             kappa = (p_o - p_e) / (1.0 - p_e) if p_e < 1.0 else float("nan")
             rows.append((a, b, len(both), int(agree.sum()), p_o, kappa))
     return pd.DataFrame(rows, columns=columns)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite gave up waiting for a lock another connection holds (SQLITE_BUSY/LOCKED)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return True
+    return "database is locked" in str(exc) or "database table is locked" in str(exc)
 
 
 def _check_reviewer(reviewer: str) -> str:
