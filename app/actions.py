@@ -2,19 +2,52 @@
 
 Streamlit runs a callback before the script reruns, so a decision is on disk (committed
 and fsynced) by the time the reviewer sees the next image; session state only holds
-where the reviewer is, never what they decided.
+where the reviewer is, never what they decided, with one exception: when another process
+holds the store's write lock past the retries, the click's decisions are kept in
+`keys.PENDING` and the reviewer is told they were not saved and can be saved again.
+
+Flash messages are drawn as Markdown, so every user-controlled value in them (sample ids,
+labels, reviewer names, error text) is escaped here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
 
 from fercleaner.app import keys
 from fercleaner.app.data import get_run, get_store
-from fercleaner.review.store import Decision
+from fercleaner.app.markup import escape_markdown
+from fercleaner.review.store import Decision, ReviewStoreBusyError, ReviewStoreError
+
+#: Tries of one save while the store is locked by another process; each waits up to
+#: `data.STORE_BUSY_TIMEOUT_S` for the lock.
+SAVE_ATTEMPTS = 3
+#: Pause between two tries, in seconds.
+SAVE_RETRY_PAUSE_S = 0.5
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PendingSave:
+    """Decisions of one click that the store did not acknowledge, kept in this tab.
+
+    Attributes:
+        reviewer: who decided.
+        decisions: what to record, in one transaction.
+        what: the decisions in words (Markdown-escaped), for messages.
+    """
+
+    reviewer: str
+    decisions: tuple[Decision, ...]
+    what: str
 
 
 def current_reviewer() -> str | None:
@@ -43,18 +76,21 @@ def decide(run_dir: str, action: str, label: str | None = None) -> None:
         soft = [float(x) for x in row["soft_label"]]
         label = run.classes[int(np.argmax(soft))]
     note = str(st.session_state.get(keys.NOTE) or "")
-    store = get_store(run_dir)
-    before = store.current_decisions_of([sample_id])
-    store.record(
-        Decision(sample_id, action, label=label, soft_label=soft, note=note), reviewer=reviewer
-    )
-    st.session_state[keys.NOTE] = ""
-    message = f"Saved {sample_id}: {describe(action, label)}"
+    before = get_store(run_dir).current_decisions_of([sample_id])
+    decision = Decision(sample_id, action, label=label, soft_label=soft, note=note)
+    st.session_state[keys.NOTE] = ""  # the note travels with the decision, saved or kept
+    shown_id = escape_markdown(sample_id)
+    waiting = len(st.session_state.get(keys.PENDING) or [])
+    if not save(run_dir, reviewer, [decision], f"{describe(action, label)} on {shown_id}"):
+        return  # stay on this sample: the message says the decision is kept, not saved
+    message = f"Saved {shown_id}: {describe(action, label)}"
+    if waiting:
+        message += f" (and {waiting} earlier click(s) that were waiting to be saved)"
     if len(before) and before["reviewer"].iloc[0] != reviewer:
         # another reviewer (or tab) decided first: say so instead of overriding silently
         prev = before.iloc[0]
         message += (
-            f". This replaces {prev['reviewer']}'s decision "
+            f". This replaces {escape_markdown(prev['reviewer'])}'s decision "
             f"({describe(prev['action'], prev['label'])}); both stay in the history."
         )
         st.session_state[keys.FLASH] = ("warning", message)
@@ -64,21 +100,101 @@ def decide(run_dir: str, action: str, label: str | None = None) -> None:
 
 
 def describe(action: str, label: str | None) -> str:
-    """A decision in words: `exclude`, or `accept → fear`."""
-    return "exclude" if action == "exclude" else f"{action} → {label}"
+    """A decision in words, as Markdown-safe text: `exclude`, or `accept → fear`."""
+    return "exclude" if action == "exclude" else f"{action} → {escape_markdown(label)}"
+
+
+def save(run_dir: str, reviewer: str, decisions: Sequence[Decision], what: str) -> bool:
+    """Record `decisions` (one transaction) after any earlier ones still waiting.
+
+    Args:
+        run_dir: the run.
+        reviewer: who decided.
+        decisions: what to record.
+        what: the decisions in words, already Markdown-escaped, for messages.
+
+    Returns:
+        True when everything is on disk. False when the store refused (another process
+        held its lock through every retry): the decisions are kept in `keys.PENDING` and
+        an error flash says they were not saved and how to save them again.
+    """
+    pending = st.session_state.setdefault(keys.PENDING, [])
+    pending.append(PendingSave(reviewer, tuple(decisions), what))
+    return save_pending(run_dir)
+
+
+def save_pending(run_dir: str) -> bool:
+    """Write the kept decisions in click order; stop at the first the store refuses."""
+    pending: list[PendingSave] = st.session_state.get(keys.PENDING) or []
+    store = get_store(run_dir)
+    while pending:
+        item = pending[0]
+        try:
+            with_retries(partial(store.record_many, item.decisions, reviewer=item.reviewer))
+        except ReviewStoreError as exc:
+            st.session_state[keys.FLASH] = (
+                "error",
+                f"Not saved: {item.what}. {escape_markdown(exc)}. Your "
+                f"{'decision is' if len(pending) == 1 else f'{len(pending)} clicks are'} kept "
+                "in this tab: press Save again (a reload or closing the tab drops them).",
+            )
+            return False
+        pending.pop(0)
+    return True
+
+
+def save_again(run_dir: str) -> None:
+    """The Save again button: resubmit the decisions the store refused."""
+    n = len(st.session_state.get(keys.PENDING) or [])
+    if n and save_pending(run_dir):
+        st.session_state[keys.FLASH] = ("success", f"Saved the {n} waiting click(s).")
+
+
+def with_retries(write: Callable[[], T]) -> T:
+    """Run a store write, trying again while another process holds the lock."""
+    for attempt in range(1, SAVE_ATTEMPTS + 1):
+        try:
+            return write()
+        except ReviewStoreBusyError:
+            if attempt == SAVE_ATTEMPTS:
+                raise
+            time.sleep(SAVE_RETRY_PAUSE_S)
+    raise AssertionError("unreachable")
 
 
 def undo(run_dir: str) -> None:
-    """Undo this reviewer's latest decision (read from the store, so it survives reloads)."""
+    """Undo this reviewer's latest decision (read from the store, so it survives reloads).
+
+    A decision still waiting to be saved is simply dropped: it never reached the store.
+    """
     reviewer = current_reviewer()
     if reviewer is None:
         return
-    event = get_store(run_dir).undo_last(reviewer=reviewer)
+    pending: list[PendingSave] = st.session_state.get(keys.PENDING) or []
+    if pending:
+        item = pending.pop()
+        st.session_state[keys.CURRENT] = item.decisions[0].sample_id
+        st.session_state[keys.FLASH] = ("info", f"Dropped {item.what}; it had not been saved.")
+        return
+    try:
+        event = with_retries(partial(get_store(run_dir).undo_last, reviewer=reviewer))
+    except ReviewStoreError as exc:
+        st.session_state[keys.FLASH] = (
+            "error",
+            f"Undo not done: {escape_markdown(exc)}. Press Undo again in a moment.",
+        )
+        return
     if event is None:
-        st.session_state[keys.FLASH] = ("info", f"No decision by {reviewer} left to undo.")
+        st.session_state[keys.FLASH] = (
+            "info",
+            f"No decision by {escape_markdown(reviewer)} left to undo.",
+        )
         return
     st.session_state[keys.CURRENT] = event.sample_id
-    st.session_state[keys.FLASH] = ("info", f"Undid {event.action} on {event.sample_id}")
+    st.session_state[keys.FLASH] = (
+        "info",
+        f"Undid {event.action} on {escape_markdown(event.sample_id)}",
+    )
 
 
 def move(offset: int) -> None:
@@ -115,12 +231,13 @@ def accept_batch(run_dir: str, sample_ids: Sequence[str], proposed: str) -> None
         return
     skipped = {s for s in sample_ids if st.session_state.get(keys.batch_skip_key(s))}
     chosen = [s for s in sample_ids if s not in skipped]
-    get_store(run_dir).record_many(
-        [Decision(s, "accept", label=proposed) for s in chosen], reviewer=reviewer
-    )
+    shown = escape_markdown(proposed)
+    decisions = [Decision(s, "accept", label=proposed) for s in chosen]
+    if not save(run_dir, reviewer, decisions, f"accept → {shown} for {len(chosen)} samples"):
+        return
     left = st.session_state.setdefault(keys.BATCH_SKIPPED, set())
     left.update(skipped)
     st.session_state[keys.FLASH] = (
         "success",
-        f"Accepted {len(chosen)} → {proposed}; {len(skipped)} left for one-by-one review.",
+        f"Accepted {len(chosen)} → {shown}; {len(skipped)} left for one-by-one review.",
     )

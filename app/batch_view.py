@@ -10,7 +10,8 @@ import streamlit as st
 
 from fercleaner.app import actions, keys
 from fercleaner.app.data import get_decided_ids, get_pairs, get_run, get_store, read_image
-from fercleaner.app.queue_view import render_flash
+from fercleaner.app.markup import escape_markdown
+from fercleaner.app.queue_view import render_flash, render_pending_ui
 from fercleaner.review.queue import FLAGGED_ISSUE_TYPES, QueueFilter, find_queue
 
 PAGE_SIZE = 24
@@ -23,6 +24,7 @@ def batch_ui(run_dir: str) -> None:
     run = get_run(run_dir)
     store = get_store(run_dir)
     render_flash()
+    render_pending_ui(run_dir)
     pairs = get_pairs(run_dir)
     if pairs.empty:
         st.info("No flagged sample has a proposal different from its given label.")
@@ -46,12 +48,15 @@ def batch_ui(run_dir: str) -> None:
         QueueFilter(issue_types=FLAGGED_ISSUE_TYPES, pairs=[(given, proposed)], reviewed=False),
     )
     page = run.scores.iloc[pos[:PAGE_SIZE]]
+    shown_given, shown_proposed = escape_markdown(given), escape_markdown(proposed)
     if page.empty:
-        st.success(f"Every {given} → {proposed} suspect is reviewed (or left for the queue).")
+        st.success(
+            f"Every {shown_given} → {shown_proposed} suspect is reviewed (or left for the queue)."
+        )
         return
     st.caption(
         f"{len(pos)} unreviewed; showing the {len(page)} most suspect. Tick the ones that are "
-        "NOT " + proposed + ", then accept the rest."
+        f"NOT {shown_proposed}, then accept the rest."
     )
     ids = page["sample_id"].tolist()
     for start in range(0, len(ids), GRID_COLUMNS):
@@ -60,10 +65,14 @@ def batch_ui(run_dir: str) -> None:
             with col:
                 st.image(read_image(run, sid, size=THUMB_PX), width=THUMB_PX)
                 quality = run.row(sid)["label_quality"]
-                st.checkbox(f"skip ({quality:.2f})", key=keys.batch_skip_key(sid), help=sid)
+                st.checkbox(
+                    f"skip ({quality:.2f})",
+                    key=keys.batch_skip_key(sid),
+                    help=escape_markdown(sid),
+                )
     n_skip = sum(bool(st.session_state.get(keys.batch_skip_key(s))) for s in ids)
     st.button(
-        f"Accept {len(ids) - n_skip} as {proposed}",
+        f"Accept {len(ids) - n_skip} as {shown_proposed}",
         key=keys.BATCH_ACCEPT,
         type="primary",
         on_click=actions.accept_batch,

@@ -17,6 +17,10 @@ from fercleaner.review.queue import find_pairs
 from fercleaner.review.run import ReviewRun, open_run
 from fercleaner.review.store import DecisionStore, estimate_reviewer_agreement
 
+#: How long one save waits for another process to release the store's write lock. Short,
+#: because a reviewer is waiting on the click; `actions` retries, then keeps the decision.
+STORE_BUSY_TIMEOUT_S = 3.0
+
 
 @st.cache_resource(show_spinner="Reading scores...")
 def get_run(run_dir: str) -> ReviewRun:
@@ -27,7 +31,7 @@ def get_run(run_dir: str) -> ReviewRun:
 @st.cache_resource
 def get_store(run_dir: str) -> DecisionStore:
     """One store connection per server (it serialises its own access)."""
-    return get_run(run_dir).open_store()
+    return get_run(run_dir).open_store(busy_timeout_s=STORE_BUSY_TIMEOUT_S)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -17,6 +17,7 @@ QUERY_SAMPLE = "sample"
 CURRENT = "current_sample_id"  # sample_id on screen in the queue
 QUEUE_IDS = "queue_ids"  # sample ids of the queue as last drawn (for next/previous)
 FLASH = "flash_message"  # one-shot message shown after a decision
+PENDING = "pending_saves"  # decisions the store refused (busy), kept for resubmission
 
 # -- sidebar ---------------------------------------------------------------------------
 MODE = "mode"
@@ -40,6 +41,7 @@ BTN_UNDO = "btn_undo"
 BTN_NEXT = "btn_next"
 BTN_PREV = "btn_prev"
 BTN_RELABEL_PREFIX = "btn_relabel::"  # + class name
+BTN_SAVE_AGAIN = "btn_save_again"  # resubmit the decisions the store refused
 
 # -- batch mode ------------------------------------------------------------------------
 BATCH_PAIR = "batch_pair"

@@ -13,6 +13,7 @@ import streamlit as st
 
 from fercleaner.app import actions, keys
 from fercleaner.app.data import get_decided_ids, get_pairs, get_run, get_store, read_image
+from fercleaner.app.markup import escape_markdown
 from fercleaner.review.queue import (
     FLAGGED_ISSUE_TYPES,
     ISSUE_TYPES,
@@ -85,7 +86,11 @@ def queue_ui(run_dir: str, flt: QueueFilter) -> None:
     if fresh_session and keys.QUERY_SAMPLE in st.query_params:  # a reload or a shared link
         current = st.query_params[keys.QUERY_SAMPLE]
         if not run.has_sample(current):
-            st.error(f"Sample {current!r} is not part of this run; showing the queue instead.")
+            # the URL is anyone's to write: show it as text, never as Markdown
+            st.error(
+                f"Sample {escape_markdown(repr(current))} is not part of this run; showing the "
+                "queue instead."
+            )
             current = None
     if current is None and len(queue_ids):
         current = queue_ids[0]
@@ -99,6 +104,7 @@ def decision_fragment(run_dir: str) -> None:
     run = get_run(run_dir)
     store = get_store(run_dir)
     render_flash()
+    render_pending_ui(run_dir)
     queue_ids = st.session_state.get(keys.QUEUE_IDS, ())
     current = st.session_state.get(keys.CURRENT)
     decided = get_decided_ids(run_dir, store.last_event_id())
@@ -130,8 +136,27 @@ def render_flash() -> None:
     """Show (once) the message the last callback left."""
     flash = st.session_state.pop(keys.FLASH, None)
     if flash:
-        kind, text = flash
+        kind, text = flash  # composed by `actions`, which escapes the user text in it
         getattr(st, kind)(text)
+
+
+def render_pending_ui(run_dir: str) -> None:
+    """While decisions wait to be saved (the store was locked), say so and offer Save again."""
+    pending = st.session_state.get(keys.PENDING) or []
+    if not pending:
+        return
+    n = sum(len(p.decisions) for p in pending)
+    st.warning(
+        f"{n} decision(s) not saved yet: another process held the review store's lock. "
+        "They are kept in this tab until saved; a reload or closing the tab drops them."
+    )
+    st.button(
+        "Save again",
+        key=keys.BTN_SAVE_AGAIN,
+        type="primary",
+        on_click=actions.save_again,
+        args=(run_dir,),
+    )
 
 
 def render_item(run_dir: str, row: pd.Series) -> None:
@@ -140,11 +165,15 @@ def render_item(run_dir: str, row: pd.Series) -> None:
     left, right = st.columns([1, 1.3])
     with left:
         st.image(read_image(run, row["sample_id"], size=IMAGE_PX), width=IMAGE_PX)
-        st.caption(f"`{row['sample_id']}` - split {row['split']}")
+        st.caption(f"{escape_markdown(row['sample_id'])} - split {escape_markdown(row['split'])}")
     with right:
+        given, proposed, predicted, issue = (
+            escape_markdown(row[c])
+            for c in ("given_label", "proposed_label", "predicted_label", "issue_type")
+        )
         st.markdown(
-            f"**Given:** {row['given_label']} &nbsp; **Proposed:** {row['proposed_label']} "
-            f"&nbsp; **Predicted:** {row['predicted_label']} &nbsp; **Issue:** {row['issue_type']}"
+            f"**Given:** {given} &nbsp; **Proposed:** {proposed} "
+            f"&nbsp; **Predicted:** {predicted} &nbsp; **Issue:** {issue}"
         )
         a, b = st.columns(2)
         a.metric("Label quality", f"{row['label_quality']:.3f}", help="low = suspect")
@@ -185,7 +214,7 @@ def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
     run = get_run(run_dir)
     off = row is None
     cols = st.columns(4)
-    proposed = "" if off else f" ({row['proposed_label']})"
+    proposed = "" if off else f" ({escape_markdown(row['proposed_label'])})"
     buttons = (
         (keys.BTN_ACCEPT, f"Accept proposal{proposed}", "accept"),
         (keys.BTN_KEEP, "Keep given", "keep"),
@@ -207,7 +236,7 @@ def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
     class_cols = st.columns(len(run.classes))
     for i, (col, name) in enumerate(zip(class_cols, run.classes, strict=True)):
         col.button(
-            name,
+            escape_markdown(name),
             key=keys.relabel_key(name),
             shortcut=str(i + 1) if i < 9 else None,
             disabled=off,
@@ -246,7 +275,10 @@ def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
 
 
 def render_history(history: pd.DataFrame) -> None:
-    """Every event on this sample: who decided what, including undos and other reviewers."""
+    """Every event on this sample: who decided what, including undos and other reviewers.
+
+    Reviewer names and labels are user text: escaped, never Markdown.
+    """
     if history.empty:
         st.caption("No decision on this sample yet.")
         return
@@ -255,14 +287,22 @@ def render_history(history: pd.DataFrame) -> None:
     if len(live):
         last = live.iloc[-1]
         outcome = (
-            "excluded" if last["action"] == "exclude" else f"{last['action']} → {last['label']}"
+            "excluded"
+            if last["action"] == "exclude"
+            else f"{last['action']} → {escape_markdown(last['label'])}"
         )
-        st.info(f"Current decision: {outcome} by {last['reviewer']} at {last['decided_at'][:19]}")
+        st.info(
+            f"Current decision: {outcome} by {escape_markdown(last['reviewer'])} at "
+            f"{escape_markdown(last['decided_at'][:19])}"
+        )
         others = live[live["reviewer"] != last["reviewer"]]
         if len(others):
             st.warning(
                 "Also decided by "
-                + ", ".join(f"{r.reviewer} ({r.action} → {r.label})" for r in others.itertuples())
+                + ", ".join(
+                    f"{escape_markdown(r.reviewer)} ({r.action} → {escape_markdown(r.label)})"
+                    for r in others.itertuples()
+                )
             )
     with st.expander(f"History ({len(history)} events)"):
         st.dataframe(

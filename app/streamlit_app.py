@@ -13,6 +13,7 @@ import streamlit as st
 from fercleaner.app import keys
 from fercleaner.app.batch_view import batch_ui
 from fercleaner.app.data import get_run, get_store
+from fercleaner.app.markup import escape_markdown
 from fercleaner.app.overview_view import render_overview
 from fercleaner.app.queue_view import filters_ui, queue_ui
 from fercleaner.errors import FercleanerError
@@ -29,10 +30,10 @@ def main() -> None:
         run = get_run(run_dir)
         get_store(run_dir)
     except FercleanerError as exc:
-        st.error(str(exc))
+        st.error(escape_markdown(exc))
         st.stop()
     mode = sidebar_ui(run_dir)
-    st.title(f"Review: {run.run_id}")
+    st.title(f"Review: {escape_markdown(run.run_id)}")
     if mode == "Queue":
         queue_ui(run_dir, filters_ui(run_dir))
     elif mode == "Batch":
@@ -46,9 +47,8 @@ def sidebar_ui(run_dir: str) -> str:
     """Reviewer name and mode; returns the chosen mode."""
     run = get_run(run_dir)
     side = st.sidebar
-    side.caption(
-        f"{len(run.scores):,} samples - method {run.metadata.get('method', '?')} - {run.run_dir}"
-    )
+    method = escape_markdown(run.metadata.get("method", "?"))
+    side.caption(f"{len(run.scores):,} samples - method {method} - {escape_markdown(run.run_dir)}")
     if keys.REVIEWER not in st.session_state:
         st.session_state[keys.REVIEWER] = os.environ.get(keys.ENV_REVIEWER, "")
     side.text_input("Reviewer", key=keys.REVIEWER, help="Every decision is stored under this name")
@@ -56,7 +56,10 @@ def sidebar_ui(run_dir: str) -> str:
 
 
 def render_recent(run_dir: str) -> None:
-    """The last few events in the store (all reviewers): proof that decisions are saved."""
+    """The last few events in the store (all reviewers): proof that decisions are saved.
+
+    Sample ids, labels and reviewer names are user text: escaped, never Markdown.
+    """
     recent = get_store(run_dir).recent(limit=5)
     st.sidebar.subheader("Recent decisions")
     if recent.empty:
@@ -65,9 +68,9 @@ def render_recent(run_dir: str) -> None:
     lines = []
     for r in recent.itertuples():
         what = {"exclude": "exclude", "undo": f"undo of #{r.undoes}"}.get(
-            r.action, f"{r.action} → {r.label}"
+            r.action, f"{r.action} → {escape_markdown(r.label)}"
         )
-        lines.append(f"- `{r.sample_id}` {what} ({r.reviewer})")
+        lines.append(f"- {escape_markdown(r.sample_id)} {what} ({escape_markdown(r.reviewer)})")
     st.sidebar.markdown("\n".join(lines))
 
 
