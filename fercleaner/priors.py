@@ -1,13 +1,15 @@
-"""Prior knowledge shared by the methods and the synthetic faces: AU prototypes and VA centroids.
+"""Prior knowledge shared by the methods and the synthetic faces: AU prototypes, VA centroids, face regions.
 
 AU prototypes follow EMFACS/FACS (Du et al. 2014 variants) as tabulated in
 docs/methods.md: weight 1 for a core AU, 0.5 for a variant. VA centroids are
 Russell (1980) for the first six classes and NRC-VAD ratings for disgust and contempt.
+Face regions are fixed boxes of an aligned face crop, as the methods' patch branches use them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,6 +38,43 @@ VA_CENTROIDS: dict[str, tuple[float, float]] = {
     "fear": (-0.34, 0.64),
     "disgust": (-0.90, 0.55),
     "contempt": (-0.59, 0.27),
+}
+
+
+@dataclass(frozen=True)
+class FaceRegion:
+    """A fixed box of a roughly aligned face crop, and the AUs that show in it."""
+
+    box: tuple[float, float, float, float]
+    """(x0, y0, x1, y1) as fractions of width and height; 0 = the left/top edge."""
+    aus: tuple[int, ...] = ()
+    """AU ids (from `AU_IDS`) visible in the box, listed where a method reads AUs from it."""
+
+
+#: Named regions of an aligned face. FER crops (FER2013, FERPlus, RAF-DB aligned,
+#: AffectNet) put the eyes about 35-45% and the mouth about 70-85% down the face.
+#: "left"/"right" mean image left/right (the subject's right/left). UAPL's patches use
+#: the parts and the 2x2 grid; POI's prior network uses the four bands with their AUs.
+FACE_REGIONS: dict[str, FaceRegion] = {
+    # parts
+    "left_eye": FaceRegion((0.05, 0.15, 0.50, 0.50)),  # brow + eye
+    "right_eye": FaceRegion((0.50, 0.15, 0.95, 0.50)),
+    "nose": FaceRegion((0.30, 0.35, 0.70, 0.70)),
+    "mouth": FaceRegion((0.20, 0.60, 0.80, 0.95)),
+    "left_cheek": FaceRegion((0.00, 0.45, 0.40, 0.85)),
+    "right_cheek": FaceRegion((0.60, 0.45, 1.00, 0.85)),
+    # a coarse 2x2 grid so nothing outside the named parts is lost (forehead, jaw, hair)
+    "grid_top_left": FaceRegion((0.00, 0.00, 0.50, 0.50)),
+    "grid_top_right": FaceRegion((0.50, 0.00, 1.00, 0.50)),
+    "grid_bottom_left": FaceRegion((0.00, 0.50, 0.50, 1.00)),
+    "grid_bottom_right": FaceRegion((0.50, 0.50, 1.00, 1.00)),
+    # bands, wide enough to overlap on a 6x6 feature map
+    "upper_face": FaceRegion((0.0, 0.0, 1.0, 0.55), aus=(1, 2, 4, 5, 6, 7)),
+    "mid_face": FaceRegion((0.25, 0.3, 0.75, 0.75), aus=(4, 6, 9, 10)),
+    "lower_face": FaceRegion(
+        (0.1, 0.55, 0.9, 1.0), aus=(10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 26)
+    ),
+    "whole_face": FaceRegion((0.0, 0.0, 1.0, 1.0), aus=AU_IDS),
 }
 
 

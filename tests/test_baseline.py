@@ -73,6 +73,6 @@ def test_bad_options_are_all_named():
     with pytest.raises(ConfigError) as caught:
         _baseline(small_loss_fraction=1.5, small_loss_start="late", warmup=3)
     message = str(caught.value)
-    assert "method.options.warmup: unknown baseline option" in message
-    assert "method.options.small_loss_fraction: got 1.5, expected a number in [0, 1)" in message
-    assert "method.options.small_loss_start: got 'late'" in message
+    assert "method.options.warmup: unknown key" in message
+    assert "method.options.small_loss_fraction: expected a number in [0, 1), got 1.5" in message
+    assert "method.options.small_loss_start: expected a number in [0, 1), got 'late'" in message

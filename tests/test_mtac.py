@@ -262,13 +262,14 @@ def test_mtac_is_registered():
 
 def test_options_validation_names_every_bad_key():
     with pytest.raises(ConfigError) as err:
-        MTACOptions.from_mapping({"bogus": 1, "high_ratio": 1.5, "relabel": "yes"}, epochs=10)
+        create_method("mtac", make_context(bogus=1, high_ratio=1.5, relabel="yes"))
     message = str(err.value)
     assert "method.options.bogus" in message
     assert "method.options.high_ratio" in message and "method.options.relabel" in message
-    resolved = MTACOptions.from_mapping({}, epochs=10)
+    resolved = MTACOptions().resolve(epochs=10)
     assert resolved.relabel_warmup == 4 and resolved.confidence_epochs == 3
-    assert MTACOptions.from_mapping({}, epochs=1).relabel_warmup == 1
+    assert MTACOptions().resolve(epochs=1).relabel_warmup == 1
+    assert MTACOptions(relabel_warmup=2).resolve(epochs=10).relabel_warmup == 2
 
 
 def test_forward_backward_resnet18_32px(method):
@@ -339,12 +340,12 @@ def test_dataset_au_va_targets_are_used_where_present():
     torch.manual_seed(0)
     model = MTAC(replace(context, au_targets=au, va_targets=va))
     labels = torch.tensor([1, 1, 1, 1])
-    from fercleaner.methods.mtac import _weak_fill
+    from fercleaner.methods.losses import get_aux_targets
 
-    filled = _weak_fill(torch.from_numpy(au), model.au_prior[labels])
+    filled = get_aux_targets(torch.from_numpy(au), model.au_prior, labels).merged()
     assert torch.all(filled[0] == 1.0)  # annotated row kept
     torch.testing.assert_close(filled[1], model.au_prior[1])  # empty row -> prior of label
-    filled_va = _weak_fill(torch.from_numpy(va), model.va_centroids[labels])
+    filled_va = get_aux_targets(torch.from_numpy(va), model.va_centroids, labels).merged()
     torch.testing.assert_close(filled_va[1], model.va_centroids[1])
     assert math.isnan(float(filled_va[2, 1]))  # partial row: the gap stays masked
 

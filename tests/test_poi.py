@@ -9,21 +9,21 @@ import pytest
 import torch
 
 from fercleaner.classes import CANONICAL_CLASSES
+from fercleaner.config import options_from_dict
 from fercleaner.errors import ConfigError
 from fercleaner.methods.base import BackboneSpec, Batch, MethodContext
+from fercleaner.methods.losses import get_aux_targets, sigmoid_rampup
+from fercleaner.methods.patches import choose_patch_stage
 from fercleaner.methods.poi import (
     REGIONS,
-    find_region_stage,
-    parse_poi_options,
+    POIOptions,
     region_slices,
 )
 from fercleaner.methods.poi_losses import (
     js_uncertainty,
     mutual_learning_kl,
     prior_evidence,
-    sigmoid_rampup,
     transfer_loss,
-    weak_au_targets,
 )
 from fercleaner.methods.registry import create_method
 from fercleaner.priors import AU_IDS, get_au_prior_matrix
@@ -67,8 +67,9 @@ def test_prior_matrix_follows_the_given_class_order():
 
 def test_weak_au_targets_are_prior_rows():
     prior = torch.tensor([[1.0, 0.0, 0.5], [0.0, 1.0, 0.25]])
-    out = weak_au_targets(torch.tensor([1, 0]), prior)
-    assert torch.equal(out, torch.tensor([[0.0, 1.0, 0.25], [1.0, 0.0, 0.5]]))
+    out = get_aux_targets(None, prior, torch.tensor([1, 0]))
+    assert torch.equal(out.derived, torch.tensor([[0.0, 1.0, 0.25], [1.0, 0.0, 0.5]]))
+    assert torch.isnan(out.annotated).all()  # no AU columns: every row has weak targets only
 
 
 # ---------------------------------------------------------------- evidence mapping
@@ -157,21 +158,21 @@ def test_transfer_loss_does_not_train_the_teacher():
 
 # ---------------------------------------------------------------- ramp
 def test_sigmoid_rampup_values():
-    assert sigmoid_rampup(0.0) == pytest.approx(math.exp(-5.0))
-    assert sigmoid_rampup(0.5) == pytest.approx(math.exp(-1.25))
-    assert sigmoid_rampup(1.0) == 1.0
-    assert sigmoid_rampup(3.0) == 1.0
-    assert sigmoid_rampup(-1.0) == pytest.approx(math.exp(-5.0))
-    values = [sigmoid_rampup(t / 10) for t in range(11)]
+    assert sigmoid_rampup(0.0, 1.0) == pytest.approx(math.exp(-5.0))
+    assert sigmoid_rampup(0.5, 1.0) == pytest.approx(math.exp(-1.25))
+    assert sigmoid_rampup(1.0, 1.0) == 1.0
+    assert sigmoid_rampup(3.0, 1.0) == 1.0
+    assert sigmoid_rampup(-1.0, 1.0) == pytest.approx(math.exp(-5.0))
+    values = [sigmoid_rampup(t, 10) for t in range(11)]
     assert values == sorted(values)
 
 
 # ---------------------------------------------------------------- geometry and options
 def test_region_stage_and_slices():
-    assert find_region_stage([2, 4, 8, 16, 32], 48) == 2  # ResNet layer2, 6x6
-    assert find_region_stage([2, 4, 8, 16, 32], 224) == 3  # layer3, 14x14
-    assert find_region_stage([2, 4, 8, 16, 32], 32) == 1  # layer1, 8x8
-    assert find_region_stage([2, 4, 8, 16, 32], 8) == 0
+    assert choose_patch_stage([2, 4, 8, 16, 32], image_size=48) == 2  # ResNet layer2, 6x6
+    assert choose_patch_stage([2, 4, 8, 16, 32], image_size=224) == 3  # layer3, 14x14
+    assert choose_patch_stage([2, 4, 8, 16, 32], image_size=32) == 1  # layer1, 8x8
+    assert choose_patch_stage([2, 4, 8, 16, 32], image_size=8) == 0
     rows, cols = region_slices(REGIONS["mouth"], 6, 6)
     assert (rows.start, rows.stop, cols.start, cols.stop) == (3, 6, 0, 6)
     rows, cols = region_slices(REGIONS["upper"], 6, 6)
@@ -182,14 +183,18 @@ def test_region_stage_and_slices():
 
 
 def test_options_report_every_problem():
-    with pytest.raises(ConfigError, match="unknown POI option 'tau_x'"):
-        parse_poi_options({"tau_x": 1.0})
+    with pytest.raises(ConfigError, match="method.options.tau_x: unknown key"):
+        options_from_dict(POIOptions, {"tau_x": 1.0})
     with pytest.raises(ConfigError) as info:
-        parse_poi_options({"temperature": 0.0, "quality_blend": 2.0, "trn_backbone": "twin"})
+        options_from_dict(
+            POIOptions, {"temperature": 0.0, "quality_blend": 2.0, "trn_backbone": "twin"}
+        )
     message = str(info.value)
-    assert "temperature=0.0" in message
-    assert "quality_blend=2.0" in message
-    assert "trn_backbone='twin'" in message
+    assert "method.options.temperature: expected a number > 0, got 0.0" in message
+    assert "method.options.quality_blend: expected a number in [0, 1], got 2.0" in message
+    assert (
+        "method.options.trn_backbone: expected one of 'shared', 'separate', got 'twin'" in message
+    )
 
 
 # ---------------------------------------------------------------- the method

@@ -43,18 +43,14 @@ def test_dotted_overrides_parse_yaml_values():
         overrides=[
             "train.epochs=3",
             "data.splits=[train, val]",
-            "method.options.warmup=2",
+            "method.options.small_loss_start=0.5",
             "backbone.weights=/tmp/w.pth",
             "train.augment.flip=false",
         ],
     )
     assert recipe.train.epochs == 3
     assert recipe.data.splits == ("train", "val")
-    assert recipe.method.options == {
-        "small_loss_fraction": 0.1,
-        "small_loss_start": 0.4,
-        "warmup": 2,
-    }
+    assert recipe.method.options == {"small_loss_fraction": 0.1, "small_loss_start": 0.5}
     assert recipe.backbone.weights == "/tmp/w.pth"
     assert recipe.train.augment.flip is False
 

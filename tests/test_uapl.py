@@ -12,6 +12,7 @@ import torch
 from fercleaner.classes import CANONICAL_CLASSES
 from fercleaner.errors import CheckpointError, ConfigError
 from fercleaner.methods.base import BackboneSpec, Batch, MethodContext
+from fercleaner.methods.losses import sigmoid_rampup
 from fercleaner.methods.patches import (
     choose_patch_stage,
     crop_regions,
@@ -27,7 +28,7 @@ from fercleaner.methods.topology import (
     find_knn,
     neighbour_kl,
 )
-from fercleaner.methods.uapl import REGION_NAMES, UAPL, sigmoid_ramp
+from fercleaner.methods.uapl import REGION_NAMES, UAPL
 from fercleaner.priors import AU_IDS
 
 CLASSES = CANONICAL_CLASSES[:7]
@@ -138,12 +139,12 @@ def test_neighbour_kl_matches_hand_computation():
 
 
 def test_sigmoid_ramp_schedule():
-    assert sigmoid_ramp(0, ramp_epochs=4) == pytest.approx(math.exp(-5.0))
-    assert sigmoid_ramp(2, ramp_epochs=4) == pytest.approx(math.exp(-1.25))
-    assert sigmoid_ramp(4, ramp_epochs=4) == 1.0
-    assert sigmoid_ramp(9, ramp_epochs=4) == 1.0
-    assert sigmoid_ramp(0, ramp_epochs=0) == 1.0
-    values = [sigmoid_ramp(e, ramp_epochs=6) for e in range(7)]
+    assert sigmoid_rampup(0, 4) == pytest.approx(math.exp(-5.0))
+    assert sigmoid_rampup(2, 4) == pytest.approx(math.exp(-1.25))
+    assert sigmoid_rampup(4, 4) == 1.0
+    assert sigmoid_rampup(9, 4) == 1.0
+    assert sigmoid_rampup(0, 0) == 1.0
+    values = [sigmoid_rampup(e, 6) for e in range(7)]
     assert values == sorted(values)
 
 
@@ -204,11 +205,13 @@ def test_choose_patch_stage_picks_deepest_non_final_map_of_six_pixels():
 
 
 def test_unknown_or_bad_options_are_reported_together():
-    with pytest.raises(ConfigError, match="'kk'"):
+    with pytest.raises(ConfigError, match="method.options.kk: unknown key"):
         create_method("uapl", _context(kk=3))
-    with pytest.raises(ConfigError, match="k must be >= 1.*readout_self_weight"):
+    with pytest.raises(ConfigError, match=r"k: expected an integer >= 1, got 0(.|\n)*readout_self"):
         create_method("uapl", _context(k=0, readout_self_weight=2.0))
-    with pytest.raises(ConfigError, match="k must be an integer, got '8'.*margin must be a number"):
+    with pytest.raises(
+        ConfigError, match=r"k: expected an integer >= 1, got '8'(.|\n)*margin: exp"
+    ):
         create_method("uapl", _context(k="8", margin=True))
 
 

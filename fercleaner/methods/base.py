@@ -10,12 +10,14 @@ The trainer has no method-specific `if`: anything a method needs between epochs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
+
+from fercleaner.arrays import get_normalized_entropy
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class MethodContext:
     """(num_samples, len(AU_IDS)) float32 AU intensities in [0, 1], NaN where missing; None if no AU columns."""
     va_targets: np.ndarray | None = None
     """(num_samples, 2) float32 valence/arousal in [-1, 1], NaN where missing; None if no VA columns."""
-    options: dict[str, Any] = field(default_factory=dict)
-    """Method-specific options from the recipe's `method.options` (validated by the method)."""
+    options: Any = field(default_factory=dict)
+    """The method's options: an instance of its registered options dataclass (the trainer
+    passes `config.method_options(...)`), or a plain mapping, checked the same way."""
 
 
 @dataclass
@@ -73,17 +76,39 @@ class Batch:
     """(B,) long: the dataset's given label, never changed by relabeling."""
 
 
+@dataclass(frozen=True)
+class NoOptions:
+    """The options of a method that takes none: every `method.options` key is unknown."""
+
+
 class Method(nn.Module):
     """Base class for FER methods. Subclasses set `name` and implement forward/predict."""
 
     name: ClassVar[str] = ""
     #: Per-sample columns `readout` adds, without the method prefix (for docs and checks).
     signal_columns: ClassVar[tuple[str, ...]] = ()
+    #: The frozen options dataclass, set by `register_method(name, options=...)`.
+    options_class: ClassVar[type] = NoOptions
 
     def __init__(self, context: MethodContext) -> None:
         super().__init__()
         self.context = context
         self.num_classes = len(context.classes)
+        self.options = self._typed_options(context.options)
+
+    @classmethod
+    def _typed_options(cls, options: Any) -> Any:
+        """`options` as an instance of `options_class`; a mapping is checked like a recipe's."""
+        if isinstance(options, cls.options_class):
+            return options
+        if isinstance(options, Mapping):
+            from fercleaner.config import options_from_dict
+
+            return options_from_dict(cls.options_class, options, source=f"{cls.name} options")
+        raise TypeError(
+            f"MethodContext.options for {cls.name!r} must be a {cls.options_class.__name__}"
+            f" or a mapping, got {type(options).__name__}"
+        )
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Return `loss` (scalar), `logits` (B, C) and named scalar terms for logging."""
@@ -123,11 +148,10 @@ class Method(nn.Module):
         """
         probs = outputs["probs"]
         given_prob = probs[np.arange(len(given_labels)), given_labels]
-        entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1) / np.log(probs.shape[1])
         return {
             "pred_probs": probs,
             "soft_label": probs,
-            "uncertainty": entropy,
+            "uncertainty": get_normalized_entropy(probs),
             "label_quality_signal": given_prob,
         }
 
@@ -137,19 +161,3 @@ class Method(nn.Module):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what `extra_state` returned."""
-
-
-def unknown_option_problems(
-    options: Mapping[str, Any], options_class: type, method: str
-) -> list[str]:
-    """One message per key of `options` that the dataclass `options_class` has no field for.
-
-    Every method validates its `method.options` this way first, so a typo reads the same
-    whichever method it was meant for, naming the key as the user writes it.
-    """
-    known = sorted(f.name for f in fields(options_class))
-    return [
-        f"method.options.{key}: unknown {method} option {key!r} (valid: {', '.join(known)})"
-        for key in options
-        if key not in known
-    ]

@@ -18,15 +18,15 @@ here) is what was measured, so that is what ships.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercleaner.errors import ConfigError
-from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
+from fercleaner.config import Check, in_range
+from fercleaner.methods.base import Batch, Method, MethodContext
 from fercleaner.methods.registry import register_method
 from fercleaner.models import create_backbone
 
@@ -40,26 +40,19 @@ class BaselineOptions:
     small_loss_start: float = 0.4
     """Fraction of the epochs trained on every sample before the selection starts."""
 
-    @classmethod
-    def from_mapping(cls, options: dict[str, Any]) -> BaselineOptions:
-        """Validate `options`; every problem is reported at once, naming the key."""
-        problems = unknown_option_problems(options, cls, "baseline")
-        for key in {f.name for f in fields(cls)} & set(options):
-            value = options[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-                problems.append(f"method.options.{key}: got {value!r}, expected a number in [0, 1)")
-        if problems:
-            raise ConfigError("invalid baseline options:\n  " + "\n  ".join(problems))
-        return cls(**{k: float(v) for k, v in options.items()})
+    #: Range rules, checked with the recipe (`fercleaner.config.options_from_dict`).
+    checks: ClassVar[dict[str, Check]] = {
+        "small_loss_fraction": in_range(0, 1, high_open=True),
+        "small_loss_start": in_range(0, 1, high_open=True),
+    }
 
 
-@register_method("baseline")
+@register_method("baseline", options=BaselineOptions)
 class Baseline(Method):
     """Cross-entropy classifier, optionally on each batch's small-loss share (module docstring)."""
 
     def __init__(self, context: MethodContext) -> None:
         super().__init__(context)
-        self.options = BaselineOptions.from_mapping(dict(context.options))
         self.backbone = create_backbone(context.backbone, in_chans=context.in_chans)
         self.dropout = nn.Dropout(context.backbone.drop_rate)
         self.head = nn.Linear(self.backbone.num_features, self.num_classes)

@@ -1,4 +1,5 @@
-"""Pure loss functions shared by the methods: class balancing, masked multi-label BCE, CCC.
+"""Pure loss functions shared by the methods: class balancing, masked multi-label BCE, CCC,
+AU/VA targets for datasets with and without annotations, and the loss-weight ramp.
 
 Every function takes tensors and returns tensors, holds no state and computes in float32
 (callers may run the model under bf16 autocast; losses must not). Missing targets are
@@ -8,7 +9,9 @@ and POI all import from it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -99,3 +102,56 @@ def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if not bool(usable.any()):
         return pred.float().sum() * 0.0
     return (1.0 - ccc[usable]).sum()
+
+
+@dataclass(frozen=True)
+class AuxTargets:
+    """A batch's AU or VA targets split by where they come from; NaN = no target there."""
+
+    annotated: torch.Tensor
+    """(B, K) the dataset's values on rows that have any (a row's NaN entries stay masked); NaN elsewhere."""
+    derived: torch.Tensor
+    """(B, K) the training label's prior row on rows with no annotation; NaN elsewhere."""
+
+    def merged(self) -> torch.Tensor:
+        """(B, K) the annotations where a row has any, the label-derived targets elsewhere."""
+        return torch.where(torch.isnan(self.derived), self.annotated, self.derived)
+
+
+def get_aux_targets(
+    annotated: torch.Tensor | None, prior: torch.Tensor, labels: torch.Tensor
+) -> AuxTargets:
+    """AU or VA targets of a batch: dataset annotations where a row has any, else the label's prior.
+
+    A dataset without AU/VA columns (`annotated` None) gets weak targets on every row:
+    the AU prototype (`priors.get_au_prior_matrix`) or VA centroid (`get_va_centroids`)
+    of the training label. They only echo the (noisy) label, so methods weight them less
+    than annotations, or use annotations alone where a dataset has them.
+
+    Args:
+        annotated: (B, K) the batch rows of the dataset's targets, NaN = missing; or None.
+        prior: (C, K) per-class targets (AU prior matrix or VA centroids).
+        labels: (B,) long training labels.
+    """
+    derived = prior[labels]  # (B, K)
+    nan = torch.full_like(derived, float("nan"))
+    if annotated is None:
+        return AuxTargets(annotated=nan, derived=derived)
+    has_any = ~torch.isnan(annotated).all(dim=1, keepdim=True)  # (B, 1)
+    return AuxTargets(
+        annotated=torch.where(has_any, annotated, nan), derived=torch.where(has_any, nan, derived)
+    )
+
+
+def sigmoid_rampup(done: float, total: float) -> float:
+    """Laine & Aila's ramp-up exp(-5 (1 - t)^2) with t = done / total clipped to [0, 1].
+
+    exp(-5) ~ 0.007 at the start, 1 from `done >= total` on; `total <= 0` means no ramp
+    (1). Why: a term that leans on the model's own early predictions (a distillation
+    teacher, kNN neighbours' distributions) is noise at the start of training, so it is
+    trusted only once the network has learned something.
+    """
+    if total <= 0:
+        return 1.0
+    t = min(max(float(done) / total, 0.0), 1.0)
+    return math.exp(-5.0 * (1.0 - t) ** 2)

@@ -51,24 +51,26 @@ across ranks at epoch end, so every rank takes the same relabel decisions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercleaner.errors import CheckpointError, ConfigError
+from fercleaner.config import Check, at_least, greater_than, in_range, one_of
+from fercleaner.errors import CheckpointError
 from fercleaner.methods.au_graph import (
     AUGraphClassifier,
     build_au_adjacency,
     estimate_au_cooccurrence,
 )
-from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
+from fercleaner.methods.base import Batch, Method, MethodContext
 from fercleaner.methods.losses import (
     ccc_loss,
     class_balance_weights,
+    get_aux_targets,
     masked_bce_with_logits,
 )
 from fercleaner.methods.rank_regularization import (
@@ -117,57 +119,28 @@ class MTACOptions:
     quality_prototype_weight: float = 0.0
     """Share of the prototype softmax in label_quality_signal (the rest: the classifier's p_given)."""
 
-    @classmethod
-    def from_mapping(cls, options: dict[str, Any], *, epochs: int) -> MTACOptions:
-        """Validate `options`; every problem is reported at once, naming the key.
+    #: Range and choice rules, checked with the recipe (`fercleaner.config.options_from_dict`).
+    checks: ClassVar[dict[str, Check]] = {
+        "high_ratio": in_range(0, 1, low_open=True, high_open=True),
+        "rank_margin": at_least(0),
+        "rank_weight": at_least(0),
+        "au_weight": at_least(0),
+        "va_weight": at_least(0),
+        "au_graph_threshold": in_range(0, 1, low_open=True),
+        "relabel_warmup": at_least(1),
+        "relabel_margin": at_least(0),
+        "prototype_momentum": in_range(0, 1, high_open=True),
+        "confidence_epochs": at_least(1),
+        "soft_label": one_of("probs", "blend"),
+        "prototype_temperature": greater_than(0),
+        "quality_prototype_weight": in_range(0, 1),
+    }
 
-        Raises:
-            ConfigError: unknown keys or out-of-range values.
-        """
-        problems = unknown_option_problems(options, cls, "MTAC")
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in options.items() if k in known}
-        for key, value in values.items():
-            check, expected = _OPTION_CHECKS[key]
-            if not check(value):
-                problems.append(f"method.options.{key}: got {value!r}, expected {expected}")
-        if problems:
-            raise ConfigError("invalid MTAC options:\n  " + "\n  ".join(problems))
-        resolved = cls(**values)
-        warmup = resolved.relabel_warmup or max(1, round(0.4 * epochs))
-        conf_epochs = resolved.confidence_epochs or max(1, math.ceil(0.3 * epochs))
-        return cls(**{**values, "relabel_warmup": warmup, "confidence_epochs": conf_epochs})
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-#: option -> (validity check, what was expected), for one error line per bad key.
-_OPTION_CHECKS: dict[str, tuple[Any, str]] = {
-    "high_ratio": (lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)"),
-    "rank_margin": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
-    "rank_weight": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "class_balance": (lambda v: isinstance(v, bool), "true or false"),
-    "au_weight": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
-    "va_weight": (lambda v: v is None or (_is_number(v) and v >= 0), "null or a number >= 0"),
-    "au_graph_threshold": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
-    "relabel": (lambda v: isinstance(v, bool), "true or false"),
-    "relabel_warmup": (lambda v: v is None or (_is_int(v) and v >= 1), "null or an integer >= 1"),
-    "relabel_margin": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "prototype_momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
-    "confidence_epochs": (
-        lambda v: v is None or (_is_int(v) and v >= 1),
-        "null or an integer >= 1",
-    ),
-    "soft_label": (lambda v: v in ("probs", "blend"), "'probs' or 'blend'"),
-    "prototype_temperature": (lambda v: _is_number(v) and v > 0, "a number > 0"),
-    "quality_prototype_weight": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-}
+    def resolve(self, *, epochs: int) -> MTACOptions:
+        """These options with the epoch-dependent defaults filled in for an `epochs`-long run."""
+        warmup = self.relabel_warmup or max(1, round(0.4 * epochs))
+        conf_epochs = self.confidence_epochs or max(1, math.ceil(0.3 * epochs))
+        return replace(self, relabel_warmup=warmup, confidence_epochs=conf_epochs)
 
 
 def _full_precision(device: torch.device) -> torch.autocast:
@@ -175,15 +148,7 @@ def _full_precision(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, enabled=False)
 
 
-def _weak_fill(targets: torch.Tensor | None, derived: torch.Tensor) -> torch.Tensor:
-    """Dataset targets where a row has any value (NaN entries stay NaN = masked); else derived."""
-    if targets is None:
-        return derived
-    empty = torch.isnan(targets).all(dim=1, keepdim=True)  # (B, 1)
-    return torch.where(empty, derived, targets)
-
-
-@register_method("mtac")
+@register_method("mtac", options=MTACOptions)
 class MTAC(Method):
     """Multi-task assisted correction; see the module docstring for paper vs reconstruction."""
 
@@ -201,7 +166,7 @@ class MTAC(Method):
 
     def __init__(self, context: MethodContext) -> None:
         super().__init__(context)
-        self.options = MTACOptions.from_mapping(dict(context.options), epochs=context.epochs)
+        self.options = self.options.resolve(epochs=context.epochs)
         c = self.num_classes
         n = context.num_samples
         self.backbone = create_backbone(context.backbone, in_chans=context.in_chans)
@@ -320,16 +285,18 @@ class MTAC(Method):
         rank = rank_regularization(confidence, high_ratio=opts.high_ratio, margin=margin)
         h = self.dropout(x)
         au_logits = self.au_head(h).float()  # (B, K)
-        au_target = _weak_fill(
+        au_target = get_aux_targets(
             None if self._au_targets is None else self._au_targets[batch.index],
-            self.au_prior[labels],
-        )
+            self.au_prior,
+            labels,
+        ).merged()
         au = masked_bce_with_logits(au_logits, au_target)
         va_pred = torch.tanh(self.va_head(h).float())  # (B, 2)
-        va_target = _weak_fill(
+        va_target = get_aux_targets(
             None if self._va_targets is None else self._va_targets[batch.index],
-            self.va_centroids[labels],
-        )
+            self.va_centroids,
+            labels,
+        ).merged()
         va = ccc_loss(va_pred, va_target)
         loss = ce + opts.rank_weight * rank + self.au_weight * au + self.va_weight * va
         if self.training:

@@ -1,10 +1,8 @@
-"""Regional patches of a feature map: face regions, roi crops, gate-weighted pooling, gate margin.
+"""Regional patches of a feature map: roi crops of face regions, gate-weighted pooling, gate margin.
 
 UAPL (after pACNN and RAN, Wang et al. TIP 2020) crops a mid-level feature map into
 facial regions, weights each region by a sigmoid gate and pools them. Without landmarks
-the regions are fixed boxes of an aligned face; FER crops (FER2013, RAF-DB aligned,
-AffectNet) put the eyes at about 35-45% and the mouth at about 70-85% of the height.
-"left"/"right" mean image left/right (the subject's right/left).
+the regions are fixed boxes of an aligned face (`fercleaner.priors.FACE_REGIONS`).
 """
 
 from __future__ import annotations
@@ -14,26 +12,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-#: name -> fractional box (x0, y0, x1, y1) of an aligned face; 0 = left/top edge.
-FACE_REGIONS: dict[str, tuple[float, float, float, float]] = {
-    "left_eye": (0.05, 0.15, 0.50, 0.50),  # brow + eye
-    "right_eye": (0.50, 0.15, 0.95, 0.50),
-    "nose": (0.30, 0.35, 0.70, 0.70),
-    "mouth": (0.20, 0.60, 0.80, 0.95),
-    "left_cheek": (0.00, 0.45, 0.40, 0.85),
-    "right_cheek": (0.60, 0.45, 1.00, 0.85),
-    # a coarse 2x2 grid so nothing outside the named parts is lost (forehead, jaw, hair)
-    "grid_top_left": (0.00, 0.00, 0.50, 0.50),
-    "grid_top_right": (0.50, 0.00, 1.00, 0.50),
-    "grid_bottom_left": (0.00, 0.50, 0.50, 1.00),
-    "grid_bottom_right": (0.50, 0.50, 1.00, 1.00),
-}
+from fercleaner.priors import FACE_REGIONS
 
 
-def get_region_boxes(names: tuple[str, ...] | None = None) -> torch.Tensor:
-    """(R, 4) float tensor of fractional boxes for `names` (default: every FACE_REGIONS entry)."""
-    names = tuple(FACE_REGIONS) if names is None else names
-    return torch.tensor([FACE_REGIONS[name] for name in names], dtype=torch.float32)
+def get_region_boxes(names: tuple[str, ...]) -> torch.Tensor:
+    """(R, 4) float tensor of the fractional (x0, y0, x1, y1) boxes of `FACE_REGIONS[names]`."""
+    return torch.tensor([FACE_REGIONS[name].box for name in names], dtype=torch.float32)
 
 
 def choose_patch_stage(stage_reductions: list[int], *, image_size: int, min_side: int = 6) -> int:

@@ -62,40 +62,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fercleaner.config import Check, at_least, greater_than, in_range, one_of
 from fercleaner.errors import ConfigError
-from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
-from fercleaner.methods.losses import masked_bce_with_logits
+from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.losses import get_aux_targets, masked_bce_with_logits, sigmoid_rampup
+from fercleaner.methods.patches import choose_patch_stage
 from fercleaner.methods.poi_losses import (
     js_uncertainty,
     mutual_learning_kl,
     prior_evidence,
-    sigmoid_rampup,
     transfer_loss,
-    weak_au_targets,
 )
 from fercleaner.methods.registry import register_method
 from fercleaner.models import create_backbone
-from fercleaner.priors import AU_IDS, get_au_prior_matrix
+from fercleaner.priors import AU_IDS, FACE_REGIONS, FaceRegion, get_au_prior_matrix
 
-
-@dataclass(frozen=True)
-class Region:
-    """A sub-region of an aligned face as fractions of height/width, and the AUs visible in it."""
-
-    rows: tuple[float, float]
-    cols: tuple[float, float]
-    aus: tuple[int, ...]
-
-
-#: PIN's region branches, in output order. Fractions assume a roughly aligned face
-#: (eyes about 40% down, mouth about 75%), as FER2013/FERPlus/RAF-DB crops are.
-REGIONS: dict[str, Region] = {
-    "upper": Region(rows=(0.0, 0.55), cols=(0.0, 1.0), aus=(1, 2, 4, 5, 6, 7)),
-    "nose": Region(rows=(0.3, 0.75), cols=(0.25, 0.75), aus=(4, 6, 9, 10)),
-    "mouth": Region(
-        rows=(0.55, 1.0), cols=(0.1, 0.9), aus=(10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 26)
-    ),
-    "whole": Region(rows=(0.0, 1.0), cols=(0.0, 1.0), aus=AU_IDS),
+#: PIN's region branches (branch name -> `priors.FACE_REGIONS` entry), in output order:
+#: three overlapping bands of an aligned face and the whole face, each with its AUs.
+REGIONS: dict[str, FaceRegion] = {
+    "upper": FACE_REGIONS["upper_face"],
+    "nose": FACE_REGIONS["mid_face"],
+    "mouth": FACE_REGIONS["lower_face"],
+    "whole": FACE_REGIONS["whole_face"],
 }
 
 
@@ -130,61 +118,30 @@ class POIOptions:
     quality_blend: float = 0.0
     """Weight of TRN's p[given] in `label_quality_signal` (0 = PIN's q[given] only)."""
 
-
-def parse_poi_options(options: dict[str, Any]) -> POIOptions:
-    """Validate `method.options` for POI, reporting every problem at once.
-
-    Raises:
-        ConfigError: unknown keys or out-of-range values, each named with its value.
-    """
-    problems = unknown_option_problems(options, POIOptions, "POI")
-    if problems:
-        raise ConfigError("; ".join(problems))
-    try:
-        opts = POIOptions(**options)
-    except TypeError as exc:  # pragma: no cover - guarded by the key check above
-        raise ConfigError(f"bad POI options {options!r}: {exc}") from exc
-    checks = [
-        (opts.trn_backbone in ("shared", "separate"), "trn_backbone", "'shared' or 'separate'"),
-        (opts.uncertainty in ("js", "learned"), "uncertainty", "'js' or 'learned'"),
-        (opts.region_stage is None or opts.region_stage >= 0, "region_stage", "a stage index >= 0"),
-        (opts.region_dim >= 1, "region_dim", ">= 1"),
-        (opts.tau > 0, "tau", "> 0"),
-        (opts.kappa >= 0, "kappa", ">= 0"),
-        (opts.temperature > 0, "temperature", "> 0"),
-        (opts.ramp_epochs is None or opts.ramp_epochs > 0, "ramp_epochs", "> 0"),
-        (opts.dml_weight >= 0, "dml_weight", ">= 0"),
-        (opts.au_weight >= 0, "au_weight", ">= 0"),
-        (opts.weak_au_weight >= 0, "weak_au_weight", ">= 0"),
-        (0.0 <= opts.quality_blend <= 1.0, "quality_blend", "in [0, 1]"),
-    ]
-    problems = [
-        f"method.options.{key}={getattr(opts, key)!r} must be {expected}"
-        for ok, key, expected in checks
-        if not ok
-    ]
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return opts
+    #: Range and choice rules, checked with the recipe (`fercleaner.config.options_from_dict`).
+    checks: ClassVar[dict[str, Check]] = {
+        "trn_backbone": one_of("shared", "separate"),
+        "uncertainty": one_of("js", "learned"),
+        "region_stage": at_least(0),
+        "region_dim": at_least(1),
+        "tau": greater_than(0),
+        "kappa": at_least(0),
+        "temperature": greater_than(0),
+        "ramp_epochs": greater_than(0),
+        "dml_weight": at_least(0),
+        "au_weight": at_least(0),
+        "weak_au_weight": at_least(0),
+        "quality_blend": in_range(0, 1),
+    }
 
 
-def find_region_stage(reductions: list[int], image_size: int) -> int:
-    """Deepest non-final stage whose map is at least 6 cells wide (at 48 px: ResNet layer2, 6x6).
-
-    Why: the regions need a few cells each (upper/nose/mouth overlap on a 6x6 map), yet
-    the deeper the stage the more expression-specific the features; the final stage is
-    left to TRN so the two networks do not see the same map.
-    """
-    candidates = [i for i, r in enumerate(reductions[:-1]) if math.ceil(image_size / r) >= 6]
-    return candidates[-1] if candidates else 0
-
-
-def region_slices(region: Region, height: int, width: int) -> tuple[slice, slice]:
-    """Row and column slices of `region` on a (height, width) map, never empty."""
-    y0 = min(int(math.floor(region.rows[0] * height)), height - 1)
-    y1 = max(y0 + 1, int(math.ceil(region.rows[1] * height)))
-    x0 = min(int(math.floor(region.cols[0] * width)), width - 1)
-    x1 = max(x0 + 1, int(math.ceil(region.cols[1] * width)))
+def region_slices(region: FaceRegion, height: int, width: int) -> tuple[slice, slice]:
+    """Row and column slices of `region`'s box on a (height, width) map, never empty."""
+    x0_frac, y0_frac, x1_frac, y1_frac = region.box
+    y0 = min(int(math.floor(y0_frac * height)), height - 1)
+    y1 = max(y0 + 1, int(math.ceil(y1_frac * height)))
+    x0 = min(int(math.floor(x0_frac * width)), width - 1)
+    x1 = max(x0 + 1, int(math.ceil(x1_frac * width)))
     return slice(y0, y1), slice(x0, x1)
 
 
@@ -229,7 +186,7 @@ class _RegionBranch(nn.Module):
         }
 
 
-@register_method("poi")
+@register_method("poi", options=POIOptions)
 class POI(Method):
     """Prior Inference Network (regions x AU prior) teaching a Target Recognition Network."""
 
@@ -244,7 +201,6 @@ class POI(Method):
 
     def __init__(self, context: MethodContext) -> None:
         super().__init__(context)
-        self.options = parse_poi_options(dict(context.options))
         opts = self.options
         # Full backbone first: it fixes the stage layout. With `separate` it is TRN's, and
         # PIN gets its own copy cut after the region stage (deeper stages would be unused).
@@ -252,14 +208,16 @@ class POI(Method):
         stages = len(full.stage_channels)
         if opts.region_stage is not None and opts.region_stage >= stages - 1:
             raise ConfigError(
-                f"method.options.region_stage={opts.region_stage} but backbone"
-                f" {context.backbone.name!r} has stages 0..{stages - 1} and the last is TRN's;"
-                f" pick one of 0..{stages - 2}, or leave it unset to choose automatically."
+                f"method.options.region_stage: expected a stage of backbone"
+                f" {context.backbone.name!r} before its last, TRN's (0..{stages - 2}), got"
+                f" {opts.region_stage}; or leave it unset to choose automatically."
             )
         self.region_stage = (
             opts.region_stage
             if opts.region_stage is not None
-            else find_region_stage(full.stage_reductions, context.image_size)
+            # the regions need a few cells each (upper/nose/mouth overlap on a 6x6 map), and
+            # the final stage is left to TRN so the two networks do not see the same map
+            else choose_patch_stage(full.stage_reductions, image_size=context.image_size)
         )
         if opts.trn_backbone == "separate":
             self.trn_backbone: nn.Module | None = full
@@ -345,17 +303,12 @@ class POI(Method):
         self, branches: list[dict[str, torch.Tensor]], labels: torch.Tensor, index: torch.Tensor
     ) -> torch.Tensor:
         """AU BCE over region branches: dataset AUs where a row has any, label-derived ones elsewhere."""
-        weak = weak_au_targets(labels, self.prior)  # (B, K)
-        if self.au_targets is not None:
-            annotated = self.au_targets[index]  # (B, K), NaN = missing
-            has_any = ~torch.isnan(annotated).all(dim=1, keepdim=True)  # (B, 1)
-        else:
-            annotated = torch.full_like(weak, float("nan"))
-            has_any = torch.zeros_like(weak[:, :1], dtype=torch.bool)
-        nan = torch.full_like(weak, float("nan"))
-        strong_targets = torch.where(has_any, annotated, nan)
-        weak_targets = torch.where(has_any, nan, weak)
-        total = weak.new_zeros(())
+        targets = get_aux_targets(
+            None if self.au_targets is None else self.au_targets[index], self.prior, labels
+        )
+        strong_targets, weak_targets = targets.annotated, targets.derived  # (B, K), NaN = none
+        nan = torch.full_like(weak_targets, float("nan"))
+        total = weak_targets.new_zeros(())
         for module, out in zip(self.regions.values(), branches, strict=True):
             visible = module.au_mask.bool()  # (K,): the AUs this region can see
             strong = masked_bce_with_logits(
@@ -373,7 +326,7 @@ class POI(Method):
     def transfer_weight(self) -> float:
         """Current ramp factor of the PIN -> TRN transfer, from the optimizer step count."""
         steps = max(1, self.context.steps_per_epoch)
-        return sigmoid_rampup(self._step / (self.ramp_epochs * steps))
+        return sigmoid_rampup(self._step, self.ramp_epochs * steps)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """PIN loss (CE fused + regions, mutual learning, AUs) + TRN transfer loss (+ uncertainty head)."""

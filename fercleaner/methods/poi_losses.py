@@ -1,4 +1,4 @@
-"""Pure tensor functions behind POI: prior evidence, mutual learning, JS uncertainty, transfer, ramp.
+"""Pure tensor functions behind POI: prior evidence, mutual learning, JS uncertainty, transfer.
 
 Kept apart from the module that builds the networks so each formula can be checked
 against hand-computed values on tiny tensors. Everything computes in float32 (callers
@@ -126,22 +126,3 @@ def transfer_loss(
     log_q_t = F.log_softmax(teacher_logits.detach().float() / temperature, dim=1)
     kl = (log_q_t.exp() * (log_q_t - log_p_t)).sum(dim=1)  # (B,)
     return ((1.0 - w) * ce + w * (temperature**2) * kl).mean()
-
-
-def sigmoid_rampup(progress: float) -> float:
-    """Sigmoid-shaped ramp exp(-5 (1 - t)^2) for t = progress clipped to [0, 1] (Laine & Aila 2017).
-
-    Why: PIN's distribution is noise at the start of training; trusting it only after
-    it has learned something keeps TRN from distilling garbage. exp(-5) ~ 0.007 at t = 0.
-    """
-    t = min(max(float(progress), 0.0), 1.0)
-    return math.exp(-5.0 * (1.0 - t) ** 2)
-
-
-def weak_au_targets(labels: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-    """(B, K) AU targets derived from the label through the prior: row M[y], clipped to [0, 1].
-
-    The weakly supervised mode used when a dataset has no AU annotations: each AU head
-    learns the AUs the label's prototype expects.
-    """
-    return prior.float()[labels.long()].clamp(0.0, 1.0)

@@ -19,13 +19,23 @@ _BUILTIN_MODULES = (
 )
 
 
-def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
-    """Class decorator: make `cls` available as `create_method(name, ...)`."""
+def register_method(
+    name: str, *, options: type | None = None
+) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: make `cls` available as `create_method(name, ...)`.
+
+    `options` is the method's frozen options dataclass (one docstring per field, range
+    rules in a `checks` class table); recipes' `method.options` are validated against it
+    by `fercleaner.config` before any work starts, and the method receives an instance
+    as `MethodContext.options`. A method without options leaves it out.
+    """
 
     def decorator(cls: type[Method]) -> type[Method]:
         if name in _METHODS and _METHODS[name] is not cls:
             raise RegistryError(f"method {name!r} is registered twice ({_METHODS[name]} and {cls})")
         cls.name = name
+        if options is not None:
+            cls.options_class = options
         _METHODS[name] = cls
         return cls
 

@@ -12,7 +12,7 @@ LDL-ALSG for the topology), chosen as follows:
 - reconstruction: patches come from the deepest non-final backbone stage whose map is
   at least 6x6 (`choose_patch_stage`; layer2 at 48 px, layer3 at 112-224 px): deeper maps
   are too coarse to separate an eye from a brow, shallower ones carry too little
-  semantics for a gate to judge. Ten fixed boxes of an aligned face (`FACE_REGIONS`: two
+  semantics for a gate to judge. Ten fixed boxes of an aligned face (`REGION_NAMES` of `priors.FACE_REGIONS`: two
   brow+eye, nose, mouth, two cheeks, a 2x2 grid) are roi-cropped bilinearly to 3x3, each
   through its own 3x3 conv (a grouped conv), pooled to f_r; gate g_r = sigmoid(MLP(f_r)).
   Landmark-centred patches are not supported: the batch carries no landmarks.
@@ -50,8 +50,7 @@ LDL-ALSG for the topology), chosen as follows:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -59,11 +58,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fercleaner.arrays import get_normalized_entropy
+from fercleaner.config import Check, at_least, in_range
 from fercleaner.errors import ConfigError
-from fercleaner.methods.base import Batch, Method, MethodContext, unknown_option_problems
-from fercleaner.methods.losses import masked_bce_with_logits
+from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.losses import get_aux_targets, masked_bce_with_logits, sigmoid_rampup
 from fercleaner.methods.patches import (
-    FACE_REGIONS,
     choose_patch_stage,
     crop_regions,
     gate_contrast_margin,
@@ -77,18 +77,19 @@ from fercleaner.priors import AU_IDS, get_au_prior_matrix, get_va_centroids
 
 #: Related label spaces, in the order of the learnable task weights theta.
 TASKS: tuple[str, ...] = ("au", "va", "embedding")
-REGION_NAMES: tuple[str, ...] = tuple(FACE_REGIONS)
-
-
-def sigmoid_ramp(epoch: float, *, ramp_epochs: float) -> float:
-    """Laine & Aila's ramp-up exp(-5 (1 - t)^2), t = epoch / ramp_epochs clipped to [0, 1].
-
-    0.0067 at epoch 0, 1 from `ramp_epochs` on; `ramp_epochs <= 0` means no ramp (1).
-    """
-    if ramp_epochs <= 0:
-        return 1.0
-    t = min(max(epoch / ramp_epochs, 0.0), 1.0)
-    return math.exp(-5.0 * (1.0 - t) ** 2)
+#: UAPL's patches: the face parts and the 2x2 grid of `priors.FACE_REGIONS`, in gate order.
+REGION_NAMES: tuple[str, ...] = (
+    "left_eye",
+    "right_eye",
+    "nose",
+    "mouth",
+    "left_cheek",
+    "right_cheek",
+    "grid_top_left",
+    "grid_top_right",
+    "grid_bottom_left",
+    "grid_bottom_right",
+)
 
 
 @dataclass(frozen=True)
@@ -124,58 +125,21 @@ class UaplOptions:
     readout_self_weight: float = 0.5
     """Share of the sample's own prediction in the readout soft label q (rest: neighbours)."""
 
-    @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> UaplOptions:
-        """Validate recipe options; every problem is reported at once."""
-        names = {f.name for f in fields(cls)}
-        problems = unknown_option_problems(options, cls, "UAPL")
-        problems += [
-            f"{key} must be {_TYPE_NAMES[kind]}, got {value!r}"
-            for key, value in options.items()
-            if key in names and not _has_type(value, kind := _FIELD_TYPES[key])
-        ]
-        if problems:
-            raise ConfigError("method.options for uapl: " + "; ".join(problems))
-        opts = cls(**options)
-        checks = [
-            (opts.k >= 1, f"k must be >= 1, got {opts.k}"),
-            (opts.lambda_max >= 0, f"lambda_max must be >= 0, got {opts.lambda_max}"),
-            (
-                opts.ramp_epochs is None or opts.ramp_epochs >= 0,
-                f"ramp_epochs must be >= 0, got {opts.ramp_epochs}",
-            ),
-            (opts.margin >= 0, f"margin must be >= 0, got {opts.margin}"),
-            (opts.patch_dim >= 4, f"patch_dim must be >= 4, got {opts.patch_dim}"),
-            (opts.crop_size >= 1, f"crop_size must be >= 1, got {opts.crop_size}"),
-            (opts.neck_dim >= 2, f"neck_dim must be >= 2, got {opts.neck_dim}"),
-            (
-                0.0 <= opts.readout_self_weight <= 1.0,
-                f"readout_self_weight must be in [0, 1], got {opts.readout_self_weight}",
-            ),
-        ]
-        problems = [message for ok, message in checks if not ok]
-        if problems:
-            raise ConfigError("method.options for uapl: " + "; ".join(problems))
-        return opts
+    #: Range rules, checked with the recipe (`fercleaner.config.options_from_dict`).
+    checks: ClassVar[dict[str, Check]] = {
+        "k": at_least(1),
+        "lambda_max": at_least(0),
+        "ramp_epochs": at_least(0),
+        "margin": at_least(0),
+        "patch_stage": at_least(0),
+        "patch_dim": at_least(4),
+        "crop_size": at_least(1),
+        "neck_dim": at_least(2),
+        "readout_self_weight": in_range(0, 1),
+    }
 
 
-#: field -> accepted kind: "int", "float" or "int?" (int or None); bools are never numbers.
-_FIELD_TYPES: dict[str, str] = {
-    f.name: {"int": "int", "float": "float", "int | None": "int?"}[str(f.type)]
-    for f in fields(UaplOptions)
-}
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "int?": "an integer or null"}
-
-
-def _has_type(value: Any, kind: str) -> bool:
-    if value is None:
-        return kind == "int?"
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) if kind in ("int", "int?") else isinstance(value, int | float)
-
-
-@register_method("uapl")
+@register_method("uapl", options=UaplOptions)
 class UAPL(Method):
     """Gated regional patches + global feature, trained with kNN label-topology guidance."""
 
@@ -190,7 +154,6 @@ class UAPL(Method):
         super().__init__(context)
         from fercleaner.models import create_backbone
 
-        self.options = UaplOptions.from_dict(dict(context.options))
         opts = self.options
         self.backbone = create_backbone(context.backbone, in_chans=context.in_chans)
         n_stages = len(self.backbone.stage_channels)
@@ -202,8 +165,8 @@ class UAPL(Method):
             self.patch_stage = opts.patch_stage
         else:
             raise ConfigError(
-                f"method.options for uapl: patch_stage {opts.patch_stage} is out of range;"
-                f" backbone {context.backbone.name!r} has stages 0..{n_stages - 1}"
+                f"method.options.patch_stage: expected a stage of backbone"
+                f" {context.backbone.name!r} (0..{n_stages - 1}), got {opts.patch_stage}"
             )
         r, d = len(REGION_NAMES), opts.patch_dim
         mid = self.backbone.stage_channels[self.patch_stage]
@@ -365,10 +328,13 @@ class UAPL(Method):
         labels: torch.Tensor,
         index: torch.Tensor,
     ) -> torch.Tensor:
-        """Annotated targets (NaN = masked) when the dataset has them, else the label's prior."""
-        if annotations is None:
-            return prior[labels]
-        return annotations[index.cpu()].to(labels.device)
+        """Annotated targets (NaN = masked) when the dataset has them, else the label's prior.
+
+        Unlike MTAC and POI, rows without annotations in an annotated dataset stay masked.
+        """
+        annotated = None if annotations is None else annotations[index.cpu()].to(labels.device)
+        targets = get_aux_targets(annotated, prior, labels)
+        return targets.derived if annotated is None else targets.annotated
 
     @torch.no_grad()
     def _record(self, index: torch.Tensor, out: dict[str, torch.Tensor], log_probs) -> None:
@@ -395,9 +361,7 @@ class UAPL(Method):
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = epoch
-        self.lambda_now = self.options.lambda_max * sigmoid_ramp(
-            epoch, ramp_epochs=self.ramp_epochs
-        )
+        self.lambda_now = self.options.lambda_max * sigmoid_rampup(epoch, self.ramp_epochs)
 
     @torch.no_grad()
     def on_epoch_end(self, epoch: int) -> None:
@@ -472,7 +436,7 @@ class UAPL(Method):
         q = (a * probs + (1 - a) * neighbour).cpu().numpy().astype(np.float32)
         rows = np.arange(len(given_labels))
         support = np.clip(q[rows, np.asarray(given_labels)], 0.0, 1.0)
-        entropy = -(q * np.log(np.clip(q, 1e-12, 1.0))).sum(axis=1) / np.log(q.shape[1])
+        entropy = get_normalized_entropy(q)
         gates = np.asarray(outputs["gates"], dtype=np.float32)  # (N, R)
         result: dict[str, np.ndarray] = {
             "pred_probs": probs.cpu().numpy().astype(np.float32),

@@ -1,0 +1,96 @@
+"""Method options: each method registers a frozen options dataclass; recipes are checked against it at load."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+
+import pytest
+
+from fercleaner.config import load_recipe, method_options, options_from_dict, recipe_from_dict
+from fercleaner.errors import ConfigError
+from fercleaner.methods.baseline import BaselineOptions
+from fercleaner.methods.mtac import MTACOptions
+from fercleaner.methods.poi import POIOptions
+from fercleaner.methods.registry import get_method_class
+
+
+def _field_docstrings(cls: type) -> dict[str, str]:
+    """field name -> the string literal right below it in the class body."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:], strict=False):
+        value = following.value if isinstance(following, ast.Expr) else None
+        if isinstance(node, ast.AnnAssign) and isinstance(value, ast.Constant):
+            docs[node.target.id] = str(value.value)
+    return docs
+
+
+@pytest.mark.parametrize("name", ["baseline", "mtac", "uapl", "poi"])
+def test_every_method_registers_a_documented_frozen_options_dataclass(name):
+    options_class = get_method_class(name).options_class
+    assert dataclasses.is_dataclass(options_class)
+    assert options_class.__dataclass_params__.frozen
+    names = [f.name for f in dataclasses.fields(options_class)]
+    docs = _field_docstrings(options_class)
+    assert [n for n in names if not docs.get(n, "").strip()] == []
+    assert set(getattr(options_class, "checks", {})) <= set(names)
+    assert options_from_dict(options_class, {}) == options_class()  # defaults are valid
+
+
+def test_a_bad_poi_option_is_one_line_at_load_not_a_type_error(tmp_path):
+    recipe = tmp_path / "poi.yaml"
+    recipe.write_text("method:\n  name: poi\n  options:\n    tau: fast\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(recipe)
+    assert str(info.value) == (
+        f"1 problem(s) in {recipe}:\n  - method.options.tau: expected a number > 0, got 'fast'"
+    )
+
+
+def test_option_problems_are_reported_with_the_recipes_own():
+    with pytest.raises(ConfigError) as info:
+        load_recipe(
+            "quick",
+            overrides=[
+                "train.folds=0",
+                "method.name=mtac",
+                "method.options.relabel_warmup=0",
+                "method.options.soft_label=mean",
+                "method.options.high_ratoi=0.5",
+            ],
+        )
+    message = str(info.value)
+    assert "4 problem(s)" in message
+    assert "train.folds: must be > 0" in message
+    assert "method.options.relabel_warmup: expected null or an integer >= 1, got 0" in message
+    assert "method.options.soft_label: expected one of 'probs', 'blend', got 'mean'" in message
+    assert "method.options.high_ratoi: unknown key (did you mean method.options.high_ratio?)" in (
+        message
+    )
+
+
+def test_bad_options_fail_before_the_dataset_is_read(tmp_path):
+    from fercleaner.pipeline import score_dataset
+
+    with pytest.raises(ConfigError, match=r"method.options.tau: expected a number > 0, got -1"):
+        score_dataset(
+            tmp_path / "no-such-dataset",
+            tmp_path / "run",
+            recipe=None,
+            method="poi",
+            overrides=["method.options.tau=-1"],
+        )
+
+
+def test_options_belong_to_the_recipes_method_and_others_get_defaults():
+    recipe = load_recipe("quick")  # baseline with small-loss selection
+    own = method_options(recipe.method, "baseline")
+    assert own == BaselineOptions(small_loss_fraction=0.1, small_loss_start=0.4)
+    assert method_options(recipe.method, "mtac") == MTACOptions()  # e.g. a --method all run
+    poi = recipe_from_dict({"method": {"name": "poi", "options": {"tau": 2, "ramp_epochs": 3}}})
+    typed = method_options(poi.method, "poi")
+    assert typed == POIOptions(tau=2.0, ramp_epochs=3.0)
+    assert isinstance(typed.tau, float)  # converted like recipe fields: ints become floats
