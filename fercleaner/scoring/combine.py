@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fercleaner.arrays import get_entropy
+
 #: Combination rules `combine_sources` understands.
 COMBINE_RULES = ("rank_mean", "mean", "primary")
 
@@ -117,7 +119,7 @@ def combine_sources(
         raise ValueError(f"no source among {sources} has label_quality_signal")
     uncertainty = back_to_scale("uncertainty", weighted("uncertainty", signal))
     if uncertainty is None:
-        uncertainty = -(soft_label * np.log(np.clip(soft_label, 1e-12, 1.0))).sum(axis=1)
+        uncertainty = get_entropy(soft_label)
     return CombinedReadout(
         pred_probs=pred_probs,
         soft_label=soft_label,

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fercleaner.arrays import to_matrix
 from fercleaner.atomic import atomic_path
 from fercleaner.errors import ScoresFormatError
 from fercleaner.scoring.assemble import DISTRIBUTION_COLUMNS, SCORE_COLUMNS
@@ -39,10 +40,7 @@ class ScoresFile:
         """(N, C) float32 array of a list column such as `pred_probs` or `soft_label`."""
         if column not in self.frame.columns:
             raise ScoresFormatError(f"scores file has no column {column!r}")
-        values = self.frame[column].to_list()
-        if not values:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        return np.stack([np.asarray(v, dtype=np.float32) for v in values])
+        return to_matrix(self.frame[column], dtype=np.float32, width=len(self.classes))
 
 
 def write_scores(
