@@ -1,4 +1,4 @@
-"""Prior knowledge shared by the methods and the synthetic faces: AU prototypes, VA centroids, face regions.
+"""FER priors for the methods and the synthetic faces: AU prototypes, VA centroids, face regions.
 
 AU prototypes follow EMFACS/FACS (Du et al. 2014 variants) as tabulated in
 docs/methods.md: weight 1 for a core AU, 0.5 for a variant. VA centroids are

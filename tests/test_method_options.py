@@ -1,4 +1,4 @@
-"""Method options: each method registers a frozen options dataclass; recipes are checked against it at load."""
+"""Method options: each method registers a frozen options dataclass; recipes are checked at load."""
 
 from __future__ import annotations
 

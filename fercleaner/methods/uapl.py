@@ -12,9 +12,10 @@ LDL-ALSG for the topology), chosen as follows:
 - reconstruction: patches come from the deepest non-final backbone stage whose map is
   at least 6x6 (`choose_patch_stage`; layer2 at 48 px, layer3 at 112-224 px): deeper maps
   are too coarse to separate an eye from a brow, shallower ones carry too little
-  semantics for a gate to judge. Ten fixed boxes of an aligned face (`REGION_NAMES` of `priors.FACE_REGIONS`: two
-  brow+eye, nose, mouth, two cheeks, a 2x2 grid) are roi-cropped bilinearly to 3x3, each
-  through its own 3x3 conv (a grouped conv), pooled to f_r; gate g_r = sigmoid(MLP(f_r)).
+  semantics for a gate to judge. Ten fixed boxes of an aligned face (`REGION_NAMES`
+  of `priors.FACE_REGIONS`: two brow+eye, nose, mouth, two cheeks, a 2x2 grid) are
+  roi-cropped bilinearly to 3x3, each through its own 3x3 conv (a grouped conv), pooled
+  to f_r; gate g_r = sigmoid(MLP(f_r)).
   Landmark-centred patches are not supported: the batch carries no landmarks.
 - reconstruction ("uncertainty-aware"): each region also has its own linear classifier
   (auxiliary CE), and its gate is pulled (BCE) towards that region's certainty
