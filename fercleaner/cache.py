@@ -41,7 +41,9 @@ from fercleaner.datasets.problems import DEFAULT_FIXES, PROBLEM_COLUMNS
 from fercleaner.decode import DecodeError, decode_image, decode_pixels
 from fercleaner.errors import DatasetError
 
-_FORMAT_VERSION = 2
+#: 3: 16-bit and float images are scaled to 8 bits instead of clipped (fercleaner.decode),
+#: so rows an older decoder wrote for them are wrong and every cache is rebuilt once.
+_FORMAT_VERSION = 3
 _INDEX_KEY = b"fercleaner_cache"
 _BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
 #: Fewer images than this are decoded in this process: a pool would cost more than it saves.

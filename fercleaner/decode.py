@@ -1,8 +1,12 @@
 """Decode one sample to a fixed-size uint8 array: image file or pixel-CSV row, cropped, resized.
 
 The single definition of "what pixels a sample has", used by the decoded-image cache
-(and by anything that must reproduce its rows exactly). Failures raise `DecodeError`
-with a problem kind from the problems table, never a substitute image.
+and by `inspect`'s image checks (`check_decodes`), so both exclude exactly the same
+images. High bit depths are scaled, not clipped: a 16-bit PNG is divided by 257 and a
+float image in [0, 1] multiplied by 255 (a float image in [0, 255] is taken as is);
+pixels that cannot be mapped faithfully (negative or above range, NaN, a colour space
+like LAB) are an `unsupported_pixels` problem. Failures raise `DecodeError` with a
+problem kind from the problems table, never a substitute image.
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ from fercleaner.datasets.images import DEFAULT_MAX_PIXELS
 
 #: Box = (x, y, w, h) in source pixels, or None for the whole image.
 Box = tuple[int, int, int, int] | None
+
+#: PIL modes that convert faithfully to 8-bit grey and RGB (after `_to_8bit` for I/F).
+_SUPPORTED_MODES = frozenset(
+    {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
+     "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+)  # fmt: skip
+#: Side length `check_decodes` decodes at: small keeps JPEG checks cheap (DCT scaling).
+_CHECK_SIZE = 48
 
 
 class DecodeError(Exception):
@@ -45,7 +57,7 @@ def decode_image(
 
     Raises:
         DecodeError: kind `missing_file`, `empty_file`, `not_an_image`, `too_many_pixels`,
-            `corrupt_image` or `malformed_row` (a box outside the image).
+            `corrupt_image`, `unsupported_pixels` or `malformed_row` (a box outside the image).
     """
     mode = "L" if channels == 1 else "RGB"
     try:
@@ -58,8 +70,15 @@ def decode_image(
                     f"{path} is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}",
                 )
             crop = _clip_box(box, width, height, path)
+            if image.mode not in _SUPPORTED_MODES:
+                raise DecodeError(
+                    "unsupported_pixels",
+                    f"{path} has pixel mode {image.mode}, which has no faithful 8-bit grey or RGB"
+                    " version",
+                )
             if image.format == "JPEG":
                 crop = _draft(image, mode, crop, size=size, width=width)
+            image = _to_8bit(image, path)
             if image.mode != mode:
                 image = image.convert(mode)
             if crop is not None:
@@ -80,6 +99,18 @@ def decode_image(
     except Exception as exc:  # PIL raises many types (OSError, SyntaxError, struct.error...)
         raise DecodeError("corrupt_image", f"{path} is corrupt or truncated: {exc}") from None
     return pixels.reshape(size, size, channels)
+
+
+def check_decodes(
+    path: str | os.PathLike[str], *, box: Box = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> None:
+    """Decode `path` as the cache would, at a small size, and keep nothing.
+
+    Raises `DecodeError` exactly when `decode_image` does for any size and channel count
+    (the size only picks the JPEG DCT scale; every scan is still decoded), so a dataset
+    check that calls this excludes what the cache would.
+    """
+    decode_image(path, size=_CHECK_SIZE, channels=1, box=box, max_pixels=max_pixels)
 
 
 def decode_pixels(pixels: str, *, size: int, channels: int, where: str = "") -> np.ndarray:
@@ -107,6 +138,36 @@ def decode_pixels(pixels: str, *, size: int, channels: int, where: str = "") -> 
     if channels == 3:
         return np.repeat(grey[:, :, None], 3, axis=2)
     return grey[:, :, None]
+
+
+def _to_8bit(image: Image.Image, path) -> Image.Image:
+    """16-bit and 32-bit integer or float grey (modes I;16*, I, F) -> 8-bit `L`, scaled.
+
+    PIL's own conversion clips instead of scaling: a 16-bit face becomes near white and
+    a float one in [0, 1] near black. Other modes are returned as they are.
+    """
+    mode = image.mode
+    if mode not in ("I", "F") and not mode.startswith("I;16"):
+        return image
+    values = np.asarray(image)
+    if mode == "F" and not np.isfinite(values).all():
+        raise DecodeError("unsupported_pixels", f"{path} has NaN or infinite float pixels")
+    low, high = float(values.min()), float(values.max())
+    if mode.startswith("I;16"):
+        scale = 1 / 257  # 0..65535 -> 0..255
+    elif mode == "I" and low >= 0 and high <= 65535:
+        scale = 1.0 if high <= 255 else 1 / 257  # 8-bit values stored wide, or 16-bit
+    elif mode == "F" and low >= 0 and high <= 255:
+        scale = 255.0 if high <= 1 else 1.0  # [0, 1] or [0, 255]
+    else:
+        expected = "0..65535" if mode == "I" else "[0, 1] or [0, 255]"
+        raise DecodeError(
+            "unsupported_pixels",
+            f"{path} has {'float' if mode == 'F' else 'integer'} pixels from {low:g} to {high:g};"
+            f" expected {expected}, so they cannot be mapped to grey levels faithfully",
+        )
+    grey = np.rint(values.astype(np.float64) * scale).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L")
 
 
 def _clip_box(box: Box, width: int, height: int, path) -> tuple[int, int, int, int] | None:

@@ -1,10 +1,11 @@
-"""Small helpers the layout readers share: split names, safe path joins, CSV opening."""
+"""Small helpers the layout readers share: split names, safe path joins, CSV rows, folder walks."""
 
 from __future__ import annotations
 
 import csv
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -33,7 +34,95 @@ def normalize_split(name: str) -> str | None:
 
 def is_junk(name: str) -> bool:
     """Hidden files and OS droppings (.DS_Store, Thumbs.db) that are never samples."""
-    return name.startswith(".") or name.lower() in JUNK_NAMES
+    return is_hidden(name) or name.lower() in JUNK_NAMES
+
+
+def is_hidden(name: str) -> bool:
+    """A dot file or folder: never a sample, but an image named so is reported, not dropped."""
+    return name.startswith(".")
+
+
+def is_inside(path: str, root: str) -> bool:
+    """Whether normalised absolute `path` is `root` or lies under it (string test, no I/O)."""
+    return os.path.commonpath([path, root]) == root
+
+
+@dataclass
+class TreeScan:
+    """What `scan_tree` found under one folder, in walk order.
+
+    Attributes:
+        files: every entry that is not a folder (hidden ones included, OS droppings such
+            as Thumbs.db not), each folder's files before its subfolders, sorted by name.
+        unreadable: (folder, why) for folders that could not be listed, or that a link
+            leads back into (a loop); their content is unknown.
+        escaping: (linked folder, its real path) for links to folders outside the root,
+            which were not entered.
+    """
+
+    files: list[str] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    escaping: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan_tree(
+    folder: str | os.PathLike[str], *, real_root: str, follow_links: bool = False
+) -> TreeScan:
+    """Walk `folder` recursively without ever failing, following links only where safe.
+
+    Unlike `os.walk`, which drops a folder it cannot list without a word and never enters
+    linked folders, every folder is either listed or reported: unreadable folders go to
+    `unreadable`, links to folders outside `real_root` (the dataset root's real path) to
+    `escaping` unless `follow_links`, and a link to a folder already walked (a loop) to
+    `unreadable`. An explicit stack keeps deep trees from exhausting Python's recursion.
+    """
+    scan = TreeScan()
+    top = os.fspath(folder)
+    seen: dict[str, str] = {}  # real folder -> the path it was walked under
+    stack = [(top, os.path.realpath(top))]
+    while stack:
+        path, real = stack.pop()
+        if real in seen:
+            scan.unreadable.append(
+                (
+                    path,
+                    f"it is a link to {real}, which is already read as {seen[real]} (a link loop)",
+                )
+            )
+            continue
+        seen[real] = path
+        try:
+            with os.scandir(path) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            scan.unreadable.append((path, f"it cannot be listed: {exc.strerror or exc}"))
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.lower() in JUNK_NAMES:
+                continue
+            if is_folder(entry):
+                subfolders.append(entry)
+            else:
+                scan.files.append(entry.path)
+        for entry in reversed(subfolders):  # popped in name order
+            if not entry.is_symlink():
+                stack.append((entry.path, os.path.join(real, entry.name)))
+                continue
+            target = os.path.realpath(entry.path)
+            if not follow_links and not is_inside(target, real_root):
+                scan.escaping.append((entry.path, target))
+            else:
+                stack.append((entry.path, target))
+    return scan
+
+
+def is_folder(entry: os.DirEntry) -> bool:
+    """`entry.is_dir()` (following links), False when it cannot even be stat'ed."""
+    try:
+        return entry.is_dir()  # follows links
+    except OSError:  # cannot stat: treat it as a file, whose check then says why
+        return False
 
 
 def join_inside(base: str | os.PathLike[str], relative: str) -> tuple[str, str, bool]:
@@ -59,22 +148,55 @@ def open_text(path: Path):
 
 
 def csv_rows(fh: IO[str]) -> Iterator[tuple[int, list[str] | str]]:
-    """(line number, fields) per non-blank CSV row, or (line, reason) for a row csv rejects.
+    """(line number, fields) per CSV row, or (line, reason) for a line that is no usable row.
 
-    The csv module raises on some rows (a field over its size limit); one bad row must
-    not end the read, so the error becomes that row's reason and reading goes on.
+    Rows are physical lines. A quoted field that runs over a line break (an unclosed
+    quote) would otherwise swallow every line up to the next quote into one field, so
+    the line that opens it and each non-blank line it swallowed come back as reasons of
+    their own. Blank lines are skipped; a line of only commas is a row of empty fields
+    (the reader reports it). The csv module raises on some rows (a field over its size
+    limit); one bad row must not end the read, so the error becomes that row's reason.
     """
-    reader = csv.reader(fh)
+    consumed: list[str] = []  # the physical lines of the record being parsed
+
+    def lines() -> Iterator[str]:
+        for line in fh:
+            consumed.append(line)
+            yield line
+
+    reader = csv.reader(lines())
+    last = 0  # physical lines read before the current record
     while True:
+        consumed.clear()
+        error = None
         try:
             fields = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            yield reader.line_num, f"unreadable CSV row: {exc}"
-            continue
-        if any(f.strip() for f in fields):
-            yield reader.line_num, fields
+            fields, error = [], f"unreadable CSV row: {exc}"
+        first, last = last + 1, last + len(consumed)
+        if len(consumed) > 1:
+            yield (
+                first,
+                (
+                    f'an unclosed quote (") on this line runs over lines {first + 1}-{last};'
+                    " close the quote (or double a quote inside a field)"
+                ),
+            )
+            for line, text in enumerate(consumed[1:], start=first + 1):
+                if text.strip():
+                    yield line, f"swallowed by the unclosed quote on line {first}: {_excerpt(text)}"
+        elif error is not None:
+            yield first, error
+        elif len(fields) > 1 or (fields and fields[0].strip()):
+            yield first, fields
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    """The start of a line, quoted, for a problem reason."""
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def parse_int(text: str) -> int | None:

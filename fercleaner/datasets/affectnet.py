@@ -42,6 +42,8 @@ HEADER = [
     "arousal",
 ]
 _NO_VALUE = -2.0
+#: Face box coordinates beyond this are no image's (and would overflow int32 columns).
+_MAX_BOX = 1_000_000
 COLUMNS = [
     "sample_id",
     "path",
@@ -63,18 +65,24 @@ def detect(path: Path) -> Detection:
     if not path.is_dir():
         return Detection(False, f"{path.name} is a file; AffectNet is a folder")
     found = []
+    unreadable = []
     for name in MANIFESTS:
         manifest = path / name
         if manifest.is_file():
-            with open_text(manifest) as fh:
-                header = [h.strip() for h in next(csv.reader(fh), [])]
+            try:
+                with open_text(manifest) as fh:
+                    header = [h.strip() for h in next(csv.reader(fh), [])]
+            except (OSError, csv.Error) as exc:
+                unreadable.append(f"{name} ({getattr(exc, 'strerror', None) or exc})")
+                continue
             if "subDirectory_filePath" in header and "expression" in header:
                 found.append(name)
     if not found:
+        cannot = f" (cannot read {', '.join(unreadable)})" if unreadable else ""
         return Detection(
             False,
             "looked for training.csv or validation.csv with columns subDirectory_filePath,"
-            " expression, ...; found none",
+            f" expression, ...; found none{cannot}",
         )
     images = f"{IMAGE_DIR}/" if (path / IMAGE_DIR).is_dir() else "the dataset folder"
     return Detection(
@@ -208,10 +216,10 @@ def _read_row(
         ("face_height", "face_h"),
     ):
         value = parse_int(fields[index[source_column]]) if source_column in index else None
-        if value is None or value < 0:
+        if value is None or not 0 <= value <= _MAX_BOX:
             bad(
                 "malformed_row",
-                f"face box field {source_column} is not a whole number >= 0",
+                f"face box field {source_column} is not a whole number in 0..{_MAX_BOX:,}",
                 sample_id,
             )
             return None

@@ -1,20 +1,28 @@
 """FER2013: `fer2013.csv` (emotion, pixels, Usage), optionally with FER+ votes from `fer2013new.csv`.
 
 Pixels stay in the table as a string (48x48 grey values); sample ids are
-`fer2013.csv#<r>` with r the 0-based data row. `fer2013new.csv` is row-aligned with
-fer2013.csv; its votes are added but the given label stays FER2013's `emotion`.
+`fer2013.csv#<r>` with r the 0-based data row. `fer2013new.csv` is joined by row
+position (its votes are added, the given label stays FER2013's `emotion`), so it is
+checked before any vote is attached: the same number of rows, the same Usage on every
+row, and image names (`fer0000123.png`) that never run ahead of their row. A failed
+check is a `votes_misaligned` problem and no vote past the point where the files part
+is attached (none when that point cannot be located); a vote row that is not 10 whole
+numbers summing to 1..10 is an `invalid_votes` problem for its sample.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fercleaner.classes import CANONICAL_CLASSES, FER2013_CODES, FERPLUS_VOTE_COLUMNS
 from fercleaner.datasets._common import build_samples, csv_rows, open_text, parse_int
+from fercleaner.datasets.ferplus import MAX_VOTES
 from fercleaner.datasets.problems import ProblemLog
 from fercleaner.datasets.registry import (
     Detection,
@@ -33,6 +41,8 @@ _N_PIXELS = 48 * 48
 _VOTES_HEADER = ["Usage", "Image name", *FERPLUS_VOTE_COLUMNS]
 COLUMNS = ["sample_id", "path", "split", "given_label", "pixels", "_file", "_row"]
 VOTE_COLUMNS = ["votes", "votes_unknown", "votes_nf"]
+#: FER+ image names end in a number that follows the row (it lags behind after dropped rows).
+_IMAGE_NUMBER = re.compile(r"^[A-Za-z_-]*(\d{1,9})\.png$", re.IGNORECASE)
 
 
 def detect(path: Path) -> Detection:
@@ -58,17 +68,21 @@ def detect(path: Path) -> Detection:
 
 
 def _read_header(path: Path) -> list[str]:
-    with open_text(path) as fh:
-        return [h.strip() for h in next(csv.reader(fh), [])]
+    """The first row of `path`, stripped; [] when it cannot be read or parsed."""
+    try:
+        with open_text(path) as fh:
+            return [h.strip() for h in next(csv.reader(fh), [])]
+    except (OSError, csv.Error):
+        return []
 
 
 def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -> LayoutRead:
-    """Read fer2013.csv row by row; join fer2013new.csv votes by row position when present."""
+    """Read fer2013.csv row by row; join fer2013new.csv votes by row position once it checks out."""
     votes_path = root / VOTES_FILE_NAME
-    votes = _read_votes(votes_path) if votes_path.is_file() else None
+    votes = _read_votes(votes_path, problems) if votes_path.is_file() else None
     rows: list[dict] = []
+    usages: list[str | None] = []  # per data row, for the alignment check
     rows_listed = 0
-    unaligned = 0
     with open_text(source) as fh:
         rows_iter = csv_rows(fh)
         first = next(rows_iter, (1, []))[1]
@@ -83,6 +97,12 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
         for line, fields in rows_iter:
             data_row += 1
             rows_listed += 1
+            usage_at = index["Usage"]
+            usages.append(
+                fields[usage_at].strip()
+                if isinstance(fields, list) and usage_at < len(fields)
+                else None
+            )
             if isinstance(fields, str):
                 sample_id = f"{FILE_NAME}#{data_row}"
                 problems.add(
@@ -98,26 +118,31 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
                 source=source,
                 problems=problems,
             )
-            if record is None:
-                continue
-            if votes is not None:
-                entry = votes[data_row] if data_row < len(votes) else None
-                if entry is not None and entry[0] != fields[index["Usage"]].strip():
-                    unaligned += 1
-                    entry = None
-                record.update(_vote_fields(entry))
-            rows.append(record)
-    columns = COLUMNS[:-2] + (VOTE_COLUMNS if votes is not None else []) + COLUMNS[-2:]
+            if record is not None:
+                rows.append(record)
     notes = []
     classes = sorted(set(FER2013_CODES.values()), key=CANONICAL_CLASSES.index)
     if votes is not None:
         classes = list(CANONICAL_CLASSES)  # votes include contempt
+        trusted = _check_alignment(votes, usages, votes_path, problems)
+        for record in rows:
+            r = int(record["sample_id"].rsplit("#", 1)[1])
+            entry = votes[r] if r < trusted else None
+            if entry is not None and entry.counts is None:
+                problems.add(
+                    "invalid_votes",
+                    file=votes_path,
+                    row=entry.line,
+                    sample_id=record["sample_id"],
+                    reason=f"the vote row for {record['sample_id']} is unusable: {entry.reason}",
+                )
+            record.update(_vote_fields(entry))
         missing = sum(r["votes"] is None for r in rows)
         notes.append(
-            f"{VOTES_FILE_NAME}: {len(votes)} vote rows joined by position;"
-            f" {missing} samples have no votes (null)"
-            + (f", {unaligned} of them because Usage disagreed" if unaligned else "")
+            f"{VOTES_FILE_NAME}: {len(votes)} vote rows joined by position"
+            f" ({trusted:,} rows checked out); {missing} samples have no votes (null)"
         )
+    columns = COLUMNS[:-2] + (VOTE_COLUMNS if votes is not None else []) + COLUMNS[-2:]
     samples = build_samples(rows, columns)
     if votes is not None:  # nullable: rows the votes file does not cover have none
         samples["votes_unknown"] = samples["votes_unknown"].astype("Int64")
@@ -192,32 +217,148 @@ def _pixel_problem(pixels: str) -> str | None:
     return None
 
 
-def _read_votes(path: Path) -> list[tuple[str, list[int]] | None]:
-    """fer2013new.csv as one (Usage, 10 counts) per data row; None where a row is unreadable."""
-    with open_text(path) as fh:
-        rows_iter = csv_rows(fh)
-        first = next(rows_iter, (1, []))[1]
-        header = [h.strip() for h in first] if isinstance(first, list) else []
-        if header != _VOTES_HEADER:
-            raise DatasetError(
-                f"{path}: header {header} is not {','.join(_VOTES_HEADER)}; fix or remove the"
-                " file (votes are optional)"
+@dataclass(frozen=True)
+class _VoteRow:
+    """One fer2013new.csv data row: where it is, its Usage and name, its counts or why not."""
+
+    line: int
+    usage: str | None
+    name: str
+    counts: list[int] | None
+    reason: str = ""
+
+
+def _read_votes(path: Path, problems: ProblemLog) -> list[_VoteRow] | None:
+    """fer2013new.csv, one `_VoteRow` per data row; None (and a problem) when it is unusable."""
+
+    def unusable(reason: str, line: int | None = None) -> None:
+        problems.add("votes_misaligned", file=path, row=line, reason=reason + "; no votes attached")
+
+    try:
+        with open_text(path) as fh:
+            rows_iter = csv_rows(fh)
+            first_line, first = next(rows_iter, (1, []))
+            header = [h.strip() for h in first] if isinstance(first, list) else []
+            if header != _VOTES_HEADER:
+                unusable(f"the header is {header[:12]}, not {','.join(_VOTES_HEADER)}", first_line)
+                return None
+            return [_vote_row(line, fields) for line, fields in rows_iter]
+    except OSError as exc:
+        unusable(f"{VOTES_FILE_NAME} cannot be read: {exc.strerror or exc}")
+        return None
+
+
+def _vote_row(line: int, fields: list[str] | str) -> _VoteRow:
+    if isinstance(fields, str):
+        return _VoteRow(line, None, "", None, fields)
+    usage = fields[0].strip()
+    name = fields[1].strip() if len(fields) > 1 else ""
+    if len(fields) != len(_VOTES_HEADER):
+        reason = f"expected {len(_VOTES_HEADER)} fields, found {len(fields)}"
+        return _VoteRow(line, usage, name, None, reason)
+    counts = [parse_int(f) for f in fields[2:]]
+    if any(c is None or c < 0 for c in counts):
+        return _VoteRow(line, usage, name, None, f"counts {fields[2:]} are not whole numbers >= 0")
+    total = sum(counts)  # type: ignore[arg-type]
+    if not 1 <= total <= MAX_VOTES:
+        reason = f"the 10 counts sum to {total}; FER+ votes sum to 1..{MAX_VOTES} (10 taggers)"
+        return _VoteRow(line, usage, name, None, reason)
+    return _VoteRow(line, usage, name, counts)  # type: ignore[arg-type]
+
+
+def _check_alignment(
+    votes: list[_VoteRow], usages: list[str | None], path: Path, problems: ProblemLog
+) -> int:
+    """How many leading fer2013.csv rows may take the vote row at the same position.
+
+    Each failed check is a `votes_misaligned` problem. A name that runs ahead of its row
+    locates a deleted vote row: rows before it still line up. A Usage mismatch or a
+    row-count difference proves the files part somewhere but not where, so no row is
+    trusted, unless the names cover the file and show no break (a file cut short).
+    """
+
+    def misaligned(reason: str, entry: _VoteRow | None = None, r: int | None = None) -> None:
+        problems.add(
+            "votes_misaligned",
+            file=path,
+            row=None if entry is None else entry.line,
+            sample_id=None if r is None else f"{FILE_NAME}#{r}",
+            reason=reason,
+        )
+
+    n = min(len(votes), len(usages))
+    numbers = [_image_number(v.name) for v in votes[:n]]
+    shift = _name_shift(numbers)
+    if shift is not None:
+        misaligned(
+            f"the vote row at position {shift} is named {votes[shift].name}, ahead of its row:"
+            " a vote row above it is missing, so it and every later one describe another image;"
+            f" votes attached to fer2013.csv rows 0-{shift - 1} only",
+            votes[shift],
+            shift,
+        )
+    trusted = n if shift is None else shift
+    wrong_usage = next(
+        (r for r in range(trusted) if usages[r] is not None and votes[r].usage != usages[r]), None
+    )
+    if wrong_usage is not None:
+        misaligned(
+            f"fer2013.csv row {wrong_usage} is {usages[wrong_usage]!r} but its vote row says"
+            f" Usage {votes[wrong_usage].usage!r}: the files are out of step somewhere above it;"
+            " no votes attached",
+            votes[wrong_usage],
+            wrong_usage,
+        )
+        trusted = 0
+    if len(votes) != len(usages):
+        named = sum(x is not None for x in numbers)
+        cut_short = shift is None and wrong_usage is None and named * 2 >= max(n, 1)
+        misaligned(
+            f"{VOTES_FILE_NAME} has {len(votes):,} vote rows but {FILE_NAME} has {len(usages):,}"
+            " data rows; they are joined by position, so a missing or extra row misplaces every"
+            " later vote. "
+            + (
+                f"The image names line up, so votes are attached to the first {n:,} rows"
+                if cut_short
+                else "Nothing shows where they part, so no votes are attached"
+                if shift is None
+                else "See the row where the names part"
             )
-        entries: list[tuple[str, list[int]] | None] = []
-        for _, fields in rows_iter:
-            if isinstance(fields, str):
-                entries.append(None)
-                continue
-            counts = [parse_int(f) for f in fields[2:]] if len(fields) == 12 else [None]
-            ok = all(c is not None and c >= 0 for c in counts)
-            entries.append((fields[0].strip(), counts) if ok else None)
-    return entries
+        )
+        if not cut_short and shift is None:
+            trusted = 0
+    return trusted
 
 
-def _vote_fields(entry: tuple[str, list[int]] | None) -> dict:
-    if entry is None:
+def _image_number(name: str) -> int | None:
+    match = _IMAGE_NUMBER.match(name)
+    return None if match is None else int(match.group(1))
+
+
+def _name_shift(numbers: list[int | None]) -> int | None:
+    """The first row whose image number runs ahead of the row count for good, or None.
+
+    Between two named rows the number may advance by at most the rows between them (FER+
+    skips numbers of dropped images, so it can lag). A single row out of sequence that the
+    next named row makes up for is one odd name, not a shift (FER+ has three such rows).
+    """
+    named = [(r, x) for r, x in enumerate(numbers) if x is not None]
+    for i in range(1, len(named)):
+        (r0, x0), (r1, x1) = named[i - 1], named[i]
+        if x1 - x0 <= r1 - r0:
+            continue
+        if i + 1 < len(named):
+            r2, x2 = named[i + 1]
+            if x2 - x0 <= r2 - r0:
+                continue  # an isolated odd name
+        return r1
+    return None
+
+
+def _vote_fields(entry: _VoteRow | None) -> dict:
+    if entry is None or entry.counts is None:
         return {"votes": None, "votes_unknown": None, "votes_nf": None}
-    counts = entry[1]
+    counts = entry.counts
     return {
         "votes": np.asarray(counts[:8], dtype=np.int32),
         "votes_unknown": counts[8],

@@ -4,6 +4,8 @@ The given label is the plurality emotion vote. Ties among emotions are broken by
 class order and marked `label_tie` (the ambiguous faces a cleaner must see). An image whose
 plurality over all 10 columns is `unknown` or `NF` (not a face) has no emotion label and
 becomes a `no_plurality_emotion` problem; an emotion tied with unknown/NF keeps the emotion.
+FER+ asked 10 taggers per image, so a row whose counts sum to more than `MAX_VOTES` is
+not FER+ votes (a shifted or hand-edited row) and is a `malformed_row`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ SPLIT_FOLDERS: dict[str, str] = {
 }
 
 _BOX = re.compile(r"^\(?\s*(-?\d+)\s*,\s*(-?\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\)?$")
+#: Taggers per FER+ image: the votes of one row sum to at most this (some rows to 9).
+MAX_VOTES = 10
+#: Face box coordinates beyond this are no image's (and would overflow int32 columns).
+_MAX_BOX = 1_000_000
 _N_FIELDS = 2 + len(FERPLUS_VOTE_COLUMNS)
 COLUMNS = [
     "sample_id",
@@ -161,9 +167,21 @@ def _read_row(
     if box is None:
         bad("malformed_row", f"face box {fields[1]!r} is not '(x, y, w, h)'", sample_id)
         return None
+    coordinates = [parse_int(v) for v in box.groups()]
+    if any(v is None or abs(v) > _MAX_BOX for v in coordinates):
+        bad("malformed_row", f"face box {fields[1]!r} has coordinates over {_MAX_BOX:,}", sample_id)
+        return None
     counts = [parse_int(f) for f in fields[2:]]
     if any(c is None or c < 0 for c in counts):
         bad("malformed_row", f"vote counts {fields[2:]} are not all whole numbers >= 0", sample_id)
+        return None
+    if sum(counts) > MAX_VOTES:
+        bad(
+            "malformed_row",
+            f"the 10 vote counts sum to {sum(counts)}; FER+ asked {MAX_VOTES} taggers per image,"
+            " so a row sums to at most 10 (is a column shifted?)",
+            sample_id,
+        )
         return None
     emotion = counts[:8]
     best = max(emotion)
@@ -178,7 +196,7 @@ def _read_row(
         )
         bad("no_plurality_emotion", f"the plurality vote is {which} (votes: {shown})", sample_id)
         return None
-    x, y, w, h = (int(v) for v in box.groups())
+    x, y, w, h = coordinates
     return {
         "sample_id": sample_id,
         "path": str(image_path),

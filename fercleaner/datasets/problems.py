@@ -1,8 +1,9 @@
 """The problems table: every input row or file that was not ingested, with why and what to do.
 
 A bad row or image never aborts a read and is never silently dropped: it becomes one row
-here. All kinds except `unlabeled_image` stand for a label row, so
-`rows_listed == len(samples) + label-row problems` always holds.
+here. All kinds except those in `NON_ROW_KINDS` stand for a label row, so
+`rows_listed == len(samples) + label-row problems` always holds. Text that came from
+the file system (names that are not valid UTF-8) is made printable before it is stored.
 """
 
 from __future__ import annotations
@@ -27,10 +28,20 @@ PROBLEM_KINDS: tuple[str, ...] = (
     "path_escapes_root",
     "unlabeled_image",
     "no_plurality_emotion",
+    "hidden_file",
+    "invalid_file_name",
+    "unsupported_pixels",
+    "unreadable_folder",
+    "votes_misaligned",
+    "invalid_votes",
 )
 
-#: Kinds that are not a label row (an image nobody labelled); they sit outside the reconcile sum.
-NON_ROW_KINDS: frozenset[str] = frozenset({"unlabeled_image"})
+#: Kinds that are not a label row; they sit outside the reconcile sum: an image nobody
+#: labelled, a folder that could not be listed (how many rows it holds is unknown), and
+#: fer2013new.csv votes left off a sample that is itself ingested.
+NON_ROW_KINDS: frozenset[str] = frozenset(
+    {"unlabeled_image", "unreadable_folder", "votes_misaligned", "invalid_votes"}
+)
 
 #: What the user should do, per kind, when the reader has nothing more specific to say.
 DEFAULT_FIXES: dict[str, str] = {
@@ -46,6 +57,12 @@ DEFAULT_FIXES: dict[str, str] = {
     "path_escapes_root": "move the image inside the manifest's folder, or pass allow_outside_root / --allow-outside-root",
     "unlabeled_image": "add a label row for the image, move it into a class folder, or delete it",
     "no_plurality_emotion": "nothing to do: annotators mostly said 'unknown' or 'not a face', so the image has no emotion label",
+    "hidden_file": "rename the file without the leading dot to use it, or delete it",
+    "invalid_file_name": "rename the file so its name is valid UTF-8 (e.g. convmv -f latin1 -t utf8)",
+    "unsupported_pixels": "convert the image to 8-bit grey or RGB (PNG or JPEG)",
+    "unreadable_folder": "make the folder readable (chmod -R u+rX FOLDER) or move it out of the dataset",
+    "votes_misaligned": "use the fer2013new.csv that belongs to this fer2013.csv (same rows, same order)",
+    "invalid_votes": "fix the row: 10 whole-number vote counts summing to 1-10 (FER+ asked 10 taggers)",
 }
 
 PROBLEM_COLUMNS: tuple[str, ...] = ("file", "row", "sample_id", "kind", "reason", "fix")
@@ -85,12 +102,12 @@ class ProblemLog:
             raise ValueError(f"unknown problem kind {kind!r}; expected one of {PROBLEM_KINDS}")
         self._items.append(
             Problem(
-                file=display_path(file, self.root),
+                file=printable(display_path(file, self.root)),
                 row=row,
-                sample_id=sample_id,
+                sample_id=None if sample_id is None else printable(sample_id),
                 kind=kind,
-                reason=reason,
-                fix=fix or DEFAULT_FIXES[kind],
+                reason=printable(reason),
+                fix=printable(fix or DEFAULT_FIXES[kind]),
             )
         )
 
@@ -129,6 +146,30 @@ def display_path(path: str | os.PathLike[str], root: Path) -> str:
         return Path(text).relative_to(root).as_posix()
     except ValueError:
         return text
+
+
+def printable(text: str) -> str:
+    """`text` as valid UTF-8: bytes of a file name that is not UTF-8 become `\\xNN` escapes.
+
+    Python decodes such names with surrogate escapes ('caf\\udce9.png'), which no Parquet
+    file, JSON writer or terminal accepts; 'caf\\xe9.png' shows the byte and stays greppable.
+    """
+    if is_valid_name(text):
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def is_valid_name(text: str) -> bool:
+    """Whether a file name (or path) decoded from the file system is valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def count_label_row_problems(problems: pd.DataFrame) -> int:

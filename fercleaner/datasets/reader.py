@@ -1,8 +1,9 @@
 """`read_dataset`: detect the layout, read its rows, then the checks every layout shares.
 
-Shared checks, in order: duplicate sample ids, images that no row lists, and every image
-file's header (in parallel). Each failure moves a row from the samples to the problems
-table, so the counts always reconcile.
+Shared checks, in order: duplicate sample ids, images that no row lists, images reached
+through a symbolic link that leads out of the root, and every image file decoded (in
+parallel, exactly as the cache will). Each failure moves a row from the samples to the
+problems table, so the counts always reconcile.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from pathlib import Path
 import pandas as pd
 
 from fercleaner.datasets import images
-from fercleaner.datasets._common import is_junk
+from fercleaner.datasets._common import is_inside, scan_tree
 from fercleaner.datasets.dataset import Dataset
 from fercleaner.datasets.images import DEFAULT_MAX_PIXELS, ProgressFn
-from fercleaner.datasets.problems import ProblemLog, display_path
+from fercleaner.datasets.problems import ProblemLog, display_path, is_valid_name
 from fercleaner.datasets.registry import LayoutRead, ReadOptions, resolve_detection
 from fercleaner.errors import ConfigError, DatasetError
 
 _PRIVATE_COLUMNS = ["_file", "_row"]
+_BOX_COLUMNS = ["face_x", "face_y", "face_w", "face_h"]
+#: Kinds fixed in the label file (the row is wrong), not in the image file.
+_ROW_KINDS = frozenset({"missing_file", "malformed_row"})
 
 
 def read_dataset(
@@ -29,6 +33,7 @@ def read_dataset(
     *,
     check_images: bool = True,
     allow_outside_root: bool = False,
+    follow_links: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 2,
     progress: ProgressFn | None = None,
@@ -38,9 +43,11 @@ def read_dataset(
     Args:
         path: dataset folder, or a manifest file for the `csv` layout.
         layout: a registered layout name; None auto-detects (see `detect_layout`).
-        check_images: open and verify every image header; failures become problems.
-            When False only file existence is checked.
+        check_images: decode every image as the cache will (face box included); failures
+            become problems. When False only file existence is checked.
         allow_outside_root: accept manifest paths that leave the manifest's folder.
+        follow_links: read images and folders through symbolic links that lead outside
+            the root; by default each is a `path_escapes_root` problem and is not read.
         max_pixels: images with more pixels are `too_many_pixels` problems.
         workers: processes for the image checks.
         progress: called as progress(done, total) while images are checked.
@@ -62,7 +69,7 @@ def read_dataset(
         raw = spec.read(
             detection.source or path,
             root,
-            ReadOptions(allow_outside_root=allow_outside_root),
+            ReadOptions(allow_outside_root=allow_outside_root, follow_links=follow_links),
             problems,
         )
     except OSError as exc:  # a label file or folder we cannot open: nothing to read
@@ -72,8 +79,10 @@ def read_dataset(
         ) from exc
     _require_reconciled(raw, problems, spec.name)
     samples = _drop_duplicates(raw.samples, problems)
-    _report_unlabeled(raw, problems)
+    _report_unlabeled(raw, problems, root=root, follow_links=follow_links)
     if raw.has_image_files:
+        if not follow_links:
+            samples = _exclude_links_out_of_root(samples, problems, root=root)
         samples = _check_files(
             samples,
             problems,
@@ -134,23 +143,76 @@ def _drop_duplicates(samples: pd.DataFrame, problems: ProblemLog) -> pd.DataFram
     return samples.loc[~repeated]
 
 
-def _report_unlabeled(raw: LayoutRead, problems: ProblemLog) -> None:
-    """Images inside the layout's image folders that no label row lists."""
+def _report_unlabeled(
+    raw: LayoutRead, problems: ProblemLog, *, root: Path, follow_links: bool
+) -> None:
+    """Images inside the layout's image folders that no label row lists (hidden ones too)."""
+    real_root = os.path.realpath(root)
     for folder in raw.scan_dirs:
         if not folder.is_dir():
             continue
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if not is_junk(d))
-            for name in sorted(filenames):
-                if is_junk(name) or not images.is_image_name(name):
-                    continue
-                full = os.path.join(dirpath, name)
-                if full not in raw.listed_paths:
-                    problems.add(
-                        "unlabeled_image",
-                        file=full,
-                        reason="image is not listed in any label row, so it has no label",
-                    )
+        scan = scan_tree(folder, real_root=real_root, follow_links=follow_links)
+        for path, why in scan.unreadable:
+            problems.add(
+                "unreadable_folder",
+                file=path,
+                reason=f"folder {display_path(path, root)} was not searched for unlisted images: {why}",
+            )
+        for path in scan.files:
+            if images.is_image_name(path) and path not in raw.listed_paths:
+                name_note = "" if is_valid_name(path) else " (and its name is not valid UTF-8)"
+                problems.add(
+                    "unlabeled_image",
+                    file=path,
+                    reason=f"image is not listed in any label row, so it has no label{name_note}",
+                )
+
+
+def _exclude_links_out_of_root(
+    samples: pd.DataFrame, problems: ProblemLog, *, root: Path
+) -> pd.DataFrame:
+    """Samples whose image lies inside the root by name but is a link (or under one) to outside.
+
+    Paths that leave the root by name were refused by the layout reader (or allowed
+    with `allow_outside_root`); this catches the ones only the file system knows about.
+    """
+    lexical_root = os.path.normpath(root)
+    real_root = os.path.realpath(root)
+    real_dirs: dict[str, str] = {}
+    keep = []
+    columns = zip(
+        samples["sample_id"], samples["path"], samples["_file"], samples["_row"], strict=True
+    )
+    for sample_id, path, file, row in columns:
+        path = os.path.normpath(str(path))
+        real = _real_path(path, real_dirs) if is_inside(path, lexical_root) else None
+        escapes = real is not None and not is_inside(real, real_root)
+        keep.append(not escapes)
+        if escapes:
+            problems.add(
+                "path_escapes_root",
+                file=file,
+                row=_row_or_none(row),
+                sample_id=sample_id,
+                reason=f"image {display_path(path, root)} is a symbolic link (or lies in a linked"
+                f" folder) that leads to {real}, outside the dataset folder {root}; it was not read",
+                fix="copy the image into the dataset folder instead of linking to it, or pass"
+                " follow_links / --follow-links to read linked files",
+            )
+    return samples if all(keep) else samples.loc[keep]
+
+
+def _real_path(path: str, real_dirs: dict[str, str]) -> str | None:
+    """`os.path.realpath(path)` with the folder part cached (one lstat per file); None if invalid."""
+    folder, name = os.path.split(path)
+    try:
+        if folder not in real_dirs:
+            real_dirs[folder] = os.path.realpath(folder)
+        if os.path.islink(path):
+            return os.path.realpath(path)
+    except (OSError, ValueError):  # a NUL byte, a name too long: the file check reports it
+        return None
+    return os.path.join(real_dirs[folder], name)
 
 
 def _check_files(
@@ -163,11 +225,15 @@ def _check_files(
     workers: int,
     progress: ProgressFn | None,
 ) -> pd.DataFrame:
-    """Existence (always) and header checks (when `verify`); failing rows become problems."""
+    """Existence (always) and a full decode (when `verify`); failing rows become problems."""
     paths = samples["path"].tolist()
     if verify:
         results = images.check_images(
-            paths, max_pixels=max_pixels, workers=workers, progress=progress
+            paths,
+            boxes=_boxes(samples),
+            max_pixels=max_pixels,
+            workers=workers,
+            progress=progress,
         )
     else:
         results = [
@@ -184,13 +250,21 @@ def _check_files(
         kind, reason = result
         problems.add(
             kind,
-            # a missing image is fixed in the label file; a broken one is the image itself
-            file=file if kind == "missing_file" else path,
+            # a missing image or a bad face box is fixed in the label file; a broken image in itself
+            file=file if kind in _ROW_KINDS else path,
             row=_row_or_none(row),
             sample_id=sample_id,
             reason=reason.replace(path, display_path(path, root)),
         )
     return samples.loc[keep]
+
+
+def _boxes(samples: pd.DataFrame) -> list[tuple[int, int, int, int] | None] | None:
+    """Per sample, the face box the cache will crop (None = whole image); None without boxes."""
+    if not set(_BOX_COLUMNS) <= set(samples.columns):
+        return None
+    values = samples[_BOX_COLUMNS].to_numpy(dtype="float64", na_value=float("nan"))
+    return [None if pd.isna(v).any() else tuple(int(x) for x in v) for v in values]
 
 
 def _row_or_none(value: object) -> int | None:

@@ -36,9 +36,16 @@ class Detection:
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """Options every layout reader receives."""
+    """Options every layout reader receives.
+
+    Attributes:
+        allow_outside_root: accept manifest paths that leave the manifest's folder.
+        follow_links: read images and folders through symbolic links that lead outside
+            the dataset root (otherwise they are `path_escapes_root` problems).
+    """
 
     allow_outside_root: bool = False
+    follow_links: bool = False
 
 
 @dataclass
