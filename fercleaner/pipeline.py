@@ -77,6 +77,7 @@ def score_dataset(
     weights: str | Path | None = None,
     layout: str | None = None,
     resume: bool = False,
+    follow_links: bool = False,
     progress: ProgressFn | None = None,
 ) -> ScoreResult | None:
     """Score every sample of a dataset; write the run directory; return the result (None off rank 0).
@@ -92,6 +93,8 @@ def score_dataset(
         weights: backbone weights file (same as `backbone.weights=FILE`).
         layout: dataset layout name (same as `data.layout=NAME`).
         resume: continue from the checkpoints in `out_dir/checkpoints`.
+        follow_links: read images and folders through symbolic links that lead outside
+            the dataset folder (default: `path_escapes_root` problems, not read).
         progress: called with `ScoreProgress` reports.
     """
     from fercleaner.methods.registry import get_method_class, list_methods
@@ -121,7 +124,7 @@ def score_dataset(
         if not dist_info.is_main:
             barrier(dist_info)
         t = time.perf_counter()
-        dataset = _read(dataset_path, resolved, report)
+        dataset = _read(dataset_path, resolved, report, follow_links=follow_links)
         timings["read_s"] = time.perf_counter() - t
         t = time.perf_counter()
         channels = _resolve_channels(resolved.data.channels, dataset)
@@ -226,11 +229,19 @@ def _method_names(spec: str, registered: list[str]) -> list[str]:
     return [part.strip() for part in spec.split(",") if part.strip()]
 
 
-def _read(dataset_path: str | Path, recipe: Recipe, report: ProgressFn | None):
+def _read(
+    dataset_path: str | Path,
+    recipe: Recipe,
+    report: ProgressFn | None,
+    *,
+    follow_links: bool = False,
+):
     from fercleaner.datasets import read_dataset
 
     callback = (lambda done, total: report(ScoreProgress("read", done, total))) if report else None
-    return read_dataset(dataset_path, recipe.data.layout, progress=callback)
+    return read_dataset(
+        dataset_path, recipe.data.layout, follow_links=follow_links, progress=callback
+    )
 
 
 def _build_cache(samples: pd.DataFrame, recipe: Recipe, channels: int, report: ProgressFn | None):

@@ -40,6 +40,14 @@ def inspect_command(
             "--allow-outside-root", help="Accept manifest paths that leave the manifest's folder."
         ),
     ] = False,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Read images and folders through symbolic links that lead outside the dataset"
+            " folder (default: report them as path_escapes_root and skip them).",
+        ),
+    ] = False,
     check_images: Annotated[
         bool,
         typer.Option(
@@ -64,6 +72,7 @@ def inspect_command(
                 layout,
                 check_images=check_images,
                 allow_outside_root=allow_outside_root,
+                follow_links=follow_links,
                 max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
                 progress=progress,
             )

@@ -40,6 +40,14 @@ def score_command(
     layout: Annotated[
         str | None, typer.Option("--layout", help="Dataset layout (default: detected).")
     ] = None,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Read images and folders through symbolic links that lead outside the dataset"
+            " folder (default: report them as path_escapes_root and skip them).",
+        ),
+    ] = False,
     overrides: Annotated[
         list[str] | None,
         typer.Argument(help="Recipe overrides key=value, e.g. train.epochs=3 train.folds=5."),
@@ -58,6 +66,7 @@ def score_command(
             weights=weights,
             layout=layout,
             resume=resume,
+            follow_links=follow_links,
             progress=view.update,
         )
     if result is not None:  # None on non-zero torchrun ranks
