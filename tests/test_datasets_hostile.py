@@ -520,3 +520,22 @@ def test_score_runs_past_an_undecodable_name_and_a_link(tmp_path, outside):
     assert len(result.scores) == 24
     problems = pd.read_parquet(tmp_path / "run" / "problems.parquet")
     assert set(problems["kind"]) == {"invalid_file_name", "path_escapes_root"}
+
+
+@pytest.mark.parametrize("flag", [[], ["--follow-links"]])
+def test_score_passes_follow_links_to_the_reader(tmp_path, monkeypatch, flag):
+    from fercleaner.errors import DatasetError
+
+    seen = {}
+
+    def read_dataset_stub(path, layout=None, **options):
+        seen.update(options)
+        raise DatasetError("stop before training")
+
+    monkeypatch.setattr("fercleaner.datasets.read_dataset", read_dataset_stub)
+    write_image(tmp_path / "data" / "happy" / "a.png")
+    result = runner.invoke(
+        app, ["score", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *flag]
+    )
+    assert "stop before training" in result.output
+    assert seen["follow_links"] is bool(flag)
