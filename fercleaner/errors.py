@@ -6,11 +6,28 @@ what to do next.
 
 from __future__ import annotations
 
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Exit status of every `fercleaner` command (docs/cli.md)."""
+
+    OK = 0
+    """Done; for `inspect`: the dataset is clean."""
+    PROBLEMS = 1
+    """Done, and problems were found and listed (`inspect`)."""
+    USAGE = 2
+    """Bad command line or unusable input/output: a path, file, recipe or option to fix."""
+    INTERNAL = 3
+    """A bug: an unexpected exception; one line on stderr, the traceback in a log file."""
+    INTERRUPTED = 130
+    """Stopped by Ctrl+C (SIGINT)."""
+
 
 class FercleanerError(Exception):
     """Base class: an error the user can act on (bad input, bad config), not a bug."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class DatasetError(FercleanerError):
@@ -35,3 +52,7 @@ class ScoresFormatError(FercleanerError):
 
 class CheckpointError(FercleanerError):
     """A checkpoint is missing, corrupt or belongs to another run."""
+
+
+class OutputError(FercleanerError):
+    """An output folder (`--out`, `--imagefolder`) cannot be created or written."""

@@ -1,7 +1,8 @@
 """The `fercleaner` command line: a thin typer layer over the library, one module per command.
 
 Each command module defines `register(app)`; heavy imports (torch, timm, streamlit)
-happen inside the command functions so `fercleaner --help` is instant.
+happen inside the command functions so `fercleaner --help` is instant. Every registered
+command is wrapped in `_common.cli_errors`: one-line errors and documented exit codes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import importlib
 
 import typer
+
+from fercleaner.cli._common import cli_command
 
 app = typer.Typer(
     name="fercleaner",
@@ -43,6 +46,11 @@ for _module_name in _COMMAND_MODULES:
             raise
     else:
         _module.register(app)
+
+# Every command, whichever module registered it, maps errors to one line and an exit code
+# (fercleaner.errors.ExitCode; docs/cli.md) instead of a traceback.
+for _command in app.registered_commands:
+    _command.callback = cli_command(_command.callback)
 
 
 def main() -> None:

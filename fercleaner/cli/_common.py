@@ -1,38 +1,257 @@
-"""Shared CLI pieces: the console, one mapping from library errors to messages, and option types."""
+"""Shared CLI pieces: consoles, one error-to-exit-code mapping for all commands, progress, tables.
+
+Every command runs inside `cli_errors` (applied to all registered commands in
+`fercleaner/cli/__init__.py`), so no command ends in a traceback: a library
+`FercleanerError` or an `OSError` is one red line and exit 2, anything else is a bug,
+reported as one line and exit 3 with the traceback in a log file
+(`FERCLEANER_DEBUG=1` prints it). Exit codes: `fercleaner.errors.ExitCode`, docs/cli.md.
+
+Text that a user controls (paths, file names, labels, messages quoting them) never goes
+through rich markup: it is escaped with `rich.markup.escape` or passed as `Text`.
+When a stream is not a terminal (a log file, a pipe), tables keep their cells whole
+instead of wrapping at 80 columns, and progress is plain timestamped lines.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from fercleaner.errors import FercleanerError
+from fercleaner.errors import ExitCode, FercleanerError
 
 console = Console()
 err_console = Console(stderr=True)
 
+#: Set to 1 to print the traceback of every error (including one-line user errors).
+DEBUG_ENV = "FERCLEANER_DEBUG"
+#: Seconds between plain progress lines when not on a terminal (default 30).
+PROGRESS_INTERVAL_ENV = "FERCLEANER_PROGRESS_INTERVAL"
+DEFAULT_PROGRESS_INTERVAL_S = 30.0
+#: Folder for crash logs (default: `<system temp>/fercleaner-logs`).
+LOG_DIR_ENV = "FERCLEANER_LOG_DIR"
+
+__all__ = [
+    "ExitCode",
+    "LineProgress",
+    "cli_command",
+    "cli_errors",
+    "console",
+    "err_console",
+    "print_error",
+    "print_table",
+    "progress_bar",
+]
+
 
 @contextlib.contextmanager
 def cli_errors() -> Iterator[None]:
-    """Turn a library `FercleanerError` into one red line and its exit code (no traceback)."""
+    """Map every exception to one line on stderr and its `ExitCode`; never a traceback.
+
+    `FercleanerError` -> its `exit_code` (2); `OSError` (a path that cannot be read or
+    written) -> 2; Ctrl+C -> 130; anything else -> 3, the traceback saved to a log file.
+    typer's own exits and usage errors pass through (typer exits 2 on usage errors).
+    """
     try:
         yield
+    except (typer.Exit, typer.Abort, typer.TyperException):
+        raise
     except FercleanerError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _debug_traceback()
+        print_error(str(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+        err_console.print("interrupted", style="yellow", highlight=False)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except OSError as exc:
+        _debug_traceback()
+        print_error(describe_os_error(exc))
+        raise typer.Exit(ExitCode.USAGE) from None
+    except Exception as exc:
+        log = None if _debug_traceback() else _write_crash_log(exc)
+        where = (
+            f"the traceback is in {log} (set {DEBUG_ENV}=1 to print it)"
+            if log
+            else "the traceback is printed above"
+        )
+        print_error(
+            f"internal error: {type(exc).__name__}: {_first_line(exc)}. This is a bug in"
+            f" fercleaner; {where}. Please report it with the traceback and the command line."
+        )
+        raise typer.Exit(ExitCode.INTERNAL) from None
+
+
+def cli_command(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`func` wrapped in `cli_errors` (typer still reads its signature through `__wrapped__`)."""
+    if getattr(func, "__fercleaner_cli_errors__", False):
+        return func
+    wrapped = cli_errors()(func)
+    wrapped.__fercleaner_cli_errors__ = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def print_error(message: str) -> None:
+    """One red `error:` line on stderr; `message` is shown as text, never as markup."""
+    err_console.print(
+        Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True
+    )
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One actionable sentence for an `OSError`: which path, what went wrong, what to do."""
+    path = exc.filename if exc.filename is not None else ""
+    if exc.filename2 is not None:
+        path = f"{path} -> {exc.filename2}"
+    reason = exc.strerror or str(exc)
+    advice = {
+        errno.EACCES: "fix its permissions or choose another path",
+        errno.EPERM: "fix its permissions or choose another path",
+        errno.EROFS: "the file system is read-only; choose another path",
+        errno.ENOSPC: "free some space or choose another output folder",
+        errno.ENOENT: "check the path",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+        errno.EISDIR: "expected a file, got a folder; check the path",
+        errno.EEXIST: "it is in the way; move it or choose another path",
+    }.get(exc.errno, "check the path and its permissions")
+    return f"{path}: {reason}; {advice}" if path else f"{reason}; {advice}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _debug_traceback() -> bool:
+    """With FERCLEANER_DEBUG=1, print the current exception's traceback to stderr (True)."""
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        traceback.print_exc(file=sys.stderr)
+        return True
+    return False
+
+
+def _write_crash_log(exc: BaseException) -> Path | None:
+    """Write the command line and traceback to a new log file; None when that fails too."""
+    folder = Path(os.environ.get(LOG_DIR_ENV) or Path(tempfile.gettempdir()) / "fercleaner-logs")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    text = f"command: {' '.join(sys.argv)}\npython: {sys.version.split()[0]}\n\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{stamp}-{os.getpid()}.log"
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        sys.stderr.write(text)  # nowhere to keep it: show it rather than lose it
+        return None
+    return path
+
+
+# ---------------------------------------------------------------- output
+
+
+def print_table(table: Any, *, to: Console | None = None) -> None:
+    """Print a rich `Table`; off a terminal at its natural width, so no cell wraps mid-name.
+
+    On a terminal the table fits the window (cells fold). In a log or pipe, a file name
+    split over two lines could not be found with grep, so the table is as wide as its
+    longest cells need.
+    """
+    from rich.measure import Measurement
+
+    target = to or console
+    if target.is_terminal:
+        target.print(table)
+        return
+    natural = Measurement.get(target, target.options.update_width(1_000_000), table).maximum
+    wide = Console(file=target.file, width=max(natural, target.width), color_system=None)
+    wide.print(table)
+
+
+def progress_interval() -> float:
+    """Seconds between plain progress lines ($FERCLEANER_PROGRESS_INTERVAL, default 30)."""
+    raw = os.environ.get(PROGRESS_INTERVAL_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_PROGRESS_INTERVAL_S
+    except ValueError:
+        return DEFAULT_PROGRESS_INTERVAL_S
+    return max(0.0, value)
+
+
+class LineProgress:
+    """Plain progress lines for logs: a task's first and last report, and one per interval between.
+
+    The interval is shared by all tasks, so a log gets a line at a steady pace however
+    fast the reports come. Lines are timestamped and printed as text (no markup).
+    """
+
+    def __init__(
+        self,
+        to: Console,
+        *,
+        interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.to = to
+        self.interval_s = progress_interval() if interval_s is None else interval_s
+        self.clock = clock
+        self._seen: set[Any] = set()
+        self._last: float | None = None
+
+    def report(self, key: Any, line: str, *, final: bool = False) -> None:
+        """Print `line` if `key` is new, `final` is set, or the interval has passed."""
+        now = self.clock()
+        due = self._last is None or now - self._last >= self.interval_s
+        if key in self._seen and not final and not due:
+            return
+        self._seen.add(key)
+        self._last = now
+        self.to.print(
+            f"{time.strftime('%H:%M:%S')} {line}", markup=False, highlight=False, soft_wrap=True
+        )
+
+
+def clock_text(seconds: float) -> str:
+    """Seconds as m:ss or h:mm:ss."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 @contextlib.contextmanager
 def progress_bar(label: str, *, active: bool = True) -> Iterator[Callable[[int, int], None] | None]:
-    """A transient rich bar on stderr fed by a library `progress(done, total)`; None when inactive."""
+    """Progress on stderr fed by a library `progress(done, total)`; None when inactive.
+
+    A transient rich bar on a terminal; plain `label done/total (pct), rate, eta` lines
+    at a steady interval otherwise.
+    """
     if not active:
         yield None
+        return
+    if not err_console.is_terminal:
+        lines = LineProgress(err_console)
+        started = time.monotonic()
+
+        def line(done: int, total: int) -> None:
+            elapsed = time.monotonic() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            share = f" ({done / total:.0%})" if total else ""
+            eta = f", eta {clock_text((total - done) / rate)}" if rate > 0 and total else ""
+            lines.report(
+                label, f"{label} {done:,}/{total:,}{share}, {rate:,.0f}/s{eta}", final=done >= total
+            )
+
+        yield line
         return
     from rich.progress import Progress
 
