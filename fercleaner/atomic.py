@@ -1,6 +1,9 @@
 """Atomic file writes: write a temp file beside the target, fsync, rename.
 
-A crash at any point leaves either the old file or the new one, never a torn file.
+A crash at any point leaves either the old file or the new one, never a torn file; a
+`kill -9` mid-write can also leave the temp file (`.NAME.XXXXXXXX.tmp`) beside it, which
+`remove_stale_temporaries` deletes. `check_output_dir` fails early on an output folder
+that cannot be written, before any work is done.
 """
 
 from __future__ import annotations
@@ -8,10 +11,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from fercleaner.errors import OutputError
+
+#: Name of a temp file `atomic_path` makes beside TARGET: `.TARGET.` + 8 random chars + `.tmp`.
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
 
 
 @contextlib.contextmanager
@@ -64,3 +73,75 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_stale_temporaries(
+    directory: str | os.PathLike[str], *, targets: set[str] | None = None, recursive: bool = False
+) -> list[Path]:
+    """Delete the temp files `atomic_path` left in `directory` when a writer was killed mid-write.
+
+    Only names of the form `.TARGET.XXXXXXXX.tmp` are touched, and with `targets` only
+    those whose TARGET is in it. Call it only while no other process writes there (a
+    live writer's temp file would be deleted under it).
+
+    Returns:
+        The removed paths, sorted.
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")):
+        match = _TEMP_NAME.match(path.name)
+        if match is None or (targets is not None and match["target"] not in targets):
+            continue
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """Fail early unless `path` is a writable folder or can be created as one; creates nothing.
+
+    Args:
+        path: the folder a command will write.
+        what: how the message names it (e.g. `--out`).
+
+    Returns:
+        `path`, absolute.
+
+    Raises:
+        OutputError: `path` (or a part of it) is a file, or the folder that would hold it
+            is not writable; the message names the path and what to do.
+    """
+    target = Path(path).expanduser().absolute()
+    existing = target
+    try:
+        while not existing.exists() and not existing.is_symlink():
+            existing = existing.parent
+    except OSError as exc:  # e.g. a parent we may not search
+        raise OutputError(
+            f"{what} {target} cannot be checked ({exc.strerror}); choose a folder you can write to."
+        ) from None
+    if not existing.is_dir():
+        kind = "a broken link" if existing.is_symlink() and not existing.exists() else "a file"
+        problem = (
+            f"is {kind}, not a folder"
+            if existing == target
+            else f"cannot be created: {existing} is {kind}, not a folder"
+        )
+        raise OutputError(
+            f"{what} {target} {problem}; choose a folder path (it is created if missing)."
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        made = "" if existing == target else f" (it would be created in {existing})"
+        raise OutputError(
+            f"{what} {target} is not writable{made}: {exc.strerror}; choose a folder you can"
+            " write to, or fix its permissions."
+        ) from None
+    return target

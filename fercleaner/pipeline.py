@@ -5,6 +5,9 @@
 
 Ingestion and decode problems are recorded in problems.parquet and excluded; they never
 abort the run. Under `torchrun` every rank trains its shard and rank 0 writes the files.
+What can be checked before any work is checked first (recipe, method names, that RUN_DIR
+is writable, the weights file, then `train.folds` against the class counts right after
+reading), so a bad command fails in seconds, not after training.
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fercleaner.atomic import atomic_path, write_json_atomic
+from fercleaner.atomic import (
+    atomic_path,
+    check_output_dir,
+    remove_stale_temporaries,
+    write_json_atomic,
+)
 from fercleaner.config import Recipe, load_recipe, recipe_to_dict
-from fercleaner.errors import DatasetError
+from fercleaner.errors import ConfigError, DatasetError
 from fercleaner.priors import AU_IDS, au_column
 
 #: Run-directory file names (docs/architecture.md, "Run directory").
@@ -32,6 +40,8 @@ RUN_FILE = "run.json"
 PROBLEMS_FILE = "problems.parquet"
 DYNAMICS_FILE = "dynamics.parquet"
 EVENTS_FILE = "events.parquet"
+CHECKPOINTS_DIR = "checkpoints"
+_RUN_FILES = (SCORES_FILE, RUN_FILE, PROBLEMS_FILE, DYNAMICS_FILE, EVENTS_FILE)
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,15 @@ def score_dataset(
         follow_links: read images and folders through symbolic links that lead outside
             the dataset folder (default: `path_escapes_root` problems, not read).
         progress: called with `ScoreProgress` reports.
+
+    Raises:
+        ConfigError: bad recipe, method, weights file, or `train.folds` larger than the
+            smallest class's training samples (checked right after reading).
+        OutputError: `out_dir` is a file or not writable (checked before reading).
+        DatasetError: the dataset cannot be read, or nothing is left to train on.
     """
     from fercleaner.methods.registry import get_method_class, list_methods
+    from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
     from fercleaner.training.distributed import (
         barrier,
         init_distributed,
@@ -116,16 +133,21 @@ def score_dataset(
     method_names = _method_names(resolved.method.name, list_methods())
     for name in method_names:
         get_method_class(name)  # fail on a typo before any work
-    run_dir = Path(out_dir).expanduser().absolute()
+    run_dir = check_output_dir(out_dir, what="run directory")
+    _check_weights(resolved.backbone.weights)
     dist_info = init_distributed()
     report = progress if (progress is not None and dist_info.is_main) else None
     try:
+        if dist_info.is_main:  # what a kill -9 mid-write left behind (atomic writes)
+            remove_stale_temporaries(run_dir, targets=set(_RUN_FILES))
+            remove_stale_checkpoint_temporaries(run_dir / CHECKPOINTS_DIR)
         # Rank 0 reads and decodes first so the other ranks find a warm cache.
         if not dist_info.is_main:
             barrier(dist_info)
         t = time.perf_counter()
         dataset = _read(dataset_path, resolved, report, follow_links=follow_links)
         timings["read_s"] = time.perf_counter() - t
+        _check_folds(dataset.samples, resolved, decoded=False)
         t = time.perf_counter()
         channels = _resolve_channels(resolved.data.channels, dataset)
         cache = _build_cache(dataset.samples, resolved, channels, report)
@@ -134,6 +156,7 @@ def score_dataset(
             barrier(dist_info)
 
         samples, problems = _usable_samples(dataset, cache)
+        _check_folds(samples, resolved, decoded=True)
         classes = list(dataset.classes)
         data = _train_data(samples, classes, cache, resolved)
         if not data.train_mask.any():
@@ -212,6 +235,70 @@ def summarize_scores(
         "per_class": per_class,
         "top_confusions": confusions,
     }
+
+
+def _check_weights(weights: str | None) -> None:
+    """Fail before any work unless `weights` (if set) loads as safetensors or a torch state dict.
+
+    The backbone loads it again when the first model is built; this only makes a missing
+    or garbage file a one-line `ConfigError` up front instead of after reading and decoding.
+    """
+    if not weights:
+        return
+    path = Path(weights).expanduser()
+    fix = (
+        "pass a .safetensors or torch .pth/.pt weights file, or drop --weights to train"
+        " from scratch."
+    )
+    if not path.is_file():
+        raise ConfigError(f"weights file {str(path)!r} does not exist (or is not a file); {fix}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors, pickle and zip readers raise many types
+        reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:200]
+        raise ConfigError(
+            f"weights file {str(path)!r} cannot be read as"
+            f" {'safetensors' if path.suffix == '.safetensors' else 'a torch state dict'}"
+            f" ({type(exc).__name__}: {reason}); {fix}"
+        ) from None
+    if not isinstance(state, dict) or not state:
+        raise ConfigError(
+            f"weights file {str(path)!r} holds {type(state).__name__}, not a state dict of"
+            f" named tensors; {fix}"
+        )
+
+
+def _check_folds(samples: pd.DataFrame, recipe: Recipe, *, decoded: bool) -> None:
+    """Cross-fitting puts every class in every fold: `train.folds` <= the smallest class's count.
+
+    With K folds, model k trains without fold k and predicts it. K above the number of
+    training samples leaves folds empty; K above a class's count leaves that class out of
+    some folds (and with one sample, out of the model that predicts it). Counted over
+    the training splits, before decoding (`decoded=False`) and again after it.
+    """
+    folds = recipe.train.folds
+    if folds <= 1 or samples.empty:
+        return
+    training = samples["split"].astype(str).isin(recipe.data.splits).to_numpy()
+    counts = samples.loc[training, "given_label"].astype(str).value_counts()
+    if counts.empty or folds <= int(counts.min()):
+        return  # no training samples at all: reported after decoding with its own message
+    smallest, n = str(counts.idxmin()), int(counts.min())
+    which = "decodable training samples" if decoded else "training samples"
+    instead = f"train.folds={n} or fewer, or " if n >= 2 else ""
+    raise ConfigError(
+        f"train.folds={folds} is more than the {n} {which} of class {smallest!r} (splits"
+        f" {', '.join(recipe.data.splits)}); cross-fitting needs every class in every fold, so"
+        f" folds can be at most the smallest class count. Use {instead}train.folds=1"
+        " (in-sample)."
+    )
 
 
 def _resolve_recipe(recipe: str | Path | Recipe | None, overrides: Sequence[str]) -> Recipe:

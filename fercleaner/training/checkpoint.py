@@ -2,7 +2,9 @@
 
 A checkpoint carries everything needed to continue a killed run bit-for-bit: model,
 optimizer, grad-scaler and method extra state, RNG states, the training dynamics so
-far, and the resolved recipe + class list + data fingerprint it belongs to.
+far, and the resolved recipe + class list + data fingerprint it belongs to. A kill
+during a save leaves the previous checkpoint and a stray temp file, which
+`remove_stale_checkpoint_temporaries` clears before a run (re)starts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fercleaner.atomic import atomic_path
+from fercleaner.atomic import atomic_path, remove_stale_temporaries
 from fercleaner.errors import CheckpointError
 
 #: Bumped when the checkpoint layout changes incompatibly.
@@ -35,6 +37,15 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     state = {"format": CHECKPOINT_FORMAT, **state}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+
+
+def remove_stale_checkpoint_temporaries(checkpoints_dir: str | Path) -> list[Path]:
+    """Delete the `.foldK.pt.XXXXXXXX.tmp` files a kill during `save_checkpoint` left behind.
+
+    The checkpoint itself is intact (the rename never happened); only its temp file is
+    garbage. Call before training resumes, while nothing else writes to `checkpoints_dir`.
+    """
+    return remove_stale_temporaries(checkpoints_dir, recursive=True)
 
 
 def load_checkpoint(path: str | Path, *, expect: dict[str, Any] | None = None) -> dict[str, Any]:
