@@ -1,4 +1,8 @@
-"""`fercleaner export RUN_DIR --out DIR`: write cleaned per-split manifests from a reviewed run."""
+"""`fercleaner export RUN_DIR --out DIR`: write cleaned per-split manifests from a reviewed run.
+
+`--out` and `--imagefolder` are checked (a folder, writable) before anything is read or
+written. Exit codes: docs/cli.md.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
-from fercleaner.cli._common import cli_errors, console, err_console, progress_bar
+from fercleaner.cli._common import cli_errors, console, err_console, print_table, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -46,8 +52,12 @@ def export_command(
     ] = False,
 ) -> None:
     """Write RUN_DIR's final labels: human decisions first, then model proposals by policy."""
+    from fercleaner.atomic import check_output_dir
     from fercleaner.export import export_run
 
+    check_output_dir(out, what="--out")
+    if imagefolder is not None:
+        check_output_dir(imagefolder, what="--imagefolder")
     with (
         cli_errors(),
         progress_bar("writing image folder", active=imagefolder is not None) as progress,
@@ -69,27 +79,35 @@ def _render(summary: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
     actions = ("keep", "relabel", "ambiguous", "exclude")
-    table = Table(title=f"exported to {out} (policy {summary['policy']})", title_justify="left")
+    # the path goes on its own line: a table title would wrap it at the table's width
+    console.print(
+        f"exported to {escape(str(out))} (policy {escape(str(summary['policy']))})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    table = Table()
     table.add_column("split")
     table.add_column("rows", justify="right")
     for action in actions:
         table.add_column(action, justify="right")
     for split, info in summary["splits"].items():
         table.add_row(
-            split,
+            Text(str(split)),
             f"{info['rows']:,}",
             *(f"{info['actions'].get(a, 0):,}" for a in actions),
         )
-    console.print(table)
+    print_table(table)
     by = summary["decided_by"]
     console.print(
         f"changed labels: {summary['changed_labels']:,} (changes.csv) - decided by human "
         f"{by.get('human', 0):,}, model {by.get('model', 0):,}",
         highlight=False,
+        soft_wrap=True,
     )
     if summary["decisions_for_unknown_samples"]:
         err_console.print(
             f"[yellow]warning:[/] {summary['decisions_for_unknown_samples']} review decision(s) "
             "name samples that are not in this run's scores; they were not applied",
             highlight=False,
+            soft_wrap=True,
         )

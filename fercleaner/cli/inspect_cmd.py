@@ -1,6 +1,8 @@
 """`fercleaner inspect DATASET`: read a dataset, check every image, print counts and problems.
 
-Exit status: 0 clean, 1 problems found (listed), 2 unusable input.
+Exit status: 0 clean, 1 problems found (listed), 2 unusable input, 3 internal error
+(docs/cli.md). File names are printed as text (never markup) and, off a terminal, in
+tables as wide as they need, so each name stays on one line for grep.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
-from fercleaner.cli._common import cli_errors, console, progress_bar
+from fercleaner.cli._common import ExitCode, cli_errors, console, print_table, progress_bar
 
 
 def register(app: typer.Typer) -> None:
@@ -56,10 +60,13 @@ def inspect_command(
     ] = True,
     max_pixels: Annotated[
         int | None,
-        typer.Option("--max-pixels", help="Pixel limit per image (decompression bombs)."),
+        typer.Option("--max-pixels", min=1, help="Pixel limit per image (decompression bombs)."),
     ] = None,
     max_problems: Annotated[
-        int, typer.Option("--max-problems", help="Problem rows shown in the table (all in --json).")
+        int,
+        typer.Option(
+            "--max-problems", min=0, help="Problem rows shown in the table (all in --json)."
+        ),
     ] = 25,
 ) -> None:
     """Read DATASET, check every image, and show layout, per-class counts and every problem."""
@@ -73,7 +80,7 @@ def inspect_command(
                 check_images=check_images,
                 allow_outside_root=allow_outside_root,
                 follow_links=follow_links,
-                max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
                 progress=progress,
             )
         summary = summarize_dataset(data)
@@ -82,14 +89,20 @@ def inspect_command(
     else:
         _render(summary, max_problems=max_problems)
     if summary["problems"]:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.PROBLEMS)
 
 
 def _render(summary: dict[str, Any], *, max_problems: int) -> None:
     from rich.table import Table
 
-    console.print(f"[bold]dataset[/] {summary['root']}", highlight=False)
-    console.print(f"[bold]layout[/]  {summary['layout']} - {summary['detection']}", highlight=False)
+    console.print(
+        f"[bold]dataset[/] {escape(str(summary['root']))}", highlight=False, soft_wrap=True
+    )
+    console.print(
+        f"[bold]layout[/]  {escape(summary['layout'])} - {escape(summary['detection'])}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
     splits = summary["splits"]
     counts = Table(title="samples per split and class", title_justify="left")
@@ -99,10 +112,10 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
     counts.add_column("total", justify="right", style="bold")
     for cls in summary["classes"]:
         row = [splits[s]["classes"][cls] for s in splits]
-        counts.add_row(cls, *(f"{n:,}" for n in row), f"{sum(row):,}")
+        counts.add_row(Text(cls), *(f"{n:,}" for n in row), f"{sum(row):,}")
     totals = [splits[s]["total"] for s in splits]
     counts.add_row("total", *(f"{n:,}" for n in totals), f"{sum(totals):,}", style="bold")
-    console.print(counts)
+    print_table(counts)
 
     facts = [f"votes: {'yes' if summary['votes_present'] else 'no'}"]
     if summary["label_ties"] is not None:
@@ -110,7 +123,7 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
     extra = [c for c in summary["extra_columns"] if c != "votes"]
     if extra:
         facts.append(f"columns: {', '.join(extra)}")
-    console.print("   ".join(facts), highlight=False)
+    console.print("   ".join(facts), highlight=False, markup=False, soft_wrap=True)
 
     problems = summary["problems"]
     if problems:
@@ -120,8 +133,8 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
         by_kind.add_column("fix")
         fixes = {p["kind"]: p["fix"] for p in problems}
         for kind, n in summary["problem_counts"].items():
-            by_kind.add_row(kind, f"{n:,}", fixes[kind])
-        console.print(by_kind)
+            by_kind.add_row(kind, f"{n:,}", Text(fixes[kind]))
+        print_table(by_kind)
 
         shown = problems[:max_problems]
         table = Table(
@@ -131,18 +144,19 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
             table.add_column(column, overflow="fold")
         for p in shown:
             table.add_row(
-                p["file"],
+                Text(str(p["file"])),
                 "" if p["row"] is None else str(p["row"]),
-                p["sample_id"] or "",
+                Text(str(p["sample_id"] or "")),
                 p["kind"],
-                p["reason"],
+                Text(str(p["reason"])),
             )
-        console.print(table)
+        print_table(table)
         if len(problems) > len(shown):
             console.print(
                 f"... and {len(problems) - len(shown):,} more; use --json or"
                 " --max-problems N to see them all",
                 highlight=False,
+                soft_wrap=True,
             )
 
     unlabeled = len(problems) - summary["label_row_problems"]
@@ -156,9 +170,10 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
             f"[bold yellow]problems found:[/] {_count(len(problems), 'problem')} ({tally}). They are excluded"
             " from the sample table; fix them or accept the exclusions.",
             highlight=False,
+            soft_wrap=True,
         )
     else:
-        console.print(f"[bold green]clean:[/] {tally}.", highlight=False)
+        console.print(f"[bold green]clean:[/] {tally}.", highlight=False, soft_wrap=True)
 
 
 def _count(n: int, noun: str) -> str:

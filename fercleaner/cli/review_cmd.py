@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fercleaner.cli._common import cli_errors, console, err_console
 
@@ -39,11 +40,15 @@ def review_command(
         launch = build_review_launch(run_dir, port=port, host=host, reviewer=reviewer)
         if host not in LOCAL_HOSTS:
             err_console.print(
-                f"[yellow]warning:[/] serving on {host}: anyone who can reach it can see the "
-                "images and record decisions",
+                f"[yellow]warning:[/] serving on {escape(host)}: anyone who can reach it can see"
+                " the images and record decisions",
                 highlight=False,
+                soft_wrap=True,
             )
         console.print(
-            f"review app for {run_dir} at [bold]{launch.url}[/] (Ctrl+C stops it)", highlight=False
+            f"review app for {escape(str(run_dir))} at [bold]{escape(launch.url)}[/]"
+            " (Ctrl+C stops it)",
+            highlight=False,
+            soft_wrap=True,
         )
         run_review(launch)

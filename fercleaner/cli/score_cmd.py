@@ -1,13 +1,21 @@
-"""`fercleaner score DATASET --out RUN_DIR`: train, score every sample, write the run, print a summary."""
+"""`fercleaner score DATASET --out RUN_DIR`: train, score every sample, write the run, print a summary.
+
+Progress: rich bars on a terminal; in a log (not a terminal) one plain timestamped line
+per stage start and end and every $FERCLEANER_PROGRESS_INTERVAL seconds (default 30)
+between: phase, step/total, loss, images/s, ETA. Exit codes: docs/cli.md.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
-from fercleaner.cli._common import cli_errors, console
+from fercleaner.cli._common import LineProgress, cli_errors, clock_text, console, print_table
 
 
 def register(app: typer.Typer) -> None:
@@ -74,9 +82,16 @@ def score_command(
 
 
 class _ProgressView:
-    """Rich progress bars: one per reading/decoding stage, one per method x fold of training."""
+    """Rich progress bars (one per reading/decoding stage, one per method x fold of training)
+    on a terminal; plain `LineProgress` lines otherwise."""
 
     def __init__(self) -> None:
+        self.lines = None if console.is_terminal else LineProgress(console)
+        self.started: dict[Any, float] = {}
+        self.last_event = time.monotonic()  # a stage's rate counts from the previous one's end
+        self.tasks: dict[Any, Any] = {}
+        if self.lines is not None:
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -95,17 +110,21 @@ class _ProgressView:
             console=console,
             transient=False,
         )
-        self.tasks: dict[Any, Any] = {}
 
     def __enter__(self) -> _ProgressView:
-        self.progress.__enter__()
+        if self.lines is None:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        if self.lines is None:
+            self.progress.__exit__(*exc)
 
     def update(self, event: Any) -> None:
         """Render one `ScoreProgress` report."""
+        if self.lines is not None:
+            self._line(event)
+            return
         if event.train is None:
             key = event.stage
             label = {"read": "checking images", "cache": "decoding images"}.get(key, key)
@@ -123,7 +142,7 @@ class _ProgressView:
         total = p.epochs * p.steps
         task = self._task(("train", p.method, p.fold), f"{p.method}{fold} train", total)
         loss = f" loss {p.loss:.3f}" if p.loss is not None else ""
-        eta = f" eta {_clock(p.eta_s)}" if p.eta_s is not None else ""
+        eta = f" eta {clock_text(p.eta_s)}" if p.eta_s is not None else ""
         self.progress.update(
             task,
             completed=p.epoch * p.steps + p.step,
@@ -136,12 +155,41 @@ class _ProgressView:
             self.tasks[key] = self.progress.add_task(description, total=total or None, info="")
         return self.tasks[key]
 
-
-def _clock(seconds: float) -> str:
-    """Seconds as m:ss or h:mm:ss."""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    def _line(self, event: Any) -> None:
+        """One plain line: phase, step/total, loss, images/s, ETA (printed at a steady interval)."""
+        if event.train is None:
+            key, done, total = event.stage, event.done, event.total
+            now = time.monotonic()
+            elapsed = now - self.started.setdefault(key, self.last_event)
+            self.last_event = now
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = f", eta {clock_text((total - done) / rate)}" if rate > 0 and total else ""
+            label = {"read": "checking images", "cache": "decoding images"}.get(key, key)
+            self.lines.report(
+                key,
+                f"{label}: {done:,}/{total:,} images, {rate:,.0f} img/s{eta}",
+                final=bool(total) and done >= total,
+            )
+            return
+        p = event.train
+        self.last_event = time.monotonic()
+        fold = f" fold {p.fold + 1}/{p.folds}" if p.folds > 1 else ""
+        eta = f", eta {clock_text(p.eta_s)}" if p.eta_s is not None else ""
+        if p.phase == "predict":
+            self.lines.report(
+                ("predict", p.method, p.fold),
+                f"{p.method}{fold} predict: batch {p.step}/{p.steps},"
+                f" {p.images_per_s:,.0f} img/s{eta}",
+                final=p.step >= p.steps,
+            )
+            return
+        loss = f", loss {p.loss:.3f}" if p.loss is not None else ""
+        self.lines.report(
+            ("train", p.method, p.fold),
+            f"{p.method}{fold} train: epoch {p.epoch + 1}/{p.epochs}, step {p.step}/{p.steps}"
+            f"{loss}, {p.images_per_s:,.0f} img/s{eta}",
+            final=p.epoch_done and p.epoch + 1 >= p.epochs,
+        )
 
 
 def _render_summary(result: Any) -> None:
@@ -150,43 +198,52 @@ def _render_summary(result: Any) -> None:
 
     summary = result.run_info["summary"]
     info = result.run_info
-    table = Table(title=f"{summary['samples']:,} samples scored by {info['method']}")
+    table = Table(title=f"{summary['samples']:,} samples scored by {escape(str(info['method']))}")
     table.add_column("given label")
     table.add_column("count", justify="right")
     table.add_column("flagged", justify="right")
     table.add_column("%", justify="right")
     for row in summary["per_class"]:
         share = row["flagged"] / row["count"] if row["count"] else 0.0
-        table.add_row(row["class"], f"{row['count']:,}", f"{row['flagged']:,}", f"{share:.1%}")
+        table.add_row(
+            Text(str(row["class"])), f"{row['count']:,}", f"{row['flagged']:,}", f"{share:.1%}"
+        )
     table.add_row(
         "[bold]all",
         f"{summary['samples']:,}",
         f"{summary['flagged']:,}",
         f"{summary['flagged'] / max(1, summary['samples']):.1%}",
     )
-    console.print(table)
+    print_table(table)
     types = ", ".join(f"{k} {v:,}" for k, v in summary["issue_types"].items())
-    console.print(f"issue types: {types}", highlight=False)
+    console.print(f"issue types: {types}", highlight=False, markup=False, soft_wrap=True)
     if summary["top_confusions"]:
         pairs = ", ".join(
             f"{c['given']} -> {c['proposed']} ({c['count']})" for c in summary["top_confusions"]
         )
-        console.print(f"top proposed relabels: {pairs}", highlight=False)
+        console.print(
+            f"top proposed relabels: {pairs}", highlight=False, markup=False, soft_wrap=True
+        )
     counts = info["counts"]
     if counts["problems"]:
         console.print(
             f"[yellow]{counts['problems']:,} problem(s)[/] excluded; see"
-            f" {result.run_dir / 'problems.parquet'}",
+            f" {escape(str(result.run_dir / 'problems.parquet'))}",
             highlight=False,
+            soft_wrap=True,
         )
     timings = info["timings"]
     console.print(
         f"took {timings['total_s']:.0f} s on {info['device']} ({info['precision']});"
         f" wrote {result.scores_path}",
         highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
+    run_dir = escape(str(result.run_dir))
     console.print(
-        f"next: [bold]fercleaner review {result.run_dir}[/]  then"
-        f"  [bold]fercleaner export {result.run_dir} --out CLEANED_DIR[/]",
+        f"next: [bold]fercleaner review {run_dir}[/]  then"
+        f"  [bold]fercleaner export {run_dir} --out CLEANED_DIR[/]",
         highlight=False,
+        soft_wrap=True,
     )

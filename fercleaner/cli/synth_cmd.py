@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from fercleaner.cli._common import cli_errors, console, err_console
 
@@ -63,7 +64,8 @@ def synth_command(
     splits = truth["split"].value_counts()
     split_text = ", ".join(f"{s} {splits.get(s, 0):,}" for s in meta["splits"] if splits.get(s, 0))
     console.print(
-        f"[bold green]wrote[/] {len(truth):,} {meta['layout']} faces ({split_text}) to {root}",
+        f"[bold green]wrote[/] {len(truth):,} {meta['layout']} faces ({split_text})"
+        f" to {escape(str(root))}",
         highlight=False,
         soft_wrap=True,
     )
@@ -74,5 +76,8 @@ def synth_command(
         soft_wrap=True,
     )
     console.print(
-        f"truth (keep it out of training): {truth_path(root)}", highlight=False, soft_wrap=True
+        f"truth (keep it out of training): {truth_path(root)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
