@@ -23,7 +23,7 @@ from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from fercleaner.app import actions, data, keys
-from fercleaner.app.markup import escape_markdown
+from fercleaner.app.markup import WORD_JOINER, escape_markdown
 from fercleaner.review.store import Decision, DecisionStore
 from fercleaner.scoring import write_scores
 
@@ -56,20 +56,32 @@ def _tokens(source: str):
         yield from token.children or ()
 
 
+#: What GitHub-flavoured Markdown (remark-gfm, as Streamlit uses it) turns into links in
+#: plain text after escapes are resolved, and Streamlit's `:emoji:` / `:material/x:`.
+_LITERALS = re.compile(
+    r"https?://|www\.|[-.\w+]+@[-\w]+(\.[-\w]+)+|:[-+\w/]+:", re.IGNORECASE | re.ASCII
+)
+
+
+def rendered_text(source: str) -> str:
+    """The text `source` shows, after checking it renders no image, link, HTML or literal."""
+    kinds = {t.type for t in _tokens(source)}
+    assert not kinds & {"image", "link_open", "html_inline", "html_block"}, source
+    text = html.unescape(re.sub(r"<[^>]+>", "", _MD.render(source)))
+    assert not _LITERALS.search(text), text  # no autolink literal, emoji or icon code
+    return text.replace(WORD_JOINER, "")  # invisible: what the reader sees
+
+
 def shown_text(at: AppTest) -> str:
-    """What the reader sees, after checking no element renders an image, link or HTML."""
-    seen = []
-    for source in markdown_sources(at):
-        kinds = {t.type for t in _tokens(source)}
-        assert not kinds & {"image", "link_open", "html_inline", "html_block"}, source
-        # GitHub's autolink literals (`http://x`, `www.x`) are links in Streamlit too
-        assert not re.search(r"https?:|www\.", source, re.IGNORECASE), source
-        seen.append(html.unescape(re.sub(r"<[^>]+>", "", _MD.render(source))))
-    return "\n".join(seen)
+    """What the reader sees in every Markdown element, each checked by `rendered_text`."""
+    return "\n".join(rendered_text(source) for source in markdown_sources(at))
 
 
 def test_escape_markdown_shows_every_character_and_renders_nothing() -> None:
-    text = PAYLOAD + r" \` # - 1. > | ~~s~~ :red[x] &amp; _i_ " + "line\nbreak"
+    text = (
+        PAYLOAD + r" \` # - 1. > | ~~s~~ :red[x] :smile: :material/home: &amp; _i_ "
+        "www.example.com ann@example.com 04:17:43 :100: line\nbreak"
+    )
     source = escape_markdown(text)
     assert {t.type for t in _tokens(source)} <= {
         "paragraph_open",
@@ -77,8 +89,8 @@ def test_escape_markdown_shows_every_character_and_renders_nothing() -> None:
         "inline",
         "text",
     }
-    shown = html.unescape(re.sub(r"<[^>]+>", "", _MD.render(source))).strip()
-    assert shown == text.replace("\n", " ")
+    assert rendered_text(source).strip() == text.replace("\n", " ")
+    assert escape_markdown("img/face_00003.png") == r"img\/face\_00003\.png"  # no joiner
 
 
 def test_a_markdown_payload_in_the_url_is_shown_as_text(run_dir: Path) -> None:

@@ -1,4 +1,5 @@
-"""End to end in a real browser: `fercleaner review`, a keyboard decision, reload, kill -9, export.
+"""End to end in a real browser: `fercleaner review`, a keyboard decision, reload, kill -9, export;
+and Markdown in the reviewer name and the URL shown as text, fetching nothing.
 
 Drives Debian's Chromium through Playwright (`.ci/run` installs it); skipped, saying why,
 only where that browser is absent.
@@ -6,19 +7,25 @@ only where that browser is absent.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from run_fixtures import make_run
 
+from fercleaner.app.markup import WORD_JOINER
 from fercleaner.review.launch import find_free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -106,3 +113,93 @@ def test_keyboard_decision_survives_reload_and_kill_and_is_exported(tmp_path: Pa
         "human",
         "ann",
     )
+
+
+class _Witness(http.server.BaseHTTPRequestHandler):
+    """Records every request: a Markdown image or link that renders would land here."""
+
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.hits.append(self.path)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _shown(locator) -> str:
+    """The text a locator shows; the app's invisible word joiners (they break autolinks)
+    are left out."""
+    return locator.inner_text().replace(WORD_JOINER, "")
+
+
+@contextlib.contextmanager
+def _review_server(run_dir: Path, reviewer: str) -> Iterator[str]:
+    """`fercleaner review RUN_DIR --reviewer NAME` on a free port; yields its URL."""
+    port = find_free_port()
+    url = f"http://127.0.0.1:{port}/"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fercleaner", "review", str(run_dir), "--port", str(port)]
+        + ["--reviewer", reviewer],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_healthy(server, url)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
+def test_markdown_in_the_reviewer_name_and_the_url_is_shown_as_text_and_fetches_nothing(
+    tmp_path: Path,
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    witness = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Witness)
+    _Witness.hits = []
+    threading.Thread(target=witness.serve_forever, daemon=True).start()
+    evil = f"http://127.0.0.1:{witness.server_address[1]}"
+    reviewer = f"![r]({evil}/reviewer.png)[eve]({evil}/r)"
+    in_url = f"![s]({evil}/sample.png) [click]({evil}/s) <img src={evil}/html.png>"
+    run_dir = make_run(tmp_path)
+    requested: list[str] = []
+    try:
+        with _review_server(run_dir, reviewer) as url, sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            )
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(url + "?sample=" + urllib.parse.quote(in_url, safe=""), timeout=60_000)
+            alert = page.get_by_test_id("stAlert").filter(has_text="is not part of this run")
+            alert.wait_for(timeout=60_000)
+            assert f"Sample '{in_url}' is not part of this run" in _shown(alert)
+
+            page.get_by_role("button", name="Accept proposal (fear)").wait_for(timeout=30_000)
+            page.get_by_role("heading", name="Review:").click()  # focus the page, not an input
+            page.keyboard.press("a")  # a decision stored under the hostile reviewer name
+            page.get_by_text("Saved img/face_00003.png").wait_for(timeout=30_000)
+
+            page.goto(url + "?sample=img/face_00003.png")  # a full run: history and sidebar
+            history = page.get_by_test_id("stAlert").filter(has_text="Current decision:")
+            history.wait_for(timeout=60_000)
+            assert f"Current decision: accept → fear by {reviewer} at" in _shown(history)
+            recent = page.get_by_test_id("stSidebar").get_by_role("listitem")
+            recent.first.wait_for(timeout=30_000)
+            assert f"img/face_00003.png accept → fear ({reviewer})" in _shown(recent.first)
+            page.wait_for_timeout(1_000)  # time for any image the page would load
+            page.screenshot(path=str(tmp_path / "hostile.png"), full_page=True)
+            assert page.locator(f"img[src^='{evil}']").count() == 0
+            assert page.locator(f"a[href^='{evil}']").count() == 0
+            browser.close()
+    finally:
+        witness.shutdown()
+        witness.server_close()
+    assert _Witness.hits == []  # the payload's server was never asked for anything
+    assert not [u for u in requested if u.startswith(evil)]
