@@ -10,10 +10,20 @@ the (a) -> (c) accuracy gap that (b) recovers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shlex
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from fercleaner.bench.materialize import write_labels_csv
+from fercleaner.bench.protocols import NoisyDataset
+from fercleaner.bench.resources import run_measured
+from fercleaner.errors import FercleanerError
+from fercleaner.scoring import read_scores
 
 #: What each issue type does to a training label: relabel to proposed_label, drop the
 #: sample, or keep the given label. Ambiguous faces are kept (their given label is one of
@@ -72,3 +82,82 @@ def get_gap_recovered(noisy: float, cleaned: float, clean: float) -> float:
     """(cleaned - noisy) / (clean - noisy); NaN when clean labels do not beat noisy ones."""
     gap = clean - noisy
     return float((cleaned - noisy) / gap) if gap > 0 else float("nan")
+
+
+def run_downstream(
+    folder: Path,
+    *,
+    pool: NoisyDataset,
+    held: NoisyDataset,
+    truth: pd.DataFrame,
+    scores: pd.DataFrame,
+    command: list[str],
+    recipe: str | None,
+    overrides: Sequence[str],
+    policy: Mapping[str, str],
+    report: Callable[[int, str], None],
+) -> dict[str, Any]:
+    """Train the baseline on noisy / cleaned / true labels of the pool; accuracy on the held-out share."""
+    # fercleaner's scores use the csv reader's sample_ids; map them back to the source ids
+    to_source = dict(zip(truth["sample_id"], truth["source_sample_id"], strict=True))
+    cleaned = get_cleaned_labels(scores, policy=policy)
+    cleaned.index = [to_source[s] for s in cleaned.index]
+    base = pool.samples.assign(split="train")
+    variants = {
+        "noisy": base.assign(label=pool.truth["given_label"].to_numpy()),
+        "cleaned": base.set_index("sample_id", drop=False)
+        .loc[list(cleaned.index)]
+        .assign(label=cleaned.to_numpy())
+        .reset_index(drop=True),
+        "clean": base.assign(label=pool.truth["true_label"].to_numpy()),
+    }
+    test = held.samples.assign(split="test", label=held.truth["true_label"].to_numpy())
+    accuracy, cost = {}, {}
+    for step, (name, train) in enumerate(variants.items(), start=1):
+        report(step, f"downstream: training on {name} labels")
+        manifest_dir = folder / name
+        write_labels_csv(manifest_dir, pd.concat([train, test], ignore_index=True))
+        run_dir = folder / f"{name}_run"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        argv = [
+            *command,
+            str(manifest_dir / "labels.csv"),
+            "--out",
+            str(run_dir),
+            *(["--recipe", recipe] if recipe else []),
+            "--method",
+            "baseline",
+            *overrides,
+            "method.options={}",  # the plain classifier training code would use
+            "data.splits=[train]",
+            "train.folds=1",
+        ]
+        result = run_measured(argv, log_path=run_dir.with_suffix(".log"))
+        if result.returncode != 0:
+            raise FercleanerError(
+                f"downstream run {name!r} failed (exit {result.returncode}): {shlex.join(argv)}\n"
+                f"last output ({result.log_path}):\n{result.tail()}"
+            )
+        accuracy[name] = get_holdout_accuracy(read_scores(run_dir / "scores.parquet").frame)
+        cost[name] = {
+            "wall_s": result.wall_s,
+            "peak_rss_mb": result.peak_rss_mb,
+            "cpu_s": result.cpu_s,
+        }
+    given = scores["given_label"].astype(str).to_numpy()
+    relabeled = int(
+        (scores["issue_type"].map(lambda t: policy.get(str(t), "keep")) == "relabel").sum()
+    )
+    return {
+        "policy": dict(policy),
+        "holdout_samples": len(test),
+        "train_samples": {name: len(frame) for name, frame in variants.items()},
+        "dropped": int(len(given) - len(cleaned)),
+        "relabeled": relabeled,
+        "accuracy": accuracy,
+        "gap_recovered": get_gap_recovered(
+            accuracy["noisy"], accuracy["cleaned"], accuracy["clean"]
+        ),
+        "cost": cost,
+    }

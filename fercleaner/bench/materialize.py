@@ -1,8 +1,9 @@
 """Write a noisy dataset to disk in the `csv` layout, plus its truth table beside (never inside) it.
 
-Images are *symlinked* under `<out>/dataset/<sample_id>` so the noisy dataset's
-sample_ids equal the source dataset's (the truth joins without a mapping, reviews of
-the source still join) and no `allow_outside_root` is needed. Pixel-CSV rows (fer2013)
+Images are *hard-linked* (copied where the file system cannot link) under
+`<out>/dataset/<sample_id>` so the noisy dataset's sample_ids equal the source dataset's
+(the truth joins without a mapping, reviews of the source still join) and every image is
+a plain file inside the dataset root: readers refuse symlinks that leave it. Pixel-CSV rows (fer2013)
 have no image file: they are decoded once to `<out>/dataset/pixels/<row>.png`. Face boxes
 (AffectNet) are not carried by the csv layout: such images are benchmarked uncropped.
 """
@@ -10,6 +11,7 @@ have no image file: they are decoded once to `<out>/dataset/pixels/<row>.png`. F
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -76,13 +78,16 @@ def write_labels_csv(folder: str | os.PathLike[str], table: pd.DataFrame) -> lis
 
 
 def _link(link: Path, target: Path) -> None:
-    """Symlink `link` -> `target`, replacing a stale link from an earlier run."""
+    """Hard-link `link` to `target` (a copy across file systems), replacing an older file."""
     link.parent.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
-        if link.is_symlink() and os.readlink(link) == str(target):
+        if not link.is_symlink() and link.stat().st_ino == target.stat().st_ino:
             return
         link.unlink()
-    link.symlink_to(target)
+    try:
+        os.link(target, link)
+    except OSError:  # another file system, or links not allowed: a copy reads the same
+        shutil.copyfile(target, link)
 
 
 def _write_pixels(path: Path, pixels: str) -> None:

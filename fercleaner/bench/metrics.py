@@ -10,6 +10,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fercleaner.arrays import get_entropy
+
 
 def get_detection_metrics(
     is_noisy: np.ndarray, label_quality: np.ndarray, is_label_issue: np.ndarray
@@ -57,8 +59,7 @@ def get_correction_accuracy(
 
 def get_vote_entropy(votes: np.ndarray) -> np.ndarray:
     """(N,) Shannon entropy (nats) of each row's vote distribution."""
-    dist = _normalise(votes)
-    return -(dist * np.log(np.clip(dist, 1e-12, 1.0))).sum(axis=1)
+    return get_entropy(_normalise(votes))
 
 
 def get_soft_label_metrics(

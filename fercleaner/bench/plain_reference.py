@@ -90,7 +90,7 @@ def train_plain_model(
         pct_start=recipe.pct_start,
     )
     x_all = torch.from_numpy(np.ascontiguousarray(images))  # (N, H, W, 1) uint8
-    y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    y_all = torch.from_numpy(np.array(labels, dtype=np.int64))  # a writable copy
     size = recipe.image_size
     model.train()
     for epoch in range(recipe.epochs):

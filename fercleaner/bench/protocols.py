@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 # PAIRFLIP_PARTNERS: re-exported, fercleaner.bench names it
+from fercleaner.arrays import to_matrix
 from fercleaner.classes import PAIRFLIP_PARTNERS as PAIRFLIP_PARTNERS
 from fercleaner.classes import get_pairflip_partners
 from fercleaner.errors import DatasetError
@@ -94,7 +95,7 @@ def make_annotator_noise(
             "the annotator protocol needs per-image votes (a `votes` column, as FERPlus or "
             "fer2013 with fer2013new.csv provide); use --protocol symmetric or pairflip for this dataset"
         )
-    votes = np.stack([np.asarray(v, dtype=np.float64) for v in samples["votes"]])
+    votes = to_matrix(samples["votes"])
     if votes.shape[1] != len(classes):
         raise DatasetError(
             f"votes have {votes.shape[1]} entries per image; expected one per class {classes}"
@@ -173,7 +174,7 @@ def _flip(samples, classes, *, rate, seed, rng, target, name) -> NoisyDataset:
     noisy["given_label"] = names[noisy_labels]
     votes = None
     if "votes" in samples.columns:
-        votes = np.stack([np.asarray(v, dtype=np.float64) for v in samples["votes"]])
+        votes = to_matrix(samples["votes"])
     truth = _truth(noisy, names[labels], votes=votes)
     return NoisyDataset(
         samples=noisy.reset_index(drop=True),

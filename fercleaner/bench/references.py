@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fercleaner.arrays import get_normalized_entropy, to_matrix
 from fercleaner.bench.plain_reference import PROTOCOL_VERSION, PlainRecipe
 from fercleaner.bench.resources import run_measured
 from fercleaner.bench.systems import (
     SystemScores,
     align_columns,
     get_reference_scores,
-    normalised_entropy,
 )
 from fercleaner.errors import FercleanerError
 
@@ -90,7 +90,7 @@ def get_reference_system(
     )
     # the noisy dataset may lack a rare class: the reference never predicts it
     probs = align_columns(
-        np.stack([np.asarray(v, dtype=np.float64) for v in table["pred_probs"]]),
+        to_matrix(table["pred_probs"]),
         meta["classes"],
         classes,
     )
@@ -125,7 +125,7 @@ def get_plain_scores(
         is_label_issue=predicted != labels,
         proposed_label=np.array(classes, dtype=object)[predicted],
         soft_label=probs,
-        uncertainty=normalised_entropy(probs),
+        uncertainty=get_normalized_entropy(probs),
     )
 
 

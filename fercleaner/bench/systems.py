@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from fercleaner.arrays import get_normalized_entropy, to_matrix
 from fercleaner.bench.metrics import (
     get_correction_accuracy,
     get_detection_metrics,
@@ -49,7 +50,7 @@ class SystemScores:
 
 def from_scores_frame(name: str, frame: pd.DataFrame, classes: Sequence[str]) -> SystemScores:
     """A SystemScores from a scores.parquet frame (fercleaner's own decisions, unchanged)."""
-    soft = np.stack([np.asarray(v, dtype=np.float64) for v in frame["soft_label"]])
+    soft = to_matrix(frame["soft_label"])
     if soft.shape[1] != len(classes):
         raise FercleanerError(
             f"system {name!r} scored {soft.shape[1]} classes; the benchmark has {len(classes)}"
@@ -106,14 +107,8 @@ def get_reference_scores(
         is_label_issue=np.asarray(flags, dtype=bool),
         proposed_label=np.array(classes, dtype=object)[probs.argmax(axis=1)],
         soft_label=probs,
-        uncertainty=normalised_entropy(probs),
+        uncertainty=get_normalized_entropy(probs),
     )
-
-
-def normalised_entropy(probs: np.ndarray) -> np.ndarray:
-    """(N,) entropy of each row of (N, C) probabilities divided by log C: 0 certain, 1 uniform."""
-    probs = np.asarray(probs, dtype=np.float64)
-    return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1) / np.log(probs.shape[1])
 
 
 def align_columns(
@@ -168,7 +163,7 @@ def evaluate_system(
         is_label_issue=flags,
     )
     if "votes" in joined.columns:
-        votes = np.stack([np.asarray(v, dtype=np.float64) for v in joined["votes"]])
+        votes = to_matrix(joined["votes"])
         metrics.update(
             get_soft_label_metrics(votes, system.soft_label[rows], system.uncertainty[rows])
         )

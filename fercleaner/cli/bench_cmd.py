@@ -15,111 +15,148 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(bench_command)
 
 
+DatasetArgument = Annotated[
+    Path,
+    typer.Argument(help="Source dataset (any layout fercleaner reads); its labels are the truth."),
+]
+
+OutOption = Annotated[
+    Path, typer.Option("--out", help="Output folder for bench.json, bench.md and plots.")
+]
+
+SuiteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--suite",
+        help="Run a whole suite instead of one protocol: ferplus (6 real-noise runs) or "
+        "synthetic (4 planted-noise runs); reports mean ± sd.",
+    ),
+]
+
+RunOption = Annotated[
+    list[str] | None,
+    typer.Option("--run", help="Only these runs of the suite (repeatable), e.g. --run val-s0."),
+]
+
+ProtocolOption = Annotated[
+    str,
+    typer.Option(
+        "--protocol",
+        help="annotator (one tagger's vote vs the majority; needs votes), symmetric or pairflip.",
+    ),
+]
+
+RateOption = Annotated[
+    float, typer.Option("--rate", help="Fraction flipped per class (symmetric, pairflip).")
+]
+
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the noise draw.")]
+
+MethodOption = Annotated[
+    str | None, typer.Option("--method", help="fercleaner's method (default: the recipe's).")
+]
+
+RecipeOption = Annotated[
+    str | None,
+    typer.Option("--recipe", help="fercleaner's recipe (default: what `fercleaner score` uses)."),
+]
+
+ReferenceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--reference",
+        help="Reference to run beside fercleaner: plain, cleanlab (repeatable; default both).",
+    ),
+]
+
+NoReferenceOption = Annotated[bool, typer.Option("--no-reference", help="Run fercleaner alone.")]
+
+FoldsOption = Annotated[
+    int, typer.Option("--folds", help="K of the cross-validated cleanlab reference.")
+]
+
+ReferenceEpochsOption = Annotated[
+    int, typer.Option("--reference-epochs", help="Per-model epochs of the plain references.")
+]
+
+ReferenceCacheOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--reference-cache",
+        help="Folder of cached reference results (default: <cache root>/bench-references).",
+    ),
+]
+
+NoReferenceCacheOption = Annotated[
+    bool,
+    typer.Option("--no-reference-cache", help="Train the references afresh, keep nothing."),
+]
+
+SplitOption = Annotated[
+    list[str] | None,
+    typer.Option("--split", help="Only these source splits (repeatable), e.g. --split val."),
+]
+
+SliceIndexOption = Annotated[
+    int | None,
+    typer.Option("--slice", help="Only the i-th disjoint 3,600-image slice of the samples."),
+]
+
+MaxSamplesOption = Annotated[
+    int | None,
+    typer.Option("--max-samples", help="Benchmark a seeded random subset of at most N samples."),
+]
+
+DownstreamOption = Annotated[
+    bool,
+    typer.Option(
+        "--downstream",
+        help="Also train the classifier on noisy / cleaned / true labels and test it on a held-out clean share.",
+    ),
+]
+
+HoldoutOption = Annotated[
+    float, typer.Option("--holdout", help="Share held out per class for --downstream.")
+]
+
+ScoreCommandOption = Annotated[
+    str | None,
+    typer.Option(
+        "--score-command",
+        help="Command that scores a dataset (default: python -m fercleaner score), "
+        "e.g. 'torchrun --nproc_per_node 2 -m fercleaner score'.",
+    ),
+]
+
+OverridesArgument = Annotated[
+    list[str] | None,
+    typer.Argument(help="Recipe overrides key=value for every system, e.g. train.epochs=4."),
+]
+
+
 def bench_command(
-    dataset: Annotated[
-        Path,
-        typer.Argument(
-            help="Source dataset (any layout fercleaner reads); its labels are the truth."
-        ),
-    ],
-    out: Annotated[
-        Path, typer.Option("--out", help="Output folder for bench.json, bench.md and plots.")
-    ],
-    suite: Annotated[
-        str | None,
-        typer.Option(
-            "--suite",
-            help="Run a whole suite instead of one protocol: ferplus (6 real-noise runs) or "
-            "synthetic (4 planted-noise runs); reports mean ± sd.",
-        ),
-    ] = None,
-    run: Annotated[
-        list[str] | None,
-        typer.Option("--run", help="Only these runs of the suite (repeatable), e.g. --run val-s0."),
-    ] = None,
-    protocol: Annotated[
-        str,
-        typer.Option(
-            "--protocol",
-            help="annotator (one tagger's vote vs the majority; needs votes), symmetric or pairflip.",
-        ),
-    ] = "symmetric",
-    rate: Annotated[
-        float, typer.Option("--rate", help="Fraction flipped per class (symmetric, pairflip).")
-    ] = 0.2,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the noise draw.")] = 0,
-    method: Annotated[
-        str | None, typer.Option("--method", help="fercleaner's method (default: the recipe's).")
-    ] = None,
-    recipe: Annotated[
-        str | None,
-        typer.Option(
-            "--recipe", help="fercleaner's recipe (default: what `fercleaner score` uses)."
-        ),
-    ] = None,
-    reference: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--reference",
-            help="Reference to run beside fercleaner: plain, cleanlab (repeatable; default both).",
-        ),
-    ] = None,
-    no_reference: Annotated[
-        bool, typer.Option("--no-reference", help="Run fercleaner alone.")
-    ] = False,
-    folds: Annotated[
-        int, typer.Option("--folds", help="K of the cross-validated cleanlab reference.")
-    ] = 5,
-    reference_epochs: Annotated[
-        int, typer.Option("--reference-epochs", help="Per-model epochs of the plain references.")
-    ] = 30,
-    reference_cache: Annotated[
-        Path | None,
-        typer.Option(
-            "--reference-cache",
-            help="Folder of cached reference results (default: <cache root>/bench-references).",
-        ),
-    ] = None,
-    no_reference_cache: Annotated[
-        bool,
-        typer.Option("--no-reference-cache", help="Train the references afresh, keep nothing."),
-    ] = False,
-    split: Annotated[
-        list[str] | None,
-        typer.Option("--split", help="Only these source splits (repeatable), e.g. --split val."),
-    ] = None,
-    slice_index: Annotated[
-        int | None,
-        typer.Option("--slice", help="Only the i-th disjoint 3,600-image slice of the samples."),
-    ] = None,
-    max_samples: Annotated[
-        int | None,
-        typer.Option(
-            "--max-samples", help="Benchmark a seeded random subset of at most N samples."
-        ),
-    ] = None,
-    downstream: Annotated[
-        bool,
-        typer.Option(
-            "--downstream",
-            help="Also train the classifier on noisy / cleaned / true labels and test it on a held-out clean share.",
-        ),
-    ] = False,
-    holdout: Annotated[
-        float, typer.Option("--holdout", help="Share held out per class for --downstream.")
-    ] = 0.2,
-    score_command: Annotated[
-        str | None,
-        typer.Option(
-            "--score-command",
-            help="Command that scores a dataset (default: python -m fercleaner score), "
-            "e.g. 'torchrun --nproc_per_node 2 -m fercleaner score'.",
-        ),
-    ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Argument(help="Recipe overrides key=value for every system, e.g. train.epochs=4."),
-    ] = None,
+    dataset: DatasetArgument,
+    out: OutOption,
+    suite: SuiteOption = None,
+    run: RunOption = None,
+    protocol: ProtocolOption = "symmetric",
+    rate: RateOption = 0.2,
+    seed: SeedOption = 0,
+    method: MethodOption = None,
+    recipe: RecipeOption = None,
+    reference: ReferenceOption = None,
+    no_reference: NoReferenceOption = False,
+    folds: FoldsOption = 5,
+    reference_epochs: ReferenceEpochsOption = 30,
+    reference_cache: ReferenceCacheOption = None,
+    no_reference_cache: NoReferenceCacheOption = False,
+    split: SplitOption = None,
+    slice_index: SliceIndexOption = None,
+    max_samples: MaxSamplesOption = None,
+    downstream: DownstreamOption = False,
+    holdout: HoldoutOption = 0.2,
+    score_command: ScoreCommandOption = None,
+    overrides: OverridesArgument = None,
 ) -> None:
     """Plant label noise in DATASET, score it with fercleaner and the references, and report who finds it."""
     import shlex
