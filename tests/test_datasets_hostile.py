@@ -330,9 +330,16 @@ def test_implausible_ferplus_vote_sums_are_rejected(tmp_path):
 
 
 def _fer2013_with_votes(root: Path, n: int = 24, *, usages=None, drop: int | None = None,
-                        names: bool = True, insert_at: int | None = None) -> list[list]:  # fmt: skip
-    """fer2013.csv with n rows and a fer2013new.csv whose row r votes r % 8 (its own image)."""
+                        names: bool | list[str] = True, insert_at: int | None = None,
+                        keep: int | None = None) -> list[list]:  # fmt: skip
+    """fer2013.csv with n rows and a fer2013new.csv whose row r votes r % 8 (its own image).
+
+    `names`: True for fer<r>.png, False for none, or one name per row; `keep`: cut the
+    votes file to its first rows (after `drop` / `insert_at`).
+    """
     usages = usages or ["Training"] * n
+    if names is True or names is False:
+        names = [f"fer{r:07d}.png" if names else "" for r in range(n)]
     write_rows(
         root / "fer2013.csv",
         [["emotion", "pixels", "Usage"]] + [[r % 7, pixels(r), usages[r]] for r in range(n)],
@@ -341,11 +348,12 @@ def _fer2013_with_votes(root: Path, n: int = 24, *, usages=None, drop: int | Non
     for r in range(n):
         counts = [0] * 10
         counts[r % 8] = 10
-        votes.append([usages[r], f"fer{r:07d}.png" if names else "", *counts])
+        votes.append([usages[r], names[r], *counts])
     if drop is not None:
         del votes[drop]
     if insert_at is not None:
         votes.insert(insert_at, [usages[insert_at], "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10])
+    votes = votes[:keep]
     write_rows(root / "fer2013new.csv", [VOTES_HEADER, *votes])
     return votes
 
@@ -388,6 +396,38 @@ def test_a_shifted_votes_file_without_names(tmp_path):
     assert len(ds.samples) == 24 and False not in _own_votes(ds)
     assert set(ds.problems["kind"]) == {"votes_misaligned"}
     assert "Usage" in " ".join(ds.problems["reason"])
+
+
+#: Names as the real fer2013new.csv has them: a dropped image's row has no name and
+#: sometimes no number (so names lag behind rows), and three rows are out of sequence.
+REAL_LIKE_NAMES = [f"fer{x:07d}.png" if x is not None else "" for x in
+                   [0, 1, None, 2, 3, 4, None, 6, 7, 3000, 8, 9, 10, 2, 11, 12, 13, 14, 15, 16]]  # fmt: skip
+
+
+def test_real_fer_plus_naming_is_not_a_shift(tmp_path):
+    _fer2013_with_votes(tmp_path, n=20, names=REAL_LIKE_NAMES)
+    ds = read_dataset(tmp_path)
+    _assert_complete(ds)
+    assert ds.problems.empty and _own_votes(ds) == [True] * 20
+
+
+@pytest.mark.parametrize(
+    ("names", "drop", "keep", "own"),
+    [
+        (True, 0, None, [None] * 24),  # the first row is gone: every name runs one ahead
+        (True, None, 20, [True] * 20 + [None] * 4),  # cut short, and the names prove it
+        (REAL_LIKE_NAMES, None, 16, [None] * 20),  # cut short or a row lost: cannot tell
+        (REAL_LIKE_NAMES, 16, None, [True] * 16 + [None] * 4),  # the names show where
+        (REAL_LIKE_NAMES, 2, None, [None] * 20),  # a nameless row lost: nothing shows where
+    ],
+)
+def test_vote_rows_that_cannot_be_placed_are_not_attached(tmp_path, names, drop, keep, own):
+    n = len(own)
+    _fer2013_with_votes(tmp_path, n=n, names=names, drop=drop, keep=keep)
+    ds = read_dataset(tmp_path)
+    _assert_complete(ds)
+    assert _own_votes(ds) == own
+    assert set(ds.problems["kind"]) == {"votes_misaligned"}
 
 
 def test_implausible_fer2013new_vote_rows(tmp_path):

@@ -274,7 +274,8 @@ def _check_alignment(
     Each failed check is a `votes_misaligned` problem. A name that runs ahead of its row
     locates a deleted vote row: rows before it still line up. A Usage mismatch or a
     row-count difference proves the files part somewhere but not where, so no row is
-    trusted, unless the names cover the file and show no break (a file cut short).
+    trusted, unless the names cover the file and each equals its row number (then any
+    missing row would show, so the shorter file was cut at its end).
     """
 
     def misaligned(reason: str, entry: _VoteRow | None = None, r: int | None = None) -> None:
@@ -292,8 +293,12 @@ def _check_alignment(
     if shift is not None:
         misaligned(
             f"the vote row at position {shift} is named {votes[shift].name}, ahead of its row:"
-            " a vote row above it is missing, so it and every later one describe another image;"
-            f" votes attached to fer2013.csv rows 0-{shift - 1} only",
+            " a vote row above it is missing, so it and every later one describe another image; "
+            + (
+                f"votes attached to fer2013.csv rows 0-{shift - 1} only"
+                if shift
+                else "no votes attached"
+            ),
             votes[shift],
             shift,
         )
@@ -311,14 +316,16 @@ def _check_alignment(
         )
         trusted = 0
     if len(votes) != len(usages):
-        named = sum(x is not None for x in numbers)
-        cut_short = shift is None and wrong_usage is None and named * 2 >= max(n, 1)
+        named = [(r, x) for r, x in enumerate(numbers) if x is not None]
+        exact = len(named) * 2 >= max(n, 1) and all(x == r for r, x in named)
+        cut_short = shift is None and wrong_usage is None and exact
         misaligned(
             f"{VOTES_FILE_NAME} has {len(votes):,} vote rows but {FILE_NAME} has {len(usages):,}"
             " data rows; they are joined by position, so a missing or extra row misplaces every"
             " later vote. "
             + (
-                f"The image names line up, so votes are attached to the first {n:,} rows"
+                f"The image names equal their row numbers, so the first {n:,} rows line up and"
+                " keep their votes"
                 if cut_short
                 else "Nothing shows where they part, so no votes are attached"
                 if shift is None
@@ -338,19 +345,24 @@ def _image_number(name: str) -> int | None:
 def _name_shift(numbers: list[int | None]) -> int | None:
     """The first row whose image number runs ahead of the row count for good, or None.
 
-    Between two named rows the number may advance by at most the rows between them (FER+
-    skips numbers of dropped images, so it can lag). A single row out of sequence that the
-    next named row makes up for is one odd name, not a shift (FER+ has three such rows).
+    Numbering starts at 0 on row 0; in sequence, the number grows by at least 1 and at
+    most the rows since the last in-sequence name (FER+ skips the numbers of dropped
+    images, so it may lag, never lead). A name out
+    of sequence that the next named row does not follow is one odd name, not a shift: the
+    real fer2013new.csv has three (two far ahead, one far behind).
     """
     named = [(r, x) for r, x in enumerate(numbers) if x is not None]
-    for i in range(1, len(named)):
-        (r0, x0), (r1, x1) = named[i - 1], named[i]
-        if x1 - x0 <= r1 - r0:
+    r0, x0 = -1, -1  # numbering starts at row 0 (fer0000000.png)
+    for i in range(len(named)):
+        r1, x1 = named[i]
+        if 0 < x1 - x0 <= r1 - r0:
+            r0, x0 = r1, x1
             continue
-        if i + 1 < len(named):
-            r2, x2 = named[i + 1]
-            if x2 - x0 <= r2 - r0:
-                continue  # an isolated odd name
+        if x1 - x0 <= 0:
+            continue  # behind: an odd name (or an extra row, which the row count catches)
+        following = named[i + 1] if i + 1 < len(named) else None
+        if following is not None and 0 < following[1] - x0 <= following[0] - r0:
+            continue  # ahead once, then back in sequence: an odd name
         return r1
     return None
 
