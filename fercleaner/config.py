@@ -8,10 +8,12 @@ collected and reported together, each naming the dotted key the user typed.
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,8 +23,9 @@ from fercleaner.errors import ConfigError
 from fercleaner.methods.base import BackboneSpec
 from fercleaner.scoring.flags import FLAG_RULES
 
-#: Where the shipped recipes live (repository root / recipes).
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+#: The package holding the shipped recipes: the repository's `recipes/` folder, installed
+#: as `fercleaner.recipes` (setup.py), so wheel and editable installs read the same files.
+RECIPES_PACKAGE = "fercleaner.recipes"
 
 
 @dataclass(frozen=True)
@@ -148,16 +151,17 @@ _POSITIVE = (
 
 
 def list_recipes() -> list[str]:
-    """Names of the shipped recipes (files in `recipes/`)."""
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    """Names of the shipped recipes (the YAML files of `fercleaner.recipes`)."""
+    shipped = importlib.resources.files(RECIPES_PACKAGE).iterdir()
+    return sorted(f.name.removesuffix(".yaml") for f in shipped if f.name.endswith(".yaml"))
 
 
-def find_recipe(name_or_file: str | Path) -> Path:
-    """The YAML file for a shipped recipe name or a path to a recipe file."""
+def find_recipe(name_or_file: str | Path) -> Path | Traversable:
+    """The YAML file for a path to a recipe file or a shipped recipe name (a file wins)."""
     path = Path(name_or_file).expanduser()
     if path.is_file():
         return path
-    shipped = RECIPES_DIR / f"{name_or_file}.yaml"
+    shipped = importlib.resources.files(RECIPES_PACKAGE) / f"{name_or_file}.yaml"
     if shipped.is_file():
         return shipped
     raise ConfigError(

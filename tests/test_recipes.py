@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fercleaner.config import (
-    RECIPES_DIR,
     Recipe,
+    find_recipe,
     list_recipes,
     load_recipe,
     recipe_from_dict,
@@ -25,11 +25,23 @@ def test_shipped_recipe_is_valid_and_documented(name):
     recipe = load_recipe(name)
     assert isinstance(recipe, Recipe)
     assert recipe.method.name in list_methods()
-    header = (RECIPES_DIR / f"{name}.yaml").read_text().splitlines()[:4]
+    text = find_recipe(name).read_text(encoding="utf-8")
+    header = text.splitlines()[:4]
     assert all(line.startswith("#") for line in header), "recipes open with a comment header"
-    text = (RECIPES_DIR / f"{name}.yaml").read_text()
     for word in ("Purpose:", "Needs:", "Command:", "Cost:"):
         assert word in text, f"{name}.yaml header lacks {word}"
+
+
+def test_a_recipe_file_given_by_path_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    """Users keep their own recipes anywhere; a file named like a shipped recipe is theirs."""
+    mine = tmp_path / "quick"
+    mine.write_text("train:\n  epochs: 2\n", encoding="utf-8")
+    assert load_recipe(mine).train.epochs == 2
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe("quick").train.epochs == 2  # ./quick exists, so it is the user's file
+    monkeypatch.chdir(tmp_path.parent)
+    assert find_recipe("quick").name == "quick.yaml"  # no such file here: the shipped one
+    assert load_recipe("quick").train.epochs != 2
 
 
 def test_round_trip_through_plain_data():

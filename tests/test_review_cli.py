@@ -12,7 +12,7 @@ import pytest
 from run_fixtures import make_run
 from typer.testing import CliRunner
 
-import fercleaner
+import fercleaner.app
 from fercleaner.cli import app
 from fercleaner.review import launch
 
@@ -27,7 +27,7 @@ def test_launch_command_binds_localhost_headless_with_the_packaged_app(run_dir: 
     plan = launch.build_review_launch(run_dir, port=port, reviewer="ann")
     script = Path(plan.argv[4])
     assert plan.argv[1:4] == ["-m", "streamlit", "run"]
-    assert script == Path(fercleaner.__file__).parent / "app" / "streamlit_app.py"
+    assert script == Path(fercleaner.app.__file__).parent / "streamlit_app.py"
     assert script.is_file()
     assert "--server.address=127.0.0.1" in plan.argv
     assert f"--server.port={port}" in plan.argv

@@ -1,7 +1,7 @@
 """Start the Streamlit review app on a run: find the app, check the run and port, exec.
 
-The app ships inside the package as `fercleaner.app` (the repository's `app/` folder), so
-an installed fercleaner finds it the same way a checkout does.
+The app ships inside the package as `fercleaner.app` (the repository's `app/` folder,
+mapped in setup.py), so an installed fercleaner finds it the same way a checkout does.
 """
 
 from __future__ import annotations
@@ -42,15 +42,20 @@ class ReviewLaunch:
 
 
 def find_app_script() -> Path:
-    """Path of the app's Streamlit entry script inside the installed package."""
-    import fercleaner
+    """Path of the app's Streamlit entry script: `streamlit_app.py` of the `fercleaner.app` package.
 
-    script = Path(fercleaner.__file__).parent / "app" / "streamlit_app.py"
+    Found through the import system (not beside `fercleaner/__init__.py`), so a wheel install
+    and an editable checkout, where the package lives in the top-level `app/`, both work.
+    """
+    import importlib.util
+
+    reinstall = "reinstall fercleaner (`pip install --force-reinstall fercleaner`)"
+    spec = importlib.util.find_spec("fercleaner.app")
+    if spec is None or spec.origin is None:
+        raise LaunchError(f"the review app package fercleaner.app is not installed; {reinstall}")
+    script = Path(spec.origin).parent / "streamlit_app.py"
     if not script.is_file():
-        raise LaunchError(
-            f"the review app is missing at {script}; reinstall fercleaner "
-            "(`pip install --force-reinstall fercleaner`)"
-        )
+        raise LaunchError(f"the review app is missing at {script}; {reinstall}")
     return script
 
 
