@@ -22,6 +22,8 @@ class ExitCode(enum.IntEnum):
     """A bug: an unexpected exception; one line on stderr, the traceback in a log file."""
     INTERRUPTED = 130
     """Stopped by Ctrl+C (SIGINT)."""
+    BROKEN_PIPE = 141
+    """The reader of the output went away (`| head`); ends quietly, like a shell's SIGPIPE."""
 
 
 class FercleanerError(Exception):

@@ -288,6 +288,18 @@ def test_interrupt_is_exit_130(tmp_path, monkeypatch):
     assert result.exit_code == ExitCode.INTERRUPTED and "interrupted" in result.output
 
 
+def test_closed_output_pipe_ends_quietly(tmp_path, monkeypatch):
+    import fercleaner.datasets
+
+    def reader_gone(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(fercleaner.datasets, "read_dataset", reader_gone)
+    result = runner.invoke(app, ["inspect", str(tmp_path), "--json"])
+    assert result.exit_code == ExitCode.BROKEN_PIPE
+    assert "error:" not in result.output and "Traceback" not in result.output
+
+
 def test_every_command_is_wrapped_and_every_exit_code_documented():
     assert all(
         getattr(c.callback, "__fercleaner_cli_errors__", False) for c in app.registered_commands

@@ -60,7 +60,8 @@ def cli_errors() -> Iterator[None]:
     """Map every exception to one line on stderr and its `ExitCode`; never a traceback.
 
     `FercleanerError` -> its `exit_code` (2); `OSError` (a path that cannot be read or
-    written) -> 2; Ctrl+C -> 130; anything else -> 3, the traceback saved to a log file.
+    written) -> 2; Ctrl+C -> 130; a closed output pipe -> 141, quietly; anything else -> 3,
+    the traceback saved to a log file.
     typer's own exits and usage errors pass through (typer exits 2 on usage errors).
     """
     try:
@@ -74,6 +75,9 @@ def cli_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err_console.print("interrupted", style="yellow", highlight=False)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(ExitCode.BROKEN_PIPE) from None
     except OSError as exc:
         _debug_traceback()
         print_error(describe_os_error(exc))
@@ -125,6 +129,14 @@ def describe_os_error(exc: OSError) -> str:
         errno.EEXIST: "it is in the way; move it or choose another path",
     }.get(exc.errno, "check the path and its permissions")
     return f"{path}: {reason}; {advice}" if path else f"{reason}; {advice}"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the exit-time flush to a closed pipe raises nothing."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _first_line(exc: BaseException) -> str:
