@@ -85,50 +85,33 @@ def write_synthetic_dataset(
     check_noise(rate=noise_rate, kind=noise_kind, n_classes=len(classes))
     fractions = _resolve_splits(layout, splits)
     replace_old = _check_target(out)
+    report = _Progress(progress, n=n)
 
-    total = 2 * n
-    done = reported = 0
-
-    def tick(k: int) -> None:
-        nonlocal done, reported
-        done += k
-        if progress is not None and (done - reported >= 256 or done == total):
-            reported = done
-            progress(done, total)
-
-    draw_progress = None if progress is None else (lambda d, _t: progress(d, total))
     images, truth = generate_faces(
-        n, seed=seed, size=size, classes=classes, channels=channels,
-        occlusion_rate=occlusion_rate, ambiguity_rate=ambiguity_rate,
-        noise_rate=noise_rate, noise_kind=noise_kind, workers=workers, progress=draw_progress,
-    )  # fmt: skip
-    done = reported = n
-    layout_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    split = _assign_splits(
-        truth["clean_label"].to_numpy(),
-        names=LAYOUT_SPLITS[layout],
+        n,
+        seed=seed,
+        size=size,
+        classes=classes,
+        channels=channels,
+        occlusion_rate=occlusion_rate,
+        ambiguity_rate=ambiguity_rate,
+        noise_rate=noise_rate,
+        noise_kind=noise_kind,
+        workers=workers,
+        progress=report.drawing,
+    )
+    _write_layout(
+        out,
+        images,
+        truth,
+        layout=layout,
+        seed=seed,
         fractions=fractions,
         classes=classes,
+        replace_old=replace_old,
+        tick=report.tick,
+        workers=workers,
     )
-    truth.insert(0, "split", pd.array(split, dtype="string"))
-    votes = _make_votes(truth, classes=classes, layout=layout, rng=layout_rng)
-
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        ids = WRITERS[layout](
-            tmp, images, truth, tick=tick, votes=votes, classes=classes, rng=layout_rng,
-            workers=workers,
-        )  # fmt: skip
-        truth.insert(0, "sample_id", pd.array(ids, dtype="string"))
-        if replace_old:
-            shutil.rmtree(out)
-        elif out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     metadata = {
         "kind": _TRUTH_KIND,
         "fercleaner_version": __version__,
@@ -146,13 +129,87 @@ def write_synthetic_dataset(
         "ambiguity_rate": ambiguity_rate,
     }
     write_truth(truth_path(out), truth, metadata=metadata)
-    if progress is not None:
-        progress(total, total)
+    report.finish()
     return out
 
 
+class _Progress:
+    """One `progress(done, 2 * n)` over both phases: drawing counts the first `n`, writing
+    the second (reported every 256 images, and at the end)."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, *, n: int) -> None:
+        self._progress = progress
+        self._total = 2 * n
+        self._done = self._reported = n  # `tick` only runs once drawing is over
+
+    @property
+    def drawing(self) -> Callable[[int, int], None] | None:
+        """The callback for `generate_faces`: its `done` counts faces drawn."""
+        if self._progress is None:
+            return None
+        return lambda done, _total: self._progress(done, self._total)
+
+    def tick(self, k: int) -> None:
+        """`k` more images written."""
+        self._done += k
+        if self._progress is not None and (
+            self._done - self._reported >= 256 or self._done == self._total
+        ):
+            self._reported = self._done
+            self._progress(self._done, self._total)
+
+    def finish(self) -> None:
+        """Everything is on disk, truth included."""
+        if self._progress is not None:
+            self._progress(self._total, self._total)
+
+
+def _write_layout(
+    out: Path,
+    images: np.ndarray,
+    truth: pd.DataFrame,
+    *,
+    layout: str,
+    seed: int,
+    fractions: tuple[float, ...],
+    classes: list[str],
+    replace_old: bool,
+    tick: Callable[[int], None],
+    workers: int,
+) -> None:
+    """Split the faces, simulate their votes and write them in `layout` at `out`.
+
+    Adds `split` and the writer's `sample_id` to `truth`. The files go to a temporary
+    folder beside `out` that is renamed into place, so a crash never leaves half a dataset
+    and an earlier synthetic dataset at `out` is removed only once the new one is complete.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    names = LAYOUT_SPLITS[layout]
+    split = _assign_splits(
+        truth["clean_label"].to_numpy(), names=names, fractions=fractions, classes=classes
+    )
+    truth.insert(0, "split", pd.array(split, dtype="string"))
+    votes = _make_votes(truth, classes=classes, layout=layout, rng=rng)
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        ids = WRITERS[layout](
+            tmp, images, truth, tick=tick, votes=votes, classes=classes, rng=rng, workers=workers
+        )
+        truth.insert(0, "sample_id", pd.array(ids, dtype="string"))
+        if replace_old:
+            shutil.rmtree(out)
+        elif out.exists():
+            out.rmdir()  # empty, checked by _check_target
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_truth(path: Path, truth: pd.DataFrame, *, metadata: dict) -> None:
-    """Write the truth table atomically; `soft_label` as list<float32>, settings as JSON metadata."""
+    """Write the truth table atomically: `soft_label` as list<float32>, settings as JSON."""
     table = pa.Table.from_pandas(truth, preserve_index=False)
     soft_type = pa.list_(pa.float32())
     index = table.schema.get_field_index("soft_label")
@@ -241,7 +298,7 @@ def _resolve_splits(
 
 
 def _check_target(out: Path) -> bool:
-    """True when `out` holds an earlier synthetic dataset to replace; raise if it holds anything else."""
+    """True if `out` holds an old synthetic dataset to replace; raise if it holds other files."""
     if not out.exists():
         return False
     if not out.is_dir():
