@@ -70,8 +70,9 @@ class AugmentConfig:
 class TrainConfig:
     """Optimisation, schedule, cross-fitting, precision and seeds."""
 
-    epochs: int = 10
-    """Passes over the training samples (per fold)."""
+    epochs: int | str = 10
+    """Passes over the training samples (per fold), or `auto`: sized to the number of
+    training images (`fercleaner.training.budget`), resolved before training."""
     batch_size: int = 128
     """Images per optimizer step per process."""
     lr: float = 1e-3
@@ -81,9 +82,9 @@ class TrainConfig:
     optimizer: str = "adamw"
     """`adamw` or `sgd` (momentum 0.9, nesterov)."""
     schedule: str = "cosine"
-    """`cosine` (decay to 0 after warm-up) or `constant`."""
-    warmup_epochs: float = 1.0
-    """Linear warm-up length in epochs (may be fractional)."""
+    """`cosine` (decay to 0 after warm-up), `constant` or `onecycle` (torch's OneCycleLR)."""
+    warmup_epochs: float | str = 1.0
+    """Warm-up length in epochs (may be fractional), or `auto`: 15% of the epochs."""
     folds: int = 1
     """Cross-fitting K: >1 predicts every sample with a model that never saw it; 1 = in-sample with dynamics."""
     seed: int = 0
@@ -134,15 +135,16 @@ class Recipe:
 _CHOICES: dict[str, tuple[Any, ...]] = {
     "data.channels": ("auto", 1, 3),
     "train.optimizer": ("adamw", "sgd"),
-    "train.schedule": ("cosine", "constant"),
+    "train.schedule": ("cosine", "constant", "onecycle"),
     "train.precision": ("auto", "bf16", "fp32"),
     "train.device": ("auto", "cpu", "cuda"),
     "score.flag_rule": FLAG_RULES,
 }
+#: The value of `train.epochs` / `train.warmup_epochs` that sizes training to the dataset.
+AUTO = "auto"
 #: Keys whose value must be positive (> 0).
 _POSITIVE = (
     "data.image_size",
-    "train.epochs",
     "train.batch_size",
     "train.lr",
     "train.folds",
@@ -171,7 +173,7 @@ def find_recipe(name_or_file: str | Path) -> Path | Traversable:
 
 
 def load_recipe(
-    name_or_file: str | Path | None = "quick", *, overrides: Sequence[str] = ()
+    name_or_file: str | Path | None = "default", *, overrides: Sequence[str] = ()
 ) -> Recipe:
     """Read a recipe (shipped name, file, or None for the defaults) and apply `key=value` overrides.
 
@@ -512,12 +514,17 @@ def _check_values(recipe: Recipe) -> list[str]:
         value = _get(recipe, key)
         if value not in choices:
             errors.append(f"{key}: {value!r} is not one of {', '.join(map(str, choices))}")
+    for key, low in (("train.epochs", 1), ("train.warmup_epochs", 0)):
+        value = _get(recipe, key)
+        if value != AUTO and (isinstance(value, str) or value < low):
+            errors.append(f"{key}: must be `auto` or a number >= {low}, got {value!r}")
+    if isinstance(recipe.train.epochs, float) and not recipe.train.epochs.is_integer():
+        errors.append(f"train.epochs: must be a whole number, got {recipe.train.epochs!r}")
     for key in _POSITIVE:
         if not _get(recipe, key) > 0:
             errors.append(f"{key}: must be > 0, got {_get(recipe, key)!r}")
     for key in (
         "train.weight_decay",
-        "train.warmup_epochs",
         "train.augment.shift",
         "train.num_threads",
     ):

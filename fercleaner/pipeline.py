@@ -81,7 +81,7 @@ def score_dataset(
     dataset_path: str | Path,
     out_dir: str | Path,
     *,
-    recipe: str | Path | Recipe | None = "quick",
+    recipe: str | Path | Recipe | None = "default",
     overrides: Sequence[str] = (),
     method: str | None = None,
     weights: str | Path | None = None,
@@ -120,6 +120,7 @@ def score_dataset(
         init_distributed,
         shutdown_distributed,
     )
+    from fercleaner.training.budget import resolve_train_budget
     from fercleaner.training.trainer import train_and_score
 
     timings: dict[str, float] = {}
@@ -159,6 +160,8 @@ def score_dataset(
         _check_folds(samples, resolved, decoded=True)
         classes = list(dataset.classes)
         data = _train_data(samples, classes, cache, resolved)
+        # `auto` budgets become numbers here: run.json and checkpoints record what trained
+        resolved = resolve_train_budget(resolved, n_train=int(data.train_mask.sum()))
         if not data.train_mask.any():
             raise DatasetError(
                 f"no samples of {str(dataset.root)!r} are in the training splits"

@@ -17,7 +17,7 @@ from fercleaner.methods.registry import list_methods
 
 
 def test_the_three_recipes_ship():
-    assert {"quick", "ferplus", "paper"} <= set(list_recipes())
+    assert {"default", "quick", "ferplus", "paper"} <= set(list_recipes())
 
 
 @pytest.mark.parametrize("name", list_recipes())

@@ -30,8 +30,12 @@ def score_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write (or resume).")],
     recipe: Annotated[
         str,
-        typer.Option("--recipe", help="Shipped recipe name (quick, ferplus, paper) or YAML file."),
-    ] = "quick",
+        typer.Option(
+            "--recipe",
+            help="Shipped recipe name (default: sized to the dataset; quick: the demo; ferplus; "
+            "paper) or a YAML file.",
+        ),
+    ] = "default",
     method: Annotated[
         str | None,
         typer.Option(

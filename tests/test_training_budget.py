@@ -1,0 +1,35 @@
+"""`train.epochs: auto`: the reference's 30 epochs on small data, fewer on large data, never under 10."""
+
+from __future__ import annotations
+
+from fercleaner.training.budget import get_auto_epochs, get_auto_warmup_epochs
+
+
+def test_small_datasets_get_the_reference_budget():
+    assert get_auto_epochs(120) == get_auto_epochs(3_400) == get_auto_epochs(5_000) == 30
+    assert get_auto_warmup_epochs(30) == 4.5
+
+
+def test_larger_datasets_get_fewer_epochs_but_more_steps():
+    sizes = [5_000, 10_000, 32_000, 280_000, 1_000_000, 10_000_000]
+    epochs = [get_auto_epochs(n) for n in sizes]
+    assert epochs == sorted(epochs, reverse=True)
+    assert epochs[2] == 19 and epochs[3] == 11 and epochs[-1] == 10
+    images_seen = [n * e for n, e in zip(sizes, epochs, strict=True)]
+    assert images_seen == sorted(images_seen)  # a bigger dataset never trains on fewer images
+
+
+def test_auto_resolves_from_the_training_images_of_one_fold():
+    from fercleaner.config import load_recipe
+    from fercleaner.training.budget import resolve_train_budget
+
+    auto = ["train.epochs=auto", "train.warmup_epochs=auto"]
+    recipe = resolve_train_budget(load_recipe("quick", overrides=auto), n_train=32_000)
+    assert (recipe.train.epochs, recipe.train.warmup_epochs) == (19, 2.85)
+    # 5 folds train on 4/5 of 7,000 images: 5,600, just above the full-budget size
+    five = load_recipe("quick", overrides=[*auto, "train.folds=5"])
+    assert resolve_train_budget(five, n_train=7_000).train.epochs == 30
+    fixed = load_recipe("quick", overrides=["train.epochs=7"])
+    assert resolve_train_budget(fixed, n_train=32_000) is fixed
+    partly = load_recipe("quick", overrides=["train.epochs=20", "train.warmup_epochs=auto"])
+    assert resolve_train_budget(partly, n_train=100).train.warmup_epochs == 3.0
