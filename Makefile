@@ -1,15 +1,17 @@
 # Two entry commands that work on a fresh machine with nothing but Python:
 #   make test   create .venv if missing, install fercleaner + dev extras, run the test suite
 #   make demo   same install, then generate synthetic faces, score them and print the results
+# CI (.ci/run) also runs `make lint` and `make wheel-smoke`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo-output
+LINTED := fercleaner app recipes tests bench setup.py
 
-.PHONY: install test demo lint format clean
+.PHONY: install test demo lint format wheel-smoke clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -28,12 +30,17 @@ demo: install
 	$(BIN)/python -m fercleaner.demo $(DEMO)/run $(DEMO)/faces.truth.parquet
 
 lint: install
-	$(BIN)/ruff check fercleaner app tests bench
-	$(BIN)/ruff format --check fercleaner app tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 format: install
-	$(BIN)/ruff format fercleaner app tests bench
-	$(BIN)/ruff check --fix fercleaner app tests bench
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
+
+# wheel-smoke: build the wheel, install it (not -e) into a fresh venv, synth + score + export
+# from outside the checkout (a few minutes, mostly installing torch).
+wheel-smoke: install
+	.ci/wheel-smoke
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
