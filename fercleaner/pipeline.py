@@ -329,8 +329,14 @@ def _read(
     from fercleaner.datasets import read_dataset
 
     callback = (lambda done, total: report(ScoreProgress("read", done, total))) if report else None
+    # no image check here: the cache decodes each image once with the same code and
+    # quarantines what fails (`_usable_samples`), and a warm cache decodes nothing
     return read_dataset(
-        dataset_path, recipe.data.layout, follow_links=follow_links, progress=callback
+        dataset_path,
+        recipe.data.layout,
+        follow_links=follow_links,
+        check_images=False,
+        progress=callback,
     )
 
 
