@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from fercleaner.cli._common import cli_errors, console
+from fercleaner.cli._common import LineProgress, console, err_console
 
 
 def register(app: typer.Typer) -> None:
@@ -173,16 +176,10 @@ def bench_command(
         reference_cache=None if no_reference_cache else (reference_cache or "default"),
         score_command=shlex.split(score_command) if score_command else None,
     )
-    with cli_errors(), console.status("starting") as status:
+    with _stage_reporter() as show:
         if suite is not None:
-            summary = run_suite(
-                dataset, suite=suite, out=out, runs=run, progress=status.update, **options
-            )
+            summary = run_suite(dataset, suite=suite, out=out, runs=run, progress=show, **options)
         else:
-
-            def progress(done: int, total: int, stage: str) -> None:
-                status.update(f"[{done}/{total}] {stage}")
-
             result = run_benchmark(
                 dataset,
                 out=out,
@@ -194,7 +191,7 @@ def bench_command(
                 max_samples=max_samples,
                 downstream=downstream,
                 holdout=holdout,
-                progress=progress,
+                progress=lambda done, total, stage: show(f"[{done}/{total}] {stage}"),
                 **options,
             )
     if suite is not None:
@@ -203,63 +200,39 @@ def bench_command(
         _render(result, out)
 
 
+@contextlib.contextmanager
+def _stage_reporter() -> Iterator[Callable[[str], None]]:
+    """A spinner line on a terminal; in a log, one timestamped line per stage (a bench runs hours)."""
+    if err_console.is_terminal:
+        with err_console.status("starting") as status:
+            yield lambda line: status.update(escape(line))
+        return
+    lines = LineProgress(err_console)
+    yield lambda line: lines.report(line, line)
+
+
 def _render_suite(summary: dict, out: Path) -> None:
     """The suite's Markdown summary as plain text (it reads well in a log) and where the files are."""
     from fercleaner.bench.suite import render_suite_markdown
 
-    console.print(render_suite_markdown(summary), markup=False, highlight=False)
+    console.print(render_suite_markdown(summary), markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"wrote {out / 'suite.json'}, {out / 'suite.md'}, {out / 'deltas.png'}",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
 
 
 def _render(result: dict, out: Path) -> None:
-    """One table row per system, the target check, and where the files are."""
-    from rich.table import Table
+    """The benchmark's Markdown report as plain text: whole names at any width, greppable in a log."""
+    from fercleaner.bench.report import render_markdown
 
-    protocol = result["protocol"]
-    table = Table(
-        title=f"{result['dataset_name']}: {protocol['name']} noise, {protocol['noisy']}/{protocol['samples']}"
-        f" wrong labels ({protocol['noise_rate']:.1%}), {protocol['left_out']} left out"
-    )
-    columns = (
-        "ap",
-        "auroc",
-        "precision",
-        "recall",
-        "f1",
-        "correction_accuracy",
-        "kl_votes_soft",
-        "wall_s",
-        "cpu_s",
-        "peak_rss_mb",
-    )
-    table.add_column("system")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for name, metrics in result["systems"].items():
-        table.add_row(name, *(_cell(metrics.get(column), column) for column in columns))
-    console.print(table)
-    for key, value in result.get("target", {}).items():
-        console.print(f"  {key}: {value}")
-    if "downstream" in result:
-        d = result["downstream"]
-        acc = d["accuracy"]
-        console.print(
-            f"downstream accuracy on {d['holdout_samples']} held-out samples: noisy {acc['noisy']:.3f},"
-            f" cleaned {acc['cleaned']:.3f}, clean {acc['clean']:.3f}; gap recovered {_cell(d['gap_recovered'], '')}"
-        )
+    console.print(render_markdown(result), markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'pr_curves.png'}, {out / 'reliability.png'}"
+        f"wrote {out / 'bench.json'}, {out / 'bench.md'}, {out / 'pr_curves.png'}, "
+        f"{out / 'reliability.png'}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
-
-
-def _cell(value: object, column: str) -> str:
-    """A metric as table text: 3 decimals, whole numbers for seconds and MB, a dash when missing."""
-    if value is None or value != value:
-        return "–"
-    if column in ("wall_s", "cpu_s", "peak_rss_mb"):
-        return f"{value:.0f}"
-    return f"{value:.3f}"
