@@ -38,6 +38,8 @@ from fercleaner.bench.systems import (
 )
 from fercleaner.errors import FercleanerError
 
+#: The child process's entry point (`python -c`).
+_ENTRY = "import sys; from fercleaner.bench.plain_reference import main; main(sys.argv[1:])"
 #: Reference names `run_benchmark` accepts.
 REFERENCES = ("plain", "cleanlab")
 
@@ -159,7 +161,8 @@ def _get_probs(
         return pd.read_parquet(cached), {**meta, "cached": True}
     out = log_path.with_suffix(".parquet")
     command = [
-        sys.executable, "-m", "fercleaner.bench.plain_reference", str(manifest),
+        # not `-m`: the package imports the module first and runpy would warn about it
+        sys.executable, "-c", _ENTRY, str(manifest),
         "--out", str(out), "--folds", str(folds), "--seed", str(seed),
         "--epochs", str(recipe.epochs),
     ]  # fmt: skip
