@@ -114,13 +114,13 @@ def score_dataset(
         DatasetError: the dataset cannot be read, or nothing is left to train on.
     """
     from fercleaner.methods.registry import get_method_class, list_methods
+    from fercleaner.training.budget import resolve_train_budget
     from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
     from fercleaner.training.distributed import (
         barrier,
         init_distributed,
         shutdown_distributed,
     )
-    from fercleaner.training.budget import resolve_train_budget
     from fercleaner.training.trainer import train_and_score
 
     timings: dict[str, float] = {}
