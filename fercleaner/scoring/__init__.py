@@ -2,12 +2,14 @@
 
 Per-class thresholds and the confident joint (`thresholds`), label quality (`quality`),
 the `is_label_issue` decision (`flags`), issue types and proposals (`issue_types`),
-the combination of several sources (`combine`), the scores frame (`assemble`) and the
-scores file I/O (`scores_file`). No torch, no I/O outside `scores_file`.
+the combination of several sources (`combine`), the scores frame (`assemble`), the
+scores file I/O (`scores_file`) and `score_labels` (`api`), the whole scoring on a
+user's own probabilities with cleanlab's argument conventions. No torch, no I/O outside `scores_file`.
 """
 
 from __future__ import annotations
 
+from fercleaner.scoring.api import score_labels
 from fercleaner.scoring.assemble import SCORE_COLUMNS, assemble_scores
 from fercleaner.scoring.combine import COMBINE_RULES, CombinedReadout, combine_sources
 from fercleaner.scoring.flags import FLAG_RULES, find_label_issues
@@ -40,5 +42,6 @@ __all__ = [
     "get_label_quality",
     "propose_labels",
     "read_scores",
+    "score_labels",
     "write_scores",
 ]

@@ -1,0 +1,83 @@
+"""Reading a user's predictions file: three formats, aligned to the dataset, every bad input a clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fercleaner.predictions import PredictionsError, read_predictions
+
+CLASSES = ["neutral", "happiness", "anger"]
+IDS = ["a.png", "b.png", "c.png"]
+PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+
+
+def _parquet(path, ids=IDS, probs=PROBS, columns=CLASSES, embedding=None):
+    frame = pd.DataFrame(probs, columns=columns).assign(sample_id=ids)
+    if embedding is not None:
+        frame["embedding"] = list(embedding)
+    frame.to_parquet(path)
+    return path
+
+
+def _garbage(path):
+    path.write_bytes(b"garbage")
+    return path
+
+
+def _npy(path):
+    dtype = [("sample_id", "U16")] + [(c, "f8") for c in CLASSES]
+    array = np.array([(i, *row) for i, row in zip(IDS, PROBS, strict=True)], dtype=dtype)
+    np.save(path, array)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "npz", "npy"])
+def test_every_format_aligns_rows_to_the_requested_ids(tmp_path, fmt):
+    if fmt == "parquet":
+        path = _parquet(tmp_path / "p.parquet", embedding=np.eye(3))
+    elif fmt == "npz":
+        path = tmp_path / "p.npz"
+        np.savez(path, sample_id=np.array(IDS), pred_probs=PROBS, embeddings=np.eye(3))
+    else:
+        path = _npy(tmp_path / "p.npy")
+    wanted = ["c.png", "a.png"]  # another order, and one row of the file not asked for
+    got = read_predictions(path, classes=CLASSES, sample_ids=wanted)
+    np.testing.assert_allclose(got.pred_probs, PROBS[[2, 0]])
+    assert got.ignored_ids == 1
+    if fmt != "npy":
+        np.testing.assert_allclose(got.embeddings, np.eye(3)[[2, 0]])
+
+
+def test_parquet_columns_are_matched_by_class_name(tmp_path):
+    path = _parquet(tmp_path / "p.parquet", probs=PROBS[:, ::-1], columns=CLASSES[::-1])
+    got = read_predictions(path, classes=CLASSES, sample_ids=IDS)
+    np.testing.assert_allclose(got.pred_probs, PROBS)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "p.csv", "unknown predictions format '.csv'"),
+        (lambda d: d / "absent.parquet", "no such predictions file"),
+        (lambda d: _parquet(d / "p.parquet", ids=["a.png", "b.png", "b.png"]), "'b.png' appears more than once"),
+        (lambda d: _parquet(d / "p.parquet", ids=["a.png", "b.png", "x.png"]), "no prediction for 1 of the dataset's 3 images \\(first: 'c.png'\\)"),
+        (lambda d: _parquet(d / "p.parquet", columns=["neutral", "happy", "anger"]), "missing \\['happiness'\\], unexpected \\['happy'\\]"),
+        (lambda d: _parquet(d / "p.parquet", probs=PROBS * 2), "3 rows are not probability vectors .*softmax"),
+        (lambda d: _garbage(d / "p.parquet"), "cannot be read as predictions"),
+    ],
+)  # fmt: skip
+def test_bad_files_are_one_clear_error(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(PredictionsError, match=message):
+        read_predictions(path, classes=CLASSES, sample_ids=IDS)
+
+
+def test_npz_without_ids_and_plain_npy_say_how_to_save(tmp_path):
+    np.savez(tmp_path / "p.npz", pred_probs=PROBS)
+    with pytest.raises(PredictionsError, match="lacks arrays \\['sample_id'\\]"):
+        read_predictions(tmp_path / "p.npz", classes=CLASSES, sample_ids=IDS)
+    np.save(tmp_path / "p.npy", PROBS)
+    with pytest.raises(PredictionsError, match="a plain array has no sample ids"):
+        read_predictions(tmp_path / "p.npy", classes=CLASSES, sample_ids=IDS)
