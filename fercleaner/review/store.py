@@ -19,126 +19,60 @@ existing store only reads, so export and the app's views work while a writer is 
 Durability: WAL with `synchronous=FULL` fsyncs the log on every commit. Decisions arrive
 at human speed (a batch accept is one transaction), so the fsync costs nothing a reviewer
 notices, and unlike `NORMAL` it also survives a power loss, not only a process crash.
+
+This module holds the connection, its transactions and the reads and writes; the
+vocabulary is in `review.events`, the schema in `review.schema` and the agreement
+statistics in `review.agreement` (all re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
-from fercleaner.errors import FercleanerError
+from fercleaner.review import schema
+from fercleaner.review.agreement import estimate_reviewer_agreement, outcome_of
+from fercleaner.review.events import (
+    ACTIONS,
+    DECISION_ACTIONS,
+    Decision,
+    Event,
+    ReviewStoreBusyError,
+    ReviewStoreError,
+    check_reviewer,
+    decision_row,
+    event_from_row,
+    events_frame,
+    timestamp,
+)
+from fercleaner.review.schema import LIVE_EVENTS
 
-#: Decision actions a reviewer can take; `undo` cancels the reviewer's latest live event.
-DECISION_ACTIONS: tuple[str, ...] = ("accept", "keep", "relabel", "ambiguous", "exclude")
-ACTIONS: tuple[str, ...] = (*DECISION_ACTIONS, "undo")
+__all__ = [
+    "ACTIONS",
+    "DECISION_ACTIONS",
+    "DEFAULT_BUSY_TIMEOUT_S",
+    "STORE_FILENAME",
+    "Decision",
+    "DecisionStore",
+    "Event",
+    "ReviewStoreBusyError",
+    "ReviewStoreError",
+    "estimate_reviewer_agreement",
+    "outcome_of",
+    "store_path",
+]
 
 #: File name of the store inside a run directory.
 STORE_FILENAME = "review.sqlite"
 
-_SCHEMA_VERSION = 1
 #: How long a write waits for another process to release the store's write lock.
 DEFAULT_BUSY_TIMEOUT_S = 30.0
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS events (
-    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
-    sample_id  TEXT NOT NULL,
-    action     TEXT NOT NULL CHECK (action IN ({", ".join(repr(a) for a in ACTIONS)})),
-    label      TEXT,
-    soft_label TEXT,
-    reviewer   TEXT NOT NULL,
-    decided_at TEXT NOT NULL,
-    note       TEXT NOT NULL DEFAULT '',
-    undoes     INTEGER REFERENCES events(event_id)
-);
-CREATE INDEX IF NOT EXISTS events_by_sample ON events(sample_id, event_id);
-CREATE INDEX IF NOT EXISTS events_by_reviewer ON events(reviewer, event_id);
-CREATE UNIQUE INDEX IF NOT EXISTS events_undoes ON events(undoes) WHERE undoes IS NOT NULL;
-CREATE TABLE IF NOT EXISTS current (
-    sample_id TEXT PRIMARY KEY,
-    event_id  INTEGER NOT NULL REFERENCES events(event_id)
-) WITHOUT ROWID;
-"""
-
-#: Tables and indexes `_SCHEMA` creates.
-_SCHEMA_OBJECTS = frozenset(
-    {"events", "current", "events_by_sample", "events_by_reviewer", "events_undoes"}
-)
-
-#: Events that are decisions (not undo) and have not been undone.
-_LIVE = """
-SELECT * FROM events AS e
-WHERE e.action != 'undo'
-  AND NOT EXISTS (SELECT 1 FROM events AS u WHERE u.undoes = e.event_id)
-"""
-
-_COLUMNS = [
-    "event_id",
-    "sample_id",
-    "action",
-    "label",
-    "soft_label",
-    "reviewer",
-    "decided_at",
-    "note",
-    "undoes",
-]
-
-
-class ReviewStoreError(FercleanerError):
-    """The review store cannot be opened, or a decision is invalid."""
-
-
-class ReviewStoreBusyError(ReviewStoreError):
-    """Another process held the store's write lock past the busy timeout; nothing was written.
-
-    Transient: the store and every decision in it are intact, so the right response is
-    to keep what was being written and try again, never to move the file away.
-    """
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One decision to record.
-
-    Attributes:
-        sample_id: the sample decided on (a `sample_id` of the run's scores).
-        action: one of `DECISION_ACTIONS`.
-        label: the resulting hard label (the proposal for `accept`, the given label for
-            `keep`, the chosen class for `relabel`); None for `exclude`.
-        soft_label: the soft target over the run's classes (for `ambiguous`), or None.
-        note: free text the reviewer typed.
-    """
-
-    sample_id: str
-    action: str
-    label: str | None = None
-    soft_label: Sequence[float] | None = None
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Event:
-    """One stored event, as read back."""
-
-    event_id: int
-    sample_id: str
-    action: str
-    label: str | None
-    soft_label: list[float] | None
-    reviewer: str
-    decided_at: str
-    note: str
-    undoes: int | None
 
 
 def store_path(run_dir: str | os.PathLike[str]) -> Path:
@@ -177,15 +111,10 @@ class DecisionStore:
             self._conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout_s * 1000)}")
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._conn.execute("PRAGMA synchronous=FULL")
-            self._check_version()
-            if self._needs_setup():  # only then take the write lock: readers never wait
+            schema.check_version(self._conn, self.path)
+            if schema.needs_setup(self._conn):  # only then take the write lock: readers never wait
                 with self._transaction():
-                    for statement in filter(str.strip, _SCHEMA.split(";")):
-                        self._conn.execute(statement)
-                    if self._scalar("SELECT COUNT(*) FROM current") == 0:
-                        self._rebuild_current()
-                    if self._check_version() == 0:
-                        self._conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+                    schema.set_up(self._conn, self.path)
         except ReviewStoreBusyError as exc:  # from the schema transaction
             raise ReviewStoreBusyError(self._busy_message("could not open it")) from exc
         except sqlite3.DatabaseError as exc:
@@ -210,9 +139,9 @@ class DecisionStore:
 
     def record_many(self, decisions: Iterable[Decision], *, reviewer: str) -> list[int]:
         """Append decisions in one transaction (all or none); returns their event ids."""
-        reviewer = _check_reviewer(reviewer)
-        now = _now()
-        rows = [_row(d, reviewer, now) for d in decisions]
+        reviewer = check_reviewer(reviewer)
+        now = timestamp()
+        rows = [decision_row(d, reviewer, now) for d in decisions]
         with self._lock, self._transaction():
             ids = []
             for row in rows:
@@ -232,7 +161,7 @@ class DecisionStore:
     def undo(self, sample_id: str, *, reviewer: str, note: str = "") -> Event | None:
         """Undo `reviewer`'s latest live decision on `sample_id`; None if there is none."""
         return self._undo(
-            "AND sample_id = ? AND reviewer = ?", (sample_id, _check_reviewer(reviewer)), note
+            "AND sample_id = ? AND reviewer = ?", (sample_id, check_reviewer(reviewer)), note
         )
 
     def undo_last(self, *, reviewer: str, note: str = "") -> Event | None:
@@ -240,23 +169,23 @@ class DecisionStore:
 
         Reads the store, not the browser session, so undo still works after a reload.
         """
-        return self._undo("AND reviewer = ?", (_check_reviewer(reviewer),), note)
+        return self._undo("AND reviewer = ?", (check_reviewer(reviewer),), note)
 
     def _undo(self, where: str, params: tuple, note: str) -> Event | None:
         with self._lock, self._transaction():
             row = self._conn.execute(
-                f"SELECT * FROM ({_LIVE}) WHERE 1 {where} ORDER BY event_id DESC LIMIT 1",
+                f"SELECT * FROM ({LIVE_EVENTS}) WHERE 1 {where} ORDER BY event_id DESC LIMIT 1",
                 params,
             ).fetchone()
             if row is None:
                 return None
-            target = _event(row)
+            target = event_from_row(row)
             self._conn.execute(
                 "INSERT INTO events (sample_id, action, label, soft_label, reviewer, "
                 "decided_at, note, undoes) VALUES (?, 'undo', NULL, NULL, ?, ?, ?, ?)",
-                (target.sample_id, target.reviewer, _now(), note, target.event_id),
+                (target.sample_id, target.reviewer, timestamp(), note, target.event_id),
             )
-            self._rebuild_current(target.sample_id)
+            schema.rebuild_current(self._conn, target.sample_id)
         return target
 
     # -- reading -------------------------------------------------------------------------
@@ -312,9 +241,9 @@ class DecisionStore:
                 "ORDER BY e.event_id",
                 (),
             ).drop(columns=["undoes"])
-        live, params = _LIVE, ()
+        live, params = LIVE_EVENTS, ()
         if reviewers is not None:
-            names = [_check_reviewer(r) for r in reviewers]
+            names = [check_reviewer(r) for r in reviewers]
             live += f" AND e.reviewer IN ({', '.join('?' * len(names))})"
             params = tuple(names)
         sql = (
@@ -326,7 +255,7 @@ class DecisionStore:
     def reviewer_decisions(self) -> pd.DataFrame:
         """Each reviewer's current decision per sample (one row per reviewer and sample)."""
         sql = (
-            f"WITH live AS ({_LIVE}) SELECT * FROM live WHERE event_id IN "
+            f"WITH live AS ({LIVE_EVENTS}) SELECT * FROM live WHERE event_id IN "
             "(SELECT MAX(event_id) FROM live GROUP BY sample_id, reviewer) ORDER BY event_id"
         )
         return self._frame(sql, ()).drop(columns=["undoes"])
@@ -382,101 +311,10 @@ class DecisionStore:
             "again"
         )
 
-    def _check_version(self) -> int:
-        """The store's schema version (0: new); a newer one is an error."""
-        version = self._scalar("PRAGMA user_version")
-        if version not in (0, _SCHEMA_VERSION):
-            raise ReviewStoreError(
-                f"review store {self.path} has schema version {version}, this "
-                f"fercleaner reads version {_SCHEMA_VERSION}; upgrade fercleaner"
-            )
-        return version
-
-    def _needs_setup(self) -> bool:
-        """Whether opening must write: a new store, a missing table or index, or an empty
-        `current` index beside a non-empty log."""
-        names = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
-        if self._scalar("PRAGMA user_version") == 0 or not names >= _SCHEMA_OBJECTS:
-            return True
-        has_current = self._scalar("SELECT EXISTS (SELECT 1 FROM current)")
-        return not has_current and bool(self._scalar("SELECT EXISTS (SELECT 1 FROM events)"))
-
-    def _scalar(self, sql: str) -> int:
-        return int(self._conn.execute(sql).fetchone()[0] or 0)
-
-    def _rebuild_current(self, sample_id: str | None = None) -> None:
-        """Recompute the `current` index from the log (one sample, or all); in a transaction."""
-        where, params = ("AND e.sample_id = ?", (sample_id,)) if sample_id else ("", ())
-        if sample_id:
-            self._conn.execute("DELETE FROM current WHERE sample_id = ?", params)
-        else:
-            self._conn.execute("DELETE FROM current")
-        self._conn.execute(
-            f"INSERT INTO current (sample_id, event_id) SELECT sample_id, MAX(event_id) "
-            f"FROM ({_LIVE} {where}) GROUP BY sample_id",
-            params,
-        )
-
     def _frame(self, sql: str, params: tuple) -> pd.DataFrame:
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_COLUMNS)
-        data = dict(zip(_COLUMNS, (list(c) for c in columns), strict=True))
-        data["soft_label"] = [_parse_soft(s) for s in data["soft_label"]]
-        frame = pd.DataFrame(
-            {name: pd.Series(values, dtype=object) for name, values in data.items()}
-        )
-        return frame.astype({"event_id": "int64"})
-
-
-def outcome_of(action: str, label: str | None) -> str:
-    """What a decision means for the dataset, for comparing reviewers.
-
-    `accept`, `keep` and `relabel` that end on the same class agree; `ambiguous` and
-    `exclude` are outcomes of their own.
-    """
-    if action in ("ambiguous", "exclude"):
-        return action
-    return str(label)
-
-
-def estimate_reviewer_agreement(reviewer_decisions: pd.DataFrame) -> pd.DataFrame:
-    """Agreement between every pair of reviewers over the samples both decided.
-
-    Args:
-        reviewer_decisions: `DecisionStore.reviewer_decisions()`.
-
-    Returns:
-        One row per reviewer pair with at least one shared sample: `reviewer_a`,
-        `reviewer_b`, `n_shared`, `n_agree`, `agreement` (fraction in [0, 1]) and
-        `kappa` (Cohen's kappa over outcomes; NaN when chance agreement is 1).
-    """
-    columns = ["reviewer_a", "reviewer_b", "n_shared", "n_agree", "agreement", "kappa"]
-    if reviewer_decisions.empty:
-        return pd.DataFrame(columns=columns)
-    table = reviewer_decisions.assign(
-        outcome=[
-            outcome_of(a, lab)
-            for a, lab in zip(
-                reviewer_decisions["action"], reviewer_decisions["label"], strict=True
-            )
-        ]
-    ).pivot(index="sample_id", columns="reviewer", values="outcome")
-    names = sorted(table.columns)
-    rows = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            both = table[[a, b]].dropna()
-            if both.empty:
-                continue
-            agree = both[a] == both[b]
-            p_o = float(agree.mean())
-            pa = both[a].value_counts(normalize=True)
-            pb = both[b].value_counts(normalize=True)
-            p_e = float((pa * pb.reindex(pa.index, fill_value=0.0)).sum())
-            kappa = (p_o - p_e) / (1.0 - p_e) if p_e < 1.0 else float("nan")
-            rows.append((a, b, len(both), int(agree.sum()), p_o, kappa))
-    return pd.DataFrame(rows, columns=columns)
+        return events_frame(rows)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -485,51 +323,3 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return True
     return "database is locked" in str(exc) or "database table is locked" in str(exc)
-
-
-def _check_reviewer(reviewer: str) -> str:
-    name = str(reviewer).strip()
-    if not name:
-        raise ReviewStoreError("reviewer name is empty; pass --reviewer NAME or type a name")
-    return name
-
-
-def _row(d: Decision, reviewer: str, now: str) -> tuple:
-    if d.action not in DECISION_ACTIONS:
-        raise ReviewStoreError(
-            f"unknown review action {d.action!r} for sample {d.sample_id!r}; expected one of "
-            f"{', '.join(DECISION_ACTIONS)} (undo has its own method)"
-        )
-    if d.action != "exclude" and not d.label:
-        raise ReviewStoreError(
-            f"action {d.action!r} for sample {d.sample_id!r} needs the resulting label"
-        )
-    if d.action == "ambiguous" and d.soft_label is None:
-        raise ReviewStoreError(
-            f"action 'ambiguous' for sample {d.sample_id!r} needs a soft label over the classes"
-        )
-    soft = None if d.soft_label is None else json.dumps([float(x) for x in d.soft_label])
-    return (str(d.sample_id), d.action, d.label, soft, reviewer, now, d.note or "")
-
-
-def _event(values: tuple) -> Event:
-    row = dict(zip(_COLUMNS, values, strict=True))
-    return Event(
-        event_id=int(row["event_id"]),
-        sample_id=row["sample_id"],
-        action=row["action"],
-        label=row["label"],
-        soft_label=_parse_soft(row["soft_label"]),
-        reviewer=row["reviewer"],
-        decided_at=row["decided_at"],
-        note=row["note"],
-        undoes=row["undoes"],
-    )
-
-
-def _parse_soft(text: str | None) -> list[float] | None:
-    return None if text is None else json.loads(text)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
