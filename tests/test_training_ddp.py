@@ -9,10 +9,11 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 
 from fercleaner.scoring import read_scores
 from fercleaner.synth import write_synthetic_dataset
-from fercleaner.training.distributed import shard_indices
+from fercleaner.training.distributed import all_reduce_tensor, get_process_rank, shard_indices
 
 TINY = [
     "backbone.name=test_resnet",
@@ -29,6 +30,44 @@ def test_shards_cover_every_index_with_equal_counts():
     shards = [shard_indices(indices, rank=r, world_size=3) for r in range(3)]
     assert {len(s) for s in shards} == {4}
     assert sorted(set().union(*map(set, shards))) == indices
+
+
+def test_all_reduce_tensor_without_a_process_group_leaves_the_tensor_alone():
+    tensor = torch.tensor([1.0, -2.0])
+    assert all_reduce_tensor(tensor) is tensor and tensor.tolist() == [1.0, -2.0]
+    assert all_reduce_tensor(tensor, op="max").tolist() == [1.0, -2.0]
+    assert get_process_rank() == 0
+    with pytest.raises(ValueError, match=r"op must be one of \['max', 'sum'\], got 'mean'"):
+        all_reduce_tensor(tensor, op="mean")
+
+
+def _reduce_worker(rank: int, world_size: int, store_path: str, out_dir: str) -> None:
+    """One gloo rank: reduce a float and a long tensor that differ by rank, save the results."""
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{store_path}", rank=rank, world_size=world_size
+    )
+    try:
+        total = all_reduce_tensor(torch.tensor([1.0, 10.0 * rank]), op="sum")
+        largest = all_reduce_tensor(torch.tensor([-1, rank, 5 - rank]), op="max")
+        torch.save(
+            {"sum": total, "max": largest, "rank": get_process_rank()}, f"{out_dir}/rank{rank}.pt"
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_all_reduce_tensor_sums_and_maxes_over_two_gloo_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    args = (2, str(tmp_path / "store"), str(tmp_path))
+    mp.spawn(_reduce_worker, args=args, nprocs=2, join=True)  # spawn: fork deadlocks torch threads
+    for rank in (0, 1):
+        result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert result["rank"] == rank
+        assert result["sum"].tolist() == [2.0, 10.0]
+        assert result["max"].tolist() == [-1, 1, 5]
 
 
 @pytest.mark.slow

@@ -1,7 +1,9 @@
 """DDP plumbing for `torchrun -m fercleaner score`: process group, index sharding, gathering to rank 0.
 
 Without torchrun's environment (`WORLD_SIZE` unset or 1) every helper is a cheap no-op,
-so the trainer has one code path.
+so the trainer has one code path. Methods sum their per-sample state over ranks with
+`all_reduce_tensor` and ask `get_process_rank`; this module imports nothing else of
+fercleaner, so methods can use it without pulling in the trainer.
 """
 
 from __future__ import annotations
@@ -101,6 +103,31 @@ def all_reduce_sum(array: np.ndarray, info: DistInfo) -> np.ndarray:
         tensor = tensor.cuda()
     dist.all_reduce(tensor)
     return tensor.cpu().numpy()
+
+
+#: `all_reduce_tensor`'s ops, by name, as `torch.distributed.ReduceOp` members.
+_REDUCE_OPS = {"sum": "SUM", "max": "MAX"}
+
+
+def all_reduce_tensor(tensor: torch.Tensor, *, op: str = "sum") -> torch.Tensor:
+    """Reduce `tensor` in place over all ranks (`op`: "sum" or "max"); returns it.
+
+    A no-op without an initialised process group (one process, or a test calling a
+    method directly), so a method's per-sample state has one code path. The tensor must
+    live where the backend reduces (CPU for gloo, the rank's GPU for nccl).
+    """
+    if op not in _REDUCE_OPS:
+        raise ValueError(f"all_reduce_tensor: op must be one of {sorted(_REDUCE_OPS)}, got {op!r}")
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor, op=getattr(dist.ReduceOp, _REDUCE_OPS[op]))
+    return tensor
+
+
+def get_process_rank() -> int:
+    """This process's global rank in the initialised process group; 0 without one."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return 0
 
 
 def broadcast_from_main(obj: Any, info: DistInfo) -> Any:
