@@ -286,7 +286,8 @@ def test_forward_backward_resnet18_32px(method):
     for name in ("confidence_head.weight", "classifier.weight", "va_head.weight"):
         assert method.get_parameter(name).grad is not None, name
     assert method.au_head.node_embeddings.grad.abs().sum() > 0
-    assert int(method.epoch_count.sum()) == 8 and method.given[:8].tolist() == labels.tolist()
+    memory = method.memory
+    assert int(memory.epoch_count.sum()) == 8 and memory.given[:8].tolist() == labels.tolist()
     method.zero_grad()
     method.eval()
     predicted = method.predict(torch.randn(3, 1, 32, 32))
@@ -310,7 +311,8 @@ def test_forward_and_predict_under_bf16_autocast_keep_float32_state(method):
         predicted = method.predict(torch.randn(2, 1, 32, 32))
     method.zero_grad()
     assert torch.isfinite(out["loss"])
-    assert method.epoch_sims.dtype == torch.float32 and int(method.epoch_count.sum()) == 8
+    memory = method.memory
+    assert memory.epoch_sims.dtype == torch.float32 and int(memory.epoch_count.sum()) == 8
     assert predicted["prototype_similarity"].dtype == torch.float32
 
 
@@ -358,28 +360,29 @@ def run_crafted_epoch(model: MTAC, epoch: int, *, rows: torch.Tensor | None = No
     """
     n = model.context.num_samples
     model.on_epoch_start(epoch)
-    model.given[:] = torch.arange(n) % 7
-    model.labels[:] = torch.where(model.labels < 0, model.given, model.labels)
-    model.epoch_count[:] = 1
-    model.epoch_conf[:] = torch.linspace(0.9, 0.1, n)  # last samples least confident
+    memory = model.memory
+    memory.given[:] = torch.arange(n) % 7
+    memory.labels[:] = torch.where(memory.labels < 0, memory.given, memory.labels)
+    memory.epoch_count[:] = 1
+    memory.epoch_conf[:] = torch.linspace(0.9, 0.1, n)  # last samples least confident
     sims = torch.full((n, 7), 0.1)
-    sims[torch.arange(n), model.labels] = 0.6  # most samples agree with their label
+    sims[torch.arange(n), memory.labels] = 0.6  # most samples agree with their label
     sims[n - 1] = 0.0
     sims[n - 1, 3] = 0.8  # the least confident one looks like class 3
-    model.epoch_sims[:] = sims
-    model.epoch_logits[:] = F.one_hot(sims.argmax(1), 7).float()
-    model.proto_sum[:] = torch.eye(7, model.prototypes.shape[1])
-    model.proto_n[:] = 1
+    memory.epoch_sims[:] = sims
+    memory.epoch_logits[:] = F.one_hot(sims.argmax(1), 7).float()
+    memory.proto_sum[:] = torch.eye(7, memory.prototypes.shape[1])
+    memory.proto_n[:] = 1
     if rows is not None:
         share = rows.float().mean()
         for name in ("epoch_count", "epoch_conf", "epoch_sims", "epoch_logits"):
-            tensor = getattr(model, name)
+            tensor = getattr(memory, name)
             tensor[~rows] = 0
-        model.given[~rows] = -1
-        model.labels[~rows & (model.relabeled_at < 0)] = -1
-        model.proto_sum *= share
-        model.proto_n *= share
-    model.prototype_valid[:] = True
+        memory.given[~rows] = -1
+        memory.labels[~rows & (memory.relabeled_at < 0)] = -1
+        memory.proto_sum *= share
+        memory.proto_n *= share
+    memory.prototype_valid[:] = True
     model.on_epoch_end(epoch)
 
 
@@ -407,14 +410,10 @@ def test_relabel_events_training_labels_and_readout_history():
     assert labels[n - 1] == 3 and torch.equal(labels[: n - 1], torch.arange(n - 1) % 7)
     # readout over the training rows carries the relabel history
     given = (torch.arange(n) % 7).numpy()
-    outputs = {
-        "probs": np.full((n, 7), 1 / 7, dtype=np.float32),
-        "confidence": np.linspace(0.9, 0.1, n).astype(np.float32),
-        "prototype_similarity": F.one_hot(torch.from_numpy(given), 7).float().numpy(),
-        "va": np.zeros((n, 2), dtype=np.float32),
-        "au": np.zeros((n, len(AU_IDS)), dtype=np.float32),
-    }
-    scores = model.readout(outputs, given)
+    outputs = crafted_outputs(given)
+    scores = model.readout(
+        {**outputs, "index": np.arange(n), "trained_on": np.ones(n, bool)}, given
+    )
     assert scores["relabeled_at"].tolist() == [-1] * (n - 1) + [1]
     assert scores["relabel_to"].tolist() == [-1] * (n - 1) + [3]
     np.testing.assert_allclose(scores["prototype_margin"], 1.0)
@@ -430,9 +429,64 @@ def test_relabel_events_training_labels_and_readout_history():
     )
     np.testing.assert_allclose(scores["uncertainty"], 1 - outputs["confidence"], rtol=1e-5)
     np.testing.assert_allclose(scores["soft_label"].sum(1), 1.0, rtol=1e-5)
-    # rows that are not the training rows get no training history
-    other = model.readout({k: v[:5] for k, v in outputs.items()}, given[:5])
+    # without `trained_on` (a caller that does not know) no row gets training history
+    other = model.readout(outputs, given)
     assert np.isnan(other["confidence_train"]).all() and (other["relabeled_at"] == -1).all()
+    for key in ("pred_probs", "label_quality_signal", "prototype_margin"):
+        np.testing.assert_array_equal(other[key], scores[key])
+
+
+def crafted_outputs(given: np.ndarray) -> dict[str, np.ndarray]:
+    """`MTAC.predict`-shaped arrays for rows with labels `given`: uniform probabilities,
+    falling confidence, each row's features on its label's prototype."""
+    n = len(given)
+    return {
+        "probs": np.full((n, 7), 1 / 7, dtype=np.float32),
+        "confidence": np.linspace(0.9, 0.1, n).astype(np.float32),
+        "prototype_similarity": F.one_hot(torch.from_numpy(given), 7).float().numpy(),
+        "va": np.zeros((n, 2), dtype=np.float32),
+        "au": np.zeros((n, len(AU_IDS)), dtype=np.float32),
+    }
+
+
+def test_readout_history_follows_trained_on_and_index_not_label_agreement():
+    """The trainer says which rows the model stepped on (`trained_on`) and which training
+    rows they are (`index`); MTAC must not guess from labels that merely agree.
+
+    Every row below has the label the model trained it with, so a label comparison would
+    call all of them in-sample and read history by position.
+    """
+    torch.manual_seed(0)
+    model = MTAC(make_context(relabel_warmup=2, epochs=2))  # confidence from the last epoch
+    n = model.context.num_samples
+    run_crafted_epoch(model, 0)
+    run_crafted_epoch(model, 1)  # relabels the last row (label 1) to class 3 at epoch 1
+    assert [event["index"] for event in model.events()] == [n - 1]
+    trained_conf = np.linspace(0.9, 0.1, n, dtype=np.float32)  # `run_crafted_epoch`'s a
+    given = (torch.arange(n) % 7).numpy()
+
+    # held-out rows (the second half, the relabeled row among them) get no history
+    trained_on = np.arange(n) < n // 2
+    mixed = model.readout(
+        {**crafted_outputs(given), "index": np.arange(n), "trained_on": trained_on}, given
+    )
+    np.testing.assert_allclose(mixed["confidence_train"][trained_on], trained_conf[trained_on])
+    assert np.isnan(mixed["confidence_train"][~trained_on]).all()
+    assert (mixed["relabeled_at"] == -1).all() and (mixed["relabel_to"] == -1).all()
+    np.testing.assert_allclose(  # held-out rows: predict-time confidence only
+        mixed["uncertainty"][~trained_on], 1 - crafted_outputs(given)["confidence"][~trained_on]
+    )
+
+    # rows in another order: the history follows `index`, not the position
+    order = np.arange(n)
+    order[[1, n - 1]] = [n - 1, 1]  # both rows have label 1, so the labels still agree
+    assert (given[order] == given).all()
+    swapped = model.readout(
+        {**crafted_outputs(given), "index": order, "trained_on": np.ones(n, bool)}, given
+    )
+    assert swapped["relabeled_at"].tolist() == [-1, 1] + [-1] * (n - 2)
+    assert swapped["relabel_to"].tolist() == [-1, 3] + [-1] * (n - 2)
+    np.testing.assert_allclose(swapped["confidence_train"], trained_conf[order])
 
 
 def test_extra_state_round_trip_through_weights_only_file(tmp_path):
@@ -447,8 +501,20 @@ def test_extra_state_round_trip_through_weights_only_file(tmp_path):
     restored = MTAC(make_context(relabel_warmup=1, epochs=3))
     restored.load_extra_state(torch.load(path, weights_only=True))
     assert restored.events() == model.events()
+    # the keys old checkpoints hold: a resumed run reads them back unchanged
+    assert set(model.extra_state()) == {
+        "given",
+        "labels",
+        "relabeled_at",
+        "prototypes",
+        "prototype_valid",
+        "confidence_sum",
+        "confidence_epochs_seen",
+        "events",
+        "epoch",
+    }
     for name in ("labels", "given", "relabeled_at", "prototypes", "prototype_valid"):
-        assert torch.equal(getattr(restored, name), getattr(model, name)), name
+        assert torch.equal(getattr(restored.memory, name), getattr(model.memory, name)), name
     assert torch.equal(restored.training_labels(), model.training_labels())
     wrong = MTAC(make_context(num_samples=5))
     with pytest.raises(CheckpointError, match="shape"):

@@ -24,8 +24,8 @@ def _ddp_worker(rank: int, world_size: int, store_path: str, out_dir: str) -> No
         run_crafted_epoch(model, 1, rows=mine)
         torch.save(
             {
-                "labels": model.labels,
-                "prototypes": model.prototypes,
+                "labels": model.memory.labels,
+                "prototypes": model.memory.prototypes,
                 "held": model.extra_state()["events"],
                 "events": model.events(),
             },
@@ -47,8 +47,8 @@ def test_ddp_ranks_agree_after_all_reduce(tmp_path):
     run_crafted_epoch(single, 1)
     for rank in (0, 1):
         result = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
-        assert torch.equal(result["labels"], single.labels)
-        torch.testing.assert_close(result["prototypes"], single.prototypes)
+        assert torch.equal(result["labels"], single.memory.labels)
+        torch.testing.assert_close(result["prototypes"], single.memory.prototypes)
         assert result["held"] == single.events() and result["held"]
         # only rank 0 reports events, so the trainer's gather does not duplicate them
         assert result["events"] == (single.events() if rank == 0 else [])

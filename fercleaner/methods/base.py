@@ -140,7 +140,9 @@ class Method(nn.Module):
 
         The trainer adds `outputs["index"]` (N,) int64: the sample-table rows (the
         `Batch.index` space) the arrays belong to; with cross-fitting these are one fold's
-        held-out rows, not all rows.
+        held-out rows, not all rows. It also adds `outputs["trained_on"]` (N,) bool: the
+        rows this model stepped on (in-sample), so per-sample training history is read for
+        those rows only, never guessed. A direct caller may leave both out.
 
         Returns a dict with `pred_probs` (N, C), `soft_label` (N, C), `uncertainty` (N,)
         and `label_quality_signal` (N,) in [0, 1] with low = given label suspect, plus

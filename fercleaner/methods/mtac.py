@@ -43,9 +43,10 @@ near chance. Prior-derived AU/VA targets get weight 0.1 (dataset annotations 0.5
 only echo the noisy label.
 
 Per-sample statistics (confidence, prototype similarities, logits) are accumulated
-during training forward passes in tensors indexed by `batch.index` (plain attributes,
-not buffers, so DDP's buffer broadcast cannot overwrite a rank's sums) and all-reduced
-across ranks at epoch end, so every rank takes the same relabel decisions.
+during training forward passes in tensors indexed by `batch.index` (`mtac_memory.py`:
+plain attributes, not buffers, so DDP's buffer broadcast cannot overwrite a rank's sums)
+and all-reduced across ranks at epoch end, so every rank takes the same relabel
+decisions. The readout's arithmetic is in `mtac_readout.py`.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercleaner.config import Check, at_least, greater_than, in_range, one_of
-from fercleaner.errors import CheckpointError
 from fercleaner.methods.au_graph import (
     AUGraphClassifier,
     build_au_adjacency,
@@ -73,15 +73,13 @@ from fercleaner.methods.losses import (
     get_aux_targets,
     masked_bce_with_logits,
 )
-from fercleaner.methods.rank_regularization import (
-    get_rank_margin,
-    rank_regularization,
-    split_high_low,
-)
+from fercleaner.methods.mtac_memory import SampleMemory
+from fercleaner.methods.mtac_readout import get_mtac_readout
+from fercleaner.methods.rank_regularization import get_rank_margin, rank_regularization
 from fercleaner.methods.registry import register_method
-from fercleaner.methods.relabel import center_similarities, propose_relabels, update_prototypes
 from fercleaner.models import create_backbone
 from fercleaner.priors import get_au_prior_matrix, get_va_centroids
+from fercleaner.training.distributed import get_process_rank
 
 
 @dataclass(frozen=True)
@@ -141,11 +139,6 @@ class MTACOptions:
         warmup = self.relabel_warmup or max(1, round(0.4 * epochs))
         conf_epochs = self.confidence_epochs or max(1, math.ceil(0.3 * epochs))
         return replace(self, relabel_warmup=warmup, confidence_epochs=conf_epochs)
-
-
-def _full_precision(device: torch.device) -> torch.autocast:
-    """Autocast off: similarities and sums into float32 state must not round through bf16."""
-    return torch.autocast(device_type=device.type, enabled=False)
 
 
 @register_method("mtac", options=MTACOptions)
@@ -208,56 +201,17 @@ class MTAC(Method):
         self._va_targets = (
             None if context.va_targets is None else torch.as_tensor(context.va_targets).float()
         )
-        # Per-sample and per-class state (plain tensors: see the module docstring).
-        self.given = torch.full((n,), -1, dtype=torch.long)
-        self.labels = torch.full((n,), -1, dtype=torch.long)
-        self.relabeled_at = torch.full((n,), -1, dtype=torch.long)
-        self.prototypes = torch.zeros(c, dim)
-        self.prototype_valid = torch.zeros(c, dtype=torch.bool)
-        self.confidence_sum = torch.zeros(n)
-        self.confidence_epochs_seen = torch.zeros(n)
-        self._events: list[dict[str, Any]] = []
+        # Per-sample and per-class state (plain tensors: see `mtac_memory.py`).
+        self.memory = SampleMemory(
+            num_samples=n, classes=context.classes, dim=dim, options=self.options
+        )
         self._epoch = 0
-        self._reset_epoch_sums()
-
-    # ---- state helpers -------------------------------------------------------------
-
-    _STATE = (
-        "given",
-        "labels",
-        "relabeled_at",
-        "prototypes",
-        "prototype_valid",
-        "confidence_sum",
-        "confidence_epochs_seen",
-    )
-    _EPOCH_SUMS = (
-        "epoch_conf",
-        "epoch_count",
-        "epoch_sims",
-        "epoch_logits",
-        "proto_sum",
-        "proto_n",
-    )
-
-    def _reset_epoch_sums(self) -> None:
-        n, c, d = self.context.num_samples, self.num_classes, self.prototypes.shape[1]
-        device = self.prototypes.device
-        self.epoch_conf = torch.zeros(n, device=device)
-        self.epoch_count = torch.zeros(n, device=device)
-        self.epoch_sims = torch.zeros(n, c, device=device)
-        self.epoch_logits = torch.zeros(n, c, device=device)
-        self.proto_sum = torch.zeros(c, d, device=device)
-        self.proto_n = torch.zeros(c, device=device)
 
     def _state_to(self, device: torch.device) -> None:
-        if self.prototypes.device == device:
-            return
-        for name in (*self._STATE, *self._EPOCH_SUMS):
-            setattr(self, name, getattr(self, name).to(device))
-        if self._au_targets is not None:
+        self.memory.to(device)
+        if self._au_targets is not None and self._au_targets.device != device:
             self._au_targets = self._au_targets.to(device)
-        if self._va_targets is not None:
+        if self._va_targets is not None and self._va_targets.device != device:
             self._va_targets = self._va_targets.to(device)
 
     # ---- model ---------------------------------------------------------------------
@@ -300,7 +254,10 @@ class MTAC(Method):
         va = ccc_loss(va_pred, va_target)
         loss = ce + opts.rank_weight * rank + self.au_weight * au + self.va_weight * va
         if self.training:
-            self._record(batch, x.detach(), confidence.detach(), raw_logits.detach())
+            given = batch.given_labels if batch.given_labels is not None else labels
+            self.memory.record(
+                batch.index, labels, given, x.detach(), confidence.detach(), raw_logits.detach()
+            )
         return {
             "loss": loss,
             "logits": logits,
@@ -310,30 +267,6 @@ class MTAC(Method):
             "va": va.detach(),
             "confidence": confidence.detach(),  # (B,): the trainer records it as a dynamic
         }
-
-    @torch.no_grad()
-    def _record(
-        self, batch: Batch, x: torch.Tensor, confidence: torch.Tensor, raw_logits: torch.Tensor
-    ) -> None:
-        """Accumulate this batch's per-sample statistics into the epoch sums (in float32)."""
-        with _full_precision(x.device):
-            self._record_fp32(batch, x, confidence, raw_logits)
-
-    def _record_fp32(
-        self, batch: Batch, x: torch.Tensor, confidence: torch.Tensor, raw_logits: torch.Tensor
-    ) -> None:
-        index = batch.index
-        given = batch.given_labels if batch.given_labels is not None else batch.labels
-        self.given[index] = torch.where(self.given[index] < 0, given, self.given[index])
-        self.labels[index] = torch.where(self.labels[index] < 0, batch.labels, self.labels[index])
-        z = F.normalize(x.float(), dim=1)  # (B, D)
-        self.epoch_conf.index_add_(0, index, confidence)
-        self.epoch_count.index_add_(0, index, torch.ones_like(confidence))
-        self.epoch_sims.index_add_(0, index, z @ self.prototypes.t())
-        self.epoch_logits.index_add_(0, index, raw_logits)
-        high = split_high_low(confidence, high_ratio=self.options.high_ratio)
-        self.proto_sum.index_add_(0, batch.labels[high], z[high])
-        self.proto_n.index_add_(0, batch.labels[high], torch.ones_like(confidence[high]))
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -349,13 +282,10 @@ class MTAC(Method):
         self._state_to(images.device)
         x = self._features(images)
         confidence, raw_logits = self._heads(x)
-        with _full_precision(images.device):
-            sims = F.normalize(x.float(), dim=1) @ self.prototypes.t()  # (B, C)
-        sims = sims.masked_fill(~self.prototype_valid.unsqueeze(0), -1.0)
         return {
             "probs": torch.softmax(raw_logits - self.class_weights.log(), dim=1),
             "confidence": confidence,
-            "prototype_similarity": sims,
+            "prototype_similarity": self.memory.get_similarities(x),  # (B, C), -1 = none yet
             "va": torch.tanh(self.va_head(x).float()),
             "au": torch.sigmoid(self.au_head(x).float()),
         }
@@ -364,67 +294,11 @@ class MTAC(Method):
 
     def on_epoch_start(self, epoch: int) -> None:
         self._epoch = epoch
-        self._reset_epoch_sums()
+        self.memory.reset_epoch_sums()
 
-    @torch.no_grad()
     def on_epoch_end(self, epoch: int) -> None:
         """All-reduce the epoch sums, average confidences, relabel, then update prototypes."""
-        self._all_reduce()
-        seen = self.epoch_count > 0
-        count = self.epoch_count.clamp(min=1)
-        confidence = self.epoch_conf / count
-        opts = self.options
-        if epoch >= self.context.epochs - opts.confidence_epochs:
-            self.confidence_sum += torch.where(seen, confidence, torch.zeros_like(confidence))
-            self.confidence_epochs_seen += seen.float()
-        if opts.relabel and epoch + 1 >= opts.relabel_warmup and bool(self.prototype_valid.any()):
-            similarities = center_similarities(
-                self.epoch_sims / count.unsqueeze(1), self.labels, rows=seen
-            )  # (N, C)
-            proposal = propose_relabels(
-                confidence=confidence,
-                similarities=similarities,
-                classifier_argmax=self.epoch_logits.argmax(dim=1),
-                labels=self.labels,
-                seen=seen,
-                prototype_valid=self.prototype_valid,
-                high_ratio=opts.high_ratio,
-                margin=opts.relabel_margin,
-            )
-            for i in torch.nonzero(proposal.mask).flatten().tolist():
-                self._events.append(
-                    {
-                        "index": i,
-                        "epoch": epoch,
-                        "event": "relabel",
-                        "from_label": int(self.labels[i]),
-                        "to_label": int(proposal.target[i]),
-                        "from_class": self.context.classes[int(self.labels[i])],
-                        "to_class": self.context.classes[int(proposal.target[i])],
-                        "margin": float(proposal.margin[i]),
-                    }
-                )
-            self.labels = torch.where(proposal.mask, proposal.target, self.labels)
-            self.relabeled_at = torch.where(
-                proposal.mask, torch.full_like(self.relabeled_at, epoch), self.relabeled_at
-            )
-        self.prototypes, self.prototype_valid = update_prototypes(
-            self.prototypes,
-            self.prototype_valid,
-            self.proto_sum,
-            self.proto_n,
-            momentum=opts.prototype_momentum,
-        )
-
-    def _all_reduce(self) -> None:
-        """Sum the epoch statistics over DDP ranks (labels: max over the -1 'unseen' fill)."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return
-        dist = torch.distributed
-        for name in self._EPOCH_SUMS:
-            dist.all_reduce(getattr(self, name), op=dist.ReduceOp.SUM)
-        for name in ("given", "labels"):
-            dist.all_reduce(getattr(self, name), op=dist.ReduceOp.MAX)
+        self.memory.end_epoch(epoch, epochs=self.context.epochs)
 
     # ---- relabels, events, readout --------------------------------------------------
 
@@ -433,9 +307,9 @@ class MTAC(Method):
 
         Rows never trained on are -1; the trainer keeps their given label.
         """
-        if not self._events:
+        if not self.memory.events:
             return None
-        return self.labels.clone()
+        return self.memory.labels.clone()
 
     def events(self) -> list[dict[str, Any]]:
         """Relabel events: index, epoch, event='relabel', from/to_label (class index), from/to_class, margin.
@@ -444,125 +318,56 @@ class MTAC(Method):
         only rank 0 reports them: the trainer gathers events from all ranks and would
         otherwise list each one world_size times.
         """
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        if get_process_rank() != 0:
             return []
-        return [dict(event) for event in self._events]
-
-    def _in_sample(self, given_labels: np.ndarray) -> bool:
-        """Whether the scored rows are the training rows (so training history applies)."""
-        if len(given_labels) != self.context.num_samples:
-            return False
-        known = self.given.cpu().numpy()
-        seen = known >= 0
-        return bool(seen.any()) and bool((known[seen] == given_labels[seen]).all())
+        return [dict(event) for event in self.memory.events]
 
     def readout(
         self, outputs: dict[str, np.ndarray], given_labels: np.ndarray
     ) -> dict[str, np.ndarray]:
-        """Score arrays; label_quality_signal = blend of the classifier's and the prototypes' p_given.
+        """Score arrays and MTAC's columns (`mtac_readout.get_mtac_readout` documents them).
 
-        label_quality_signal = (1 - w) * probs[given] + w * softmax(sims / T)[given] with
-        w = `quality_prototype_weight`, default 0: the blend w = 0.5 helped a little on
-        synthetic faces (AP 0.558 vs 0.546 classifier only) but hurt on FERPlus real
-        annotator noise (0.388 vs 0.453), where the prototypes alone reach only 0.28.
-        The confidence a_i is not in it: it ranked errors near chance (synthetic AP 0.23,
-        chance 0.20; FERPlus 0.18, chance 0.14) and multiplying by its percentile cost
-        0.24 AP; it is reported as columns and as `uncertainty` = 1 - a.
-
-        Columns: `confidence` (predict-time a), `confidence_train` (a averaged over the
-        last `confidence_epochs` training epochs; NaN when the scored rows are not the
-        training rows), `relabeled_at` (epoch of the last relabel or -1), `relabel_to`
-        (class index or -1), `prototype_margin` (centred cosine similarity to the given
-        label's prototype minus the best other; low = features disagree with the label),
-        `va_disagreement` (distance of the predicted VA from the given label's centroid
-        over the largest possible distance, in [0, 1]), `valence`, `arousal`, `au_probs`
-        (N, K) predicted AU activations in `priors.AU_IDS` order.
+        Training history (`confidence_train`, `relabeled_at`, `relabel_to`) is read only
+        for the rows `outputs["trained_on"]` marks, from their training-table rows
+        `outputs["index"]` (the trainer passes both); the other rows, and every row when
+        `trained_on` is absent, get NaN / -1.
         """
-        given_labels = np.asarray(given_labels, dtype=np.int64)
-        n = len(given_labels)
-        rows = np.arange(n)
-        probs = outputs["probs"].astype(np.float64)
-        confidence = outputs["confidence"].astype(np.float64)
-        raw_sims = outputs["prototype_similarity"].astype(np.float64)
-        missing = np.all(raw_sims == -1.0, axis=0)  # classes without a prototype (predict fills -1)
-        sims = center_similarities(
-            torch.from_numpy(raw_sims),
-            torch.from_numpy(given_labels),
-            rows=torch.ones(n, dtype=torch.bool),
-        ).numpy()  # (N, C) on each class's own scale, see `center_similarities`
-        sims[:, missing] = -2.0
-        va = outputs["va"].astype(np.float64)
-        confidence_train = np.full(n, np.nan)
-        relabeled_at = np.full(n, -1, dtype=np.int64)
-        relabel_to = np.full(n, -1, dtype=np.int64)
-        if self._in_sample(given_labels):
-            epochs_seen = self.confidence_epochs_seen.cpu().numpy()
-            sums = self.confidence_sum.cpu().numpy()
-            confidence_train = np.where(epochs_seen > 0, sums / np.maximum(epochs_seen, 1), np.nan)
-            relabeled_at = self.relabeled_at.cpu().numpy().copy()
-            relabel_to = np.where(relabeled_at >= 0, self.labels.cpu().numpy(), -1)
-        own_sim = sims[rows, given_labels]
-        others = sims.copy()
-        others[rows, given_labels] = -np.inf
-        prototype_margin = own_sim - others.max(axis=1)
-        centroids = get_va_centroids(self.context.classes).astype(np.float64)
-        va_disagreement = np.linalg.norm(va - centroids[given_labels], axis=1) / (2 * np.sqrt(2))
-        combined_conf = np.where(
-            np.isnan(confidence_train), confidence, 0.5 * (confidence + confidence_train)
+        history = self.memory.get_history(*_trained_rows(outputs, len(given_labels)))
+        return get_mtac_readout(
+            outputs,
+            given_labels,
+            history=history,
+            classes=self.context.classes,
+            options=self.options,
         )
-        proto = np.exp(
-            (sims - sims.max(axis=1, keepdims=True)) / self.options.prototype_temperature
-        )
-        proto /= proto.sum(axis=1, keepdims=True)
-        w = self.options.quality_prototype_weight
-        quality = (1.0 - w) * probs[rows, given_labels] + w * proto[rows, given_labels]
-        soft = probs if self.options.soft_label == "probs" else 0.5 * (probs + proto)
-        return {
-            "pred_probs": probs.astype(np.float32),
-            "soft_label": soft.astype(np.float32),
-            "uncertainty": (1.0 - combined_conf).astype(np.float32),
-            "label_quality_signal": np.clip(quality, 0.0, 1.0).astype(np.float32),
-            "confidence": confidence.astype(np.float32),
-            "confidence_train": confidence_train.astype(np.float32),
-            "relabeled_at": relabeled_at,
-            "relabel_to": relabel_to,
-            "prototype_margin": prototype_margin.astype(np.float32),
-            "va_disagreement": va_disagreement.astype(np.float32),
-            "valence": va[:, 0].astype(np.float32),
-            "arousal": va[:, 1].astype(np.float32),
-            "au_probs": outputs["au"].astype(np.float32),  # (N, K) in priors.AU_IDS order
-        }
 
     # ---- checkpoints ---------------------------------------------------------------------
 
     def extra_state(self) -> dict[str, Any]:
         """Prototypes, labels, relabel history, confidence history and events (CPU tensors)."""
-        state: dict[str, Any] = {
-            name: getattr(self, name).detach().cpu().clone() for name in self._STATE
-        }
-        state["events"] = [dict(event) for event in self._events]
-        state["epoch"] = self._epoch
-        return state
+        return {**self.memory.state_dict(), "epoch": self._epoch}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore `extra_state`; shapes must match this run's samples and classes."""
-        device = self.prototypes.device
-        for name in self._STATE:
-            if name not in state:
-                raise CheckpointError(
-                    f"MTAC checkpoint state lacks {name!r}; it was not written by this version"
-                    " of MTAC. Start a fresh run without --resume."
-                )
-            value = torch.as_tensor(state[name])
-            current = getattr(self, name)
-            if value.shape != current.shape:
-                raise CheckpointError(
-                    f"MTAC checkpoint {name!r} has shape {tuple(value.shape)}, this run needs"
-                    f" {tuple(current.shape)} (different dataset or classes?). Start a fresh run"
-                    " without --resume."
-                )
-            setattr(self, name, value.to(device=device, dtype=current.dtype).clone())
-        self._events = [dict(event) for event in state.get("events", [])]
+        self.memory.load_state_dict(state)
         self._epoch = int(state.get("epoch", 0))
-        self._reset_epoch_sums()
+
+
+def _trained_rows(outputs: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training-table row (N,), trained on (N,) bool) of a readout's N rows, from `outputs`."""
+    if "trained_on" not in outputs:
+        return np.arange(n), np.zeros(n, dtype=bool)
+    trained_on = np.asarray(outputs["trained_on"], dtype=bool)
+    if trained_on.shape != (n,):
+        raise ValueError(
+            f"MTAC.readout: outputs['trained_on'] has shape {trained_on.shape}, expected ({n},),"
+            " one flag per scored row"
+        )
+    if not trained_on.any():
+        return np.arange(n), trained_on
+    if "index" not in outputs:
+        raise ValueError(
+            "MTAC.readout: outputs['trained_on'] marks rows as trained on but outputs['index']"
+            " (their training-table rows) is missing; pass both, as the trainer does"
+        )
+    return np.asarray(outputs["index"], dtype=np.int64), trained_on
