@@ -237,10 +237,10 @@ def test_guidance_switches_on_after_first_epoch():
     torch.manual_seed(0)
     method = create_method("uapl", _context(n=24, size=32, epochs=3, k=3))
     out = _train_epochs(method, _batches(24, 32), epochs=2)
-    assert method.graph_ready and bool(method.state["graph_ready"])
+    assert method.topology.graph_ready and bool(method.topology.state["graph_ready"])
     assert method.lambda_now == pytest.approx(1.0)  # ramp_epochs = 3 // 2 = 1
     assert out["guidance"].item() > 0
-    weights = method.state["graph_weights"]
+    weights = method.topology.state["graph_weights"]
     assert weights.shape == (3, 24, 3) and (weights > 0).all() and (weights <= 1).all()
 
 
@@ -254,10 +254,24 @@ def test_extra_state_round_trip_restores_the_guidance_term():
     restored = create_method("uapl", ctx)
     restored.load_state_dict(method.state_dict())
     restored.load_extra_state(saved)
-    for key, value in method.state.items():
-        assert torch.equal(restored.state[key], value), key
+    # the keys old checkpoints hold
+    assert set(saved) == {"topology", "epoch", "lambda_now"}
+    assert set(saved["topology"]) == {
+        "embedding",
+        "au",
+        "va",
+        "probs",
+        "seen",
+        "written",
+        "graph_indices",
+        "graph_weights",
+        "targets",
+        "graph_ready",
+    }
+    for key, value in method.topology.state.items():
+        assert torch.equal(restored.topology.state[key], value), key
     assert restored.lambda_now == method.lambda_now
-    assert restored.graph_ready
+    assert restored.topology.graph_ready
     method.eval()
     restored.eval()
     assert method(batches[0])["guidance"].item() == pytest.approx(
@@ -272,7 +286,7 @@ def test_eval_forward_does_not_touch_the_buffers():
     method = create_method("uapl", _context(n=16, size=32))
     method.eval()
     method(_batches(16, 32)[0])
-    assert not method.state["seen"].any()
+    assert not method.topology.state["seen"].any()
 
 
 def _equilateral_outputs() -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -337,13 +351,58 @@ def test_sync_buffers_under_a_single_process_group(tmp_path):
         method.on_epoch_start(0)
         method.train()
         method(batches[0])  # only rows 0..7 written
-        before = method.state["probs"].clone()
+        before = method.topology.state["probs"].clone()
         method.on_epoch_end(0)
-        torch.testing.assert_close(method.state["probs"], before)
-        assert method.state["seen"][:8].all() and not method.state["seen"][8:].any()
-        assert (method.state["graph_weights"][:, 8:] == 0).all()
+        torch.testing.assert_close(method.topology.state["probs"], before)
+        assert (
+            method.topology.state["seen"][:8].all() and not method.topology.state["seen"][8:].any()
+        )
+        assert (method.topology.state["graph_weights"][:, 8:] == 0).all()
     finally:
         dist.destroy_process_group()
+
+
+def _ddp_worker(rank: int, world_size: int, store_path: str, out_dir: str) -> None:
+    """One gloo rank: train on its rows (rank 0: 0..7, rank 1: 4..11), end the epoch, save."""
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        "gloo", init_method=f"file://{store_path}", rank=rank, world_size=world_size
+    )
+    try:
+        torch.manual_seed(0)
+        method = create_method("uapl", _context(n=16, size=32, k=3))
+        images = torch.randn(16, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        index = torch.arange(8) + 4 * rank
+        method.on_epoch_start(0)
+        method.train()
+        method(Batch(images=images[index], labels=index % len(CLASSES), index=index))
+        before = {key: value.clone() for key, value in method.topology.state.items()}
+        method.on_epoch_end(0)
+        torch.save({"before": before, "after": method.topology.state}, f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sync_averages_rows_over_two_gloo_ranks(tmp_path):
+    """Rows one rank wrote keep its values, rows both wrote are averaged, and both ranks
+    build the same graphs from the same synced rows."""
+    import torch.multiprocessing as mp
+
+    args = (2, str(tmp_path / "store"), str(tmp_path))
+    mp.spawn(_ddp_worker, args=args, nprocs=2, join=True)  # spawn: fork deadlocks torch threads
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    before0, before1 = ranks[0]["before"], ranks[1]["before"]
+    for key in ("embedding", "au", "va", "probs"):
+        after = ranks[0]["after"][key]
+        torch.testing.assert_close(after[:4], before0[key][:4])
+        torch.testing.assert_close(after[4:8], (before0[key][4:8] + before1[key][4:8]) / 2)
+        torch.testing.assert_close(after[8:12], before1[key][8:12])
+        assert (after[12:] == 0).all()
+    assert not torch.equal(before0["probs"][4:8], before1["probs"][4:8])  # a real average
+    for key, value in ranks[0]["after"].items():
+        assert torch.equal(ranks[1]["after"][key], value), key
+    assert ranks[0]["after"]["seen"].tolist() == [True] * 12 + [False] * 4
 
 
 def _toy_faces(n: int, *, seed: int):

@@ -1,4 +1,4 @@
-"""Pure loss functions shared by the methods: class balancing, masked multi-label BCE, CCC,
+"""Pure loss functions shared by the methods: class balancing, masked multi-label BCE and MSE, CCC,
 AU/VA targets for datasets with and without annotations, and the loss-weight ramp.
 
 Every function takes tensors and returns tensors, holds no state and computes in float32
@@ -53,6 +53,24 @@ def masked_bce_with_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch
         logits, torch.where(valid, targets, torch.zeros_like(targets)), reduction="none"
     )
     return (per * valid).sum() / valid.sum()
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over the target entries that are not NaN.
+
+    Args:
+        pred: (B, K) predictions.
+        target: (B, K) targets; NaN = unknown, excluded from the mean.
+
+    Returns:
+        Scalar; 0 (with a gradient path) when every target is missing.
+    """
+    target = target.float()
+    valid = ~torch.isnan(target)
+    if not bool(valid.any()):
+        return pred.sum() * 0.0
+    diff = torch.where(valid, pred - torch.nan_to_num(target), torch.zeros_like(pred))
+    return diff.square().sum() / valid.sum()
 
 
 def concordance_correlation(

@@ -63,7 +63,12 @@ from fercleaner.arrays import get_normalized_entropy
 from fercleaner.config import Check, at_least, in_range
 from fercleaner.errors import ConfigError
 from fercleaner.methods.base import Batch, Method, MethodContext
-from fercleaner.methods.losses import get_aux_targets, masked_bce_with_logits, sigmoid_rampup
+from fercleaner.methods.losses import (
+    get_aux_targets,
+    masked_bce_with_logits,
+    masked_mse,
+    sigmoid_rampup,
+)
 from fercleaner.methods.patches import (
     choose_patch_stage,
     crop_regions,
@@ -73,11 +78,9 @@ from fercleaner.methods.patches import (
     region_certainty_losses,
 )
 from fercleaner.methods.registry import register_method
-from fercleaner.methods.topology import aggregate_neighbours, build_knn_graph, neighbour_kl
+from fercleaner.methods.uapl_topology import TASKS, TopologyMemory, get_topology_soft_labels
 from fercleaner.priors import AU_IDS, get_au_prior_matrix, get_va_centroids
 
-#: Related label spaces, in the order of the learnable task weights theta.
-TASKS: tuple[str, ...] = ("au", "va", "embedding")
 #: UAPL's patches: the face parts and the 2x2 grid of `priors.FACE_REGIONS`, in gate order.
 REGION_NAMES: tuple[str, ...] = (
     "left_eye",
@@ -205,28 +208,6 @@ class UAPL(Method):
         )
         self.lambda_now = 0.0
         self.epoch = 0
-        self.graph_ready = False
-        self._init_topology_state()
-
-    # ---- per-sample state -------------------------------------------------------------
-    # Plain tensors, not registered buffers: DDP broadcasts buffers from rank 0 on every
-    # forward, which would overwrite each rank's rows. They follow the input's device
-    # lazily and travel in checkpoints through `extra_state`.
-
-    def _init_topology_state(self) -> None:
-        n, c, k = self.context.num_samples, self.num_classes, self.options.k
-        self.state: dict[str, torch.Tensor] = {
-            "embedding": torch.zeros(n, self.options.neck_dim),
-            "au": torch.zeros(n, len(AU_IDS)),
-            "va": torch.zeros(n, 2),
-            "probs": torch.zeros(n, c),
-            "seen": torch.zeros(n, dtype=torch.bool),
-            "written": torch.zeros(n, dtype=torch.bool),
-            "graph_indices": torch.zeros(len(TASKS), n, k, dtype=torch.long),
-            "graph_weights": torch.zeros(len(TASKS), n, k),
-            "targets": torch.zeros(n, c),
-            "graph_ready": torch.zeros((), dtype=torch.bool),
-        }
         ctx = self.context
         self.au_annotations = (
             None
@@ -238,10 +219,15 @@ class UAPL(Method):
             if ctx.va_targets is None
             else torch.tensor(np.asarray(ctx.va_targets, dtype=np.float32))
         )
-
-    def _state_to(self, device: torch.device) -> None:
-        if self.state["probs"].device != device:
-            self.state = {key: value.to(device) for key, value in self.state.items()}
+        # per-sample outputs and kNN graphs over the training table (`uapl_topology.py`)
+        self.topology = TopologyMemory(
+            num_samples=ctx.num_samples,
+            num_classes=self.num_classes,
+            embedding_dim=opts.neck_dim,
+            k=opts.k,
+            au_annotations=self.au_annotations,
+            va_annotations=self.va_annotations,
+        )
 
     # ---- network -------------------------------------------------------------------------
 
@@ -272,27 +258,19 @@ class UAPL(Method):
         labels = batch.labels
         index = batch.index
         log_probs = F.log_softmax(logits, dim=1)  # (B, C)
-        self._state_to(logits.device)
+        self.topology.to(logits.device)
 
         ce = F.nll_loss(log_probs, labels)
         au_targets = self._targets(self.au_annotations, self.au_prior, labels, index)
         va_targets = self._targets(self.va_annotations, self.va_prior, labels, index)
         au_loss = masked_bce_with_logits(out["au_logits"], au_targets)
-        va_loss = _masked_mse(out["va"].float(), va_targets)
+        va_loss = masked_mse(out["va"].float(), va_targets)
         margin = gate_contrast_margin(out["gates"], margin=self.options.margin)
         region_ce, gate_target = region_certainty_losses(out["region_logits"], out["gates"], labels)
 
         theta = torch.softmax(self.task_logits, dim=0)  # (T,)
-        if self.graph_ready and self.lambda_now > 0:
-            idx = self.state["graph_indices"][:, index]  # (T, B, K)
-            weights = self.state["graph_weights"][:, index]  # (T, B, K)
-            per_task = torch.stack(
-                [
-                    neighbour_kl(log_probs, self.state["targets"][idx[t]], weights[t]).mean()
-                    for t in range(len(TASKS))
-                ]
-            )  # (T,)
-            guidance = (theta * per_task).sum()
+        if self.topology.graph_ready and self.lambda_now > 0:
+            guidance = (theta * self.topology.get_guidance(log_probs, index)).sum()
         else:  # keep theta in the graph so DDP sees a gradient for every parameter
             guidance = (theta * 0.0).sum()
 
@@ -307,7 +285,7 @@ class UAPL(Method):
             + opts.va_weight * va_loss
         )
         if self.training:
-            self._record(index, out, log_probs)
+            self.topology.record(index, out, log_probs.detach().exp())
         return {
             "loss": loss,
             "logits": out["logits"],
@@ -338,16 +316,6 @@ class UAPL(Method):
         return targets.derived if annotated is None else targets.annotated
 
     @torch.no_grad()
-    def _record(self, index: torch.Tensor, out: dict[str, torch.Tensor], log_probs) -> None:
-        """Write this batch's detached outputs into the per-sample buffers."""
-        self.state["embedding"][index] = out["embedding"].detach().float()
-        self.state["au"][index] = torch.sigmoid(out["au_logits"].detach().float())
-        self.state["va"][index] = out["va"].detach().float()
-        self.state["probs"][index] = log_probs.detach().exp()
-        self.state["written"][index] = True
-        self.state["seen"][index] = True
-
-    @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self._encode(images)
         return {
@@ -364,41 +332,9 @@ class UAPL(Method):
         self.epoch = epoch
         self.lambda_now = self.options.lambda_max * sigmoid_rampup(epoch, self.ramp_epochs)
 
-    @torch.no_grad()
     def on_epoch_end(self, epoch: int) -> None:
-        """All-reduce the buffers (DDP), rebuild the kNN graphs, freeze neighbour targets."""
-        self._sync_buffers()
-        state = self.state
-        valid = state["seen"]
-        spaces = {
-            "au": _fill_missing(self.au_annotations, state["au"]),
-            "va": _fill_missing(self.va_annotations, state["va"]),
-            "embedding": state["embedding"],
-        }
-        graphs = [build_knn_graph(spaces[task], k=self.options.k, valid=valid) for task in TASKS]
-        state["graph_indices"] = torch.stack([g.indices for g in graphs])
-        state["graph_weights"] = torch.stack([g.weights for g in graphs])
-        state["targets"] = state["probs"].clone()
-        state["graph_ready"] = torch.tensor(True, device=valid.device)
-        self.graph_ready = True  # a Python mirror: no device sync per training step
-        state["written"].zero_()
-
-    def _sync_buffers(self) -> None:
-        """Under DDP each rank wrote its own rows: average them over the ranks that wrote."""
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        state = self.state
-        count = state["written"].float()
-        dist.all_reduce(count)
-        wrote = count > 0
-        for key in ("embedding", "au", "va", "probs"):
-            values = state[key] * state["written"][:, None]
-            dist.all_reduce(values)
-            state[key][wrote] = values[wrote] / count[wrote][:, None]
-        state["seen"] |= wrote
-        state["written"] = wrote
+        """Sync the per-sample rows (DDP), rebuild the kNN graphs, freeze neighbour targets."""
+        self.topology.end_epoch()
 
     # ---- readout -------------------------------------------------------------------------
 
@@ -414,27 +350,14 @@ class UAPL(Method):
         """
         device = self.task_logits.device
         probs = torch.as_tensor(outputs["probs"], device=device).float()  # (N, C)
-        spaces = {
-            "au": torch.as_tensor(outputs["au"], device=device).float(),
-            "va": torch.as_tensor(outputs["va"], device=device).float(),
-            "embedding": torch.as_tensor(outputs["embedding"], device=device).float(),
-        }
-        if "index" in outputs:  # rows of the training table: annotated AU/VA can be used
-            index = torch.as_tensor(np.asarray(outputs["index"]), dtype=torch.long)
-            for task, annotations in (("au", self.au_annotations), ("va", self.va_annotations)):
-                if annotations is not None:
-                    spaces[task] = _fill_missing(annotations[index], spaces[task].cpu()).to(device)
-        theta = torch.softmax(self.task_logits.float(), dim=0)
-        neighbour = torch.zeros_like(probs)
-        has_neighbours = torch.zeros(len(probs), dtype=torch.bool, device=device)
-        for t, task in enumerate(TASKS):
-            graph = build_knn_graph(spaces[task], k=self.options.k)
-            neighbour += theta[t] * aggregate_neighbours(probs, graph.indices, graph.weights)
-            has_neighbours |= graph.weights.sum(dim=1) > 0
-        neighbour = torch.where(has_neighbours[:, None], neighbour, probs)
-        neighbour = neighbour / neighbour.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        a = self.options.readout_self_weight
-        q = (a * probs + (1 - a) * neighbour).cpu().numpy().astype(np.float32)
+        q = get_topology_soft_labels(
+            probs,
+            self.topology.get_spaces(outputs, device),
+            torch.softmax(self.task_logits.float(), dim=0),
+            k=self.options.k,
+            self_weight=self.options.readout_self_weight,
+        )
+        q = q.cpu().numpy().astype(np.float32)
         rows = np.arange(len(given_labels))
         support = np.clip(q[rows, np.asarray(given_labels)], 0.0, 1.0)
         entropy = get_normalized_entropy(q)
@@ -456,49 +379,12 @@ class UAPL(Method):
 
     def extra_state(self) -> dict[str, Any]:
         return {
-            "topology": {key: value.detach().cpu().clone() for key, value in self.state.items()},
+            "topology": self.topology.state_dict(),
             "epoch": self.epoch,
             "lambda_now": self.lambda_now,
         }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
-        topology = state["topology"]
-        missing = sorted(set(self.state) - set(topology))
-        if missing:
-            from fercleaner.errors import CheckpointError
-
-            raise CheckpointError(
-                f"UAPL checkpoint state lacks {', '.join(missing)}; it was not written by"
-                " this version of the uapl method. Start the run again without --resume."
-            )
-        expected = self.state["probs"].shape
-        if tuple(topology["probs"].shape) != tuple(expected):
-            from fercleaner.errors import CheckpointError
-
-            raise CheckpointError(
-                f"UAPL checkpoint holds {tuple(topology['probs'].shape)} per-sample rows but"
-                f" this run has {tuple(expected)}; the checkpoint belongs to another dataset."
-            )
-        device = self.state["probs"].device
-        self.state = {key: topology[key].to(device).clone() for key in self.state}
+        self.topology.load_state_dict(state["topology"])
         self.epoch = int(state["epoch"])
         self.lambda_now = float(state["lambda_now"])
-        self.graph_ready = bool(self.state["graph_ready"])
-
-
-def _masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the target entries that are not NaN (0 if none)."""
-    target = target.float()
-    valid = ~torch.isnan(target)
-    if not bool(valid.any()):
-        return pred.sum() * 0.0
-    diff = torch.where(valid, pred - torch.nan_to_num(target), torch.zeros_like(pred))
-    return diff.square().sum() / valid.sum()
-
-
-def _fill_missing(annotations: torch.Tensor | None, predicted: torch.Tensor) -> torch.Tensor:
-    """The label space for kNN: annotations where present, the head's predictions elsewhere."""
-    if annotations is None:
-        return predicted
-    annotations = annotations.to(predicted.device)
-    return torch.where(torch.isnan(annotations), predicted, annotations)
