@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import fercleaner.cache as cache_module
+import fercleaner.cache.jobs as cache_jobs
 from fercleaner.cache import build_cache, default_cache_root
 from fercleaner.errors import DatasetError
 from fercleaner.synth import generate_faces, read_truth, truth_path, write_synthetic_dataset
@@ -36,13 +36,13 @@ def faces():
 def counted_decodes(monkeypatch):
     """Count calls to the image decoder (serial builds decode in this process)."""
     calls: list[str] = []
-    real = cache_module.decode_image
+    real = cache_jobs.decode_image
 
     def counting(path, **kwargs):
         calls.append(str(path))
         return real(path, **kwargs)
 
-    monkeypatch.setattr(cache_module, "decode_image", counting)
+    monkeypatch.setattr(cache_jobs, "decode_image", counting)
     return calls
 
 
@@ -151,8 +151,8 @@ def test_a_cached_file_that_breaks_later_is_dropped_and_rows_stay_aligned(tmp_pa
 def test_process_pool_matches_serial_decoding(tmp_path, faces, monkeypatch):
     samples = _write_pngs(tmp_path / "ds", faces)
     (tmp_path / "ds" / "img007.png").write_bytes(b"broken")
-    monkeypatch.setattr(cache_module, "_SERIAL_BELOW", 0)
-    monkeypatch.setattr(cache_module, "_TASK_ROWS", 5)
+    monkeypatch.setattr(cache_jobs, "_SERIAL_BELOW", 0)
+    monkeypatch.setattr(cache_jobs, "_TASK_ROWS", 5)
     seen: list[tuple[int, int]] = []
     pooled = build_cache(samples, size=32, channels=3, workers=2, cache_dir=tmp_path / "a",
                          progress=lambda d, t: seen.append((d, t)))  # fmt: skip
