@@ -14,17 +14,14 @@ from fercleaner.errors import ConfigError
 from fercleaner.methods.base import BackboneSpec, Batch, MethodContext
 from fercleaner.methods.losses import get_aux_targets, sigmoid_rampup
 from fercleaner.methods.patches import choose_patch_stage
-from fercleaner.methods.poi import (
-    REGIONS,
-    POIOptions,
-    region_slices,
-)
+from fercleaner.methods.poi import POIOptions
 from fercleaner.methods.poi_losses import (
     js_uncertainty,
     mutual_learning_kl,
     prior_evidence,
     transfer_loss,
 )
+from fercleaner.methods.poi_pin import REGIONS, region_slices
 from fercleaner.methods.registry import create_method
 from fercleaner.priors import AU_IDS, get_au_prior_matrix
 
@@ -280,6 +277,29 @@ def test_transfer_ramps_with_steps_and_state_round_trips():
     restored.on_epoch_start(3)
     assert restored.extra_state() == {"step": 6}
     assert restored.transfer_weight() == 1.0
+
+
+def test_pin_parameters_keep_their_checkpoint_keys():
+    """Model weights saved before PIN moved to its own module still load: same keys."""
+    method = create_method("poi", _context())
+    per_branch = [
+        "conv.0.weight",
+        "conv.1.weight",
+        "conv.1.bias",
+        "conv.1.running_mean",
+        "conv.1.running_var",
+        "conv.1.num_batches_tracked",
+        "au_head.weight",
+        "au_head.bias",
+        "residual.weight",
+        "residual.bias",
+        "gate.weight",
+        "gate.bias",
+        "log_tau",
+    ]
+    keys = {key for key in method.state_dict() if key.startswith("regions.")}
+    assert keys == {f"regions.{name}.{key}" for name in REGIONS for key in per_branch}
+    assert list(REGIONS) == ["upper", "nose", "mouth", "whole"]
 
 
 def _save(state: dict) -> object:

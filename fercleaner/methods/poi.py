@@ -7,10 +7,10 @@ a Target Recognition Network (TRN) learns from the subjective (given) labels plu
 dynamic knowledge transfer; an uncertainty module balances the two per sample.
 
 Reconstruction (docs/methods.md; each choice below is ours, not the paper's):
-- PIN regions are crops of one mid-level backbone feature map (upper face, nose, mouth,
-  whole face at fixed fractions of an aligned face; `REGIONS`). Each region branch is a
-  3x3 conv + pooling, then K AU logits restricted to the AUs that region can see, so
-  a^r = sigmoid(logits) * mask_r.
+- PIN (`poi_pin.py`) regions are crops of one mid-level backbone feature map (upper
+  face, nose, mouth, whole face at fixed fractions of an aligned face; `REGIONS`). Each
+  region branch is a 3x3 conv + pooling, then K AU logits restricted to the AUs that
+  region can see, so a^r = sigmoid(logits) * mask_r.
 - Evidence z^r = tau_r * M a^r / sqrt(|a^r|^2 + kappa^2) + residual_r(f^r): M is the fixed
   AU prior matrix, tau_r a learnable scale, the linear residual classifier lets PIN
   correct the prior where the table is wrong (neutral has an empty prototype and gets
@@ -53,7 +53,6 @@ commands in the POI report, docs/benchmarks.md for the benchmark suite):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -65,26 +64,13 @@ from torch import nn
 from fercleaner.config import Check, at_least, greater_than, in_range, one_of
 from fercleaner.errors import ConfigError
 from fercleaner.methods.base import Batch, Method, MethodContext
-from fercleaner.methods.losses import get_aux_targets, masked_bce_with_logits, sigmoid_rampup
+from fercleaner.methods.losses import get_aux_targets, sigmoid_rampup
 from fercleaner.methods.patches import choose_patch_stage
-from fercleaner.methods.poi_losses import (
-    js_uncertainty,
-    mutual_learning_kl,
-    prior_evidence,
-    transfer_loss,
-)
+from fercleaner.methods.poi_losses import js_uncertainty, mutual_learning_kl, transfer_loss
+from fercleaner.methods.poi_pin import REGIONS, PriorInferenceNetwork
 from fercleaner.methods.registry import register_method
 from fercleaner.models import create_backbone
-from fercleaner.priors import AU_IDS, FACE_REGIONS, FaceRegion, get_au_prior_matrix
-
-#: PIN's region branches (branch name -> `priors.FACE_REGIONS` entry), in output order:
-#: three overlapping bands of an aligned face and the whole face, each with its AUs.
-REGIONS: dict[str, FaceRegion] = {
-    "upper": FACE_REGIONS["upper_face"],
-    "nose": FACE_REGIONS["mid_face"],
-    "mouth": FACE_REGIONS["lower_face"],
-    "whole": FACE_REGIONS["whole_face"],
-}
+from fercleaner.priors import AU_IDS, get_au_prior_matrix
 
 
 @dataclass(frozen=True)
@@ -135,57 +121,6 @@ class POIOptions:
     }
 
 
-def region_slices(region: FaceRegion, height: int, width: int) -> tuple[slice, slice]:
-    """Row and column slices of `region`'s box on a (height, width) map, never empty."""
-    x0_frac, y0_frac, x1_frac, y1_frac = region.box
-    y0 = min(int(math.floor(y0_frac * height)), height - 1)
-    y1 = max(y0 + 1, int(math.ceil(y1_frac * height)))
-    x0 = min(int(math.floor(x0_frac * width)), width - 1)
-    x1 = max(x0 + 1, int(math.ceil(x1_frac * width)))
-    return slice(y0, y1), slice(x0, x1)
-
-
-class _RegionBranch(nn.Module):
-    """One PIN branch: conv on a crop -> pooled feature -> masked AU activations, residual logits, gate."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        dim: int,
-        num_classes: int,
-        au_mask: torch.Tensor,
-        *,
-        tau: float,
-        drop_rate: float,
-    ) -> None:
-        super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(dim),
-            nn.ReLU(inplace=True),
-        )
-        self.drop = nn.Dropout(drop_rate)
-        self.au_head = nn.Linear(dim, len(AU_IDS))
-        self.residual = nn.Linear(dim, num_classes)
-        self.gate = nn.Linear(dim, 1)
-        self.log_tau = nn.Parameter(torch.tensor(math.log(tau)))
-        self.register_buffer("au_mask", au_mask, persistent=False)
-
-    def forward(
-        self, crop: torch.Tensor, prior: torch.Tensor, *, kappa: float
-    ) -> dict[str, torch.Tensor]:
-        feat = self.drop(self.conv(crop).mean(dim=(2, 3)))  # (B, D)
-        au_logits = self.au_head(feat)  # (B, K)
-        au = torch.sigmoid(au_logits.float()) * self.au_mask  # (B, K)
-        evidence = prior_evidence(au, prior, tau=self.log_tau.exp(), kappa=kappa)  # (B, C)
-        return {
-            "logits": evidence + self.residual(feat).float(),
-            "au_logits": au_logits,
-            "au": au,
-            "gate": self.gate(feat).float().squeeze(1),  # (B,)
-        }
-
-
 @register_method("poi", options=POIOptions)
 class POI(Method):
     """Prior Inference Network (regions x AU prior) teaching a Target Recognition Network."""
@@ -232,21 +167,14 @@ class POI(Method):
         self.register_buffer(
             "prior", torch.from_numpy(get_au_prior_matrix(context.classes)), persistent=False
         )
-        in_channels = self.backbone.stage_channels[self.region_stage]
-        self.regions = nn.ModuleDict(
-            {
-                name: _RegionBranch(
-                    full.stage_channels[-1]
-                    if name == "whole" and opts.whole_from_last
-                    else in_channels,
-                    opts.region_dim,
-                    self.num_classes,
-                    torch.tensor([float(au in region.aus) for au in AU_IDS]),
-                    tau=opts.tau,
-                    drop_rate=context.backbone.drop_rate,
-                )
-                for name, region in REGIONS.items()
-            }
+        self.regions = PriorInferenceNetwork(
+            in_channels=self.backbone.stage_channels[self.region_stage],
+            last_channels=full.stage_channels[-1],
+            dim=opts.region_dim,
+            num_classes=self.num_classes,
+            tau=opts.tau,
+            drop_rate=context.backbone.drop_rate,
+            whole_from_last=opts.whole_from_last,
         )
         trn_features = full.num_features
         self.trn_head = nn.Sequential(
@@ -275,26 +203,13 @@ class POI(Method):
     def _networks(self, images: torch.Tensor) -> dict[str, Any]:
         """Run PIN and TRN on a batch: fused and per-region PIN logits, TRN logits and features."""
         feats = self.backbone(images)
-        fmap = feats[self.region_stage]  # (B, Cs, H, W)
-        height, width = fmap.shape[-2:]
-        branches = []
-        for name, branch in self.regions.items():
-            if name == "whole" and self.options.whole_from_last:
-                crop = feats[-1]
-            else:
-                rows, cols = region_slices(REGIONS[name], height, width)
-                crop = fmap[:, :, rows, cols]
-            branches.append(branch(crop, self.prior, kappa=self.options.kappa))
-        region_logits = torch.stack([b["logits"] for b in branches], dim=1)  # (B, R, C)
-        weights = torch.softmax(torch.stack([b["gate"] for b in branches], dim=1), dim=1)  # (B, R)
-        pin_logits = (weights.unsqueeze(2) * region_logits).sum(dim=1)  # (B, C)
+        pin = self.regions(
+            feats, region_stage=self.region_stage, prior=self.prior, kappa=self.options.kappa
+        )
         trn_feats = self.trn_backbone(images) if self.trn_backbone is not None else feats
         pooled = trn_feats[-1].mean(dim=(2, 3))  # (B, F)
         return {
-            "pin_logits": pin_logits,
-            "region_logits": region_logits,
-            "region_weights": weights,
-            "branches": branches,
+            **pin,
             "trn_logits": self.trn_head(pooled).float(),
             "pooled": pooled,
         }
@@ -302,25 +217,16 @@ class POI(Method):
     def _au_loss(
         self, branches: list[dict[str, torch.Tensor]], labels: torch.Tensor, index: torch.Tensor
     ) -> torch.Tensor:
-        """AU BCE over region branches: dataset AUs where a row has any, label-derived ones elsewhere."""
+        """PIN's AU BCE: dataset AUs where a row has any, label-derived ones elsewhere."""
         targets = get_aux_targets(
             None if self.au_targets is None else self.au_targets[index], self.prior, labels
         )
-        strong_targets, weak_targets = targets.annotated, targets.derived  # (B, K), NaN = none
-        nan = torch.full_like(weak_targets, float("nan"))
-        total = weak_targets.new_zeros(())
-        for module, out in zip(self.regions.values(), branches, strict=True):
-            visible = module.au_mask.bool()  # (K,): the AUs this region can see
-            strong = masked_bce_with_logits(
-                out["au_logits"], torch.where(visible, strong_targets, nan)
-            )
-            weak_loss = masked_bce_with_logits(
-                out["au_logits"], torch.where(visible, weak_targets, nan)
-            )
-            total = (
-                total + self.options.au_weight * strong + self.options.weak_au_weight * weak_loss
-            )
-        return total / len(branches)
+        return self.regions.get_au_loss(
+            branches,
+            targets,
+            au_weight=self.options.au_weight,
+            weak_au_weight=self.options.weak_au_weight,
+        )
 
     # ------------------------------------------------------------------ training
     def transfer_weight(self) -> float:
