@@ -34,7 +34,8 @@ LDL-ALSG for the topology), chosen as follows:
   training label). Per-sample buffers (indexed by `batch.index`) collect embedding, AU,
   VA and predicted distribution during training; at each epoch end (after an all-reduce
   under DDP) a kNN graph (K = 8, weights exp(-d^2/sigma^2), sigma = median kNN distance)
-  is built per space, and last epoch's distributions are frozen as neighbour targets.
+  is built per space, and last epoch's distributions are frozen as neighbour targets
+  (that memory, the guidance term and the readout's aggregation: `uapl_topology.py`).
 - reconstruction: loss = CE + lambda(epoch) sum_t theta_t sum_j w_ij KL(p_j || p_i)
   + margin + region CE + gate BCE + AU BCE + VA MSE, with w_ij row-normalised (so K does not scale the term),
   theta = softmax of learnable logits (a convex mix: learning cannot switch guidance
