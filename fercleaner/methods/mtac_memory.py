@@ -1,4 +1,5 @@
-"""MTAC's per-sample memory: what training saw of each sample, the class prototypes, and the relabels decided from them.
+"""MTAC's per-sample memory: what training saw of each sample, the class prototypes, and
+the relabels decided from them.
 
 It is bookkeeping, not learning, so it lives apart from the network (`mtac.py`): plain
 tensors indexed by `Batch.index` that every DDP rank all-reduces at epoch end (so all
