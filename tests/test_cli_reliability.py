@@ -180,7 +180,7 @@ def test_folds_above_the_smallest_class_fail_before_training(faces, tmp_path):
 
 def test_folds_limit_is_the_smallest_training_class():
     from fercleaner.errors import ConfigError
-    from fercleaner.pipeline import _check_folds
+    from fercleaner.pipeline.checks import check_folds
 
     samples = pd.DataFrame(
         {
@@ -189,12 +189,12 @@ def test_folds_limit_is_the_smallest_training_class():
         }
     )
     recipe = load_recipe(None, overrides=["train.folds=3", "data.splits=[train]"])
-    _check_folds(samples, recipe, decoded=False)  # anger: 3 in train (test rows not counted)
+    check_folds(samples, recipe, decoded=False)  # anger: 3 in train (test rows not counted)
     recipe = load_recipe(None, overrides=["train.folds=4", "data.splits=[train]"])
     with pytest.raises(ConfigError, match=r"3 training samples of class 'anger'.*train.folds=3"):
-        _check_folds(samples, recipe, decoded=False)
+        check_folds(samples, recipe, decoded=False)
     recipe = load_recipe(None, overrides=["train.folds=4"])  # all splits: anger has 8
-    _check_folds(samples, recipe, decoded=True)
+    check_folds(samples, recipe, decoded=True)
 
 
 def test_export_out_or_imagefolder_not_a_folder(tmp_path):

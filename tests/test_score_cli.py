@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from fercleaner.cli import app
 from fercleaner.pipeline import score_dataset
+from fercleaner.runs import read_run
 from fercleaner.scoring import SCORE_COLUMNS, read_scores
 from fercleaner.synth import LAYOUT_SPLITS, write_synthetic_dataset
 
@@ -107,18 +108,20 @@ def test_every_synthetic_layout_scores(layout, tmp_path):
     assert set(result.scores["sample_id"]) == set(truth["sample_id"])
     assert result.run_info["layout"] == layout
     assert result.run_info["sources"] == ["baseline"]  # no dynamics source unless asked
+    # the run opens for review and export: every image path lies under the recorded root
+    assert len(read_run(tmp_path / "run").scores) == len(result.scores)
 
 
 def test_method_all_puts_baseline_first_and_lists_keep_order():
-    from fercleaner.pipeline import _method_names
+    from fercleaner.pipeline.checks import list_method_names
 
-    assert _method_names("all", ["uapl", "mtac", "baseline", "poi"]) == [
+    assert list_method_names("all", ["uapl", "mtac", "baseline", "poi"]) == [
         "baseline",
         "mtac",
         "poi",
         "uapl",
     ]
-    assert _method_names("mtac, baseline", []) == ["mtac", "baseline"]
+    assert list_method_names("mtac, baseline", []) == ["mtac", "baseline"]
 
 
 def test_resume_of_a_finished_run_reuses_its_checkpoint(faces, tmp_path):

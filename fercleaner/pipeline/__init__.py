@@ -1,0 +1,306 @@
+"""`score_dataset`: read a dataset, decode it once, train the method(s), score every sample, write RUN_DIR.
+
+    read_dataset -> build_cache -> train_and_score (per method) -> assemble_scores
+                 -> RUN_DIR/{scores.parquet, problems.parquet, dynamics.parquet, events.parquet, run.json}
+
+Ingestion and decode problems are recorded in problems.parquet and excluded; they never
+abort the run. Under `torchrun` every rank trains its shard and rank 0 writes the files
+(`fercleaner.runs` names and writes them). What can be checked before any work is checked
+first (recipe, method names, that RUN_DIR is writable, the weights file, then
+`train.folds` against the class counts right after reading), so a bad command fails in
+seconds, not after training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.config import Recipe, recipe_to_dict
+from fercleaner.errors import DatasetError
+from fercleaner.pipeline.checks import check_before_work, check_folds
+from fercleaner.pipeline.inputs import (
+    build_sample_cache,
+    build_train_data,
+    get_usable_samples,
+    read_samples,
+    resolve_channels,
+)
+from fercleaner.runs import (
+    CHECKPOINTS_DIR,
+    build_run_info,
+    build_scores_metadata,
+    remove_stale_run_temporaries,
+    write_run_info,
+    write_run_tables,
+)
+
+
+@dataclass(frozen=True)
+class ScoreProgress:
+    """One progress report: `stage` is read, cache, train or predict.
+
+    For read/cache `done`/`total` count images; for train/predict `train` holds the
+    trainer's report (epoch, step, loss, images/s, ETA).
+    """
+
+    stage: str
+    done: int = 0
+    total: int = 0
+    train: Any = None
+    """A `fercleaner.training.trainer.TrainProgress` during train/predict."""
+
+
+ProgressFn = Callable[[ScoreProgress], None]
+
+
+def _count_progress(stage: str, report: ProgressFn | None) -> Callable[[int, int], None] | None:
+    """`report` as the `progress(done, total)` callback of reading or decoding."""
+    if report is None:
+        return None
+    return lambda done, total: report(ScoreProgress(stage, done, total))
+
+
+@dataclass
+class ScoreResult:
+    """What `score_dataset` wrote, and the run summary for the CLI."""
+
+    run_dir: Path
+    scores_path: Path
+    scores: pd.DataFrame
+    """The scores frame as written."""
+    classes: list[str]
+    problems: pd.DataFrame
+    """Ingestion + decode problems (excluded samples)."""
+    run_info: dict[str, Any] = field(default_factory=dict)
+    """The content of run.json."""
+
+
+def score_dataset(
+    dataset_path: str | Path,
+    out_dir: str | Path,
+    *,
+    recipe: str | Path | Recipe | None = "default",
+    overrides: Sequence[str] = (),
+    method: str | None = None,
+    weights: str | Path | None = None,
+    layout: str | None = None,
+    resume: bool = False,
+    follow_links: bool = False,
+    progress: ProgressFn | None = None,
+) -> ScoreResult | None:
+    """Score every sample of a dataset; write the run directory; return the result (None off rank 0).
+
+    Args:
+        dataset_path: dataset folder (any layout `read_dataset` detects) or manifest.
+        out_dir: run directory to create or continue.
+        recipe: shipped recipe name, YAML path, a `Recipe`, or None for the defaults.
+        overrides: `key=value` recipe overrides (applied after `method`/`weights`/`layout`).
+        method: registered method name, several comma-separated, or `all`; the first is
+            the primary source of the scores (default: the recipe's `method.name`). A
+            method other than the recipe's trains with its own default options.
+        weights: backbone weights file (same as `backbone.weights=FILE`).
+        layout: dataset layout name (same as `data.layout=NAME`).
+        resume: continue from the checkpoints in `out_dir/checkpoints`.
+        follow_links: read images and folders through symbolic links that lead outside
+            the dataset folder (default: `path_escapes_root` problems, not read).
+        progress: called with `ScoreProgress` reports.
+
+    Raises:
+        ConfigError: bad recipe, method, weights file, or `train.folds` larger than the
+            smallest class's training samples (checked right after reading).
+        OutputError: `out_dir` is a file or not writable (checked before reading).
+        DatasetError: the dataset cannot be read, or nothing is left to train on.
+    """
+    from fercleaner.training.budget import resolve_train_budget
+    from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
+    from fercleaner.training.distributed import init_distributed, shutdown_distributed
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    resolved, method_names, run_dir = check_before_work(
+        recipe, overrides, method=method, weights=weights, layout=layout, out_dir=out_dir
+    )
+    dist_info = init_distributed()
+    report = progress if (progress is not None and dist_info.is_main) else None
+    try:
+        if dist_info.is_main:  # what a kill -9 mid-write left behind (atomic writes)
+            remove_stale_run_temporaries(run_dir)
+            remove_stale_checkpoint_temporaries(run_dir / CHECKPOINTS_DIR)
+        dataset, channels, cache = _read_and_decode(
+            dataset_path, resolved, dist_info, report, timings, follow_links=follow_links
+        )
+        samples, problems = get_usable_samples(dataset, cache)
+        check_folds(samples, resolved, decoded=True)
+        classes = list(dataset.classes)
+        data = build_train_data(samples, classes, cache, resolved)
+        # `auto` budgets become numbers here: run.json and checkpoints record what trained
+        resolved = resolve_train_budget(resolved, n_train=int(data.train_mask.sum()))
+        if not data.train_mask.any():
+            raise DatasetError(
+                f"no samples of {str(dataset.root)!r} are in the training splits"
+                f" {list(resolved.data.splits)}; splits present:"
+                f" {sorted(samples['split'].unique())}. Set data.splits accordingly."
+            )
+        results = _train_methods(
+            data, resolved, method_names, run_dir, resume, dist_info, report, timings
+        )
+        if not dist_info.is_main:
+            return None
+        return _write_run(
+            run_dir,
+            dataset=dataset,
+            samples=samples,
+            problems=problems,
+            classes=classes,
+            recipe=resolved,
+            results=results,
+            channels=channels,
+            timings=timings,
+            started=started,
+            world_size=dist_info.world_size,
+        )
+    finally:
+        shutdown_distributed(dist_info)
+
+
+def _read_and_decode(
+    dataset_path: str | Path,
+    recipe: Recipe,
+    dist_info: Any,
+    report: ProgressFn | None,
+    timings: dict[str, float],
+    *,
+    follow_links: bool,
+) -> tuple[Any, int, Any]:
+    """Read the dataset, check the folds, decode every image (`read_s`, `cache_s` timings).
+
+    Rank 0 reads and decodes first so the other ranks find a warm cache.
+
+    Returns:
+        (the `Dataset`, image channels, the `ImageCache`).
+    """
+    from fercleaner.training.distributed import barrier
+
+    if not dist_info.is_main:
+        barrier(dist_info)
+    t = time.perf_counter()
+    dataset = read_samples(
+        dataset_path, recipe, _count_progress("read", report), follow_links=follow_links
+    )
+    timings["read_s"] = time.perf_counter() - t
+    check_folds(dataset.samples, recipe, decoded=False)
+    t = time.perf_counter()
+    channels = resolve_channels(recipe.data.channels, dataset)
+    cache = build_sample_cache(dataset.samples, recipe, channels, _count_progress("cache", report))
+    timings["cache_s"] = time.perf_counter() - t
+    if dist_info.is_main:
+        barrier(dist_info)
+    return dataset, channels, cache
+
+
+def _train_methods(
+    data: Any,
+    recipe: Recipe,
+    method_names: Sequence[str],
+    run_dir: Path,
+    resume: bool,
+    dist_info: Any,
+    report: ProgressFn | None,
+    timings: dict[str, float],
+) -> list[Any]:
+    """Train and score each method in turn (`train_<name>_s` timings); one `TrainResult` each."""
+    from fercleaner.training.trainer import train_and_score
+
+    results = []
+    for name in method_names:
+        t = time.perf_counter()
+        result = train_and_score(
+            data,
+            recipe,
+            method_name=name,
+            run_dir=run_dir,
+            resume=resume,
+            dist_info=dist_info,
+            progress=(lambda p: report(ScoreProgress(stage=p.phase, train=p))) if report else None,
+        )
+        timings[f"train_{name}_s"] = time.perf_counter() - t
+        results.append(result)
+    return results
+
+
+def _write_run(
+    run_dir: Path,
+    *,
+    dataset: Any,
+    samples: pd.DataFrame,
+    problems: pd.DataFrame,
+    classes: list[str],
+    recipe: Recipe,
+    results: list[Any],
+    channels: int,
+    timings: dict[str, float],
+    started: float,
+    world_size: int,
+) -> ScoreResult:
+    """Assemble the scores from the readouts and write the run directory (run.json last)."""
+    from fercleaner.scoring import assemble_scores
+
+    t = time.perf_counter()
+    primary = results[0]
+    readouts: dict[str, dict[str, np.ndarray]] = {r.method: r.readout for r in results}
+    if recipe.score.dynamics and primary.dynamics_readout is not None:
+        readouts["dynamics"] = primary.dynamics_readout
+    scores = assemble_scores(
+        samples, classes, readouts, method_name=primary.method, flag_rule=recipe.score.flag_rule
+    )
+    metadata = build_scores_metadata(
+        classes=classes,
+        methods=[r.method for r in results],
+        sources=list(readouts),
+        recipe=recipe_to_dict(recipe),
+        dataset_root=str(dataset.root),
+        layout=dataset.layout,
+        samples=samples,
+    )
+    scores_path = write_run_tables(
+        run_dir,
+        scores=scores,
+        metadata=metadata,
+        problems=problems,
+        dynamics=pd.concat([r.dynamics for r in results], ignore_index=True),
+        events=pd.concat([r.events for r in results], ignore_index=True),
+    )
+    timings["write_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - started
+    counts = {
+        "rows_listed": dataset.rows_listed,
+        "ingested": len(dataset.samples),
+        "problems": len(problems),
+        "quarantined_decode": len(dataset.samples) - len(samples),
+        "trained_on": int(samples["split"].astype(str).isin(recipe.data.splits).sum()),
+    }
+    run_info = build_run_info(
+        metadata,
+        scores=scores,
+        results=results,
+        counts=counts,
+        channels=channels,
+        world_size=world_size,
+        timings=timings,
+    )
+    write_run_info(run_dir, run_info)
+    return ScoreResult(
+        run_dir=run_dir,
+        scores_path=scores_path,
+        scores=scores,
+        classes=classes,
+        problems=problems,
+        run_info=run_info,
+    )

@@ -1,0 +1,131 @@
+"""What `fercleaner score` checks before any work: the recipe, method names, the weights file, folds.
+
+A bad command fails in seconds: the recipe, the method names and the weights file before
+the dataset is read, `train.folds` against the class counts right after reading (and
+again after decoding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from fercleaner.atomic import check_output_dir
+from fercleaner.config import Recipe, load_recipe, recipe_to_dict
+from fercleaner.errors import ConfigError
+
+
+def check_before_work(
+    recipe: str | Path | Recipe | None,
+    overrides: Sequence[str],
+    *,
+    method: str | None,
+    weights: str | Path | None,
+    layout: str | None,
+    out_dir: str | Path,
+) -> tuple[Recipe, list[str], Path]:
+    """Resolve the recipe and the method names, and check RUN_DIR and the weights file.
+
+    Returns:
+        (resolved recipe, method names with the primary first, absolute run directory).
+
+    Raises:
+        ConfigError: bad recipe or override, unknown method, unusable weights file.
+        OutputError: `out_dir` is a file or not writable.
+    """
+    from fercleaner.methods.registry import get_method_class, list_methods
+
+    extra = [f"backbone.weights={weights}"] * bool(weights) + [f"data.layout={layout}"] * bool(
+        layout
+    )
+    if method:
+        extra.append(f"method.name={method}")
+    resolved = resolve_recipe(recipe, [*extra, *overrides])
+    method_names = list_method_names(resolved.method.name, list_methods())
+    for name in method_names:
+        get_method_class(name)  # fail on a typo before any work
+    run_dir = check_output_dir(out_dir, what="run directory")
+    check_weights(resolved.backbone.weights)
+    return resolved, method_names, run_dir
+
+
+def check_weights(weights: str | None) -> None:
+    """Fail before any work unless `weights` (if set) loads as safetensors or a torch state dict.
+
+    The backbone loads it again when the first model is built; this only makes a missing
+    or garbage file a one-line `ConfigError` up front instead of after reading and decoding.
+    """
+    if not weights:
+        return
+    path = Path(weights).expanduser()
+    fix = (
+        "pass a .safetensors or torch .pth/.pt weights file, or drop --weights to train"
+        " from scratch."
+    )
+    if not path.is_file():
+        raise ConfigError(f"weights file {str(path)!r} does not exist (or is not a file); {fix}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # safetensors, pickle and zip readers raise many types
+        reason = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:200]
+        raise ConfigError(
+            f"weights file {str(path)!r} cannot be read as"
+            f" {'safetensors' if path.suffix == '.safetensors' else 'a torch state dict'}"
+            f" ({type(exc).__name__}: {reason}); {fix}"
+        ) from None
+    if not isinstance(state, dict) or not state:
+        raise ConfigError(
+            f"weights file {str(path)!r} holds {type(state).__name__}, not a state dict of"
+            f" named tensors; {fix}"
+        )
+
+
+def check_folds(samples: pd.DataFrame, recipe: Recipe, *, decoded: bool) -> None:
+    """Cross-fitting puts every class in every fold: `train.folds` <= the smallest class's count.
+
+    With K folds, model k trains without fold k and predicts it. K above the number of
+    training samples leaves folds empty; K above a class's count leaves that class out of
+    some folds (and with one sample, out of the model that predicts it). Counted over
+    the training splits, before decoding (`decoded=False`) and again after it.
+    """
+    folds = recipe.train.folds
+    if folds <= 1 or samples.empty:
+        return
+    training = samples["split"].astype(str).isin(recipe.data.splits).to_numpy()
+    counts = samples.loc[training, "given_label"].astype(str).value_counts()
+    if counts.empty or folds <= int(counts.min()):
+        return  # no training samples at all: reported after decoding with its own message
+    smallest, n = str(counts.idxmin()), int(counts.min())
+    which = "decodable training samples" if decoded else "training samples"
+    instead = f"train.folds={n} or fewer, or " if n >= 2 else ""
+    raise ConfigError(
+        f"train.folds={folds} is more than the {n} {which} of class {smallest!r} (splits"
+        f" {', '.join(recipe.data.splits)}); cross-fitting needs every class in every fold, so"
+        f" folds can be at most the smallest class count. Use {instead}train.folds=1"
+        " (in-sample)."
+    )
+
+
+def resolve_recipe(recipe: str | Path | Recipe | None, overrides: Sequence[str]) -> Recipe:
+    """A shipped name, YAML path, `Recipe` or None (the defaults), with `overrides` applied."""
+    if isinstance(recipe, Recipe):
+        from fercleaner.config import recipe_from_dict
+
+        return recipe_from_dict(recipe_to_dict(recipe), overrides=overrides)
+    return load_recipe(recipe, overrides=overrides)
+
+
+def list_method_names(spec: str, registered: list[str]) -> list[str]:
+    """`all` -> every registered method (baseline first); `a,b` -> [a, b]."""
+    if spec == "all":
+        return sorted(registered, key=lambda name: (name != "baseline", name))
+    return [part.strip() for part in spec.split(",") if part.strip()]

@@ -1,0 +1,154 @@
+"""Open a run directory like any other input: find its scores, validate them, check every image path.
+
+`read_run` is the one way review, the review launcher, export and the demo open a run.
+Beyond the scores contract (`fercleaner.scoring.read_scores`) it checks that sample ids are
+unique and that every image `path` lies under the dataset root the run records, so a
+doctored run cannot make export copy, or the app show, any other file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fercleaner.errors import ScoresFormatError
+from fercleaner.runs.layout import SCORES_FILE, RunError, SamplePathError, scores_path
+from fercleaner.scoring import read_scores
+
+_RESCORE = "re-run `fercleaner score` on the dataset to write the run again"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A validated run directory.
+
+    Attributes:
+        run_dir: the run directory (absolute, symbolic links resolved).
+        scores: the scores table as stored; `sample_id` is unique and every `path` lies
+            under `dataset_root`.
+        classes: class names in the order of `pred_probs` / `soft_label`.
+        metadata: the scores file's `fercleaner` metadata.
+    """
+
+    run_dir: Path
+    scores: pd.DataFrame
+    classes: list[str]
+    metadata: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        """The run's id from the scores metadata (the folder name when absent)."""
+        return str(self.metadata.get("run_id") or self.run_dir.name)
+
+    @property
+    def scores_path(self) -> Path:
+        """The run's scores file."""
+        return scores_path(self.run_dir)
+
+    @property
+    def dataset_root(self) -> Path:
+        """The dataset folder the run was scored from; every image lies under it."""
+        return Path(self.metadata["dataset_root"])
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> Run:
+    """Read and validate a run directory written by `fercleaner score`.
+
+    Raises:
+        RunError: the folder or its scores file is missing.
+        ScoresFormatError: the scores file is malformed or foreign (names what is wrong),
+            repeats a sample id, or records no absolute `dataset_root`.
+        SamplePathError: a row's image path is not absolute or lies outside the dataset
+            root (names the file, the row, the sample and the path).
+    """
+    run_dir = Path(run_dir).expanduser().resolve()
+    if not run_dir.is_dir():
+        raise RunError(
+            f"run directory {run_dir} does not exist; pass the --out of `fercleaner score`"
+        )
+    path = scores_path(run_dir)
+    if not path.is_file():
+        raise RunError(
+            f"{run_dir} has no {SCORES_FILE}; it is not a scored run. "
+            "Run `fercleaner score DATASET --out RUN_DIR` first"
+        )
+    scores_file = read_scores(path)  # validates columns, metadata and values
+    frame, metadata = scores_file.frame, dict(scores_file.metadata)
+    _check_unique_ids(frame, path)
+    check_sample_paths(frame, _dataset_root(metadata, path), source=path)
+    return Run(run_dir=run_dir, scores=frame, classes=scores_file.classes, metadata=metadata)
+
+
+def check_sample_paths(frame: pd.DataFrame, root: str, *, source: str | os.PathLike[str]) -> None:
+    """Refuse any row whose image `path` is not an absolute path under `root`.
+
+    The test is on the names, with `.` and `..` resolved (`os.path.normpath`), not on the
+    file system: the dataset reader already refused symbolic links that leave the root
+    unless the run was scored with `--follow-links`, and a link it followed keeps its
+    name under the root.
+
+    Args:
+        frame: a scores table (`sample_id`, `path`).
+        root: the run's recorded dataset root, absolute.
+        source: the scores file, for the message.
+
+    Raises:
+        SamplePathError: names `source`, the row (0-based, as stored), the sample, the
+            path and the root.
+    """
+    root = os.path.normpath(root)
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    paths = frame["path"]
+    missing = paths.isna().to_numpy()
+    text = paths.fillna("").astype(str)
+    # fast path: under the prefix with no `.`-led part or empty part for normpath to fold
+    plain = text.str.startswith(prefix) & ~text.str.contains(os.sep + ".", regex=False)
+    plain &= ~text.str.contains(os.sep + os.sep, regex=False) & ~text.str.contains("\x00")
+    for row in (~plain.to_numpy() | missing).nonzero()[0]:
+        value = None if missing[row] else text.iloc[row]
+        reason = _path_problem(value, root)
+        if reason is not None:
+            sample = frame["sample_id"].iloc[row]
+            raise SamplePathError(
+                f"{source}: row {row} (sample {sample!r}) {reason}; review and export read only"
+                f" images under the dataset root the run records ({root!r}). If the dataset"
+                f" moved, {_RESCORE}"
+            )
+
+
+def _path_problem(path: str | None, root: str) -> str | None:
+    """Why `path` is not an image path under `root` (None: it is one)."""
+    if not path:
+        return "has no image path"
+    if "\x00" in path:
+        return f"names the image {path!r}, which contains a NUL character"
+    if not os.path.isabs(path):
+        return f"names the image {path!r}, which is not an absolute path"
+    normal = os.path.normpath(path)
+    if os.path.commonpath([normal, root]) != root:
+        return f"names the image {path!r}, which lies outside the dataset root"
+    return None
+
+
+def _dataset_root(metadata: dict[str, Any], path: Path) -> str:
+    """The run's recorded dataset root; without one no image path can be checked."""
+    root = metadata.get("dataset_root")
+    if not isinstance(root, str) or not os.path.isabs(root) or "\x00" in root:
+        raise ScoresFormatError(
+            f"{path}: the 'fercleaner' metadata records dataset_root {root!r}, not the absolute"
+            f" path of the dataset folder, so the images it names cannot be checked; {_RESCORE}"
+        )
+    return root
+
+
+def _check_unique_ids(frame: pd.DataFrame, path: Path) -> None:
+    """Decisions join on `sample_id`, so it must name one row."""
+    dup = frame["sample_id"][frame["sample_id"].duplicated()]
+    if len(dup):
+        raise ScoresFormatError(
+            f"{path} lists sample_id {dup.iloc[0]!r} more than once; sample ids must be unique"
+        )

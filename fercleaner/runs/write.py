@@ -1,0 +1,84 @@
+"""Write a run directory: the scores, problems, dynamics and events tables, then run.json.
+
+Every file is written beside its target, fsynced and renamed over it (`fercleaner.atomic`),
+so a kill leaves either the old or the new version; run.json is written last.
+`remove_stale_run_temporaries` deletes the temp files a `kill -9` mid-write left behind.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fercleaner.atomic import atomic_path, remove_stale_temporaries, write_json_atomic
+from fercleaner.runs.layout import (
+    DYNAMICS_FILE,
+    EVENTS_FILE,
+    PROBLEMS_FILE,
+    RUN_FILE,
+    RUN_FILES,
+    scores_path,
+)
+
+
+def write_run_tables(
+    run_dir: str | os.PathLike[str],
+    *,
+    scores: pd.DataFrame,
+    metadata: Mapping[str, Any],
+    problems: pd.DataFrame,
+    dynamics: pd.DataFrame,
+    events: pd.DataFrame,
+) -> Path:
+    """Write the four tables of a run (creating `run_dir`); return the scores file's path.
+
+    Args:
+        run_dir: the run directory.
+        scores: the scores frame (`fercleaner.scoring.assemble_scores`).
+        metadata: the scores file's `fercleaner` metadata (`classes`, `method`, `recipe`,
+            `run_id`, `dataset_root`, ...; see docs/architecture.md).
+        problems: ingestion and decode problems.
+        dynamics: per-sample per-epoch training signals.
+        events: relabel events.
+    """
+    from fercleaner.scoring import write_scores
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = write_scores(scores, scores_path(run_dir), metadata=metadata)
+    write_table_atomic(problems, run_dir / PROBLEMS_FILE)
+    write_table_atomic(dynamics, run_dir / DYNAMICS_FILE)
+    write_table_atomic(events, run_dir / EVENTS_FILE)
+    return path
+
+
+def write_run_info(run_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> Path:
+    """Write run.json (indented JSON) atomically; return its path."""
+    path = Path(run_dir) / RUN_FILE
+    write_json_atomic(path, dict(info))
+    return path
+
+
+def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Atomic Parquet write; object columns holding mixed values are stored as strings."""
+    frame = frame.copy()
+    for name in frame.columns:
+        if frame[name].dtype == object:
+            values = frame[name]
+            if not values.map(lambda v: v is None or isinstance(v, str)).all():
+                frame[name] = values.map(lambda v: None if v is None else str(v))
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def remove_stale_run_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete temp files of the run files a killed writer left in `run_dir` (not in checkpoints/).
+
+    Call it only while no other process writes the run (a live writer's temp file would be
+    deleted under it). Returns the removed paths, sorted.
+    """
+    return remove_stale_temporaries(run_dir, targets=set(RUN_FILES))
