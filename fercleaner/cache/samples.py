@@ -1,4 +1,4 @@
-"""What a cache request asks for: the dataset root, and per sample its decode source and fingerprint.
+"""What a cache request asks for: the dataset root, and each sample's decode source and fingerprint.
 
 The fingerprint (size + mtime_ns plus the face box, or a hash of a pixel-CSV row) decides
 what is decoded again; samples whose file cannot even be stat'ed become problems here,

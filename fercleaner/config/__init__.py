@@ -1,4 +1,4 @@
-"""Recipes: frozen dataclasses loaded from YAML, with `key=value` overrides and all-at-once validation.
+"""Recipes: frozen dataclasses read from YAML, with `key=value` overrides and all-at-once checks.
 
 A recipe is data only. It names registry entries (`method.name: mtac`,
 `backbone.name: resnet18`), never import paths. Unknown keys and bad values are

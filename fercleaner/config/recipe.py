@@ -22,7 +22,8 @@ class DataConfig:
     channels: int | str = "auto"
     """1 (grayscale), 3 (RGB) or `auto` (1 when every probed image is grey)."""
     splits: tuple[str, ...] = ("train", "val", "test")
-    """Splits to train on; every ingested sample is scored either way (cleaning covers all splits)."""
+    """Splits to train on; every ingested sample is scored either way (cleaning covers all
+    splits)."""
     layout: str | None = None
     """Dataset layout name; None detects it."""
 
@@ -71,7 +72,8 @@ class TrainConfig:
     warmup_epochs: float | str = 1.0
     """Warm-up length in epochs (may be fractional), or `auto`: 15% of the epochs."""
     folds: int = 1
-    """Cross-fitting K: >1 predicts every sample with a model that never saw it; 1 = in-sample with dynamics."""
+    """Cross-fitting K: >1 predicts every sample with a model that never saw it; 1 = in-sample
+    with dynamics."""
     seed: int = 0
     """Seed for initialisation, shuffling, augmentation and fold assignment."""
     precision: str = "auto"
@@ -81,7 +83,8 @@ class TrainConfig:
     device: str = "auto"
     """`auto` (CUDA when present), `cpu` or `cuda`."""
     num_threads: int = 0
-    """CPU threads for torch ops; 0 keeps torch's default (one per core). 1 is faster on a busy shared machine."""
+    """CPU threads for torch ops; 0 keeps torch's default (one per core). 1 is faster on a busy
+    shared machine."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training augmentation."""
 
@@ -95,9 +98,11 @@ class ScoreConfig:
     batch_size: int = 256
     """Images per inference batch."""
     dynamics: bool = False
-    """Also score with the training-dynamics source (folds == 1); off: it lowered AP when combined."""
+    """Also score with the training-dynamics source (folds == 1); off: it lowered AP when
+    combined."""
     flag_rule: str = "noise_rate"
-    """`noise_rate` (per given/true pair, by margin) or `class` (per class, by label quality); docs/scoring.md."""
+    """`noise_rate` (per given/true pair, by margin) or `class` (per class, by label quality);
+    docs/scoring.md."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,8 @@ def check_values(recipe: Recipe) -> list[str]:
     bad_splits = [s for s in recipe.data.splits if s not in ("train", "val", "test")]
     if bad_splits or not recipe.data.splits:
         errors.append(
-            f"data.splits: {list(recipe.data.splits)!r} must be a non-empty list of train, val, test"
+            f"data.splits: {list(recipe.data.splits)!r} must be a non-empty list of "
+            "train, val, test"
         )
     return errors
 
