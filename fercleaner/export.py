@@ -137,6 +137,10 @@ def export_run(
         raise ExportError(f"--min-confidence must lie in [0, 1]; got {min_confidence}")
     if imagefolder_mode not in ("symlink", "copy"):
         raise ExportError(f"imagefolder mode {imagefolder_mode!r}; expected symlink or copy")
+    _check_utf8_path(run_dir, "run directory")
+    _check_utf8_path(out, "--out")
+    if imagefolder is not None:
+        _check_utf8_path(imagefolder, "--imagefolder")
     run = open_run(run_dir)
     out = Path(out).expanduser().resolve()
     if out == run.run_dir:
@@ -500,6 +504,18 @@ def _name_problem(name: str, *, strict: bool) -> str | None:
     if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         return f"it is longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+def _check_utf8_path(path: str | os.PathLike[str], what: str) -> None:
+    """Refuse a path that is not valid UTF-8: pyarrow cannot open Parquet files under it."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise ExportError(
+            f"{what} {shown} is not valid UTF-8, so its Parquet files cannot be read or"
+            " written; rename it, or choose a folder whose path is valid UTF-8"
+        ) from None
 
 
 def _read_decisions(run: ReviewRun, reviewers: Sequence[str] | None) -> pd.DataFrame:

@@ -2,7 +2,9 @@
 
 Paths are relative to the manifest's folder; one that leaves it (`..`, absolute) is a
 `path_escapes_root` problem unless `allow_outside_root`. Optional `valence`, `arousal`
-and `au_<id>` columns pass through as floats.
+and `au_<id>` columns pass through as floats (they become training targets): an empty
+cell or NaN is "no value"; anything else must lie in [-1, 1] (valence, arousal) or
+[0, 1] (AU intensity), or the row is a `malformed_row`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ from fercleaner.errors import DatasetError, UnknownLabelError
 MANIFEST_NAMES = ("labels.csv", "labels.parquet")
 _AU_COLUMN = re.compile(r"^au_\d+$")
 _AFFECT = ("valence", "arousal")
+#: Allowed range of each passthrough column (docs/architecture.md, sample table).
+_AFFECT_RANGE = (-1.0, 1.0)
+_AU_RANGE = (0.0, 1.0)
 
 
 def detect(path: Path) -> Detection:
@@ -186,10 +191,20 @@ def _read_record(
     for column in passthrough:
         text = _text(values.get(column))
         try:
-            record[column] = float(text) if text else math.nan
+            value = float(text) if text else math.nan
         except ValueError:
             bad("malformed_row", f"{column} {text!r} is not a number", sample_id)
             return None
+        low, high = _AFFECT_RANGE if column in _AFFECT else _AU_RANGE
+        if not (math.isnan(value) or low <= value <= high):
+            bad(
+                "malformed_row",
+                f"{column} {text!r} is outside [{low:g}, {high:g}] (leave the cell empty for"
+                " no value)",
+                sample_id,
+            )
+            return None
+        record[column] = value
     return record
 
 

@@ -2,11 +2,14 @@
 
 Images come from `Image/aligned/<stem>_aligned.jpg` when that folder exists, else
 `Image/original/<name>`. The optional `EmoLabel/distribution.txt` (7 probabilities in
-RAF-DB code order) becomes `label_distribution` over `Dataset.classes` (canonical order).
+RAF-DB code order) becomes `label_distribution` over `Dataset.classes` (canonical order);
+a line that is not an image name and 7 finite non-negative numbers with a positive sum
+is an `invalid_votes` problem, and its sample has no distribution.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +64,7 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
     """Read the partition file; split from the name prefix (train_/test_)."""
     aligned = (root / ALIGNED_DIR).is_dir()
     label_file = root / LABEL_FILE
-    distribution = _read_distribution(root / DISTRIBUTION_FILE)
+    distribution = _read_distribution(root / DISTRIBUTION_FILE, root, aligned, problems)
     rows: list[dict] = []
     listed: set[str] = set()
     rows_listed = 0
@@ -154,28 +157,62 @@ def _read_row(
     }
 
 
-def _read_distribution(path: Path) -> dict[str, np.ndarray] | None:
-    """name -> float32 distribution over CLASSES; unreadable lines are skipped (it is optional)."""
+def _read_distribution(
+    path: Path, root: Path, aligned: bool, problems: ProblemLog
+) -> dict[str, np.ndarray] | None:
+    """name -> float32 distribution over CLASSES; None without the (optional) file.
+
+    A line that cannot be a distribution (wrong field count, text, NaN, a negative value,
+    all zeros) is an `invalid_votes` problem: its sample keeps its label but gets no
+    distribution, rather than one shifted or made up.
+    """
     if not path.is_file():
         return None
     table: dict[str, np.ndarray] = {}
     with open_text(path) as fh:
-        for text in fh:
+        for line, text in enumerate(fh, start=1):
             fields = text.split()
-            if len(fields) != 1 + len(_CODE_ORDER):
+            if not fields:
                 continue
-            try:
-                values = [float(v) for v in fields[1:]]
-            except ValueError:
+            name = fields[0]
+            stem, dot, ext = name.rpartition(".")
+            label_name = (
+                f"{stem[: -len('_aligned')]}{dot}{ext}" if stem.endswith("_aligned") else name
+            )
+            reason = _distribution_problem(fields[1:])
+            if reason is not None:
+                _, sample_id, escapes = join_inside(
+                    root, image_relative_path(label_name, aligned=aligned)
+                )
+                problems.add(
+                    "invalid_votes",
+                    file=path,
+                    row=line,
+                    sample_id=None if escapes else sample_id,
+                    reason=f"the distribution of {name!r} is unusable: {reason}; that"
+                    " sample has no label_distribution",
+                    fix="fix the line: the image name and 7 non-negative numbers (RAF-DB code"
+                    " order 1-7), or delete it",
+                )
                 continue
             probs = np.zeros(len(CLASSES), dtype=np.float32)
-            probs[_CODE_ORDER] = values
-            name = fields[0]
+            probs[_CODE_ORDER] = [float(v) for v in fields[1:]]
             table[name] = probs
-            stem, dot, ext = name.rpartition(".")
-            if stem.endswith("_aligned"):  # accept aligned names too
-                table[f"{stem[: -len('_aligned')]}{dot}{ext}"] = probs
+            table[label_name] = probs  # aligned names are accepted too
     return table
+
+
+def _distribution_problem(values: list[str]) -> str | None:
+    """Why `values` are not 7 finite non-negative numbers with a positive sum (None: they are)."""
+    if len(values) != len(_CODE_ORDER):
+        return f"expected {len(_CODE_ORDER)} numbers after the name, found {len(values)}"
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return f"{' '.join(values)!r} are not all numbers"
+    if not all(math.isfinite(v) and v >= 0 for v in numbers) or sum(numbers) <= 0:
+        return f"{' '.join(values)} are not finite numbers >= 0 with a positive sum"
+    return None
 
 
 SPEC = register_layout(

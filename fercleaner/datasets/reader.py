@@ -17,7 +17,7 @@ from fercleaner.datasets import images
 from fercleaner.datasets._common import is_inside, scan_tree
 from fercleaner.datasets.dataset import Dataset
 from fercleaner.datasets.images import DEFAULT_MAX_PIXELS, ProgressFn
-from fercleaner.datasets.problems import ProblemLog, display_path, is_valid_name
+from fercleaner.datasets.problems import ProblemLog, display_path, is_valid_name, printable
 from fercleaner.datasets.registry import LayoutRead, ReadOptions, resolve_detection
 from fercleaner.errors import ConfigError, DatasetError
 
@@ -62,6 +62,12 @@ def read_dataset(
             f"max_pixels and workers must be >= 1; got max_pixels={max_pixels}, workers={workers}"
         )
     path = Path(path).expanduser().absolute()
+    if not is_valid_name(str(path)):  # every sample's `path` would carry the bad bytes
+        raise DatasetError(
+            f"dataset path {printable(str(path))} is not valid UTF-8, so the image paths under"
+            " it cannot be stored in the sample table or the run's files; rename the folder"
+            " (e.g. convmv -f latin1 -t utf8) or reach it through a link with a UTF-8 name"
+        )
     spec, detection = resolve_detection(path, layout)
     root = detection.root or path
     problems = ProblemLog(root)
