@@ -24,7 +24,13 @@ import streamlit as st
 from fercleaner.app import keys
 from fercleaner.app.data import get_run, get_store
 from fercleaner.app.markup import escape_markdown
-from fercleaner.review.store import Decision, ReviewStoreBusyError, ReviewStoreError
+from fercleaner.review import (
+    Decision,
+    ReviewStoreBusyError,
+    ReviewStoreError,
+    get_action,
+    make_decision,
+)
 
 #: Tries of one save while the store is locked by another process; each waits up to
 #: `data.STORE_BUSY_TIMEOUT_S` for the lock.
@@ -66,18 +72,11 @@ def decide(run_dir: str, action: str, label: str | None = None) -> None:
     if reviewer is None or sample_id is None:
         return
     run = get_run(run_dir)
-    row = run.row(sample_id)
-    soft = None
-    if action == "accept":
-        label = str(row["proposed_label"])
-    elif action == "keep":
-        label = str(row["given_label"])
-    elif action == "ambiguous":
-        soft = [float(x) for x in row["soft_label"]]
-        label = run.classes[int(np.argmax(soft))]
     note = str(st.session_state.get(keys.NOTE) or "")
+    # what the action records (label, soft label) is fercleaner.review.actions' table
+    decision = make_decision(action, run.row(sample_id), run.classes, label=label, note=note)
+    label = decision.label
     before = get_store(run_dir).current_decisions_of([sample_id])
-    decision = Decision(sample_id, action, label=label, soft_label=soft, note=note)
     st.session_state[keys.NOTE] = ""  # the note travels with the decision, saved or kept
     shown_id = escape_markdown(sample_id)
     waiting = len(st.session_state.get(keys.PENDING) or [])
@@ -101,7 +100,9 @@ def decide(run_dir: str, action: str, label: str | None = None) -> None:
 
 def describe(action: str, label: str | None) -> str:
     """A decision in words, as Markdown-safe text: `exclude`, or `accept → fear`."""
-    return "exclude" if action == "exclude" else f"{action} → {escape_markdown(label)}"
+    if not get_action(action).records_label:
+        return action
+    return f"{action} → {escape_markdown(label)}"
 
 
 def save(run_dir: str, reviewer: str, decisions: Sequence[Decision], what: str) -> bool:
@@ -232,7 +233,8 @@ def accept_batch(run_dir: str, sample_ids: Sequence[str], proposed: str) -> None
     skipped = {s for s in sample_ids if st.session_state.get(keys.batch_skip_key(s))}
     chosen = [s for s in sample_ids if s not in skipped]
     shown = escape_markdown(proposed)
-    decisions = [Decision(s, "accept", label=proposed) for s in chosen]
+    run = get_run(run_dir)
+    decisions = [make_decision("accept", run.row(s), run.classes) for s in chosen]
     if not save(run_dir, reviewer, decisions, f"accept → {shown} for {len(chosen)} samples"):
         return
     left = st.session_state.setdefault(keys.BATCH_SKIPPED, set())

@@ -13,9 +13,13 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from fercleaner.review.queue import find_pairs
-from fercleaner.review.run import ReviewRun, open_run
-from fercleaner.review.store import DecisionStore, estimate_reviewer_agreement
+from fercleaner.review import (
+    DecisionStore,
+    ReviewRun,
+    estimate_reviewer_agreement,
+    find_pairs,
+    open_run,
+)
 
 #: How long one save waits for another process to release the store's write lock. Short,
 #: because a reviewer is waiting on the click; `actions` retries, then keeps the decision.
@@ -24,7 +28,12 @@ STORE_BUSY_TIMEOUT_S = 3.0
 
 @st.cache_resource(show_spinner="Reading scores...")
 def get_run(run_dir: str) -> ReviewRun:
-    """The run's scores, sorted most suspect first (shared by every session)."""
+    """The run's scores, sorted most suspect first (shared by every session).
+
+    Opened and validated by `fercleaner.review.open_run` (`fercleaner.runs.read_run`): a
+    run whose image paths leave its dataset root is refused, so `read_image` can only
+    open the dataset's own images.
+    """
     return open_run(run_dir)
 
 

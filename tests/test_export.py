@@ -267,6 +267,7 @@ def _hostile_run(
         for column in ("given_label", "predicted_label", "proposed_label"):
             frame[column] = frame[column].replace("fear", cls)
     meta = {"classes": classes, "method": "mtac", "recipe": {}, "run_id": RUN_ID}
+    meta["dataset_root"] = str(tmp_path / "faces")  # every image lies under it (read_run)
     write_scores(frame, tmp_path / "run" / "scores.parquet", metadata=meta)
     return tmp_path / "run"
 

@@ -12,10 +12,10 @@ import pytest
 from run_fixtures import make_run
 
 from fercleaner.errors import ScoresFormatError
-from fercleaner.review.launch import check_run
 from fercleaner.review.queue import QueueFilter, find_pairs, find_queue, join_decisions
 from fercleaner.review.run import ImageNotInRunError, RunError, open_run
 from fercleaner.review.store import Decision
+from fercleaner.runs import read_run
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_a_foreign_scores_file_names_the_missing_columns(tmp_path: Path) -> None
         table.replace_schema_metadata({b"fercleaner": json.dumps(meta).encode()}),
         run_dir / "scores.parquet",
     )
-    for reader in (open_run, check_run):
+    for reader in (open_run, read_run):
         with pytest.raises(ScoresFormatError, match="label_quality") as info:
             reader(run_dir)
         assert "proposed_label" in str(info.value)
@@ -119,4 +119,4 @@ def test_scores_without_metadata_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ScoresFormatError):
         open_run(run_dir)
     with pytest.raises(ScoresFormatError):
-        check_run(run_dir)
+        read_run(run_dir)

@@ -1,5 +1,17 @@
-"""Human review of flagged samples: the decision store, queue queries and run loading."""
+"""Human review of flagged samples: the decision store, what each action means, queue queries, run loading.
 
+The app reaches runs, decisions and the action table through this package.
+"""
+
+from fercleaner.review.actions import (
+    ACTION_TABLE,
+    OUTCOMES,
+    Action,
+    get_action,
+    get_outcomes,
+    get_weights,
+    make_decision,
+)
 from fercleaner.review.queue import (
     QueueFilter,
     find_members,
@@ -21,7 +33,10 @@ from fercleaner.review.store import (
 
 __all__ = [
     "ACTIONS",
+    "ACTION_TABLE",
     "DECISION_ACTIONS",
+    "OUTCOMES",
+    "Action",
     "Decision",
     "DecisionStore",
     "Event",
@@ -35,6 +50,10 @@ __all__ = [
     "find_members",
     "find_pairs",
     "find_queue",
+    "get_action",
+    "get_outcomes",
+    "get_weights",
     "join_decisions",
+    "make_decision",
     "open_run",
 ]

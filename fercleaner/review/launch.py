@@ -1,20 +1,22 @@
 """Start the Streamlit review app on a run: find the app, check the run and port, exec.
 
+The run is opened and validated exactly as the app will open it (`fercleaner.runs.read_run`),
+so a missing, foreign or doctored run is a one-line error here, not a page in the browser.
+
 The app ships inside the package as `fercleaner.app` (the repository's `app/` folder,
 mapped in setup.py), so an installed fercleaner finds it the same way a checkout does.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from fercleaner.errors import FercleanerError, ScoresFormatError
-from fercleaner.review.run import REVIEW_COLUMNS, SCORES_FILENAME, RunError
+from fercleaner.errors import FercleanerError
+from fercleaner.runs import read_run
 
 #: Environment variables the app reads (kept equal to `fercleaner.app.keys`).
 ENV_RUN_DIR = "FERCLEANER_RUN_DIR"
@@ -59,48 +61,6 @@ def find_app_script() -> Path:
     return script
 
 
-def check_run(run_dir: str | os.PathLike[str]) -> Path:
-    """Validate a run directory without loading its table (schema and metadata only).
-
-    Raises:
-        RunError: no such folder or no scores file.
-        ScoresFormatError: the scores file is not fercleaner's (names what is missing).
-    """
-    import pyarrow.parquet as pq
-
-    run_dir = Path(run_dir).expanduser().resolve()
-    path = run_dir / SCORES_FILENAME
-    if not run_dir.is_dir():
-        raise RunError(
-            f"run directory {run_dir} does not exist; pass the --out of `fercleaner score`"
-        )
-    if not path.is_file():
-        raise RunError(
-            f"{run_dir} has no {SCORES_FILENAME}; it is not a scored run. "
-            "Run `fercleaner score DATASET --out RUN_DIR` first"
-        )
-    try:
-        schema = pq.read_schema(path)
-    except Exception as exc:
-        raise ScoresFormatError(f"{path} is not a readable Parquet file: {exc}") from exc
-    missing = [c for c in REVIEW_COLUMNS if c not in schema.names]
-    if missing:
-        raise ScoresFormatError(
-            f"{path} lacks column(s) {', '.join(missing)}; it is not a fercleaner scores file "
-            "(re-run `fercleaner score`)"
-        )
-    raw = (schema.metadata or {}).get(b"fercleaner")
-    try:
-        classes = json.loads(raw)["classes"] if raw else None
-    except (ValueError, KeyError, TypeError):
-        classes = None
-    if not classes:
-        raise ScoresFormatError(
-            f"{path} has no 'fercleaner' metadata with the class list; re-run `fercleaner score`"
-        )
-    return run_dir
-
-
 def build_review_launch(
     run_dir: str | os.PathLike[str],
     *,
@@ -111,8 +71,13 @@ def build_review_launch(
     """Check the run and the port, and return the command that serves the app.
 
     The reviewer defaults to the login name; the app lets the person change it.
+
+    Raises:
+        RunError: no such folder, no scores file, or an image outside the dataset root.
+        ScoresFormatError: the scores file is malformed or foreign (names what is wrong).
+        LaunchError: the port is taken or out of range, or the app files are missing.
     """
-    run_dir = check_run(run_dir)
+    run_dir = read_run(run_dir).run_dir
     if port == 0:
         port = find_free_port(host)
     if not 1 <= port <= 65535:

@@ -59,7 +59,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
     """Read and validate a run directory written by `fercleaner score`.
 
     Raises:
-        RunError: the folder or its scores file is missing.
+        RunError: the folder or its scores file is missing, or its path is not UTF-8.
         ScoresFormatError: the scores file is malformed or foreign (names what is wrong),
             repeats a sample id, or records no absolute `dataset_root`.
         SamplePathError: a row's image path is not absolute or lies outside the dataset
@@ -76,6 +76,14 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
             f"{run_dir} has no {SCORES_FILE}; it is not a scored run. "
             "Run `fercleaner score DATASET --out RUN_DIR` first"
         )
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:  # pyarrow opens files by UTF-8 name only
+        shown = os.fsencode(run_dir).decode("utf-8", "backslashreplace")
+        raise RunError(
+            f"run directory {shown} is not valid UTF-8, so its {SCORES_FILE} cannot be read;"
+            " rename the folder (or one above it) to a UTF-8 name"
+        ) from None
     scores_file = read_scores(path)  # validates columns, metadata and values
     frame, metadata = scores_file.frame, dict(scores_file.metadata)
     _check_unique_ids(frame, path)
@@ -138,9 +146,14 @@ def _dataset_root(metadata: dict[str, Any], path: Path) -> str:
     """The run's recorded dataset root; without one no image path can be checked."""
     root = metadata.get("dataset_root")
     if not isinstance(root, str) or not os.path.isabs(root) or "\x00" in root:
+        what = (
+            "has no dataset_root"
+            if root is None
+            else f"records dataset_root {root!r}, not an absolute path"
+        )
         raise ScoresFormatError(
-            f"{path}: the 'fercleaner' metadata records dataset_root {root!r}, not the absolute"
-            f" path of the dataset folder, so the images it names cannot be checked; {_RESCORE}"
+            f"{path}: the 'fercleaner' metadata {what} (the dataset folder every image must lie"
+            f" under), so the image paths cannot be checked; {_RESCORE}"
         )
     return root
 
