@@ -102,6 +102,22 @@ def remove_stale_temporaries(
     return removed
 
 
+def check_utf8_path(path: str | os.PathLike[str], *, what: str = "output path") -> None:
+    """Raise OutputError if `path` is not valid UTF-8: Parquet and JSON cannot name such files.
+
+    Checked before any work, so a long job never fails at its first write.
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise OutputError(
+            f"{what} {shown} is not valid UTF-8; choose a name in UTF-8 (the run's Parquet and "
+            "JSON files cannot be written under it)."
+        ) from None
+
+
 def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
     """Fail early unless `path` is a writable folder or can be created as one; creates nothing.
 
@@ -117,6 +133,7 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder
             is not writable; the message names the path and what to do.
     """
     target = Path(path).expanduser().absolute()
+    check_utf8_path(target, what=what)
     existing = target
     try:
         while not existing.exists() and not existing.is_symlink():

@@ -853,8 +853,8 @@ COMMAND_CASES = [
     cli("cli_synth_unknown_layout", lambda tmp: ["synth", str(out(tmp) / "ds"), "--n", "8", "--layout", "nosuch"], "nosuch"),
     cli("cli_synth_n_zero", lambda tmp: ["synth", str(out(tmp) / "ds"), "--n", "0"], "n=0"),
     cli("cli_synth_noise_above_one", lambda tmp: ["synth", str(out(tmp) / "ds"), "--n", "8", "--noise", "1.5"], "1.5"),
-    cli("cli_synth_non_utf8_out", lambda tmp: ["synth", str(bytes_name(tmp / OUT, b"ds\xe9")), "--n", "8", "--size", "16"], "UTF-8", subprocess=True, known_defect="fercleaner/synth + fercleaner/cli/_common.py: synth writes the faces, then pyarrow cannot write the truth file (UnicodeEncodeError); the crash-log writer then fails on the non-UTF-8 argv, so a raw traceback and exit 1"),
-    cli("cli_score_non_utf8_out", lambda tmp: ["score", str(faces(tmp)), "--out", str(bytes_name(tmp / OUT, b"run\xe9")), *TINY], "UTF-8", subprocess=True, slow=True, known_defect="fercleaner/atomic.py check_output_dir + fercleaner/cli/_common.py: a non-UTF-8 --out is accepted, the model trains, then pyarrow cannot write scores.parquet (UnicodeEncodeError); the crash-log writer then fails on the argv, so a raw traceback and exit 1"),
+    cli("cli_synth_non_utf8_out", lambda tmp: ["synth", str(bytes_name(tmp / OUT, b"ds\xe9")), "--n", "8", "--size", "16"], "UTF-8", subprocess=True),
+    cli("cli_score_non_utf8_out", lambda tmp: ["score", str(faces(tmp)), "--out", str(bytes_name(tmp / OUT, b"run\xe9")), *TINY], "UTF-8", subprocess=True, slow=True),
     cli("cli_synth_out_is_a_file", lambda tmp: ["synth", str(a_file(tmp / OUT, "ds")), "--n", "8"], "ds"),
 ]
 # fmt: on

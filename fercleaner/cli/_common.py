@@ -162,7 +162,8 @@ def _write_crash_log(exc: BaseException) -> Path | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"crash-{stamp}-{os.getpid()}.log"
-        path.write_text(text, encoding="utf-8")
+        # an argv or path that is not UTF-8 (surrogate escapes) is written escaped, not lost
+        path.write_text(text, encoding="utf-8", errors="backslashreplace")
     except OSError:
         sys.stderr.write(text)  # nowhere to keep it: show it rather than lose it
         return None

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fercleaner import __version__
-from fercleaner.atomic import atomic_path
+from fercleaner.atomic import atomic_path, check_utf8_path
 from fercleaner.classes import CANONICAL_CLASSES
 from fercleaner.errors import ConfigError, DatasetError
 from fercleaner.synth.faces import generate_faces
@@ -299,6 +299,7 @@ def _resolve_splits(
 
 def _check_target(out: Path) -> bool:
     """True if `out` holds an old synthetic dataset to replace; raise if it holds other files."""
+    check_utf8_path(out, what="synthetic dataset folder")  # its truth file is Parquet
     if not out.exists():
         return False
     if not out.is_dir():
