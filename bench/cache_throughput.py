@@ -54,13 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
-        cold = build_cache(samples, size=args.size, channels=args.channels,
-                           cache_dir=cache_dir, workers=args.workers)  # fmt: skip
+        cold = build_cache(
+            samples,
+            size=args.size,
+            channels=args.channels,
+            cache_dir=cache_dir,
+            workers=args.workers,
+        )
         cold_s = time.perf_counter() - t0
         cold_cpu_s = _cpu_seconds() - cpu0
         t0 = time.perf_counter()
-        warm = build_cache(samples, size=args.size, channels=args.channels,
-                           cache_dir=cache_dir, workers=args.workers)  # fmt: skip
+        warm = build_cache(
+            samples,
+            size=args.size,
+            channels=args.channels,
+            cache_dir=cache_dir,
+            workers=args.workers,
+        )
         warm_s = time.perf_counter() - t0
         on_disk = sum(f.stat().st_size for f in cold.directory.iterdir())
     finally:

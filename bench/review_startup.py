@@ -2,7 +2,8 @@
 
 Times: reading the run (`open_run`), a queue query, the app's first and warm script runs
 (`AppTest`), the real server from `fercleaner review` to a drawn page in Chromium (when
-installed), and the store with 100k decisions (bulk insert, current decisions, one click), and the export of the reviewed run.
+installed), and the store with 100k decisions (bulk insert, current decisions, one
+click), and the export of the reviewed run.
 The run is generated with the test fixture `tests/run_fixtures.py` (10% flagged).
 
     .venv/bin/python bench/review_startup.py [--n 100000] [--no-browser]

@@ -52,9 +52,19 @@ def main() -> None:
     dataset = write_noisy_dataset(noisy, args.out)
 
     run_dir = args.out / "run"
-    command = [sys.executable, "-m", "fercleaner", "score", str(dataset), "--out", str(run_dir),
-               "--recipe", args.recipe, *(["--method", args.method] if args.method else []),
-               *args.overrides]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "fercleaner",
+        "score",
+        str(dataset),
+        "--out",
+        str(run_dir),
+        "--recipe",
+        args.recipe,
+        *(["--method", args.method] if args.method else []),
+        *args.overrides,
+    ]
     process = run_measured(command, log_path=args.out / "score.log")
     if process.returncode != 0:
         raise SystemExit(f"fercleaner score failed ({process.returncode}):\n{process.tail()}")

@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 def _readout(
     frame: pd.DataFrame, source: str, primary: str, *, single: bool
 ) -> dict[str, np.ndarray]:
-    """A source's readout from its `<source>_<key>` columns (the contract columns for a lone primary)."""
+    """A source's readout from its `<source>_<key>` columns.
+
+    A lone primary (`single`) without such a column falls back to the contract column `key`.
+    """
     out = {}
     for key in _CONTRACT_KEYS:
         column = f"{source}_{key}"

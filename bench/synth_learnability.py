@@ -32,20 +32,28 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     n = args.n_train + args.n_test
-    images, truth = generate_faces(n, seed=args.seed, size=args.size, occlusion_rate=0.1,
-                                   ambiguity_rate=0.2)  # fmt: skip
+    images, truth = generate_faces(
+        n, seed=args.seed, size=args.size, occlusion_rate=0.1, ambiguity_rate=0.2
+    )
     x = torch.from_numpy(images).float().div(255).unsqueeze(1)  # (N, 1, H, W)
     x = (x - x.mean(dim=(2, 3), keepdim=True)) / (x.std(dim=(2, 3), keepdim=True) + 1e-6)
     y = torch.tensor([CANONICAL_CLASSES.index(c) for c in truth["clean_label"]])
     train, test = slice(0, args.n_train), slice(args.n_train, n)
 
     def block(c_in: int, c_out: int) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out),
-                             nn.ReLU(), nn.MaxPool2d(2))  # fmt: skip
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(), nn.MaxPool2d(2)
+        )
 
     side = args.size // 8  # keep where features are: brow height vs eyes is the signal
-    model = nn.Sequential(block(1, 16), block(16, 32), block(32, 32), nn.Flatten(),
-                          nn.Dropout(0.3), nn.Linear(32 * side * side, 8))  # fmt: skip
+    model = nn.Sequential(
+        block(1, 16),
+        block(16, 32),
+        block(32, 32),
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(32 * side * side, 8),
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-3)
     t0 = time.perf_counter()
     for _ in range(args.epochs):

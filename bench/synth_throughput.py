@@ -32,13 +32,28 @@ def main(argv: list[str] | None = None) -> int:
     generate_faces(64, seed=0, size=args.size)  # warm-up: imports, allocator
     for name, channels in (("grey", 1), ("rgb", 3)):
         t0 = time.perf_counter()
-        generate_faces(args.n, seed=1, size=args.size, channels=channels,
-                       occlusion_rate=0.1, ambiguity_rate=0.2, noise_rate=0.2)  # fmt: skip
+        generate_faces(
+            args.n,
+            seed=1,
+            size=args.size,
+            channels=channels,
+            occlusion_rate=0.1,
+            ambiguity_rate=0.2,
+            noise_rate=0.2,
+        )
         result[f"generate_{name}_faces_per_s"] = round(args.n / (time.perf_counter() - t0), 1)
         # one core's CPU time: comparable across runs on a machine shared with other jobs
         c0 = time.process_time()
-        generate_faces(args.n, seed=1, size=args.size, channels=channels, workers=1,
-                       occlusion_rate=0.1, ambiguity_rate=0.2, noise_rate=0.2)  # fmt: skip
+        generate_faces(
+            args.n,
+            seed=1,
+            size=args.size,
+            channels=channels,
+            workers=1,
+            occlusion_rate=0.1,
+            ambiguity_rate=0.2,
+            noise_rate=0.2,
+        )
         result[f"generate_{name}_faces_per_cpu_s"] = round(args.n / (time.process_time() - c0), 1)
 
     work = Path(tempfile.mkdtemp(prefix="fercleaner-bench-synth-"))
@@ -46,8 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         written = {}
         for layout in LAYOUT_SPLITS:
             t0 = time.perf_counter()
-            write_synthetic_dataset(work / layout, n=args.write_n, layout=layout, seed=0,
-                                    noise_rate=0.2, occlusion_rate=0.1, ambiguity_rate=0.2)  # fmt: skip
+            write_synthetic_dataset(
+                work / layout,
+                n=args.write_n,
+                layout=layout,
+                seed=0,
+                noise_rate=0.2,
+                occlusion_rate=0.1,
+                ambiguity_rate=0.2,
+            )
             written[layout] = round(args.write_n / (time.perf_counter() - t0), 1)
         result["write_faces_per_s"] = written
         result["write_n"] = args.write_n

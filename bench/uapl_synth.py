@@ -43,9 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     from fercleaner.training.trainer import TrainData, train_and_score
 
     classes = CANONICAL_CLASSES[:7]  # contempt is rare in real FER data; keep 7 like FER2013
-    images, truth = generate_faces(args.n, seed=args.seed, size=args.size, classes=classes,
-                                   occlusion_rate=0.3, ambiguity_rate=0.3,
-                                   noise_rate=args.noise_rate)  # fmt: skip
+    images, truth = generate_faces(
+        args.n,
+        seed=args.seed,
+        size=args.size,
+        classes=classes,
+        occlusion_rate=0.3,
+        ambiguity_rate=0.3,
+        noise_rate=args.noise_rate,
+    )
     code = {c: i for i, c in enumerate(classes)}
     given = truth["given_label"].map(code).to_numpy(dtype=np.int64)
     clean = truth["clean_label"].map(code).to_numpy(dtype=np.int64)
@@ -71,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = np.arange(args.n)
     for method in args.methods.split(","):
         overrides = [
-            f"method.name={method}", f"train.epochs={args.epochs}",
-            f"data.image_size={args.size}", f"backbone.name={args.backbone}",
-            "train.device=cpu", "train.precision=fp32", f"train.seed={args.seed}",
-        ]  # fmt: skip
+            f"method.name={method}",
+            f"train.epochs={args.epochs}",
+            f"data.image_size={args.size}",
+            f"backbone.name={args.backbone}",
+            "train.device=cpu",
+            "train.precision=fp32",
+            f"train.seed={args.seed}",
+        ]
         if method == "uapl":
             overrides += [f"method.options.{item}" for item in args.option]
         recipe = load_recipe("quick", overrides=overrides)
@@ -102,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         if "gate_mouth" in r:
             eyes = (r["gate_left_eye"] + r["gate_right_eye"]) / 2
-            for name, values in (("eye_gate", eyes), ("mouth_gate", r["gate_mouth"]),
-                                 ("occlusion", r["occlusion"])):  # fmt: skip
+            for name, values in (
+                ("eye_gate", eyes),
+                ("mouth_gate", r["gate_mouth"]),
+                ("occlusion", r["occlusion"]),
+            ):
                 out[name] = {
                     kind: round(float(values[occluder == kind].mean()), 4)
                     for kind in ("none", "glasses", "hand")

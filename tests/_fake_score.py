@@ -1,4 +1,4 @@
-"""A stand-in for `fercleaner score` in the bench tests (no training): scores from the benchmark's truth table.
+"""Stand-in `fercleaner score` for the bench tests: scores from the benchmark's truth, no training.
 
 Called as `python _fake_score.py DATASET --out RUN_DIR --recipe R [--method M] [key=value ...]`
 by `run_benchmark(score_command=...)`. Probabilities peak at the true class (read from

@@ -1,4 +1,4 @@
-"""The plain cross-entropy reference: it learns, it is deterministic, its folds never see their own samples."""
+"""The plain reference: it learns, it is deterministic, its folds never see their own samples."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`fercleaner bench` end to end on a tiny FERPlus-layout dataset, with a stand-in score command (no training)."""
+"""`fercleaner bench` end to end on tiny FERPlus data with a stand-in scorer (no training)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
 
 
 def _ferplus(root: Path, n: int = 80, seed: int = 0) -> Path:
-    """A FERPlus-layout validation split: tiny PNGs, mostly strong majorities, some with no majority."""
+    """A FERPlus validation split: tiny PNGs, mostly strong majorities, some with no majority."""
     rng = np.random.default_rng(seed)
     folder = root / "ferplus" / "FER2013Valid"
     folder.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Bench suites: the run lists, the mean ± sd summary, per-run deltas and the target on the means."""
+"""Bench suites: run lists, the mean ± sd summary, per-run deltas and the target on the means."""
 
 from __future__ import annotations
 

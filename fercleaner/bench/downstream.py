@@ -1,4 +1,4 @@
-"""`--downstream`: does cleaning help a classifier? Same recipe trained on noisy, cleaned and clean labels.
+"""`--downstream`: does cleaning help? One recipe trained on noisy, cleaned and clean labels.
 
 A stratified, seeded share of the benchmark samples is held out with its *true* labels
 and never cleaned or trained on. The same classifier (the recipe with method
@@ -97,7 +97,7 @@ def run_downstream(
     policy: Mapping[str, str],
     report: Callable[[int, str], None],
 ) -> dict[str, Any]:
-    """Train the baseline on noisy / cleaned / true labels of the pool; accuracy on the held-out share."""
+    """Train the baseline on noisy / cleaned / true pool labels; accuracy on the held-out share."""
     # fercleaner's scores use the csv reader's sample_ids; map them back to the source ids
     to_source = dict(zip(truth["sample_id"], truth["source_sample_id"], strict=True))
     cleaned = get_cleaned_labels(scores, policy=policy)

@@ -3,9 +3,10 @@
 Images are *hard-linked* (copied where the file system cannot link) under
 `<out>/dataset/<sample_id>` so the noisy dataset's sample_ids equal the source dataset's
 (the truth joins without a mapping, reviews of the source still join) and every image is
-a plain file inside the dataset root: readers refuse symlinks that leave it. Pixel-CSV rows (fer2013)
-have no image file: they are decoded once to `<out>/dataset/pixels/<row>.png`. Face boxes
-(AffectNet) are not carried by the csv layout: such images are benchmarked uncropped.
+a plain file inside the dataset root: readers refuse symlinks that leave it. Pixel-CSV
+rows (fer2013) have no image file: they are decoded once to
+`<out>/dataset/pixels/<row>.png`. Face boxes (AffectNet) are not carried by the csv
+layout: such images are benchmarked uncropped.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ _PASSTHROUGH_PREFIXES = ("valence", "arousal", "au_")
 
 
 def write_noisy_dataset(noisy: NoisyDataset, out: str | os.PathLike[str]) -> Path:
-    """Write `<out>/dataset/labels.csv` (+ image links) and `<out>/truth.parquet`; return the dataset folder.
+    """Write `<out>/dataset/labels.csv` (+ image links) and `<out>/truth.parquet`.
 
-    Every sample is written with split `train`: the benchmark cleans one pool, and the
-    source split is kept in the truth table as `source_split`.
+    Returns the dataset folder, `<out>/dataset`. Every sample is written with split
+    `train`: the benchmark cleans one pool, and the source split is kept in the truth
+    table as `source_split`.
     """
     out = Path(out)
     folder = out / "dataset"

@@ -47,7 +47,7 @@ def get_correction_accuracy(
     is_noisy: np.ndarray,
     is_label_issue: np.ndarray,
 ) -> float:
-    """Fraction of flagged true errors whose proposed label is the true label (NaN if none flagged)."""
+    """Share of flagged true errors whose proposed label is the true one (NaN if none flagged)."""
     hit = np.asarray(is_noisy, dtype=bool) & np.asarray(is_label_issue, dtype=bool)
     if not hit.any():
         return float("nan")
@@ -65,7 +65,7 @@ def get_vote_entropy(votes: np.ndarray) -> np.ndarray:
 def get_soft_label_metrics(
     votes: np.ndarray, soft_label: np.ndarray, uncertainty: np.ndarray
 ) -> dict[str, float]:
-    """Mean KL(vote distribution || soft_label) (nats, lower = closer) and Spearman(uncertainty, vote entropy).
+    """KL(vote distribution || soft_label) (mean, nats) and Spearman(uncertainty, vote entropy).
 
     Args:
         votes: (N, C) vote counts over the classes (rows with no vote are skipped).
@@ -89,7 +89,7 @@ def get_soft_label_metrics(
 def get_reliability_curve(
     label_quality: np.ndarray, is_noisy: np.ndarray, *, bins: int = 10
 ) -> dict[str, list[float]]:
-    """Per equal-width label_quality bin: mean label_quality, fraction of given labels that are right, count.
+    """Per equal-width label_quality bin: mean label_quality, share of right given labels, count.
 
     A calibrated label_quality lies on the diagonal (quality 0.8 -> 80% of labels right).
     Empty bins are omitted.

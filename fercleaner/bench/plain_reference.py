@@ -64,7 +64,7 @@ def train_plain_model(
     seed: int,
     progress: ProgressFn | None = None,
 ):
-    """Train one plain model on uint8 (N, H, W, 1) images and int labels; returns it in eval mode."""
+    """Train one plain model on uint8 (N, H, W, 1) images and int labels; return it in eval mode."""
     import timm
     import torch
     import torch.nn.functional as F
@@ -145,7 +145,10 @@ def get_plain_probs(
     seed: int = 0,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
-    """(N, C) probabilities: in-sample for `folds=1`, else out-of-fold (stratified K folds, seed + fold)."""
+    """(N, C) probabilities: in-sample for `folds=1`, else out-of-fold.
+
+    Out-of-fold: stratified K folds, each model trained with seed + fold.
+    """
     labels = np.asarray(labels, dtype=np.int64)
     if folds == 1:
         model = train_plain_model(
@@ -205,7 +208,7 @@ def run_plain_reference(
     recipe: PlainRecipe = PlainRecipe(),
     progress: ProgressFn | None = None,
 ) -> Path:
-    """Read `dataset`, train the plain reference, write `out` (Parquet) and `out`.json; return `out`."""
+    """Train the plain reference on `dataset`; write `out` (Parquet) + `out`.json; return `out`."""
     import pandas as pd
 
     from fercleaner.atomic import atomic_path

@@ -1,4 +1,4 @@
-"""Noise protocols: seeded pure functions that turn a clean(er) sample table into a noisy one plus its truth.
+"""Noise protocols: seeded pure functions turning a clean(er) sample table into a noisy one + truth.
 
 - `annotator` (datasets with votes, e.g. FERPlus): the given label is one tagger's emotion
   vote drawn at random from the image's votes; the truth is the strict majority of all
@@ -93,7 +93,8 @@ def make_annotator_noise(
     if "votes" not in samples.columns:
         raise DatasetError(
             "the annotator protocol needs per-image votes (a `votes` column, as FERPlus or "
-            "fer2013 with fer2013new.csv provide); use --protocol symmetric or pairflip for this dataset"
+            "fer2013 with fer2013new.csv provide); use --protocol symmetric or pairflip for "
+            "this dataset"
         )
     votes = to_matrix(samples["votes"])
     if votes.shape[1] != len(classes):

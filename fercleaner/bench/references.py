@@ -1,4 +1,4 @@
-"""The bench's references: the plain cross-entropy protocol in-sample and with cleanlab on K folds, cached.
+"""The bench's references: plain cross-entropy in-sample and with cleanlab on K folds, cached.
 
 Both come from `fercleaner.bench.plain_reference` (one frozen training protocol), run as a
 measured child process, so fercleaner is compared with the strongest plain peer rather
@@ -162,10 +162,19 @@ def _get_probs(
     out = log_path.with_suffix(".parquet")
     command = [
         # not `-m`: the package imports the module first and runpy would warn about it
-        sys.executable, "-c", _ENTRY, str(manifest),
-        "--out", str(out), "--folds", str(folds), "--seed", str(seed),
-        "--epochs", str(recipe.epochs),
-    ]  # fmt: skip
+        sys.executable,
+        "-c",
+        _ENTRY,
+        str(manifest),
+        "--out",
+        str(out),
+        "--folds",
+        str(folds),
+        "--seed",
+        str(seed),
+        "--epochs",
+        str(recipe.epochs),
+    ]
     if recipe != PlainRecipe(epochs=recipe.epochs):
         raise FercleanerError("only the epochs of the plain reference can be changed")
     result = run_measured(command, log_path=log_path)

@@ -1,4 +1,4 @@
-"""Benchmark outputs: `bench.json`, a Markdown table, precision-recall curves and a reliability plot (PNG)."""
+"""Bench outputs: `bench.json`, a Markdown table, precision-recall and reliability plots (PNG)."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def write_report(
     systems: Mapping[str, SystemScores],
     truth: pd.DataFrame,
 ) -> dict[str, Path]:
-    """Write bench.json, bench.md, pr_curves.png, reliability.png under `out`; return their paths."""
+    """Write bench.json, bench.md, pr_curves.png, reliability.png in `out`; return their paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -139,17 +139,19 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         gap = downstream.get("gap_recovered")
         lines += [
             "",
-            f"Downstream (baseline trained on {downstream['train_samples']['noisy']} samples, tested on "
-            f"{downstream['holdout_samples']} held-out true labels; policy {downstream['policy']}; "
-            f"{downstream['dropped']} dropped, {downstream['relabeled']} relabeled): accuracy noisy "
-            f"{acc['noisy']:.3f}, cleaned {acc['cleaned']:.3f}, clean {acc['clean']:.3f}; gap recovered "
+            f"Downstream (baseline trained on {downstream['train_samples']['noisy']} samples, "
+            f"tested on {downstream['holdout_samples']} held-out true labels; "
+            f"policy {downstream['policy']}; {downstream['dropped']} dropped, "
+            f"{downstream['relabeled']} relabeled): accuracy noisy {acc['noisy']:.3f}, "
+            f"cleaned {acc['cleaned']:.3f}, clean {acc['clean']:.3f}; gap recovered "
             + ("–" if _missing(gap) else f"{gap:.2f}"),
         ]
     if result.get("references"):
         lines += [
             "",
             f"References ({', '.join(result['references'])}): the plain cross-entropy protocol, "
-            f"{result.get('reference_epochs')} epochs per model (fercleaner.bench.plain_reference).",
+            f"{result.get('reference_epochs')} epochs per model "
+            "(fercleaner.bench.plain_reference).",
         ]
     target = result.get("target", {})
     if target:

@@ -55,7 +55,7 @@ class ProcessResult:
 def run_measured(
     command: Sequence[str], *, log_path: str | os.PathLike[str], env: dict[str, str] | None = None
 ) -> ProcessResult:
-    """Run `command` to completion, logging its output to `log_path`; never raises on a non-zero exit."""
+    """Run `command` to completion, output logged to `log_path`; never raises on a non-zero exit."""
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     usage_path = log_path.with_name(log_path.name + ".rusage.json")

@@ -1,4 +1,4 @@
-"""Run one benchmark: noisy dataset -> every system scored in its own measured subprocess -> metrics -> report.
+"""One benchmark: noisy dataset -> each system scored in a measured subprocess -> metrics -> report.
 
 fercleaner runs `fercleaner score` (or `score_command`) on the noisy dataset in a child
 process, exactly as a user runs it, so wall time and peak RSS are its own. The references
@@ -267,7 +267,7 @@ def _read_samples(
 
 
 def get_slice(samples: pd.DataFrame, index: int, *, size: int = SLICE_SIZE) -> pd.DataFrame:
-    """The `index`-th of the disjoint `size`-row slices under one fixed permutation, in source order."""
+    """The `index`-th disjoint `size`-row slice of one fixed permutation, in source order."""
     count = len(samples) // size
     if not 0 <= index < count:
         raise FercleanerError(
@@ -315,7 +315,7 @@ def _primary_system(scores, classes: list[str], cost: dict) -> SystemScores:
 def _with_synthetic_truth(
     samples: pd.DataFrame, dataset: Path, classes: Sequence[str]
 ) -> pd.DataFrame:
-    """Use a synthetic dataset's truth (`<dataset>.truth.parquet`, see fercleaner.synth) when it exists.
+    """Use a synthetic dataset's truth (`<dataset>.truth.parquet`, fercleaner.synth) if it exists.
 
     Its `clean_label` replaces the given label (so a dataset written with planted noise
     is benchmarked against its clean labels) and its `soft_label` becomes `votes` for the

@@ -120,7 +120,7 @@ def run_suite(
 
 
 def summarize_suite(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Mean ± sd per system and metric, per-run deltas against the best reference, target on the means."""
+    """Per system and metric: mean ± sd, per-run deltas to the best reference, target on means."""
     systems: list[str] = []
     for result in results.values():
         systems += [name for name in result["systems"] if name not in systems]

@@ -1,4 +1,4 @@
-"""The systems a benchmark compares: fercleaner's scores file and the two references built from probabilities.
+"""What a benchmark compares: fercleaner's scores file and two references built from probabilities.
 
 References (the peers users would otherwise run), both flagged by cleanlab's own
 `cleanlab.filter.find_label_issues` so that only the probabilities differ:
@@ -114,7 +114,7 @@ def get_reference_scores(
 def align_columns(
     matrix: np.ndarray, from_classes: Sequence[str], to_classes: Sequence[str]
 ) -> np.ndarray:
-    """Re-index (N, len(from)) columns to `to_classes`; a class the run never saw gets probability 0."""
+    """Re-index (N, len(from)) columns to `to_classes`; an unseen class gets probability 0."""
     unknown = sorted(set(from_classes) - set(to_classes))
     if unknown:
         raise FercleanerError(
@@ -149,7 +149,8 @@ def evaluate_system(
     if len(joined) == 0:
         raise FercleanerError(
             f"system {system.name!r} scored none of the benchmark's samples "
-            f"(first truth id {truth['sample_id'].iloc[0]!r}, first scored id {system.sample_ids[0]!r})"
+            f"(first truth id {truth['sample_id'].iloc[0]!r}, "
+            f"first scored id {system.sample_ids[0]!r})"
         )
     rows = joined["_row"].to_numpy()
     is_noisy = joined["is_noisy"].to_numpy(dtype=bool)

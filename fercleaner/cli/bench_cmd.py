@@ -1,4 +1,8 @@
-"""`fercleaner bench DATASET --out DIR [--protocol P | --suite S]`: fercleaner against the plain references."""
+"""`fercleaner bench DATASET --out DIR [--protocol P | --suite S]`: fercleaner vs references.
+
+Plants label noise in a dataset, scores it with fercleaner and with the plain
+cross-entropy references (`fercleaner.bench.references`), and reports who finds it.
+"""
 
 from __future__ import annotations
 
@@ -114,7 +118,10 @@ DownstreamOption = Annotated[
     bool,
     typer.Option(
         "--downstream",
-        help="Also train the classifier on noisy / cleaned / true labels and test it on a held-out clean share.",
+        help=(
+            "Also train the classifier on noisy / cleaned / true labels and test it on a "
+            "held-out clean share."
+        ),
     ),
 ]
 
@@ -161,7 +168,7 @@ def bench_command(
     score_command: ScoreCommandOption = None,
     overrides: OverridesArgument = None,
 ) -> None:
-    """Plant label noise in DATASET, score it with fercleaner and the references, and report who finds it."""
+    """Plant label noise in DATASET, score it with fercleaner and the references: who finds it?"""
     import shlex
 
     from fercleaner.bench import REFERENCES, run_benchmark, run_suite
@@ -202,7 +209,7 @@ def bench_command(
 
 @contextlib.contextmanager
 def _stage_reporter() -> Iterator[Callable[[str], None]]:
-    """A spinner line on a terminal; in a log, one timestamped line per stage (a bench runs hours)."""
+    """A spinner on a terminal; in a log, one timestamped line per stage (a bench runs hours)."""
     if err_console.is_terminal:
         with err_console.status("starting") as status:
             yield lambda line: status.update(escape(line))
@@ -212,7 +219,7 @@ def _stage_reporter() -> Iterator[Callable[[str], None]]:
 
 
 def _render_suite(summary: dict, out: Path) -> None:
-    """The suite's Markdown summary as plain text (it reads well in a log) and where the files are."""
+    """The suite's Markdown summary as plain text (readable in a log) and where the files are."""
     from fercleaner.bench.suite import render_suite_markdown
 
     console.print(render_suite_markdown(summary), markup=False, highlight=False, soft_wrap=True)
@@ -225,7 +232,7 @@ def _render_suite(summary: dict, out: Path) -> None:
 
 
 def _render(result: dict, out: Path) -> None:
-    """The benchmark's Markdown report as plain text: whole names at any width, greppable in a log."""
+    """The bench's Markdown report as plain text: whole names at any width, greppable in a log."""
     from fercleaner.bench.report import render_markdown
 
     console.print(render_markdown(result), markup=False, highlight=False, soft_wrap=True)
