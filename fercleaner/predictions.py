@@ -31,7 +31,7 @@ PREDICTION_SUFFIXES = (".parquet", ".npz", ".npy")
 
 
 class PredictionsError(FercleanerError):
-    """A predictions file is unreadable, incomplete or not probabilities over the dataset's classes."""
+    """Predictions file unreadable, incomplete or not probabilities over the dataset's classes."""
 
 
 @dataclass(frozen=True)

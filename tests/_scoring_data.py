@@ -1,4 +1,4 @@
-"""Hand-made score arrays with planted label errors, shared by the scoring tests (cleanlab test_rank make_data style)."""
+"""Score arrays with planted label errors for the scoring tests (cleanlab's test_rank make_data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 def make_data(
     *, n: int = 600, num_classes: int = 4, flip_rate: float = 0.2, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """True labels, noisy given labels with `flip_rate` planted flips, and probabilities that follow the truth.
+    """True and given labels (`flip_rate` planted flips) and probabilities that follow the truth.
 
     The model sees the true class (logit +3 plus Gaussian noise), as an out-of-sample
     model trained on mostly-clean data would.

@@ -1,4 +1,4 @@
-"""Reading a user's predictions file: three formats, aligned to the dataset, every bad input a clear error."""
+"""User predictions files: three formats, aligned to the dataset, every bad input a clear error."""
 
 from __future__ import annotations
 
@@ -61,13 +61,25 @@ def test_parquet_columns_are_matched_by_class_name(tmp_path):
     [
         (lambda d: d / "p.csv", "unknown predictions format '.csv'"),
         (lambda d: d / "absent.parquet", "no such predictions file"),
-        (lambda d: _parquet(d / "p.parquet", ids=["a.png", "b.png", "b.png"]), "'b.png' appears more than once"),
-        (lambda d: _parquet(d / "p.parquet", ids=["a.png", "b.png", "x.png"]), "no prediction for 1 of the dataset's 3 images \\(first: 'c.png'\\)"),
-        (lambda d: _parquet(d / "p.parquet", columns=["neutral", "happy", "anger"]), "missing \\['happiness'\\], unexpected \\['happy'\\]"),
-        (lambda d: _parquet(d / "p.parquet", probs=PROBS * 2), "3 rows are not probability vectors .*softmax"),
+        (
+            lambda d: _parquet(d / "p.parquet", ids=["a.png", "b.png", "b.png"]),
+            "'b.png' appears more than once",
+        ),
+        (
+            lambda d: _parquet(d / "p.parquet", ids=["a.png", "b.png", "x.png"]),
+            "no prediction for 1 of the dataset's 3 images \\(first: 'c.png'\\)",
+        ),
+        (
+            lambda d: _parquet(d / "p.parquet", columns=["neutral", "happy", "anger"]),
+            "missing \\['happiness'\\], unexpected \\['happy'\\]",
+        ),
+        (
+            lambda d: _parquet(d / "p.parquet", probs=PROBS * 2),
+            "3 rows are not probability vectors .*softmax",
+        ),
         (lambda d: _garbage(d / "p.parquet"), "cannot be read as predictions"),
     ],
-)  # fmt: skip
+)
 def test_bad_files_are_one_clear_error(tmp_path, make, message):
     path = make(tmp_path)
     with pytest.raises(PredictionsError, match=message):

@@ -36,9 +36,17 @@ def test_contract_columns_names_ids_and_planted_errors():
     ids = [f"img/{i}.png" for i in range(len(given))]
     scores = score_labels(given, probs, class_names=names, sample_ids=ids)
     assert list(scores.columns) == [
-        "sample_id", "given_label", "predicted_label", "proposed_label", "label_quality",
-        "is_label_issue", "issue_type", "uncertainty", "pred_probs", "soft_label",
-    ]  # fmt: skip
+        "sample_id",
+        "given_label",
+        "predicted_label",
+        "proposed_label",
+        "label_quality",
+        "is_label_issue",
+        "issue_type",
+        "uncertainty",
+        "pred_probs",
+        "soft_label",
+    ]
     assert scores["sample_id"].tolist() == ids
     assert scores["given_label"].tolist() == [names[g] for g in given]
     caught = scores["is_label_issue"].to_numpy()[flipped]

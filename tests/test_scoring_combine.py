@@ -1,4 +1,4 @@
-"""Combining several sources (methods + training dynamics) into one label_quality, soft_label, uncertainty."""
+"""Combining methods and training dynamics into one label_quality, soft_label and uncertainty."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""assemble_scores builds the contract frame; write_scores/read_scores round-trip it and reject foreign files."""
+"""assemble_scores builds the contract frame; write_scores/read_scores round-trip it.
+
+read_scores rejects files that are not a fercleaner scores file.
+"""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def test_confident_joint_counts_the_planted_cells():
 
 
 def test_several_confident_classes_count_for_the_most_probable_class_overall():
-    """Low thresholds (rare classes) must not claim a sample whose top class narrowly missed its own."""
+    """Low thresholds (rare classes) must not claim a sample whose top class just missed its own."""
     thresholds = np.array([0.7, 0.3, 0.1])
     labels = np.array([2, 2, 2])
     probs = np.array(

@@ -4,7 +4,8 @@ Per-class thresholds and the confident joint (`thresholds`), label quality (`qua
 the `is_label_issue` decision (`flags`), issue types and proposals (`issue_types`),
 the combination of several sources (`combine`), the scores frame (`assemble`), the
 scores file I/O (`scores_file`) and `score_labels` (`api`), the whole scoring on a
-user's own probabilities with cleanlab's argument conventions. No torch, no I/O outside `scores_file`.
+user's own probabilities with cleanlab's argument conventions. No torch, no I/O
+outside `scores_file`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Checks run once at the public boundary of the scoring functions, so the private numerics can trust their inputs."""
+"""Input checks run once, at the public boundary of the scoring functions.
+
+The private numerics behind that boundary can then trust their inputs.
+"""
 
 from __future__ import annotations
 

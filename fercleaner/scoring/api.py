@@ -1,4 +1,4 @@
-"""`score_labels`: fercleaner's scoring on a user's own probabilities, with cleanlab's argument conventions.
+"""`score_labels`: scoring on a user's own probabilities, with cleanlab's argument conventions.
 
 Someone who already has out-of-sample probabilities from their own model (cross-validated,
 or a held-out model) should not need fercleaner's trainer to get its flags, issue types
@@ -87,9 +87,12 @@ def score_labels(
         }
     )
     frame = assemble_scores(
-        samples, names, {PREDICTIONS_SOURCE: readout}, method_name=PREDICTIONS_SOURCE,
+        samples,
+        names,
+        {PREDICTIONS_SOURCE: readout},
+        method_name=PREDICTIONS_SOURCE,
         flag_rule=flag_rule,
-    )  # fmt: skip
+    )
     # the contract columns only (assemble adds `predictions_<signal>` copies)
     copies = [c for c in frame.columns if c.startswith(f"{PREDICTIONS_SOURCE}_")]
     frame = frame.drop(columns=["path", "split", *copies])
@@ -101,7 +104,7 @@ def score_labels(
 def get_outlier_score(
     embeddings: np.ndarray, *, neighbours: int = OUTLIER_NEIGHBOURS
 ) -> np.ndarray:
-    """(N,) rank in [0, 1] of each row's mean distance to its nearest other rows (1 = most isolated)."""
+    """(N,) rank in [0, 1] of each row's mean distance to its neighbours (1 = most isolated)."""
     from sklearn.neighbors import NearestNeighbors
 
     x = np.asarray(embeddings, dtype=np.float64)

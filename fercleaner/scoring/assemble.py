@@ -80,7 +80,8 @@ def assemble_scores(
         for key, value in readout.items():
             if len(value) != n:
                 raise ValueError(
-                    f"readout {source!r} array {key!r} has {len(value)} rows; the sample table has {n}"
+                    f"readout {source!r} array {key!r} has {len(value)} rows; "
+                    f"the sample table has {n}"
                 )
         for key in ("pred_probs", "soft_label"):
             if key in readout and np.shape(readout[key])[1:] != (len(classes),):

@@ -1,4 +1,4 @@
-"""Combine several readout sources (methods, training dynamics) into one label_quality, soft_label, uncertainty.
+"""Combine readouts (methods, training dynamics) into one label_quality, soft_label, uncertainty.
 
 Sources speak different scales (a softmax probability, a mean over epochs, a learned
 confidence), so the default rule combines *ranks*: each source's label_quality_signal
@@ -50,7 +50,7 @@ def combine_sources(
     rule: str = "rank_mean",
     weights: Mapping[str, float] | None = None,
 ) -> CombinedReadout:
-    """Combine readout dicts {source: {pred_probs, soft_label, uncertainty, label_quality_signal, ...}}.
+    """Combine {source: {pred_probs, soft_label, uncertainty, label_quality_signal, ...}} readouts.
 
     Args:
         readouts: per source, arrays over the same N samples in the same order. The
@@ -102,7 +102,7 @@ def combine_sources(
     signal = _percentile_rank if rule == "rank_mean" else identity
 
     def back_to_scale(key: str, combined: np.ndarray | None) -> np.ndarray | None:
-        """Rank means -> quantiles of the primary's values (or the first source's that has `key`)."""
+        """Rank means -> quantiles of the primary's values (or the first source's with `key`)."""
         have = [s for s in sources if key in readouts[s]]
         if combined is None or rule != "rank_mean" or len(have) < 2:
             return combined

@@ -1,4 +1,4 @@
-"""The `is_label_issue` decision: how many to flag comes from the confident joint, which ones from a ranking.
+"""`is_label_issue`: how many to flag comes from the confident joint, which ones from a ranking.
 
 Two rules from confident learning (Northcutt et al., JAIR 2021), both with counts
 estimated from the data, so no threshold is hand-picked:

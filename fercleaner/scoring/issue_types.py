@@ -1,4 +1,4 @@
-"""Why a flagged label is suspect: `mislabeled`, `ambiguous` or `outlier` (and `none` for unflagged samples).
+"""Why a flagged label is suspect: `mislabeled`, `ambiguous` or `outlier` (`none` if unflagged).
 
 Rule, with every cut-off estimated from the data (no hand-picked constant). Per-class
 thresholds t_k are estimated on the soft labels exactly as confident learning does on

@@ -1,4 +1,4 @@
-"""Per-sample label quality scores in [0, 1], low = the given label is suspect (cleanlab's convention)."""
+"""Per-sample label quality in [0, 1], low = the given label is suspect (cleanlab's convention)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def get_label_quality(
     """
     if method not in LABEL_QUALITY_METHODS:
         raise ValueError(
-            f"unknown label quality method {method!r}; choose one of {', '.join(LABEL_QUALITY_METHODS)}"
+            f"unknown label quality method {method!r}; "
+            f"choose one of {', '.join(LABEL_QUALITY_METHODS)}"
         )
     labels, pred_probs = check_labels_probs(labels, pred_probs)
     rows = np.arange(len(labels))

@@ -1,4 +1,4 @@
-"""Read and write scores.parquet: the contract columns plus JSON metadata under the Parquet key `fercleaner`."""
+"""Read and write scores.parquet: contract columns plus JSON metadata (Parquet key `fercleaner`)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,8 @@ def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
     path = Path(path)
     if not path.is_file():
         raise ScoresFormatError(
-            f"no scores file at {path}; run `fercleaner score DATASET --out RUN_DIR` to create RUN_DIR/scores.parquet"
+            f"no scores file at {path}; run `fercleaner score DATASET --out RUN_DIR` to "
+            "create RUN_DIR/scores.parquet"
         )
     try:
         table = pq.read_table(path)
@@ -138,13 +139,15 @@ def _check_values(frame: pd.DataFrame, classes: list[str], path: Path) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ScoresFormatError(
-                f"{path}: row {row} column {column!r} holds {frame[column].iloc[row]!r}, not one of the classes {classes}"
+                f"{path}: row {row} column {column!r} holds {frame[column].iloc[row]!r}, "
+                f"not one of the classes {classes}"
             )
     bad = ~frame["issue_type"].isin(ISSUE_TYPES)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ScoresFormatError(
-            f"{path}: row {row} issue_type {frame['issue_type'].iloc[row]!r} is not one of {list(ISSUE_TYPES)}"
+            f"{path}: row {row} issue_type {frame['issue_type'].iloc[row]!r} "
+            f"is not one of {list(ISSUE_TYPES)}"
         )
     quality = frame["label_quality"].to_numpy(dtype=float)
     bad = ~((quality >= 0) & (quality <= 1))
@@ -159,5 +162,6 @@ def _check_values(frame: pd.DataFrame, classes: list[str], path: Path) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ScoresFormatError(
-                f"{path}: row {row} column {column!r} has {lengths[row]} values; expected one per class ({len(classes)})"
+                f"{path}: row {row} column {column!r} has {lengths[row]} values; "
+                f"expected one per class ({len(classes)})"
             )

@@ -1,4 +1,4 @@
-"""Confident-learning statistics estimated from the data: per-class thresholds, the confident joint, noise rates.
+"""Confident learning's estimates from the data: per-class thresholds, confident joint, noise rates.
 
 Following Northcutt et al. (JAIR 2021, "Confident Learning"): the threshold of class k
 is the mean probability of k over the samples *given* k (what "confident in k" means
@@ -117,7 +117,7 @@ def estimate_noise_rates(
 def estimate_issue_counts(
     labels: np.ndarray, pred_probs: np.ndarray, *, thresholds: np.ndarray | None = None
 ) -> np.ndarray:
-    """(C,) int: how many samples given class k to flag = round(off-diagonal mass of its calibrated row)."""
+    """(C,) int: samples given class k to flag = round(off-diagonal mass of its calibrated row)."""
     labels, pred_probs = check_labels_probs(labels, pred_probs)
     joint = estimate_confident_joint(labels, pred_probs, thresholds=thresholds)
     off_diagonal = joint.sum(axis=1) - np.diag(joint)
