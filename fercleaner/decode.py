@@ -24,9 +24,10 @@ Box = tuple[int, int, int, int] | None
 
 #: PIL modes that convert faithfully to 8-bit grey and RGB (after `_to_8bit` for I/F).
 _SUPPORTED_MODES = frozenset(
-    {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr",
-     "I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
-)  # fmt: skip
+    {"1", "L", "LA", "La", "P", "PA"}  # bilevel, grey, palette (with alpha)
+    | {"RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}  # colour
+    | {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}  # 16/32-bit integers, float
+)
 #: Side length `check_decodes` decodes at: small keeps JPEG checks cheap (DCT scaling).
 _CHECK_SIZE = 48
 
@@ -67,7 +68,8 @@ def decode_image(
             if width * height > max_pixels:
                 raise DecodeError(
                     "too_many_pixels",
-                    f"{path} is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}",
+                    f"{path} is {width}x{height} = {width * height:,} pixels, "
+                    f"over the limit of {max_pixels:,}",
                 )
             crop = _clip_box(box, width, height, path)
             if image.mode not in _SUPPORTED_MODES:

@@ -1,4 +1,4 @@
-"""Hostile-but-realistic dataset files for the reader tests: high bit depth, lying headers, bad scans.
+"""Hostile but realistic files for the reader tests: high bit depth, lying headers, bad scans.
 
 Each writer makes one small file that a careless reader accepts but whose pixels are wrong
 or undecodable; the tests assert `inspect` (read_dataset) and the decoder agree on them.

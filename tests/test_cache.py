@@ -154,8 +154,14 @@ def test_process_pool_matches_serial_decoding(tmp_path, faces, monkeypatch):
     monkeypatch.setattr(cache_jobs, "_SERIAL_BELOW", 0)
     monkeypatch.setattr(cache_jobs, "_TASK_ROWS", 5)
     seen: list[tuple[int, int]] = []
-    pooled = build_cache(samples, size=32, channels=3, workers=2, cache_dir=tmp_path / "a",
-                         progress=lambda d, t: seen.append((d, t)))  # fmt: skip
+    pooled = build_cache(
+        samples,
+        size=32,
+        channels=3,
+        workers=2,
+        cache_dir=tmp_path / "a",
+        progress=lambda d, t: seen.append((d, t)),
+    )
     serial = build_cache(samples, size=32, channels=3, workers=1, cache_dir=tmp_path / "b")
     assert seen[-1] == (24, 24)
     assert list(pooled.sample_ids) == list(serial.sample_ids)
@@ -242,8 +248,12 @@ def test_a_broken_pool_loses_no_work():
     from fercleaner._pool import run_jobs
 
     results: dict[int, int] = {}
-    run_jobs(_double_but_die_in_a_worker, [(i,) for i in range(6)], workers=2,
-             on_done=results.__setitem__)  # fmt: skip
+    run_jobs(
+        _double_but_die_in_a_worker,
+        [(i,) for i in range(6)],
+        workers=2,
+        on_done=results.__setitem__,
+    )
     assert results == {i: 2 * i for i in range(6)}
 
 
@@ -255,8 +265,9 @@ def test_entries_whose_file_is_gone_are_pruned_others_kept(tmp_path, faces):
     cache = build_cache(samples.iloc[:6], size=48, channels=1, workers=1)
     assert cache.n_decoded == 0 and cache.problems.empty
     assert sorted(cache.sample_ids) == [f"img{i:03d}.png" for i in range(12)]
-    np.testing.assert_array_equal(cache.images[cache.rows(samples["sample_id"][:12])][..., 0],
-                                  faces[:12])  # fmt: skip
+    np.testing.assert_array_equal(
+        cache.images[cache.rows(samples["sample_id"][:12])][..., 0], faces[:12]
+    )
 
 
 def test_a_torn_data_file_is_rebuilt_not_trusted(tmp_path, faces):

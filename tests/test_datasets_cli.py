@@ -25,9 +25,15 @@ def _broken(tmp_path):
     write_image(tmp_path.parent / "outside.png")
     write_rows(
         tmp_path / "labels.csv",
-        [["path", "label"], ["a.png", "sad"], ["cut.png", "sad"], ["gone.png", "fear"],
-         ["../outside.png", "fear"], ["a.png", "bored"]],
-    )  # fmt: skip
+        [
+            ["path", "label"],
+            ["a.png", "sad"],
+            ["cut.png", "sad"],
+            ["gone.png", "fear"],
+            ["../outside.png", "fear"],
+            ["a.png", "bored"],
+        ],
+    )
     return tmp_path
 
 

@@ -39,8 +39,20 @@ from fercleaner.datasets.images import check_image
 from fercleaner.decode import DecodeError, decode_image
 
 runner = CliRunner()
-VOTES_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger",
-                "disgust", "fear", "contempt", "unknown", "NF"]  # fmt: skip
+VOTES_HEADER = [
+    "Usage",
+    "Image name",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 
 
 def _assert_complete(dataset) -> None:
@@ -195,8 +207,10 @@ def test_an_unclosed_quote_in_every_csv_layout(tmp_path):
     folder = tmp_path / "ferplus" / "FER2013Train"
     for name in "abc":
         write_image(folder / f"{name}.png")
-    rows = [",".join(map(str, ferplus_row(n, [10] + [0] * 9))).replace("(0, 0, 48, 48)", "x")
-            for n in ("a.png", "b.png", "c.png")]  # fmt: skip
+    rows = [
+        ",".join(map(str, ferplus_row(n, [10] + [0] * 9))).replace("(0, 0, 48, 48)", "x")
+        for n in ("a.png", "b.png", "c.png")
+    ]
     (folder / "label.csv").write_text(f'{rows[0]}\n"{rows[1]}\n{rows[2]}\n')
     ds = read_dataset(tmp_path / "ferplus")
     _assert_complete(ds)
@@ -257,8 +271,12 @@ def test_an_unreadable_class_folder_is_a_problem(tmp_path, monkeypatch):
     write_image(tmp_path / "train" / "sad" / "b.png")
     write_image(tmp_path / "train" / "happy" / "deep" / "c.png")
     write_image(tmp_path / "val" / "fear" / "d.png")
-    _deny(monkeypatch, tmp_path / "train" / "sad", tmp_path / "train" / "happy" / "deep",
-          tmp_path / "val")  # fmt: skip
+    _deny(
+        monkeypatch,
+        tmp_path / "train" / "sad",
+        tmp_path / "train" / "happy" / "deep",
+        tmp_path / "val",
+    )
     ds = read_dataset(tmp_path)
     _assert_complete(ds)
     assert ds.samples["sample_id"].tolist() == ["train/happy/a.png"]
@@ -329,9 +347,16 @@ def test_implausible_ferplus_vote_sums_are_rejected(tmp_path):
     assert "103" in problems.loc[2, "reason"]
 
 
-def _fer2013_with_votes(root: Path, n: int = 24, *, usages=None, drop: int | None = None,
-                        names: bool | list[str] = True, insert_at: int | None = None,
-                        keep: int | None = None) -> list[list]:  # fmt: skip
+def _fer2013_with_votes(
+    root: Path,
+    n: int = 24,
+    *,
+    usages=None,
+    drop: int | None = None,
+    names: bool | list[str] = True,
+    insert_at: int | None = None,
+    keep: int | None = None,
+) -> list[list]:
     """fer2013.csv with n rows and a fer2013new.csv whose row r votes r % 8 (its own image).
 
     `names`: True for fer<r>.png, False for none, or one name per row; `keep`: cut the
@@ -400,8 +425,10 @@ def test_a_shifted_votes_file_without_names(tmp_path):
 
 #: Names as the real fer2013new.csv has them: a dropped image's row has no name and
 #: sometimes no number (so names lag behind rows), and three rows are out of sequence.
-REAL_LIKE_NAMES = [f"fer{x:07d}.png" if x is not None else "" for x in
-                   [0, 1, None, 2, 3, 4, None, 6, 7, 3000, 8, 9, 10, 2, 11, 12, 13, 14, 15, 16]]  # fmt: skip
+REAL_LIKE_NAMES = [
+    f"fer{x:07d}.png" if x is not None else ""
+    for x in [0, 1, None, 2, 3, 4, None, 6, 7, 3000, 8, 9, 10, 2, 11, 12, 13, 14, 15, 16]
+]
 
 
 def test_real_fer_plus_naming_is_not_a_shift(tmp_path):
@@ -489,9 +516,12 @@ def test_an_affectnet_face_box_outside_the_image_is_found_by_inspect(tmp_path):
     write_image(images / "b.jpg", size=64)
     write_rows(
         tmp_path / "training.csv",
-        [AFFECTNET_HEADER, affectnet_row("1/a.jpg", 3),
-         ["1/b.jpg", 500, 500, 30, 40, "1;2", 3, 0.1, 0.1]],
-    )  # fmt: skip
+        [
+            AFFECTNET_HEADER,
+            affectnet_row("1/a.jpg", 3),
+            ["1/b.jpg", 500, 500, 30, 40, "1;2", 3, 0.1, 0.1],
+        ],
+    )
     ds = read_dataset(tmp_path)
     _assert_complete(ds)
     assert ds.samples["sample_id"].tolist() == ["Manually_Annotated_Images/1/a.jpg"]
@@ -554,8 +584,14 @@ def test_score_runs_past_an_undecodable_name_and_a_link(tmp_path, outside):
     happy = next(p for p in (root / "train").iterdir() if p.is_dir())
     write_image(Path(os.fsdecode(os.path.join(os.fsencode(happy), b"\xff.png"))), size=32)
     (happy / "link.png").symlink_to(outside / "outside.png")
-    tiny = ["backbone.name=test_resnet", "data.image_size=32", "train.batch_size=16",
-            "train.epochs=1", "score.batch_size=64", "train.num_threads=1"]  # fmt: skip
+    tiny = [
+        "backbone.name=test_resnet",
+        "data.image_size=32",
+        "train.batch_size=16",
+        "train.epochs=1",
+        "score.batch_size=64",
+        "train.num_threads=1",
+    ]
     result = score_dataset(root, tmp_path / "run", recipe="quick", overrides=tiny)
     assert len(result.scores) == 24
     problems = pd.read_parquet(tmp_path / "run" / "problems.parquet")

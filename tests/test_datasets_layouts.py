@@ -19,8 +19,20 @@ from _dataset_files import (
 from fercleaner.classes import CANONICAL_CLASSES
 from fercleaner.datasets import read_dataset, summarize_dataset
 
-VOTES_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger",
-                "disgust", "fear", "contempt", "unknown", "NF"]  # fmt: skip
+VOTES_HEADER = [
+    "Usage",
+    "Image name",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 
 
 def _by_id(dataset):
@@ -120,9 +132,12 @@ def test_fer2013_pixels_and_votes(tmp_path):
 
     write_rows(
         tmp_path / "fer2013new.csv",
-        [VOTES_HEADER, ["Training", "fer0000000.png", 1, 8, 0, 0, 0, 0, 0, 1, 0, 0],
-         ["PublicTest", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10]],
-    )  # fmt: skip
+        [
+            VOTES_HEADER,
+            ["Training", "fer0000000.png", 1, 8, 0, 0, 0, 0, 0, 1, 0, 0],
+            ["PublicTest", "", 0, 0, 0, 0, 0, 0, 0, 0, 0, 10],
+        ],
+    )
     ds = read_dataset(tmp_path)
     assert ds.samples["given_label"].tolist() == ["anger", "happiness", "neutral"]  # FER2013's
     assert list(ds.samples["votes"][0]) == [1, 8, 0, 0, 0, 0, 0, 1]
@@ -168,9 +183,13 @@ def test_affectnet_codes_va_box_and_exclusions(tmp_path, image_folder):
     prefix = "Manually_Annotated_Images/" if image_folder else ""
     write_rows(
         tmp_path / "training.csv",
-        [AFFECTNET_HEADER, affectnet_row("1/a.jpg", 1), affectnet_row("1/b.jpg", 9),
-         affectnet_row("2/c.jpg", 7, valence=-2, arousal=-2)],
-    )  # fmt: skip
+        [
+            AFFECTNET_HEADER,
+            affectnet_row("1/a.jpg", 1),
+            affectnet_row("1/b.jpg", 9),
+            affectnet_row("2/c.jpg", 7, valence=-2, arousal=-2),
+        ],
+    )
     write_rows(tmp_path / "validation.csv", [AFFECTNET_HEADER, affectnet_row("3/d.jpg", 0)])
     for name in ("1/a.jpg", "1/b.jpg", "2/c.jpg", "3/d.jpg"):
         write_image(tmp_path / f"{prefix}{name}")
@@ -197,11 +216,13 @@ def test_csv_manifest_folder_file_and_parquet(tmp_path):
     write_image(tmp_path / "c.png")
     write_rows(
         tmp_path / "labels.csv",
-        [["path", "label", "split", "valence", "au_12"],
-         ["imgs/a.png", "Happy", "train", "0.8", "0.9"],
-         ["imgs\\b.png", "angry", "validation", "-0.5", ""],
-         ["./c.png", "sad", "", "", "0.1"]],
-    )  # fmt: skip
+        [
+            ["path", "label", "split", "valence", "au_12"],
+            ["imgs/a.png", "Happy", "train", "0.8", "0.9"],
+            ["imgs\\b.png", "angry", "validation", "-0.5", ""],
+            ["./c.png", "sad", "", "", "0.1"],
+        ],
+    )
     for source in (tmp_path, tmp_path / "labels.csv"):
         ds = read_dataset(source)
         assert ds.layout == "csv" and ds.root == tmp_path

@@ -1,4 +1,4 @@
-"""Every bad-input kind becomes one problem row (file, row, reason, fix) and nothing else is lost."""
+"""Every bad-input kind becomes one problem row (file, row, reason, fix); nothing else is lost."""
 
 from __future__ import annotations
 

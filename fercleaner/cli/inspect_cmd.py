@@ -32,7 +32,10 @@ def inspect_command(
         str | None,
         typer.Option(
             "--layout",
-            help="Layout name (ferplus, fer2013, rafdb, affectnet, csv, imagefolder); default: detect.",
+            help=(
+                "Layout name (ferplus, fer2013, rafdb, affectnet, csv, imagefolder); "
+                "default: detect."
+            ),
         ),
     ] = None,
     as_json: Annotated[
@@ -167,8 +170,8 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
     )
     if problems:
         console.print(
-            f"[bold yellow]problems found:[/] {_count(len(problems), 'problem')} ({tally}). They are excluded"
-            " from the sample table; fix them or accept the exclusions.",
+            f"[bold yellow]problems found:[/] {_count(len(problems), 'problem')} ({tally}). "
+            "They are excluded from the sample table; fix them or accept the exclusions.",
             highlight=False,
             soft_wrap=True,
         )

@@ -1,4 +1,4 @@
-"""AffectNet: `training.csv` / `validation.csv` manifests with face box, expression, valence, arousal.
+"""AffectNet: `training.csv` / `validation.csv` manifests: face box, expression, valence, arousal.
 
 Codes 8-10 (None, Uncertain, No-Face) are not emotions: those rows become `excluded_label`
 problems. AffectNet writes -2 for "no valence/arousal"; that becomes NaN.

@@ -1,4 +1,4 @@
-"""FER2013: `fer2013.csv` (emotion, pixels, Usage), optionally with FER+ votes from `fer2013new.csv`.
+"""FER2013: `fer2013.csv` (emotion, pixels, Usage) with optional FER+ votes from `fer2013new.csv`.
 
 Pixels stay in the table as a string (48x48 grey values); sample ids are
 `fer2013.csv#<r>` with r the 0-based data row. `fer2013new.csv` is joined by row
@@ -46,7 +46,7 @@ _IMAGE_NUMBER = re.compile(r"^[A-Za-z_-]*(\d{1,9})\.png$", re.IGNORECASE)
 
 
 def detect(path: Path) -> Detection:
-    """Matches a folder holding fer2013.csv (or that file itself) with an emotion,pixels,Usage header."""
+    """Match fer2013.csv (or a folder holding it) with an emotion,pixels,Usage header."""
     csv_path = path if path.is_file() else path / FILE_NAME
     if path.is_file() and path.name != FILE_NAME:
         return Detection(False, f"looked for a file named {FILE_NAME}; got {path.name}")

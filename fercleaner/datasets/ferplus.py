@@ -156,7 +156,8 @@ def _read_row(
     if len(fields) != _N_FIELDS:
         bad(
             "malformed_row",
-            f"expected {_N_FIELDS} fields (image name, face box, 10 vote counts), found {len(fields)}",
+            f"expected {_N_FIELDS} fields (image name, face box, 10 vote counts), "
+            f"found {len(fields)}",
             sample_id,
         )
         return None

@@ -211,7 +211,9 @@ def _read_record(
 SPEC = register_layout(
     LayoutSpec(
         name="csv",
-        description="labels.csv / labels.parquet with path,label[,split] (+ valence, arousal, au_*)",
+        description=(
+            "labels.csv / labels.parquet with path,label[,split] (+ valence, arousal, au_*)"
+        ),
         detect=detect,
         read=read,
         priority=50,

@@ -50,19 +50,38 @@ DEFAULT_FIXES: dict[str, str] = {
     "empty_file": "the file has 0 bytes: re-copy it from the original dataset",
     "not_an_image": "remove the file or replace it with the real image",
     "too_many_pixels": "downscale the image, or raise the limit with max_pixels if it is genuine",
-    "unknown_label": "use a canonical class name (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt) or a valid code",
-    "excluded_label": "nothing to do: this label is not an emotion class and is left out on purpose",
+    "unknown_label": (
+        "use a canonical class name (neutral, happiness, surprise, sadness, anger, disgust, "
+        "fear, contempt) or a valid code"
+    ),
+    "excluded_label": (
+        "nothing to do: this label is not an emotion class and is left out on purpose"
+    ),
     "duplicate_id": "delete the repeated row; the first row with this id was kept",
     "malformed_row": "fix the row so it has the fields the layout expects",
-    "path_escapes_root": "move the image inside the manifest's folder, or pass allow_outside_root / --allow-outside-root",
+    "path_escapes_root": (
+        "move the image inside the manifest's folder, or pass allow_outside_root / "
+        "--allow-outside-root"
+    ),
     "unlabeled_image": "add a label row for the image, move it into a class folder, or delete it",
-    "no_plurality_emotion": "nothing to do: annotators mostly said 'unknown' or 'not a face', so the image has no emotion label",
+    "no_plurality_emotion": (
+        "nothing to do: annotators mostly said 'unknown' or 'not a face', so the image has "
+        "no emotion label"
+    ),
     "hidden_file": "rename the file without the leading dot to use it, or delete it",
-    "invalid_file_name": "rename the file so its name is valid UTF-8 (e.g. convmv -f latin1 -t utf8)",
+    "invalid_file_name": (
+        "rename the file so its name is valid UTF-8 (e.g. convmv -f latin1 -t utf8)"
+    ),
     "unsupported_pixels": "convert the image to 8-bit grey or RGB (PNG or JPEG)",
-    "unreadable_folder": "make the folder readable (chmod -R u+rX FOLDER) or move it out of the dataset",
-    "votes_misaligned": "use the fer2013new.csv that belongs to this fer2013.csv (same rows, same order)",
-    "invalid_votes": "fix the row: 10 whole-number vote counts summing to 1-10 (FER+ asked 10 taggers)",
+    "unreadable_folder": (
+        "make the folder readable (chmod -R u+rX FOLDER) or move it out of the dataset"
+    ),
+    "votes_misaligned": (
+        "use the fer2013new.csv that belongs to this fer2013.csv (same rows, same order)"
+    ),
+    "invalid_votes": (
+        "fix the row: 10 whole-number vote counts summing to 1-10 (FER+ asked 10 taggers)"
+    ),
 }
 
 PROBLEM_COLUMNS: tuple[str, ...] = ("file", "row", "sample_id", "kind", "reason", "fix")

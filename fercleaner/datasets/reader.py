@@ -162,7 +162,8 @@ def _report_unlabeled(
             problems.add(
                 "unreadable_folder",
                 file=path,
-                reason=f"folder {display_path(path, root)} was not searched for unlisted images: {why}",
+                reason=f"folder {display_path(path, root)} was not searched for unlisted"
+                f" images: {why}",
             )
         for path in scan.files:
             if images.is_image_name(path) and path not in raw.listed_paths:
@@ -201,7 +202,8 @@ def _exclude_links_out_of_root(
                 row=_row_or_none(row),
                 sample_id=sample_id,
                 reason=f"image {display_path(path, root)} is a symbolic link (or lies in a linked"
-                f" folder) that leads to {real}, outside the dataset folder {root}; it was not read",
+                f" folder) that leads to {real}, outside the dataset folder {root}; it was"
+                " not read",
                 fix="copy the image into the dataset folder instead of linking to it, or pass"
                 " follow_links / --follow-links to read linked files",
             )
@@ -209,7 +211,7 @@ def _exclude_links_out_of_root(
 
 
 def _real_path(path: str, real_dirs: dict[str, str]) -> str | None:
-    """`os.path.realpath(path)` with the folder part cached (one lstat per file); None if invalid."""
+    """`os.path.realpath(path)`, its folder part cached (one lstat per file); None if invalid."""
     folder, name = os.path.split(path)
     try:
         if folder not in real_dirs:
