@@ -88,8 +88,14 @@ def test_synth_and_bench_pairflip_flip_every_class_to_the_same_partner():
 
 
 def test_pairflip_without_a_partner_class_falls_back_to_another_class():
-    _, truth = generate_faces(200, seed=0, size=16, classes=["happiness", "surprise"], noise_rate=0.3,
-                              noise_kind="pairflip")  # fmt: skip
+    _, truth = generate_faces(
+        200,
+        seed=0,
+        size=16,
+        classes=["happiness", "surprise"],
+        noise_rate=0.3,
+        noise_kind="pairflip",
+    )
     noisy = truth[truth["is_noisy"]]
     assert len(noisy) == 60
     assert set(noisy["given_label"]) <= {"happiness", "surprise"}
@@ -195,9 +201,14 @@ def _expected_files(layout: str) -> list[str]:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_every_layout_writes_its_files_and_truth_beside(tmp_path, layout):
     out = write_synthetic_dataset(
-        tmp_path / "ds", n=48, layout=layout, seed=1, noise_rate=0.25, ambiguity_rate=0.3,
+        tmp_path / "ds",
+        n=48,
+        layout=layout,
+        seed=1,
+        noise_rate=0.25,
+        ambiguity_rate=0.3,
         occlusion_rate=0.2,
-    )  # fmt: skip
+    )
     for rel in _expected_files(layout):
         assert (out / rel).exists(), rel
     assert not list(out.rglob("*.parquet")), "truth must not be inside the dataset"
@@ -244,8 +255,9 @@ def test_layout_files_match_the_spec(tmp_path):
 def test_affectnet_face_box_points_at_the_face(tmp_path):
     from PIL import Image
 
-    out = write_synthetic_dataset(tmp_path / "an", n=6, layout="affectnet", seed=0,
-                                  splits={"train": 1.0})  # fmt: skip
+    out = write_synthetic_dataset(
+        tmp_path / "an", n=6, layout="affectnet", seed=0, splits={"train": 1.0}
+    )
     images, _ = generate_faces(6, seed=0, classes=list(CANONICAL_CLASSES))
     table = pd.read_csv(out / "training.csv")
     for i, row in table.iterrows():
@@ -261,8 +273,9 @@ def test_affectnet_face_box_points_at_the_face(tmp_path):
 def test_every_reader_sees_the_written_truth(tmp_path, layout):
     from fercleaner.datasets import read_dataset
 
-    out = write_synthetic_dataset(tmp_path / "ds", n=40, layout=layout, seed=6, noise_rate=0.2,
-                                  ambiguity_rate=0.4)  # fmt: skip
+    out = write_synthetic_dataset(
+        tmp_path / "ds", n=40, layout=layout, seed=6, noise_rate=0.2, ambiguity_rate=0.4
+    )
     truth, _ = read_truth(truth_path(out))
     data = read_dataset(out)
     assert data.layout == layout and len(data.problems) == 0
@@ -292,10 +305,9 @@ def test_cli_writes_the_dataset_and_reports_the_truth_file(tmp_path):
     from fercleaner.cli import app
 
     out = tmp_path / "faces"
-    result = CliRunner().invoke(
-        app, ["synth", str(out), "--n", "24", "--noise", "0.25", "--noise-kind", "pairflip",
-              "--layout", "ferplus", "--seed", "3", "--occlusion", "0.5", "--ambiguity", "0.5"],
-    )  # fmt: skip
+    args = ["synth", str(out), "--n", "24", "--noise", "0.25", "--noise-kind", "pairflip"]
+    args += ["--layout", "ferplus", "--seed", "3", "--occlusion", "0.5", "--ambiguity", "0.5"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "truth" in result.output and "faces.truth.parquet" in result.output
     truth, meta = read_truth(truth_path(out))
@@ -307,8 +319,9 @@ def test_cli_writes_the_dataset_and_reports_the_truth_file(tmp_path):
 
 def test_write_progress_reaches_the_total(tmp_path):
     seen: list[tuple[int, int]] = []
-    write_synthetic_dataset(tmp_path / "d", n=300, layout="csv", seed=0,
-                            progress=lambda d, t: seen.append((d, t)))  # fmt: skip
+    write_synthetic_dataset(
+        tmp_path / "d", n=300, layout="csv", seed=0, progress=lambda d, t: seen.append((d, t))
+    )
     assert seen[-1] == (600, 600)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 

@@ -50,16 +50,27 @@ def synth_command(
     from fercleaner.synth import read_truth, truth_path, write_synthetic_dataset
 
     with cli_errors():
-        columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn())  # fmt: skip
+        columns = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=err_console, transient=True) as bar:
             task = bar.add_task("drawing and writing faces", total=2 * n)
             root = write_synthetic_dataset(
-                out, n=n, layout=layout, seed=seed, noise_rate=noise, noise_kind=noise_kind,
-                size=size, occlusion_rate=occlusion, ambiguity_rate=ambiguity,
+                out,
+                n=n,
+                layout=layout,
+                seed=seed,
+                noise_rate=noise,
+                noise_kind=noise_kind,
+                size=size,
+                occlusion_rate=occlusion,
+                ambiguity_rate=ambiguity,
                 channels=3 if rgb else 1,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )  # fmt: skip
+            )
         truth, meta = read_truth(truth_path(root))
     splits = truth["split"].value_counts()
     split_text = ", ".join(f"{s} {splits.get(s, 0):,}" for s in meta["splits"] if splits.get(s, 0))
@@ -70,8 +81,9 @@ def synth_command(
         soft_wrap=True,
     )
     console.print(
-        f"planted wrong labels: {meta['n_noisy']:,} ({meta['noise_kind']}, rate {meta['noise_rate']});"
-        f" ambiguous: {int(truth['ambiguous'].sum()):,}; occluded: {int(truth['occluded'].sum()):,}",
+        f"planted wrong labels: {meta['n_noisy']:,} ({meta['noise_kind']}, "
+        f"rate {meta['noise_rate']}); ambiguous: {int(truth['ambiguous'].sum()):,}; "
+        f"occluded: {int(truth['occluded'].sum()):,}",
         highlight=False,
         soft_wrap=True,
     )

@@ -65,9 +65,13 @@ def generate_faces(
             [0, 1], `valence`, `arousal` in [-1, 1], `occluded`, `occluder`.
     """
     classes = _check_options(
-        n=n, size=size, classes=classes, channels=channels,
-        occlusion_rate=occlusion_rate, ambiguity_rate=ambiguity_rate,
-    )  # fmt: skip
+        n=n,
+        size=size,
+        classes=classes,
+        channels=channels,
+        occlusion_rate=occlusion_rate,
+        ambiguity_rate=ambiguity_rate,
+    )
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     n_classes = len(classes)
 
@@ -88,8 +92,14 @@ def generate_faces(
     params.update(_sample_occluders(n, rate=occlusion_rate, rng=streams[_STREAM_OCCLUDER]))
     params["au"] = au
     pixel_seed = int(streams[_STREAM_PIXELS].integers(2**31))
-    images = render_faces(params, size=size, channels=channels, noise_seed=pixel_seed,
-                          workers=workers, progress=progress)  # fmt: skip
+    images = render_faces(
+        params,
+        size=size,
+        channels=channels,
+        noise_seed=pixel_seed,
+        workers=workers,
+        progress=progress,
+    )
 
     given = inject_label_noise(
         clean, rate=noise_rate, kind=noise_kind, classes=classes, rng=streams[_STREAM_NOISE]

@@ -113,7 +113,7 @@ def write_csv(
 def write_ferplus(
     root: Path, images, truth: pd.DataFrame, *, tick: Progress, votes: Votes, workers: int, **_
 ) -> list[str]:
-    """`<root>/FER2013{Train,Valid,Test}/label.csv` + PNGs; the votes' plurality is the given label."""
+    """`<root>/FER2013{Train,Valid,Test}/label.csv` + PNGs; given label = the votes' plurality."""
     counts, unknown = votes
     size = images.shape[1]
     box = f"(0, 0, {size}, {size})"
@@ -229,8 +229,17 @@ def write_affectnet(
         rows.setdefault(split, []).append(row)
         ids.append(f"Manually_Annotated_Images/{sub}")
     save_images(root, frames, ids, tick=tick, workers=workers)
-    header = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-              "facial_landmarks", "expression", "valence", "arousal"]  # fmt: skip
+    header = [
+        "subDirectory_filePath",
+        "face_x",
+        "face_y",
+        "face_width",
+        "face_height",
+        "facial_landmarks",
+        "expression",
+        "valence",
+        "arousal",
+    ]
     for split, lines in rows.items():
         with open(root / _AFFECTNET_FILES[split], "w", newline="") as fh:
             writer = csv.writer(fh)
