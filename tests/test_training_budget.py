@@ -1,4 +1,4 @@
-"""`train.epochs: auto`: the reference's 30 epochs on small data, fewer on large data, never under 10."""
+"""`train.epochs: auto`: the reference's 30 epochs on small data, fewer on large, never under 10."""
 
 from __future__ import annotations
 

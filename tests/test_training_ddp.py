@@ -1,4 +1,4 @@
-"""`torchrun --nproc_per_node 2 -m fercleaner score` on CPU (gloo) writes one complete scores file."""
+"""`torchrun --nproc_per_node 2 -m fercleaner score` on CPU (gloo) writes one whole scores file."""
 
 from __future__ import annotations
 

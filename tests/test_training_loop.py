@@ -1,4 +1,4 @@
-"""The trainer: precision paths, checkpoints, resume equivalence, cross-fitting, relabel hooks, dynamics."""
+"""Trainer: precision paths, checkpoints, exact resume, cross-fitting, relabel hooks, dynamics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Build a timm backbone that returns every stage's feature map, with weights from the hub or a file.
+"""Build a timm backbone returning every stage's feature map, with weights from the hub or a file.
 
 Methods need more than pooled features (UAPL and POI crop regions of mid-level maps),
 so backbones are built with timm's `features_only=True`. Weights come from the timm hub
@@ -18,7 +18,7 @@ from fercleaner.methods.base import BackboneSpec
 
 
 class Backbone(nn.Module):
-    """A timm feature extractor: `forward(x)` -> list of (B, C_s, H_s, W_s) maps, shallow to deep."""
+    """timm feature extractor: `forward(x)` -> list of (B, C_s, H_s, W_s) maps, shallow to deep."""
 
     def __init__(self, features: nn.Module) -> None:
         super().__init__()

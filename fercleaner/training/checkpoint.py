@@ -1,4 +1,4 @@
-"""Per-epoch checkpoints: written atomically, loaded with `weights_only=True`, checked against the run.
+"""Per-epoch checkpoints: written atomically, loaded `weights_only=True`, checked against the run.
 
 A checkpoint carries everything needed to continue a killed run bit-for-bit: model,
 optimizer, grad-scaler and method extra state, RNG states, the training dynamics so

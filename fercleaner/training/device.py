@@ -1,4 +1,4 @@
-"""Device and numeric precision: CUDA with AMP when present, bf16 autocast on CPUs that support it."""
+"""Device and numeric precision: CUDA with AMP if present, bf16 autocast on CPUs that support it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fercleaner.errors import ConfigError
 
 @dataclass(frozen=True)
 class Precision:
-    """How the forward pass runs: autocast dtype (None = fp32) and whether gradients need scaling."""
+    """How the forward pass runs: autocast dtype (None = fp32) and whether gradients are scaled."""
 
     device: torch.device
     """Where tensors live."""

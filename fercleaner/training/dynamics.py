@@ -46,7 +46,7 @@ class DynamicsAccumulator:
         given: torch.Tensor,
         confidence: torch.Tensor | None = None,
     ) -> None:
-        """Add one batch: `index` (B,), `logits` (B, C), `given` (B,), optional `confidence` (B,)."""
+        """Add a batch: `index` (B,), `logits` (B, C), `given` (B,), optional `confidence` (B,)."""
         if self._local is None:
             device = logits.device
             self._local = {

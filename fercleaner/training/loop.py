@@ -1,4 +1,4 @@
-"""The training loop of one model: setup, flat epochs of method-agnostic steps, a checkpoint per epoch.
+"""One model's training loop: setup, flat epochs of method-agnostic steps, a checkpoint per epoch.
 
 The method returns its loss dict; this loop does devices, autocast, stepping, the
 learning-rate schedule, DDP sharding, checkpoints and progress, with no method-specific
