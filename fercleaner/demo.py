@@ -14,16 +14,17 @@ import numpy as np
 import pandas as pd
 
 
-def evaluate_flags(scores_path: str | Path, truth_path: str | Path) -> dict[str, Any]:
-    """Precision/recall/AP of the flags against planted noise, and how often proposals are right.
+def evaluate_flags(run_dir: str | Path, truth_path: str | Path) -> dict[str, Any]:
+    """Precision/recall/AP of a run's flags against planted noise, and how often proposals are right.
 
-    Returns the detection metrics of `fercleaner.bench.metrics.get_detection_metrics`
-    plus `correction_accuracy` (proposed == clean label, over flagged truly-noisy samples).
+    The run is opened and validated by `fercleaner.runs.read_run`. Returns the detection
+    metrics of `fercleaner.bench.metrics.get_detection_metrics` plus
+    `correction_accuracy` (proposed == clean label, over flagged truly-noisy samples).
     """
     from fercleaner.bench.metrics import get_detection_metrics
-    from fercleaner.scoring import read_scores
+    from fercleaner.runs import read_run
 
-    scores = read_scores(scores_path).frame
+    scores = read_run(run_dir).scores
     truth = pd.read_parquet(truth_path, columns=["sample_id", "clean_label", "is_noisy"])
     joined = scores.merge(truth, on="sample_id", how="inner", validate="one_to_one")
     if len(joined) < len(scores):
@@ -46,13 +47,19 @@ def evaluate_flags(scores_path: str | Path, truth_path: str | Path) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the evaluation and the review/export commands; exit code 2 on bad arguments."""
+    """Print the evaluation and the review/export commands; exit code 2 on bad arguments or run."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m fercleaner.demo RUN_DIR TRUTH_PARQUET", file=sys.stderr)
         return 2
+    from fercleaner.errors import FercleanerError
+
     run_dir, truth = Path(args[0]), Path(args[1])
-    m = evaluate_flags(run_dir / "scores.parquet", truth)
+    try:
+        m = evaluate_flags(run_dir, truth)
+    except FercleanerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print()
     print(f"Planted label errors: {m['true_errors']} of {m['samples']} ({m['noise_rate']:.0%})")
     print(

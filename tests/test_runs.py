@@ -205,3 +205,28 @@ def test_written_tables_open_again_and_leave_no_temp_files(tmp_path: Path) -> No
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
     assert json.loads((run_dir / RUN_FILE).read_text()) == {"run_id": "r1"}
     assert read_run(run_dir).run_id == "r1"
+
+
+# -- the demo opens the run the same way ------------------------------------------------
+
+
+def test_the_demo_evaluates_a_run_and_refuses_a_doctored_one(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fercleaner.demo import main
+
+    scores = read_run(run_dir).scores
+    truth = pd.DataFrame(
+        {
+            "sample_id": scores["sample_id"],
+            "clean_label": scores["proposed_label"],
+            "is_noisy": scores["is_label_issue"],
+        }
+    )
+    truth.to_parquet(tmp_path / "truth.parquet")
+    assert main([str(run_dir), str(tmp_path / "truth.parquet")]) == 0
+    assert "Planted label errors: 6 of 36" in capsys.readouterr().out
+    _doctor(run_dir, 6, path="/etc/passwd")
+    assert main([str(run_dir), str(tmp_path / "truth.parquet")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "'/etc/passwd'" in err and "\n" not in err

@@ -78,7 +78,8 @@ def export_command(
 def _render(summary: dict[str, Any], out: Path) -> None:
     from rich.table import Table
 
-    actions = ("keep", "relabel", "ambiguous", "exclude")
+    from fercleaner.review.actions import OUTCOMES
+
     # the path goes on its own line: a table title would wrap it at the table's width
     console.print(
         f"exported to {escape(str(out))} (policy {escape(str(summary['policy']))})",
@@ -88,13 +89,13 @@ def _render(summary: dict[str, Any], out: Path) -> None:
     table = Table()
     table.add_column("split")
     table.add_column("rows", justify="right")
-    for action in actions:
+    for action in OUTCOMES:
         table.add_column(action, justify="right")
     for split, info in summary["splits"].items():
         table.add_row(
             Text(str(split)),
             f"{info['rows']:,}",
-            *(f"{info['actions'].get(a, 0):,}" for a in actions),
+            *(f"{info['actions'].get(a, 0):,}" for a in OUTCOMES),
         )
     print_table(table)
     by = summary["decided_by"]

@@ -16,13 +16,10 @@ import pandas as pd
 
 from fercleaner.errors import FercleanerError
 from fercleaner.review.store import DEFAULT_BUSY_TIMEOUT_S, DecisionStore
-from fercleaner.runs import SCORES_FILE, STORE_FILE, Run, RunError, read_run
+from fercleaner.runs import STORE_FILE, Run, RunError, read_run
 from fercleaner.scoring import SCORE_COLUMNS
 
 __all__ = ["REVIEW_COLUMNS", "ImageNotInRunError", "ReviewRun", "RunError", "open_run"]
-
-#: The scores file's name (kept for callers of this module; the name lives in fercleaner.runs).
-SCORES_FILENAME = SCORES_FILE
 
 #: Columns review and export rely on: the scores contract plus each sample's image path.
 REVIEW_COLUMNS: tuple[str, ...] = (*SCORE_COLUMNS, "path")

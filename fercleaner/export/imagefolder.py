@@ -1,0 +1,144 @@
+"""`--imagefolder`: lay out `<folder>/<split>/<label>/<file>` links (or copies), every name checked first.
+
+Splits, labels and sample ids come from the run directory, which is input like any other:
+each becomes one plain path part or the export is refused before anything is written.
+Image paths were checked to lie under the run's dataset root when the run was opened
+(`fercleaner.runs.read_run`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from fercleaner.export.errors import ExportError
+
+#: Longest file or folder name most file systems accept, in bytes.
+MAX_NAME_BYTES = 255
+
+
+def write_imagefolder(
+    manifest: pd.DataFrame,
+    folder: str | os.PathLike[str],
+    *,
+    mode: str = "symlink",
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Lay out `<folder>/<split>/<label>/<file>` for every sample not excluded.
+
+    File names are the `sample_id` with `/` replaced by `__`; every split, label and file
+    name is checked (`check_output_names`) before anything is written, so nothing lands
+    outside `folder`.
+    """
+    check_output_names(manifest, source="the manifest", imagefolder=True)
+    folder = Path(folder).expanduser().resolve()
+    if folder.exists() and any(folder.iterdir()):
+        raise ExportError(
+            f"image folder {folder} is not empty; pass a new or empty folder so old links "
+            "cannot mix with this export"
+        )
+    rows = manifest[manifest["action"] != "exclude"]
+    total = len(rows)
+    for done, r in enumerate(rows.itertuples(index=False), start=1):
+        source = Path(r.path)
+        if not source.is_file() or source.suffix.lower() in (".csv", ".tsv"):
+            raise ExportError(
+                f"sample {r.sample_id!r}: {source} is not an image file (pixel-CSV datasets "
+                "have no files to link); export without --imagefolder"
+            )
+        target = folder / r.split / r.label_name / _imagefolder_name(r.sample_id, r.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if mode == "symlink":
+            target.symlink_to(source)
+        else:
+            shutil.copy2(source, target)
+        if progress is not None:
+            progress(done, total)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def check_output_names(manifest: pd.DataFrame, *, source: str, imagefolder: bool) -> None:
+    """Refuse any manifest value that would not be one plain name under the output folders.
+
+    Splits name the manifest files (`<out>/<split>.parquet`); with `imagefolder`, splits
+    and labels also name folders and each `sample_id` a file. A value such as `../../x`,
+    `/tmp/x`, `a/b`, `..` or one with a NUL would write outside `--out` or
+    `--imagefolder`, and two samples mapping to the same file would collide.
+
+    Args:
+        manifest: `build_manifest` output (`sample_id`, `path`, `split`, `label_name`).
+        source: where the values came from, for the message (the run's scores file).
+        imagefolder: also check label folders and sample file names.
+
+    Raises:
+        ExportError: names `source`, the column, the bad value, one sample and the fix.
+    """
+    fix = f"fix {source} or re-run `fercleaner score` to write it again"
+    columns = ("split", "label_name") if imagefolder else ("split",)
+    for column in columns:
+        for value, sample_id in manifest.drop_duplicates(column)[[column, "sample_id"]].itertuples(
+            index=False
+        ):
+            names = [value, f"{value}.parquet"] if column == "split" else [value]
+            reason = next(filter(None, (_name_problem(n, strict=True) for n in names)), None)
+            if reason is not None:
+                what = "split" if column == "split" else "class"
+                raise ExportError(
+                    f"{source}: {what} {value!r} (sample {sample_id!r}) cannot be a file or "
+                    f"folder name under the output folder: {reason}; {fix}"
+                )
+    if not imagefolder:
+        return
+    seen: dict[tuple[str, str, str], str] = {}
+    rows = manifest[manifest["action"] != "exclude"]
+    for sample_id, path, split, label in rows[
+        ["sample_id", "path", "split", "label_name"]
+    ].itertuples(index=False):
+        name = _imagefolder_name(sample_id, path)
+        reason = _name_problem(name, strict=False)
+        if reason is not None:
+            raise ExportError(
+                f"{source}: sample {sample_id!r} would become the file name {name!r} under "
+                f"--imagefolder, which cannot be used: {reason}; {fix}, or export without "
+                "--imagefolder"
+            )
+        other = seen.setdefault((split, label, name), sample_id)
+        if other != sample_id:
+            raise ExportError(
+                f"{source}: samples {other!r} and {sample_id!r} both become "
+                f"{split}/{label}/{name} under --imagefolder; rename one of the files, or "
+                "export without --imagefolder"
+            )
+
+
+def _imagefolder_name(sample_id: str, path: str) -> str:
+    """The file name of a sample in the image folder: `/` as `__`, the image's suffix kept."""
+    name = str(sample_id).replace("/", "__")
+    if not Path(name).suffix:
+        name += Path(str(path)).suffix
+    return name
+
+
+def _name_problem(name: str, *, strict: bool) -> str | None:
+    """Why `name` cannot be one file or folder name inside a folder (None: it can).
+
+    `strict` (split and class names, which are printed and typed) also refuses
+    backslashes (a separator on Windows) and control characters; sample file names may
+    legally hold both, so they are allowed there.
+    """
+    if name in ("", ".", ".."):
+        return "it is empty" if not name else f"{name!r} means a folder itself or its parent"
+    if "/" in name or (strict and "\\" in name):
+        return "it contains a path separator"
+    if "\x00" in name:
+        return "it contains a NUL character"
+    if strict and any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "it contains a control character"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"it is longer than {MAX_NAME_BYTES} bytes"
+    return None
