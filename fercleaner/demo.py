@@ -1,4 +1,4 @@
-"""`make demo`'s last step: check a scored synthetic run against its ground truth, say what to run next.
+"""`make demo`'s last step: check a scored synthetic run against its truth, say what to run next.
 
 Run as `python -m fercleaner.demo RUN_DIR TRUTH_PARQUET`. The truth file is the one
 `fercleaner synth` writes beside the dataset (`<dataset>.truth.parquet`).
@@ -15,13 +15,13 @@ import pandas as pd
 
 
 def evaluate_flags(run_dir: str | Path, truth_path: str | Path) -> dict[str, Any]:
-    """Precision/recall/AP of a run's flags against planted noise, and how often proposals are right.
+    """Precision, recall and AP of a run's flags against planted noise; how often proposals hit.
 
     The run is opened and validated by `fercleaner.runs.read_run`. Returns the detection
     metrics of `fercleaner.bench.metrics.get_detection_metrics` plus
     `correction_accuracy` (proposed == clean label, over flagged truly-noisy samples).
     """
-    from fercleaner.bench.metrics import get_detection_metrics
+    from fercleaner.bench.metrics import get_correction_accuracy, get_detection_metrics
     from fercleaner.runs import read_run
 
     scores = read_run(run_dir).scores
@@ -37,11 +37,12 @@ def evaluate_flags(run_dir: str | Path, truth_path: str | Path) -> dict[str, Any
         joined["label_quality"].to_numpy(float),
         joined["is_label_issue"].to_numpy(bool),
     )
-    caught = joined["is_label_issue"].to_numpy(bool) & joined["is_noisy"].to_numpy(bool)
-    right = joined.loc[caught, "proposed_label"].astype(str) == joined.loc[
-        caught, "clean_label"
-    ].astype(str)
-    metrics["correction_accuracy"] = float(right.mean()) if caught.any() else float("nan")
+    metrics["correction_accuracy"] = get_correction_accuracy(
+        joined["clean_label"].astype(str).to_numpy(dtype=object),
+        joined["proposed_label"].astype(str).to_numpy(dtype=object),
+        is_noisy=joined["is_noisy"].to_numpy(bool),
+        is_label_issue=joined["is_label_issue"].to_numpy(bool),
+    )
     metrics["samples"] = len(joined)
     return metrics
 
@@ -73,9 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Next:")
     print(f"  review the flags:  .venv/bin/fercleaner review {run_dir}")
-    print(
-        f"  export cleaned:    .venv/bin/fercleaner export {run_dir} --out {run_dir.parent / 'cleaned'}"
-    )
+    cleaned = run_dir.parent / "cleaned"
+    print(f"  export cleaned:    .venv/bin/fercleaner export {run_dir} --out {cleaned}")
     return 0
 
 
