@@ -23,6 +23,7 @@ from fercleaner.bench.materialize import write_labels_csv
 from fercleaner.bench.protocols import NoisyDataset
 from fercleaner.bench.resources import run_measured
 from fercleaner.errors import FercleanerError
+from fercleaner.runs import SCORES_FILE
 from fercleaner.scoring import read_scores
 
 #: What each issue type does to a training label: relabel to proposed_label, drop the
@@ -139,7 +140,7 @@ def run_downstream(
                 f"downstream run {name!r} failed (exit {result.returncode}): {shlex.join(argv)}\n"
                 f"last output ({result.log_path}):\n{result.tail()}"
             )
-        accuracy[name] = get_holdout_accuracy(read_scores(run_dir / "scores.parquet").frame)
+        accuracy[name] = get_holdout_accuracy(read_scores(run_dir / SCORES_FILE).frame)
         cost[name] = {
             "wall_s": result.wall_s,
             "peak_rss_mb": result.peak_rss_mb,

@@ -37,6 +37,7 @@ from fercleaner.bench.systems import (
 )
 from fercleaner.cache import default_cache_root
 from fercleaner.errors import DatasetError, FercleanerError
+from fercleaner.runs import SCORES_FILE
 from fercleaner.scoring import read_scores
 
 #: Name of fercleaner's own system in the results.
@@ -299,7 +300,7 @@ def _run_fercleaner(
             f"last output ({result.log_path}):\n{result.tail()}"
         )
     cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
-    scores = read_scores(run_dir / "scores.parquet")
+    scores = read_scores(run_dir / SCORES_FILE)
     return {"scores": scores, "cost": cost}, {PRIMARY_SYSTEM: shlex.join(command)}
 
 
