@@ -200,6 +200,8 @@ def _render_summary(result: Any) -> None:
     """Per-class counts and flags, issue types, top confusions, and what to run next."""
     from rich.table import Table
 
+    from fercleaner.runs import PROBLEMS_FILE
+
     summary = result.run_info["summary"]
     info = result.run_info
     table = Table(title=f"{summary['samples']:,} samples scored by {escape(str(info['method']))}")
@@ -232,7 +234,7 @@ def _render_summary(result: Any) -> None:
     if counts["problems"]:
         console.print(
             f"[yellow]{counts['problems']:,} problem(s)[/] excluded; see"
-            f" {escape(str(result.run_dir / 'problems.parquet'))}",
+            f" {escape(str(result.run_dir / PROBLEMS_FILE))}",
             highlight=False,
             soft_wrap=True,
         )
