@@ -1,0 +1,98 @@
+"""The crowd + model consensus on hand-made arrays: who wins when, and parity with cleanlab's CROWDLAB."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fercleaner.scoring.consensus import get_consensus
+
+
+def _crowd(n=400, k=4, annotators=5, accuracy=0.7, model_accuracy=0.8, seed=0):
+    """True classes, per-annotator labels (n, annotators) and model probabilities of given accuracy."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    right = rng.random((n, annotators)) < accuracy
+    wrong = (truth[:, None] + rng.integers(1, k, (n, annotators))) % k
+    labels = np.where(right, truth[:, None], wrong)
+    predicted = np.where(rng.random(n) < model_accuracy, truth, (truth + rng.integers(1, k, n)) % k)
+    probs = np.full((n, k), 0.1 / (k - 1))
+    probs[np.arange(n), predicted] = 0.9
+    return truth, labels, probs
+
+
+def _counts(labels, k):
+    return np.stack([np.bincount(row, minlength=k) for row in labels]).astype(float)
+
+
+def test_an_image_nobody_labelled_is_the_models_alone():
+    probs = np.array([[0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])
+    votes = np.array([[0, 0, 0], [0, 9, 1]], dtype=float)
+    result = get_consensus(votes, probs)
+    calibrated = probs[0] ** (1 / result.temperature)
+    np.testing.assert_allclose(result.soft_label[0], calibrated / calibrated.sum())
+    assert result.label.tolist() == [0, 1] and result.votes.tolist() == [0, 10]
+
+
+def test_combination_beats_both_the_plurality_vote_and_the_model():
+    truth, labels, probs = _crowd(annotators=3, accuracy=0.65, model_accuracy=0.75)
+    votes = _counts(labels, 4)
+    result = get_consensus(votes, probs)
+    plurality = (votes + 1e-6 * probs).argmax(axis=1)
+    accuracy = (result.label == truth).mean()
+    assert accuracy > (plurality == truth).mean() and accuracy > (probs.argmax(1) == truth).mean()
+    # the consensus is surer where it is right
+    assert (
+        result.quality[result.label == truth].mean() > result.quality[result.label != truth].mean()
+    )
+
+
+def test_the_fit_recovers_the_crowds_accuracy_and_calibrates_the_model():
+    truth, labels, probs = _crowd(annotators=3, accuracy=0.65, model_accuracy=0.75, seed=2)
+    result = get_consensus(_counts(labels, 4), probs)
+    assert abs(result.annotator_accuracy - 0.65) < 0.03
+    assert result.temperature > 1.2  # 0.9 on a class that is right 75% of the time: soften
+    rng = np.random.default_rng(1)
+    random_votes = _counts(rng.integers(0, 4, labels.shape), 4)
+    with_noise_crowd = get_consensus(random_votes, probs)
+    assert with_noise_crowd.annotator_accuracy < 0.4  # chance is 0.25
+    assert (with_noise_crowd.label == probs.argmax(axis=1)).mean() > 0.97
+
+
+def test_more_votes_for_a_class_raise_its_share():
+    probs = np.tile([0.5, 0.3, 0.2], (6, 1))
+    votes = np.array([[5, 5, 0], [5, 5, 0], [4, 6, 0], [3, 7, 0], [2, 8, 0], [0, 10, 0]], float)
+    shares = get_consensus(votes, probs).soft_label[:, 1]
+    assert np.all(np.diff(shares[1:]) > 0)
+
+
+@pytest.mark.parametrize(
+    ("annotators", "accuracy", "model_accuracy"), [(3, 0.65, 0.75), (5, 0.6, 0.7), (10, 0.55, 0.8)]
+)
+def test_more_accurate_than_cleanlab_crowdlab_on_anonymous_crowds(
+    annotators, accuracy, model_accuracy
+):
+    """CROWDLAB pools linearly and follows the model here; the likelihood weighs two votes."""
+    import pandas as pd
+    from cleanlab.multiannotator import get_label_quality_multiannotator
+
+    truth, labels, probs = _crowd(
+        n=600, annotators=annotators, accuracy=accuracy, model_accuracy=model_accuracy
+    )
+    theirs = get_label_quality_multiannotator(pd.DataFrame(labels), probs, verbose=False)
+    cleanlab_label = theirs["label_quality"]["consensus_label"].to_numpy()
+    ours = get_consensus(_counts(labels, 4), probs)
+    assert (ours.label == truth).mean() > (cleanlab_label == truth).mean() + 0.05
+
+
+@pytest.mark.parametrize(
+    ("votes", "message"),
+    [
+        (np.ones((2, 2)), "shape"),
+        (-np.ones((2, 3)), "non-negative"),
+        (np.full((2, 3), np.nan), "finite"),
+    ],
+)
+def test_bad_votes_say_what_is_wrong(votes, message):
+    with pytest.raises(ValueError, match=message):
+        get_consensus(votes, np.full((2, 3), 1 / 3))
