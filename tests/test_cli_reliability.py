@@ -145,7 +145,7 @@ def test_score_out_is_a_file_fails_before_reading(faces, tmp_path):
         result = runner.invoke(app, ["score", str(faces), "--out", str(target), *TINY])
         line = one_line_error(result, ExitCode.USAGE)
         assert "is a file, not a folder" in line and str(out) in line
-        assert "checking images" not in result.output  # refused before any work
+        assert "decoding images" not in result.output  # refused before any work
 
 
 def test_score_out_not_writable_fails_before_reading(faces, unwritable):
@@ -153,7 +153,7 @@ def test_score_out_not_writable_fails_before_reading(faces, unwritable):
     result = runner.invoke(app, ["score", str(faces), "--out", str(out), *TINY])
     line = one_line_error(result, ExitCode.USAGE)
     assert "not writable" in line and str(out) in line
-    assert "checking images" not in result.output
+    assert "decoding images" not in result.output
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
@@ -166,7 +166,7 @@ def test_garbage_weights_file_fails_before_reading(faces, tmp_path, suffix):
     )
     line = one_line_error(result, ExitCode.USAGE)
     assert f"weights file {str(weights)!r} cannot be read" in line and "--weights" in line
-    assert "checking images" not in result.output
+    assert "decoding images" not in result.output
 
 
 def test_folds_above_the_smallest_class_fail_before_training(faces, tmp_path):
@@ -331,7 +331,7 @@ def test_score_prints_plain_progress_lines_in_a_log(scored):
         re.MULTILINE,
     )
     assert pattern.search(result.output), result.output
-    assert re.search(r"^\d\d:\d\d:\d\d checking images: 60/60 images", result.output, re.MULTILINE)
+    assert re.search(r"^\d\d:\d\d:\d\d decoding images: 60/60 images", result.output, re.MULTILINE)
     assert result.output.index(" train: ") < result.output.index("samples scored by")
 
 
@@ -341,8 +341,14 @@ def test_line_progress_prints_at_a_steady_interval():
     now = [0.0]
     out = Console(record=True, width=200)
     lines = LineProgress(out, interval_s=30, clock=lambda: now[0])
-    for t, key, final in [(0, "a", False), (10, "a", False), (31, "a", False), (40, "a", False),
-                          (45, "b", False), (50, "b", True)]:  # fmt: skip
+    for t, key, final in [
+        (0, "a", False),
+        (10, "a", False),
+        (31, "a", False),
+        (40, "a", False),
+        (45, "b", False),
+        (50, "b", True),
+    ]:
         now[0] = t
         lines.report(key, f"{key} at {t}", final=final)
     printed = [line.split(" ", 1)[1] for line in out.export_text().splitlines()]

@@ -131,7 +131,7 @@ class _ProgressView:
             return
         if event.train is None:
             key = event.stage
-            label = {"read": "checking images", "cache": "decoding images"}.get(key, key)
+            label = {"read": "reading dataset", "cache": "decoding images"}.get(key, key)
             task = self._task(key, label, event.total)
             self.progress.update(task, completed=event.done, total=event.total, info="")
             return
@@ -168,7 +168,7 @@ class _ProgressView:
             self.last_event = now
             rate = done / elapsed if elapsed > 0 else 0.0
             eta = f", eta {clock_text((total - done) / rate)}" if rate > 0 and total else ""
-            label = {"read": "checking images", "cache": "decoding images"}.get(key, key)
+            label = {"read": "reading dataset", "cache": "decoding images"}.get(key, key)
             self.lines.report(
                 key,
                 f"{label}: {done:,}/{total:,} images, {rate:,.0f} img/s{eta}",
