@@ -52,6 +52,7 @@ from fercleaner.review.events import (
     timestamp,
 )
 from fercleaner.review.schema import LIVE_EVENTS
+from fercleaner.runs.layout import STORE_FILE
 
 __all__ = [
     "ACTIONS",
@@ -69,7 +70,7 @@ __all__ = [
 ]
 
 #: File name of the store inside a run directory.
-STORE_FILENAME = "review.sqlite"
+STORE_FILENAME = STORE_FILE  # the run directory's name for it (fercleaner.runs)
 
 #: How long a write waits for another process to release the store's write lock.
 DEFAULT_BUSY_TIMEOUT_S = 30.0

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from fercleaner.config import Recipe, recipe_to_dict
+from fercleaner.runs.layout import CHECKPOINTS_DIR
 from fercleaner.training.checkpoint import get_data_fingerprint
 from fercleaner.training.crossfit import assign_folds, get_fold_indices, merge_readouts
 from fercleaner.training.device import resolve_device, resolve_precision
@@ -114,7 +115,9 @@ def train_and_score(
             device=device,
             precision=precision,
             checkpoint=(
-                Path(run_dir) / "checkpoints" / method_name / f"fold{fold}.pt" if run_dir else None
+                Path(run_dir) / CHECKPOINTS_DIR / method_name / f"fold{fold}.pt"
+                if run_dir
+                else None
             ),
             resume=resume,
             expect={"fingerprint": fingerprint, "recipe": recipe_to_dict(recipe)},
