@@ -107,6 +107,28 @@ def test_label_quality_length_is_checked():
 def test_unknown_flag_rule_is_named():
     data = make_data(n=40, num_classes=2, seed=0)
     with pytest.raises(
-        ValueError, match="unknown flag rule 'margin'; choose from noise_rate, class"
+        ValueError, match="unknown flag rule 'margin'; choose from argmax, noise_rate, class"
     ):
         find_label_issues(data["given"], data["pred_probs"], rule="margin")
+
+
+def test_argmax_flags_every_sample_the_model_gives_another_class_and_counts_nothing():
+    probs = np.array([[0.6, 0.4], [0.45, 0.55], [0.2, 0.8], [0.9, 0.1]])
+    labels = np.array([0, 0, 1, 1])
+    mask = find_label_issues(labels, probs, rule="argmax")
+    assert mask.tolist() == [False, True, False, True]
+
+
+def test_in_sample_probabilities_make_the_confident_joint_undercount():
+    """Inflating the given class (as a model scoring its own training data does) hides errors
+    from `noise_rate` but not from `argmax`, which only asks whether another class wins."""
+    data = make_data(n=800, num_classes=4, flip_rate=0.2, seed=5)
+    given, probs = data["given"], data["pred_probs"].copy()
+    rows = np.arange(len(given))
+    probs[rows, given] += 0.6 * (1 - probs[rows, given])  # memorised: pulled toward the label
+    probs /= probs.sum(axis=1, keepdims=True)
+    argmax = find_label_issues(given, probs, rule="argmax")
+    noise_rate = find_label_issues(given, probs, rule="noise_rate")
+    noisy = data["is_noisy"]
+    assert (argmax & noisy).sum() > (noise_rate & noisy).sum()
+    assert noise_rate.sum() < 0.8 * noisy.sum() <= argmax.sum()
