@@ -1,4 +1,4 @@
-"""The crowd + model consensus on hand-made arrays: who wins when, and parity with cleanlab's CROWDLAB."""
+"""The crowd + model consensus on hand-made arrays: who wins when; against cleanlab's CROWDLAB."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fercleaner.scoring.consensus import get_consensus
 
 
 def _crowd(n=400, k=4, annotators=5, accuracy=0.7, model_accuracy=0.8, seed=0):
-    """True classes, per-annotator labels (n, annotators) and model probabilities of given accuracy."""
+    """True classes, per-annotator labels (n, annotators), model probabilities (given accuracy)."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, k, n)
     right = rng.random((n, annotators)) < accuracy

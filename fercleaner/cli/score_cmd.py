@@ -1,4 +1,4 @@
-"""`fercleaner score DATASET --out RUN_DIR`: train, score every sample, write the run, print a summary.
+"""`fercleaner score DATASET --out RUN_DIR`: train, score every sample, write the run, summarise.
 
 Progress: rich bars on a terminal; in a log (not a terminal) one plain timestamped line
 per stage start and end and every $FERCLEANER_PROGRESS_INTERVAL seconds (default 30)

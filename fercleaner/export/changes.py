@@ -1,4 +1,4 @@
-"""`changes.csv`: one row per sample whose final label differs from its given label, safe to open in a spreadsheet."""
+"""`changes.csv`: a row per sample whose final label is not its given one, safe in a spreadsheet."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`--imagefolder`: lay out `<folder>/<split>/<label>/<file>` links (or copies), every name checked first.
+"""`--imagefolder`: `<folder>/<split>/<label>/<file>` links (or copies), every name checked first.
 
 Splits, labels and sample ids come from the run directory, which is input like any other:
 each becomes one plain path part or the export is refused before anything is written.

@@ -1,4 +1,4 @@
-"""Write the cleaned manifests: one Parquet file per split, readable by pandas, pyarrow and Hugging Face `datasets`.
+"""The cleaned manifests: one Parquet file per split, for pandas, pyarrow and HF `datasets`.
 
 `label` is the class index into the metadata's `classes` (a ClassLabel for `datasets`,
 whose features ride in the `huggingface` schema metadata; it only honours them on integer

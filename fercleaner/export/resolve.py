@@ -1,4 +1,4 @@
-"""Resolve every sample's final label: the human decision, else the policy's model decision, else the given label.
+"""Every sample's final label: the human decision, else the policy's model decision, else the given.
 
 What an action does to a sample (its label, soft label, manifest `action` and weight) is
 `fercleaner.review.actions`' table; a policy is the action the model takes on flagged

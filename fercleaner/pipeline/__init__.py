@@ -1,7 +1,7 @@
-"""`score_dataset`: read a dataset, decode it once, train the method(s), score every sample, write RUN_DIR.
+"""`score_dataset`: read a dataset, decode it once, train, score every sample, write RUN_DIR.
 
     read_dataset -> build_cache -> train_and_score (per method) -> assemble_scores
-                 -> RUN_DIR/{scores.parquet, problems.parquet, dynamics.parquet, events.parquet, run.json}
+                 -> RUN_DIR/{scores, problems, dynamics, events}.parquet + run.json
 
 Ingestion and decode problems are recorded in problems.parquet and excluded; they never
 abort the run. Under `torchrun` every rank trains its shard and rank 0 writes the files
@@ -95,7 +95,7 @@ def score_dataset(
     follow_links: bool = False,
     progress: ProgressFn | None = None,
 ) -> ScoreResult | None:
-    """Score every sample of a dataset; write the run directory; return the result (None off rank 0).
+    """Score every sample of a dataset and write the run directory; the result (None off rank 0).
 
     Args:
         dataset_path: dataset folder (any layout `read_dataset` detects) or manifest.

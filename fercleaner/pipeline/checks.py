@@ -1,4 +1,4 @@
-"""What `fercleaner score` checks before any work: the recipe, method names, the weights file, folds.
+"""What `fercleaner score` checks before any work: recipe, method names, weights file, folds.
 
 A bad command fails in seconds: the recipe, the method names and the weights file before
 the dataset is read, `train.folds` against the class counts right after reading (and

@@ -27,7 +27,7 @@ def read_samples(
     *,
     follow_links: bool = False,
 ) -> Any:
-    """The `Dataset` (`fercleaner.datasets.read_dataset`) in the recipe's layout, images unchecked."""
+    """The `Dataset` (`datasets.read_dataset`) in the recipe's layout, images unchecked."""
     from fercleaner.datasets import read_dataset
 
     # no image check here: the cache decodes each image once with the same code and

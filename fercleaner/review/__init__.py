@@ -1,4 +1,4 @@
-"""Human review of flagged samples: the decision store, what each action means, queue queries, run loading.
+"""Human review of flagged samples: decision store, action meanings, queue queries, run loading.
 
 The app reaches runs, decisions and the action table through this package.
 """

@@ -1,4 +1,4 @@
-"""What each review action means: where its label comes from, its training weight, what export writes.
+"""What each review action means: where its label comes from, its weight, what export writes.
 
 One table for both sides: the review app turns a click into a `Decision` with
 `make_decision`, and export turns the current decision of a sample (or, for samples nobody

@@ -1,4 +1,4 @@
-"""Open a run directory like any other input: find its scores, validate them, check every image path.
+"""Open a run directory like any other input: find its scores, validate them, check image paths.
 
 `read_run` is the one way review, the review launcher, export and the demo open a run.
 Beyond the scores contract (`fercleaner.scoring.read_scores`) it checks that sample ids are
