@@ -93,3 +93,61 @@ def test_npz_without_ids_and_plain_npy_say_how_to_save(tmp_path):
     np.save(tmp_path / "p.npy", PROBS)
     with pytest.raises(PredictionsError, match="a plain array has no sample ids"):
         read_predictions(tmp_path / "p.npy", classes=CLASSES, sample_ids=IDS)
+
+
+def _faces_and_predictions(tmp_path, *, drop: int = 0):
+    """40 synthetic faces with planted flips, and predictions that know the clean labels."""
+    from fercleaner.datasets import read_dataset
+    from fercleaner.synth import write_synthetic_dataset
+
+    faces = write_synthetic_dataset(
+        tmp_path / "faces", n=40, layout="imagefolder", seed=2, noise_rate=0.25, size=16, workers=1
+    )
+    truth = pd.read_parquet(tmp_path / "faces.truth.parquet").set_index("sample_id")
+    dataset = read_dataset(faces)
+    classes = list(dataset.classes)
+    ids = dataset.samples["sample_id"].astype(str).tolist()[drop:]
+    probs = np.full((len(ids), len(classes)), 0.02)
+    for row, sample_id in enumerate(ids):
+        probs[row, classes.index(truth.loc[sample_id, "clean_label"])] = 1.0
+    probs /= probs.sum(axis=1, keepdims=True)
+    path = tmp_path / "preds.npz"
+    np.savez(path, sample_id=np.array(ids), pred_probs=probs)
+    return faces, path, truth
+
+
+def test_score_with_predictions_trains_nothing_and_finds_the_planted_flips(tmp_path):
+    from typer.testing import CliRunner
+
+    from fercleaner.cli import app
+    from fercleaner.runs import read_run
+
+    faces, path, truth = _faces_and_predictions(tmp_path)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["score", str(faces), "--out", str(run), "--predictions", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"from {path}" in result.output
+    scores = read_run(run).scores.set_index("sample_id")
+    flipped = truth.index[truth["is_noisy"]]
+    assert set(scores.index[scores["is_label_issue"]]) == set(flipped)
+    assert (scores.loc[flipped, "proposed_label"] == truth.loc[flipped, "clean_label"]).all()
+    assert not (run / "checkpoints").exists()
+    exported = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "clean")])
+    assert exported.exit_code == 0, exported.output
+
+
+def test_score_with_predictions_refuses_training_options_and_missing_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from fercleaner.cli import app
+
+    faces, path, _ = _faces_and_predictions(tmp_path, drop=3)
+    runner = CliRunner()
+    argv = ["score", str(faces), "--out", str(tmp_path / "run"), "--predictions", str(path)]
+    missing = runner.invoke(app, argv)
+    assert missing.exit_code == 2
+    assert "no prediction for 3 of the dataset's 40 images" in " ".join(missing.output.split())
+    with_method = runner.invoke(app, [*argv, "--method", "mtac"])
+    assert with_method.exit_code == 2 and "--method, --weights and --resume" in with_method.output

@@ -60,6 +60,15 @@ def score_command(
             " folder (default: report them as path_escapes_root and skip them).",
         ),
     ] = False,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Your own model's out-of-sample probabilities keyed by sample_id (.parquet with"
+            " one column per class, .npz with sample_id + pred_probs [+ embeddings], or a"
+            " structured .npy): score with them instead of training (docs/scoring.md).",
+        ),
+    ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Argument(help="Recipe overrides key=value, e.g. train.epochs=3 train.folds=5."),
@@ -78,6 +87,7 @@ def score_command(
             weights=weights,
             layout=layout,
             resume=resume,
+            predictions=predictions,
             follow_links=follow_links,
             progress=view.update,
         )
@@ -239,9 +249,13 @@ def _render_summary(result: Any) -> None:
             soft_wrap=True,
         )
     timings = info["timings"]
+    source = (
+        f"on {info['device']} ({info['precision']})"
+        if "device" in info
+        else f"from {info['predictions']['file']}"
+    )
     console.print(
-        f"took {timings['total_s']:.0f} s on {info['device']} ({info['precision']});"
-        f" wrote {result.scores_path}",
+        f"took {timings['total_s']:.0f} s {source}; wrote {result.scores_path}",
         highlight=False,
         markup=False,
         soft_wrap=True,

@@ -34,6 +34,7 @@ from fercleaner.pipeline.inputs import (
 )
 from fercleaner.runs import (
     CHECKPOINTS_DIR,
+    SCORES_FILE,
     build_run_info,
     build_scores_metadata,
     remove_stale_run_temporaries,
@@ -93,6 +94,7 @@ def score_dataset(
     layout: str | None = None,
     resume: bool = False,
     follow_links: bool = False,
+    predictions: str | Path | None = None,
     progress: ProgressFn | None = None,
 ) -> ScoreResult | None:
     """Score every sample of a dataset and write the run directory; the result (None off rank 0).
@@ -110,6 +112,9 @@ def score_dataset(
         resume: continue from the checkpoints in `out_dir/checkpoints`.
         follow_links: read images and folders through symbolic links that lead outside
             the dataset folder (default: `path_escapes_root` problems, not read).
+        predictions: a file of the user's own out-of-sample probabilities (and optional
+            embeddings) keyed by sample_id (`fercleaner.predictions`): no training, the
+            run is scored from them (`score.flag_rule` still applies).
         progress: called with `ScoreProgress` reports.
 
     Raises:
@@ -127,6 +132,17 @@ def score_dataset(
     resolved, method_names, run_dir = check_before_work(
         recipe, overrides, method=method, weights=weights, layout=layout, out_dir=out_dir
     )
+    if predictions is not None:
+        return _score_from_predictions(
+            dataset_path,
+            predictions,
+            run_dir,
+            resolved,
+            report=progress,
+            follow_links=follow_links,
+            trains=bool(method or weights or resume),
+            started=started,
+        )
     dist_info = init_distributed()
     report = progress if (progress is not None and dist_info.is_main) else None
     try:
@@ -168,6 +184,45 @@ def score_dataset(
         )
     finally:
         shutdown_distributed(dist_info)
+
+
+def _score_from_predictions(
+    dataset_path: str | Path,
+    predictions: str | Path,
+    run_dir: Path,
+    recipe: Recipe,
+    *,
+    report: ProgressFn | None,
+    follow_links: bool,
+    trains: bool,
+    started: float,
+) -> ScoreResult:
+    """Read the dataset and score it with a predictions file (no cache, no training)."""
+    from fercleaner.errors import ConfigError
+    from fercleaner.pipeline.from_predictions import write_predictions_run
+
+    if trains:
+        raise ConfigError(
+            "--predictions scores with your model's probabilities: --method, --weights and "
+            "--resume (which train fercleaner's) do not apply; drop them"
+        )
+    remove_stale_run_temporaries(run_dir)
+    t = time.perf_counter()
+    dataset = read_samples(
+        dataset_path, recipe, _count_progress("read", report), follow_links=follow_links
+    )
+    timings = {"read_s": time.perf_counter() - t}
+    scores, run_info = write_predictions_run(
+        dataset, predictions, run_dir, recipe, started=started, timings=timings
+    )
+    return ScoreResult(
+        run_dir=run_dir,
+        scores_path=run_dir / SCORES_FILE,
+        scores=scores,
+        classes=list(dataset.classes),
+        problems=dataset.problems,
+        run_info=run_info,
+    )
 
 
 def _read_and_decode(

@@ -1,0 +1,98 @@
+"""`score_dataset(..., predictions=FILE)`: score a dataset with a user's own model, no training.
+
+Reading the dataset, its problems table and the run directory are the same as for a
+trained run, so review and export cannot tell the difference; only the probabilities
+come from FILE (`fercleaner.predictions`) and the scoring source is named `predictions`.
+Images are not decoded: the user's model has already seen them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.arrays import get_normalized_entropy
+from fercleaner.config import Recipe, recipe_to_dict
+from fercleaner.predictions import read_predictions
+from fercleaner.runs import build_scores_metadata, write_run_info, write_run_tables
+from fercleaner.runs.record import get_versions, summarize_scores
+from fercleaner.scoring.api import PREDICTIONS_SOURCE, get_outlier_score
+
+
+def write_predictions_run(
+    dataset: Any,
+    predictions_path: str | Path,
+    run_dir: Path,
+    recipe: Recipe,
+    *,
+    started: float,
+    timings: dict[str, float],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score the dataset's samples with the file's probabilities, write the run; (scores, run.json)."""
+    from fercleaner.scoring import assemble_scores
+
+    samples = dataset.samples.reset_index(drop=True)
+    classes = list(dataset.classes)
+    ids = samples["sample_id"].astype(str).tolist()
+    predictions = read_predictions(predictions_path, classes=classes, sample_ids=ids)
+    probs = predictions.pred_probs / predictions.pred_probs.sum(axis=1, keepdims=True)
+    index = {name: i for i, name in enumerate(classes)}
+    labels = samples["given_label"].astype(str).map(index).to_numpy(dtype=np.int64)
+    readout: dict[str, np.ndarray] = {
+        "pred_probs": probs,
+        "soft_label": probs,
+        "uncertainty": get_normalized_entropy(probs),
+        "label_quality_signal": probs[np.arange(len(labels)), labels],
+    }
+    if predictions.embeddings is not None:
+        readout["outlier_score"] = get_outlier_score(predictions.embeddings)
+    scores = assemble_scores(
+        samples,
+        classes,
+        {PREDICTIONS_SOURCE: readout},
+        method_name=PREDICTIONS_SOURCE,
+        flag_rule=recipe.score.flag_rule,
+    )
+    metadata = build_scores_metadata(
+        classes=classes,
+        methods=[PREDICTIONS_SOURCE],
+        sources=[PREDICTIONS_SOURCE],
+        recipe=recipe_to_dict(recipe),
+        dataset_root=str(dataset.root),
+        layout=dataset.layout,
+        samples=samples,
+    )
+    write_run_tables(
+        run_dir,
+        scores=scores,
+        metadata=metadata,
+        problems=dataset.problems,
+        dynamics=pd.DataFrame(),
+        events=pd.DataFrame(),
+    )
+    timings["total_s"] = time.perf_counter() - started
+    keys = ("run_id", "method", "methods", "sources", "layout", "dataset_root")
+    run_info = {
+        **{k: metadata[k] for k in (*keys, "dataset_fingerprint")},
+        "classes": classes,
+        "recipe": metadata["recipe"],
+        "predictions": {
+            "file": str(Path(predictions_path).absolute()),
+            "rows_ignored": predictions.ignored_ids,
+        },
+        "versions": get_versions(),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "counts": {
+            "rows_listed": dataset.rows_listed,
+            "ingested": len(samples),
+            "problems": len(dataset.problems),
+            "scored": len(scores),
+        },
+        "summary": summarize_scores(scores, classes),
+    }
+    write_run_info(run_dir, run_info)
+    return scores, run_info
