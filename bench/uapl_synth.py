@@ -34,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     import torch
-    from sklearn.metrics import average_precision_score
 
     from fercleaner.classes import CANONICAL_CLASSES
     from fercleaner.config import load_recipe
@@ -54,10 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     code = {c: i for i, c in enumerate(classes)}
     given = truth["given_label"].map(code).to_numpy(dtype=np.int64)
-    clean = truth["clean_label"].map(code).to_numpy(dtype=np.int64)
-    soft = np.stack(truth["soft_label"].to_numpy()).astype(np.float64)  # (N, C)
-    noisy = truth["is_noisy"].to_numpy()
-    occluder = truth["occluder"].to_numpy(dtype=object)
     data = TrainData(
         images=images[..., None],
         rows=np.arange(args.n),
@@ -70,11 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         data.au_targets = truth[[au_column(a) for a in AU_IDS]].to_numpy(np.float32)
         data.va_targets = truth[["valence", "arousal"]].to_numpy(np.float32)
 
-    def kl(q: np.ndarray) -> float:
-        p = np.clip(soft, 1e-12, 1.0)
-        return round(float((soft * (np.log(p) - np.log(np.clip(q, 1e-8, 1.0)))).sum(1).mean()), 4)
-
-    rows = np.arange(args.n)
     for method in args.methods.split(","):
         overrides = [
             f"method.name={method}",
@@ -90,41 +80,60 @@ def main(argv: list[str] | None = None) -> int:
         recipe = load_recipe("quick", overrides=overrides)
         start = time.perf_counter()
         result = train_and_score(data, recipe, method_name=method)
-        r = result.readout
-        out: dict = {
-            "method": method,
-            "n": args.n,
-            "epochs": args.epochs,
-            "backbone": args.backbone,
-            "annotated": args.annotated,
-            "options": args.option if method == "uapl" else [],
-            "seconds": round(time.perf_counter() - start, 1),
-            "acc_clean": round(float((r["pred_probs"].argmax(1) == clean).mean()), 4),
-            "ap_flip": round(
-                float(average_precision_score(noisy, 1 - r["label_quality_signal"])), 4
-            ),
-            "ap_flip_own_softmax": round(
-                float(average_precision_score(noisy, 1 - r["pred_probs"][rows, given])), 4
-            ),
-            "kl_soft_label": kl(r["soft_label"]),
-            "kl_own_softmax": kl(r["pred_probs"]),
-            "flip_rate": round(float(noisy.mean()), 4),
-        }
-        if "gate_mouth" in r:
-            eyes = (r["gate_left_eye"] + r["gate_right_eye"]) / 2
-            for name, values in (
-                ("eye_gate", eyes),
-                ("mouth_gate", r["gate_mouth"]),
-                ("occlusion", r["occlusion"]),
-            ):
-                out[name] = {
-                    kind: round(float(values[occluder == kind].mean()), 4)
-                    for kind in ("none", "glasses", "hand")
-                }
+        seconds = round(time.perf_counter() - start, 1)
+        out = _summary(args, method, result.readout, seconds, truth=truth, classes=classes)
         sys.stdout.write(json.dumps(out) + "\n")
         sys.stdout.flush()
         torch.manual_seed(args.seed)
     return 0
+
+
+def _summary(args, method: str, r: dict, seconds: float, *, truth, classes) -> dict:
+    """One method's JSON line: accuracy, flip AP, soft-label KL, and gates by occluder."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    code = {c: i for i, c in enumerate(classes)}
+    given = truth["given_label"].map(code).to_numpy(dtype=np.int64)
+    clean = truth["clean_label"].map(code).to_numpy(dtype=np.int64)
+    soft = np.stack(truth["soft_label"].to_numpy()).astype(np.float64)  # (N, C)
+    noisy = truth["is_noisy"].to_numpy()
+    occluder = truth["occluder"].to_numpy(dtype=object)
+    rows = np.arange(len(given))
+
+    def kl(q: np.ndarray) -> float:
+        p = np.clip(soft, 1e-12, 1.0)
+        return round(float((soft * (np.log(p) - np.log(np.clip(q, 1e-8, 1.0)))).sum(1).mean()), 4)
+
+    out: dict = {
+        "method": method,
+        "n": args.n,
+        "epochs": args.epochs,
+        "backbone": args.backbone,
+        "annotated": args.annotated,
+        "options": args.option if method == "uapl" else [],
+        "seconds": seconds,
+        "acc_clean": round(float((r["pred_probs"].argmax(1) == clean).mean()), 4),
+        "ap_flip": round(float(average_precision_score(noisy, 1 - r["label_quality_signal"])), 4),
+        "ap_flip_own_softmax": round(
+            float(average_precision_score(noisy, 1 - r["pred_probs"][rows, given])), 4
+        ),
+        "kl_soft_label": kl(r["soft_label"]),
+        "kl_own_softmax": kl(r["pred_probs"]),
+        "flip_rate": round(float(noisy.mean()), 4),
+    }
+    if "gate_mouth" in r:
+        eyes = (r["gate_left_eye"] + r["gate_right_eye"]) / 2
+        for name, values in (
+            ("eye_gate", eyes),
+            ("mouth_gate", r["gate_mouth"]),
+            ("occlusion", r["occlusion"]),
+        ):
+            out[name] = {
+                kind: round(float(values[occluder == kind].mean()), 4)
+                for kind in ("none", "glasses", "hand")
+            }
+    return out
 
 
 if __name__ == "__main__":

@@ -112,9 +112,7 @@ def score_dataset(
         resume: continue from the checkpoints in `out_dir/checkpoints`.
         follow_links: read images and folders through symbolic links that lead outside
             the dataset folder (default: `path_escapes_root` problems, not read).
-        predictions: a file of the user's own out-of-sample probabilities (and optional
-            embeddings) keyed by sample_id (`fercleaner.predictions`): no training, the
-            run is scored from them (`score.flag_rule` still applies).
+        predictions: a user's own probabilities file (`fercleaner.predictions`): no training.
         progress: called with `ScoreProgress` reports.
 
     Raises:
