@@ -1,4 +1,4 @@
-"""The contract between a method and the trainer: a method computes its loss, the trainer owns the loop.
+"""The method-trainer contract: a method computes its loss, the trainer owns the loop.
 
 A method is an `nn.Module` built from a `MethodContext`. Training calls `forward(batch)`
 and steps on the returned `loss`; scoring calls `predict(images)` on every sample and
@@ -54,9 +54,11 @@ class MethodContext:
     """Optimizer steps per epoch on this process."""
     backbone: BackboneSpec = field(default_factory=BackboneSpec)
     au_targets: np.ndarray | None = None
-    """(num_samples, len(AU_IDS)) float32 AU intensities in [0, 1], NaN where missing; None if no AU columns."""
+    """(num_samples, len(AU_IDS)) float32 AU intensities in [0, 1], NaN where missing; None if
+    no AU columns."""
     va_targets: np.ndarray | None = None
-    """(num_samples, 2) float32 valence/arousal in [-1, 1], NaN where missing; None if no VA columns."""
+    """(num_samples, 2) float32 valence/arousal in [-1, 1], NaN where missing; None if no VA
+    columns."""
     options: Any = field(default_factory=dict)
     """The method's options: an instance of its registered options dataclass (the trainer
     passes `config.method_options(...)`), or a plain mapping, checked the same way."""
@@ -130,7 +132,7 @@ class Method(nn.Module):
         return None
 
     def events(self) -> list[dict[str, Any]]:
-        """Per-sample events recorded during training (e.g. relabels), each with `index` and `epoch`."""
+        """Per-sample events recorded in training (e.g. relabels), each with `index` and `epoch`."""
         return []
 
     def readout(

@@ -127,7 +127,8 @@ class AuxTargets:
     """A batch's AU or VA targets split by where they come from; NaN = no target there."""
 
     annotated: torch.Tensor
-    """(B, K) the dataset's values on rows that have any (NaN entries stay masked); NaN elsewhere."""
+    """(B, K) the dataset's values on rows that have any (NaN entries stay masked); NaN
+    elsewhere."""
     derived: torch.Tensor
     """(B, K) the training label's prior row on rows with no annotation; NaN elsewhere."""
 

@@ -1,4 +1,4 @@
-"""MTAC (Liu et al., IEEE TMM 2024): confidence-weighted FER with AU/VA auxiliary tasks and relabeling.
+"""MTAC (Liu et al., IEEE TMM 2024): confidence-weighted FER, AU/VA auxiliary tasks, relabeling.
 
 What comes from the paper (its abstract, the only public part) and what is reconstructed:
 
@@ -93,7 +93,8 @@ class MTACOptions:
     rank_weight: float = 1.0
     """Weight of the rank regularisation term."""
     class_balance: bool = False
-    """Weight the CE by 1/sqrt(class count) (mean 1); off by default: it cost label-error AP on FERPlus."""
+    """Weight the CE by 1/sqrt(class count) (mean 1); off by default: it cost label-error AP on
+    FERPlus."""
     au_weight: float | None = None
     """Weight of the AU loss; None = 0.5 with dataset AU columns, 0.1 with prior-derived targets."""
     va_weight: float | None = None
@@ -115,7 +116,8 @@ class MTACOptions:
     prototype_temperature: float = 0.1
     """Temperature of the softmax over prototype cosine similarities."""
     quality_prototype_weight: float = 0.0
-    """Share of the prototype softmax in label_quality_signal (the rest: the classifier's p_given)."""
+    """Share of the prototype softmax in label_quality_signal (the rest: the classifier's
+    p_given)."""
 
     #: Range and choice rules, checked with the recipe (`fercleaner.config.options_from_dict`).
     checks: ClassVar[dict[str, Check]] = {
@@ -312,7 +314,9 @@ class MTAC(Method):
         return self.memory.labels.clone()
 
     def events(self) -> list[dict[str, Any]]:
-        """Relabel events: index, epoch, event='relabel', from/to_label (class index), from/to_class, margin.
+        """Relabel events: index, epoch, event='relabel', from/to_label, from/to_class, margin.
+
+        `from_label`/`to_label` are class indices, `from_class`/`to_class` their names.
 
         Under DDP every rank holds the same events (decisions follow all-reduced sums), so
         only rank 0 reports them: the trainer gathers events from all ranks and would

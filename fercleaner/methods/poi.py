@@ -1,4 +1,4 @@
-"""POI (prior-based objective inference): a prior network infers soft labels a target network learns from.
+"""POI (prior-based objective inference): a prior network infers soft labels a target learns from.
 
 Paper (arXiv 2411.13024, abstract only; the method section and code are not public):
 a Prior Inference Network (PIN) uses AU-emotion prior knowledge and key facial
@@ -78,7 +78,8 @@ class POIOptions:
     """POI's `method.options`; every field can be set from a recipe."""
 
     trn_backbone: str = "shared"
-    """`shared` (one backbone pass for PIN and TRN) or `separate` (TRN has its own backbone, ~2x cost)."""
+    """`shared` (one backbone pass for PIN and TRN) or `separate` (TRN has its own backbone, ~2x
+    cost)."""
     region_stage: int | None = None
     """Backbone stage whose map PIN crops; None = deepest non-final stage at least 6 cells wide."""
     whole_from_last: bool = False
@@ -235,7 +236,11 @@ class POI(Method):
         return sigmoid_rampup(self._step, self.ramp_epochs * steps)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """PIN loss (CE fused + regions, mutual learning, AUs) + TRN transfer loss (+ uncertainty head)."""
+        """PIN loss + TRN transfer loss.
+
+        PIN: CE on the fused and on each region's logits, mutual learning, AUs; TRN: the
+        transfer loss (+ the uncertainty head's loss when there is one).
+        """
         labels = batch.labels
         net = self._networks(batch.images)
         pin_logits = net["pin_logits"]
@@ -286,7 +291,7 @@ class POI(Method):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """`probs` (TRN p), `pin_probs` (PIN q), `region_weights` (B, R), `au` (B, K) whole-face AUs."""
+        """`probs` (TRN p), `pin_probs` (PIN q), `region_weights` (B, R), whole-face `au` (B, K)."""
         net = self._networks(images)
         out = {
             "probs": torch.softmax(net["trn_logits"], dim=1),
@@ -308,7 +313,7 @@ class POI(Method):
     def readout(
         self, outputs: dict[str, np.ndarray], given_labels: np.ndarray
     ) -> dict[str, np.ndarray]:
-        """Score arrays: q as `soft_label`, u as `uncertainty`, p as `pred_probs`, q[given] (blend) as quality.
+        """Score arrays: `soft_label` q, `uncertainty` u, `pred_probs` p, quality q[given] (blend).
 
         Method columns: `pin_given_prob` q[given], `trn_given_prob` p[given], `suspect`
         (argmax q != given), `pin_predicted` (argmax q, class index), `region_weights`

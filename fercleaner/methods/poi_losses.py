@@ -71,7 +71,9 @@ def mutual_learning_kl(logits: Sequence[torch.Tensor], *, temperature: float = 1
 
 
 def js_uncertainty(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-sample u = JS(q, onehot(y)) / ln 2 in [0, 1]: 0 when q is certain of y, 1 when q gives y nothing.
+    """Per-sample u = JS(q, onehot(y)) / ln 2 in [0, 1].
+
+    0 when q is certain of y, 1 when q gives y nothing.
 
     Parameter-free: it measures how far the prior-based distribution q is from the
     given label, so a sample the prior network does not believe gets a high u and the

@@ -52,7 +52,7 @@ def update_prototypes(
 def center_similarities(
     similarities: torch.Tensor, labels: torch.Tensor, *, rows: torch.Tensor
 ) -> torch.Tensor:
-    """Similarities minus each class's typical member similarity: sims[:, c] - median_{y_i = c} sims[i, c].
+    """Each class's similarity minus its typical member's: sims[:, c] - median_{y_i = c} sims[i, c].
 
     Why: a visually tight class (surprise: open mouth, raised brows) has a prototype its
     members sit close to, while a diffuse class (neutral) has members far from its mean
@@ -106,10 +106,10 @@ def propose_relabels(
     """Apply the relabel rule to every sample seen this epoch.
 
     Pass `center_similarities` output as `similarities` so classes are compared on their
-    own scale. A sample is relabeled when all hold: it is low-confidence (its confidence is below the
-    `1 - high_ratio` quantile of the seen samples' confidences, i.e. outside the "high"
-    group the rank regulariser uses); its best valid prototype c* differs from its label
-    y; sim(c*) - sim(y) > `margin`; and the classifier's argmax is c* too.
+    own scale. A sample is relabeled when all hold: it is low-confidence (its confidence is
+    below the `1 - high_ratio` quantile of the seen samples' confidences, i.e. outside the
+    "high" group the rank regulariser uses); its best valid prototype c* differs from its
+    label y; sim(c*) - sim(y) > `margin`; and the classifier's argmax is c* too.
 
     Args:
         confidence: (N,) mean confidence a_i this epoch.

@@ -37,17 +37,17 @@ LDL-ALSG for the topology), chosen as follows:
   is built per space, and last epoch's distributions are frozen as neighbour targets
   (that memory, the guidance term and the readout's aggregation: `uapl_topology.py`).
 - reconstruction: loss = CE + lambda(epoch) sum_t theta_t sum_j w_ij KL(p_j || p_i)
-  + margin + region CE + gate BCE + AU BCE + VA MSE, with w_ij row-normalised (so K does not scale the term),
-  theta = softmax of learnable logits (a convex mix: learning cannot switch guidance
-  off, only move it between spaces), lambda ramped by exp(-5 (1 - e/T)^2) over the
-  first T = epochs // 2 epochs (no graph exists in epoch 0).
+  + margin + region CE + gate BCE + AU BCE + VA MSE, with w_ij row-normalised (so K does
+  not scale the term), theta = softmax of learnable logits (a convex mix: learning cannot
+  switch guidance off, only move it between spaces), lambda ramped by exp(-5 (1 - e/T)^2)
+  over the first T = epochs // 2 epochs (no graph exists in epoch 0).
 - reconstruction (readout): graphs are rebuilt over the scored samples from AU, VA
   (annotations where the dataset has them, located through `outputs["index"]`, else the
-  heads' predictions) and the embedding; q_i = a p_i + (1 - a) sum_t theta_t sum_j w_ij p_j with a = 0.5
-  (own prediction mixed in so an isolated face keeps its evidence; the neighbour part is
-  what contradicts a memorised wrong label). `soft_label` = q, `label_quality_signal` =
-  `support` = q_i[given], `uncertainty` = `entropy` = H(q_i) / ln C, `occlusion` =
-  1 - mean gate, `gate_<region>` per region.
+  heads' predictions) and the embedding; q_i = a p_i + (1 - a) sum_t theta_t sum_j w_ij p_j
+  with a = 0.5 (own prediction mixed in so an isolated face keeps its evidence; the
+  neighbour part is what contradicts a memorised wrong label). `soft_label` = q,
+  `label_quality_signal` = `support` = q_i[given], `uncertainty` = `entropy` = H(q_i) / ln C,
+  `occlusion` = 1 - mean gate, `gate_<region>` per region.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DDP plumbing for `torchrun -m fercleaner score`: process group, index sharding, gathering to rank 0.
+"""DDP plumbing for `torchrun -m fercleaner score`: process group, index sharding, gather to rank 0.
 
 Without torchrun's environment (`WORLD_SIZE` unset or 1) every helper is a cheap no-op,
 so the trainer has one code path. Methods sum their per-sample state over ranks with
