@@ -1,4 +1,4 @@
-"""Fuzz suite (issue 13): run every hostile dataset input and bad command line in tests/fuzz_cases.py; print one JSON object.
+"""Fuzz suite (issue 13): run each hostile dataset and bad command line in tests/fuzz_cases.py.
 
     .venv/bin/python bench/fuzz.py [--skip-slow] [-k SUBSTRING] [--keep DIR]
 
@@ -13,10 +13,11 @@ changed or deleted; and, for datasets, `inspect --json` (or the run's problems.p
 reports exactly the expected problem kinds and counts, `rows` listed = `samples` ingested
 + label-row problems, and the plain (non-JSON) report prints the same tally.
 
-Figures: `tracebacks` (goal 0); `silent_drops` (goal 0): dataset cases where rows the
-input holds are neither ingested nor reported, or a bad input is reported clean;
-`rows_reconciled` n/m: dataset cases whose listed rows equal the rows written and
-reconcile; `writes_outside` (goal 0). Measured figures: docs/cli.md, "Fuzz suite".
+It prints one JSON object. Figures: `tracebacks` (goal 0); `silent_drops` (goal 0):
+dataset cases where rows the input holds are neither ingested nor reported, or a bad
+input is reported clean; `rows_reconciled` n/m: dataset cases whose listed rows equal
+the rows written and reconcile; `writes_outside` (goal 0). Measured figures:
+docs/cli.md, "Fuzz suite".
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ def _check_error(case: Case, ran: Ran) -> list[str]:
 
 
 def _counts(case: Case, argv: list[str], ran: Ran, tmp: Path) -> dict[str, Any] | None:
-    """Problem kinds, rows listed and samples from `inspect --json`, or from the run `score` wrote."""
+    """Problem kinds, rows listed and samples from `inspect --json` or the run `score` wrote."""
     if ran.exit_code not in (0, 1):
         return None
     if argv[0] == "inspect" and "--json" in argv:
@@ -334,10 +335,17 @@ def run_cases(cases: list[Case], workdir: Path, *, keep: bool = False) -> dict[s
             outcomes.append(check_case(case, workdir))
         except Exception as exc:  # a broken generator must not hide the other cases
             outcomes.append(
-                {"id": case.id, "layout": case.layout, "traceback": False, "silent_drop": False,
-                 "reconciled": None, "writes_outside": [], "passed": False,
-                 "failures": [f"the case itself failed: {type(exc).__name__}: {exc}"]}
-            )  # fmt: skip
+                {
+                    "id": case.id,
+                    "layout": case.layout,
+                    "traceback": False,
+                    "silent_drop": False,
+                    "reconciled": None,
+                    "writes_outside": [],
+                    "passed": False,
+                    "failures": [f"the case itself failed: {type(exc).__name__}: {exc}"],
+                }
+            )
         if not keep:
             release(workdir / case.id)
     known = {c.id: c.known_defect for c in cases if c.known_defect and skip_reason(c) is None}
@@ -350,10 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", dest="select", default="", help="only case ids containing this")
     parser.add_argument("--keep", type=Path, help="write the case folders here and keep them")
     args = parser.parse_args(argv)
-    cases = [
-        c for c in fuzz_cases.CASES
-        if args.select in c.id and not (args.skip_slow and c.slow)
-    ]  # fmt: skip
+    cases = [c for c in fuzz_cases.CASES if args.select in c.id and not (args.skip_slow and c.slow)]
     if args.keep is not None:
         args.keep.mkdir(parents=True, exist_ok=True)
         summary = run_cases(cases, args.keep, keep=True)

@@ -43,8 +43,12 @@ def _params():
     for case in CASES:
         marks = []
         if case.known_defect and case.slow:
-            marks.append(pytest.mark.skip(reason=f"known defect, trains a model to reach it"
-                                          f" (bench/fuzz.py runs it): {case.known_defect}"))  # fmt: skip
+            marks.append(
+                pytest.mark.skip(
+                    reason=f"known defect, trains a model to reach it"
+                    f" (bench/fuzz.py runs it): {case.known_defect}"
+                )
+            )
         elif case.known_defect:
             marks.append(
                 pytest.mark.xfail(strict=True, reason=f"known defect: {case.known_defect}")
@@ -81,11 +85,33 @@ def test_the_table_covers_issue_13():
             assert case.problems is not None and case.rows is not None, case.id
             assert set(case.problems) <= set(PROBLEM_KINDS), case.id
             assert case.samples <= case.rows, case.id
-    topics = ["truncated", "empty", "not_an_image|text_named|stray", "bomb", "png16", "unknown",
-              "duplicate", "only_commas|shifted_row", "bom_crlf", "missing_col|missing_field",
-              "extra", "nan", "negative", "sum_103", "votes_row_deleted", "link_file_out",
-              "link_folder_out", "hidden", "non_utf8", "unreadable|unlistable", "dotdot",
-              "absolute", "box_outside", "dist_", "unclosed_quote"]  # fmt: skip
+    topics = [
+        "truncated",
+        "empty",
+        "not_an_image|text_named|stray",
+        "bomb",
+        "png16",
+        "unknown",
+        "duplicate",
+        "only_commas|shifted_row",
+        "bom_crlf",
+        "missing_col|missing_field",
+        "extra",
+        "nan",
+        "negative",
+        "sum_103",
+        "votes_row_deleted",
+        "link_file_out",
+        "link_folder_out",
+        "hidden",
+        "non_utf8",
+        "unreadable|unlistable",
+        "dotdot",
+        "absolute",
+        "box_outside",
+        "dist_",
+        "unclosed_quote",
+    ]
     for topic in topics:
         assert any(any(t in i for t in topic.split("|")) for i in ids), topic
     assert all(c.error or c.exit == OK for c in commands)  # each error names what was wrong
@@ -94,9 +120,20 @@ def test_the_table_covers_issue_13():
 def test_command_cases_cover_the_bad_command_lines_of_the_brief():
     table = (Path(__file__).parent / "fuzz_cases.py").read_text()
     commands = table[table.index("COMMAND_CASES = [") :]
-    for needle in ["train.folds=1000", "train.epochs=-1", "method.options.tau=fast", "--weights",
-                   "--imagefolder", "[/x]", "split=\"../../x\"", "--policy", "quik",
-                   "frobnicate", "unwritable(tmp)", "a_file(tmp"]:  # fmt: skip
+    for needle in [
+        "train.folds=1000",
+        "train.epochs=-1",
+        "method.options.tau=fast",
+        "--weights",
+        "--imagefolder",
+        "[/x]",
+        'split="../../x"',
+        "--policy",
+        "quik",
+        "frobnicate",
+        "unwritable(tmp)",
+        "a_file(tmp",
+    ]:
         assert needle in commands, needle
 
 
@@ -148,10 +185,23 @@ def test_bench_fuzz_prints_the_figures(tmp_path):
         status = fuzz.main(["-k", "if_truncated_png", "--keep", str(tmp_path)])
     summary = json.loads(buffer.getvalue())
     assert status == 0
-    assert {k: summary[k] for k in ("cases", "passed", "tracebacks", "silent_drops",
-                                    "rows_reconciled", "writes_outside")} == {
-        "cases": 1, "passed": 1, "tracebacks": 0, "silent_drops": 0,
-        "rows_reconciled": "1/1", "writes_outside": 0,
-    }  # fmt: skip
+    assert {
+        k: summary[k]
+        for k in (
+            "cases",
+            "passed",
+            "tracebacks",
+            "silent_drops",
+            "rows_reconciled",
+            "writes_outside",
+        )
+    } == {
+        "cases": 1,
+        "passed": 1,
+        "tracebacks": 0,
+        "silent_drops": 0,
+        "rows_reconciled": "1/1",
+        "writes_outside": 0,
+    }
     assert summary["dataset_cases_per_layout"]["imagefolder"] == 1
     assert os.path.isdir(tmp_path / "if_truncated_png")  # --keep leaves the case folder
