@@ -1,4 +1,4 @@
-"""The baseline's small-loss selection: which samples the loss keeps, when it starts, and its options."""
+"""Baseline small-loss selection: which samples the loss keeps, when it starts, and its options."""
 
 from __future__ import annotations
 

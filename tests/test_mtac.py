@@ -1,4 +1,4 @@
-"""MTAC: every loss term on hand-computed tensors, the relabel rule, events, state, and a real forward."""
+"""MTAC: loss terms on hand-computed tensors, the relabel rule, events, state, a real forward."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""MTAC end to end on synthetic faces with planted flips: `score_dataset` must rank them well above chance."""
+"""MTAC end to end on synthetic faces with planted flips.
+
+`score_dataset` must rank them well above chance.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POI: hand-computed loss terms, the prior matrix, forward/backward, readout and checkpoint state."""
+"""POI: hand-computed loss terms, the prior matrix, forward/backward, readout, checkpoint state."""
 
 from __future__ import annotations
 
