@@ -1,4 +1,4 @@
-"""Hold a review store's write lock from another process, as a second writer or a stuck tool would."""
+"""Hold a review store's write lock from another process, like a second writer or a stuck tool."""
 
 from __future__ import annotations
 

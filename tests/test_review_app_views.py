@@ -118,7 +118,8 @@ def test_a_bad_run_shows_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_the_app_imports_no_torch() -> None:
     code = (
         "import sys\n"
-        "import fercleaner.app.queue_view, fercleaner.app.batch_view, fercleaner.app.overview_view\n"
+        "import fercleaner.app.queue_view, fercleaner.app.batch_view,"
+        " fercleaner.app.overview_view\n"
         "import fercleaner.export\n"
         "bad = [m for m in ('torch', 'timm', 'typer', 'rich') if m in sys.modules]\n"
         "assert not bad, bad\n"

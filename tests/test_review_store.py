@@ -122,7 +122,9 @@ _WRITER = textwrap.dedent(
     path, reviewer, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = DecisionStore(path)
     for i in range(n):
-        event_id = store.record(Decision(f"s{i % 50}", "relabel", f"{reviewer}-{i}"), reviewer=reviewer)
+        event_id = store.record(
+            Decision(f"s{i % 50}", "relabel", f"{reviewer}-{i}"), reviewer=reviewer
+        )
         print(event_id, f"{reviewer}-{i}", flush=True)
     """
 )

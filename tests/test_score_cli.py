@@ -1,4 +1,4 @@
-"""`fercleaner score` end to end on tiny synthetic datasets: the files on disk and their contract."""
+"""`fercleaner score` end to end on tiny synthetic datasets: files on disk and their contract."""
 
 from __future__ import annotations
 
