@@ -32,7 +32,7 @@ def write_predictions_run(
     started: float,
     timings: dict[str, float],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score the dataset's samples with the file's probabilities, write the run; (scores, run.json)."""
+    """Score the dataset with the file's probabilities and write the run; (scores, run.json)."""
     from fercleaner.scoring import assemble_scores
 
     samples = dataset.samples.reset_index(drop=True)
