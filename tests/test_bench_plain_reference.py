@@ -53,17 +53,28 @@ def test_plain_scores_flag_where_the_argmax_leaves_the_given_label():
     assert scores.uncertainty[0] == pytest.approx(0.8813, abs=1e-3)  # H(0.7, 0.3) / log 2
 
 
-def test_cache_key_changes_with_labels_seed_folds_and_recipe_only():
+def test_cache_key_changes_with_labels_seed_folds_recipe_and_pixels_only(tmp_path):
     import pandas as pd
 
-    truth = pd.DataFrame({"sample_id": ["a", "b"], "given_label": ["x", "y"]})
-    key = reference_cache_key(truth, folds=1, recipe=PlainRecipe(), seed=0)
-    assert key == reference_cache_key(truth.iloc[::-1], folds=1, recipe=PlainRecipe(), seed=0)
-    flipped = truth.assign(given_label=["y", "y"])
+    from fercleaner.bench.references import get_images_digest
+
+    truth = pd.DataFrame({"sample_id": ["a.png", "b.png"], "given_label": ["x", "y"]})
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"pixels of " + name.encode())
+    images = get_images_digest(tmp_path, ["b.png", "a.png"])
+    assert images == get_images_digest(tmp_path, ["a.png", "b.png"])
+
+    def key(table=truth, folds=1, recipe=None, seed=0, images=images):
+        recipe = recipe or PlainRecipe()
+        return reference_cache_key(table, folds=folds, recipe=recipe, seed=seed, images=images)
+
+    assert key() == key(table=truth.iloc[::-1])
+    (tmp_path / "b.png").write_bytes(b"re-rendered")
     others = [
-        reference_cache_key(flipped, folds=1, recipe=PlainRecipe(), seed=0),
-        reference_cache_key(truth, folds=5, recipe=PlainRecipe(), seed=0),
-        reference_cache_key(truth, folds=1, recipe=PlainRecipe(), seed=1),
-        reference_cache_key(truth, folds=1, recipe=PlainRecipe(epochs=10), seed=0),
+        key(table=truth.assign(given_label=["y", "y"])),
+        key(folds=5),
+        key(seed=1),
+        key(recipe=PlainRecipe(epochs=10)),
+        key(images=get_images_digest(tmp_path, ["a.png", "b.png"])),
     ]
-    assert len({key, *others}) == 5
+    assert len({key(), *others}) == 6

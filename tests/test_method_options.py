@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from fercleaner.config import load_recipe, method_options, options_from_dict, recipe_from_dict
+from fercleaner.config.recipe import MethodConfig
 from fercleaner.errors import ConfigError
 from fercleaner.methods.baseline import BaselineOptions
 from fercleaner.methods.mtac import MTACOptions
@@ -94,3 +95,14 @@ def test_options_belong_to_the_recipes_method_and_others_get_defaults():
     typed = method_options(poi.method, "poi")
     assert typed == POIOptions(tau=2.0, ramp_epochs=3.0)
     assert isinstance(typed.tau, float)  # converted like recipe fields: ints become floats
+
+
+def test_all_or_a_list_keeps_the_recipes_options_with_the_recipes_method():
+    """`--method all` used to drop quick's baseline options (issue 14: small-loss went off)."""
+    for spec in ("all", "baseline,mtac"):
+        recipe = load_recipe("quick", overrides=[f"method.name={spec}"])
+        assert recipe.method.options_for == "baseline"
+        assert method_options(recipe.method, "baseline").small_loss_fraction == 0.1
+        assert method_options(recipe.method, "mtac") == method_options(MethodConfig("mtac"), "mtac")
+    other = load_recipe("quick", overrides=["method.name=mtac"])
+    assert other.method.options == {} and other.method.options_for == ""

@@ -33,3 +33,27 @@ def test_auto_resolves_from_the_training_images_of_one_fold():
     assert resolve_train_budget(fixed, n_train=32_000) is fixed
     partly = load_recipe("quick", overrides=["train.epochs=20", "train.warmup_epochs=auto"])
     assert resolve_train_budget(partly, n_train=100).train.warmup_epochs == 3.0
+
+
+def test_train_and_score_resolves_auto_for_api_callers():
+    import numpy as np
+
+    from fercleaner.config import load_recipe
+    from fercleaner.training.trainer import TrainData, train_and_score
+
+    rng = np.random.default_rng(0)
+    n = 24
+    data = TrainData(
+        images=rng.integers(0, 255, (n, 16, 16, 1), dtype=np.uint8),
+        rows=np.arange(n),
+        labels=np.arange(n) % 2,
+        train_mask=np.ones(n, dtype=bool),
+        classes=("neutral", "happiness"),
+        sample_ids=np.array([f"s{i}" for i in range(n)]),
+    )
+    tiny = ["backbone.name=test_resnet", "data.image_size=16", "train.batch_size=8"]
+    recipe = load_recipe("default", overrides=[*tiny, "train.epochs=auto"])
+    assert recipe.train.epochs == "auto"
+    result = train_and_score(data, recipe, method_name="baseline")
+    assert result.readout["pred_probs"].shape == (n, 2)
+    assert result.dynamics["epoch"].max() == 29  # 30 epochs for 24 images

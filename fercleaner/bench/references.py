@@ -131,17 +131,44 @@ def get_plain_scores(
     )
 
 
-def reference_cache_key(truth: pd.DataFrame, *, folds: int, recipe: PlainRecipe, seed: int) -> str:
-    """A hash of everything the reference's probabilities depend on."""
+def reference_cache_key(
+    truth: pd.DataFrame, *, folds: int, recipe: PlainRecipe, seed: int, images: str = ""
+) -> str:
+    """A hash of everything the reference's probabilities depend on.
+
+    Args:
+        truth: the bench's truth table (`sample_id`, `given_label`).
+        images: `get_images_digest` of the noisy dataset: other pixels, other key.
+    """
+    import timm
+    import torch
+
     pairs = sorted(
         zip(truth["sample_id"].astype(str), truth["given_label"].astype(str), strict=True)
     )
     digest = hashlib.sha256()
-    header = {"v": PROTOCOL_VERSION, "recipe": asdict(recipe), "folds": folds, "seed": seed}
+    header = {
+        "v": PROTOCOL_VERSION,
+        "recipe": asdict(recipe),
+        "folds": folds,
+        "seed": seed,
+        "images": images,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+    }
     digest.update(json.dumps(header, sort_keys=True).encode())
     for sample_id, label in pairs:
         digest.update(f"{sample_id}\t{label}\n".encode())
     return digest.hexdigest()[:24]
+
+
+def get_images_digest(folder: Path, sample_ids: list[str]) -> str:
+    """SHA-256 over the bytes of every image, in sample_id order (a re-rendered set differs)."""
+    digest = hashlib.sha256()
+    for sample_id in sorted(sample_ids):
+        digest.update(sample_id.encode())
+        digest.update((folder / sample_id).read_bytes())
+    return digest.hexdigest()
 
 
 def _get_probs(
@@ -154,7 +181,8 @@ def _get_probs(
     cache_root: Path | None,
     log_path: Path,
 ) -> tuple[pd.DataFrame, dict]:
-    key = reference_cache_key(truth, folds=folds, recipe=recipe, seed=seed)
+    images = get_images_digest(manifest.parent, truth["sample_id"].astype(str).tolist())
+    key = reference_cache_key(truth, folds=folds, recipe=recipe, seed=seed, images=images)
     cached = cache_root / f"{key}.parquet" if cache_root is not None else None
     if cached is not None and cached.is_file() and cached.with_suffix(".json").is_file():
         meta = json.loads(cached.with_suffix(".json").read_text())

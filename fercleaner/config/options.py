@@ -76,7 +76,8 @@ def method_options(method: MethodConfig, name: str) -> Any:
     from fercleaner.methods.registry import get_method_class
 
     options_class = get_method_class(name).options_class
-    return options_from_dict(options_class, method.options if name == method.name else {})
+    owner = method.options_for or method.name
+    return options_from_dict(options_class, method.options if name == owner else {})
 
 
 def options_from_dict(
@@ -105,20 +106,22 @@ def method_option_problems(method: MethodConfig) -> list[str]:
     """
     from fercleaner.methods.registry import get_method_class, list_methods
 
-    if method.name not in list_methods():
+    owner = method.options_for or method.name
+    if owner not in list_methods():
         return []
     errors: list[str] = []
-    _build_options(get_method_class(method.name).options_class, method.options, errors)
+    _build_options(get_method_class(owner).options_class, method.options, errors)
     return errors
 
 
 def without_foreign_options(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Drop the recipe's `method.options` when an override trains another method.
+    """Keep the recipe's `method.options` with their method when an override changes `name`.
 
     A recipe's options belong to its `method.name` (`method_options`; `quick` sets
-    baseline options); with `method.name=mtac` (or `--method mtac`) they would be
-    rejected by MTAC. Options given as overrides are applied afterwards, so
-    `method.options.x=1` still reaches the new method.
+    baseline options). With `method.name=mtac` (or `--method mtac`) they would be rejected
+    by MTAC, so they are dropped; with `all` or a list that still trains the recipe's
+    method they stay, marked `options_for` that method. Options given as overrides are
+    applied afterwards, so `method.options.x=1` still reaches the new method.
     """
     method = raw.get("method")
     names = [
@@ -126,8 +129,15 @@ def without_foreign_options(raw: dict[str, Any], overrides: Sequence[str]) -> di
         for o in overrides
         if o.partition("=")[0].strip() == "method.name"
     ]
-    if not isinstance(method, dict) or not names or names[-1] == method.get("name", "baseline"):
+    if not isinstance(method, dict) or not names:
         return raw
+    own = str(method.get("name", "baseline"))
+    new = names[-1]
+    if new == own:
+        return raw
+    trained = [n.strip() for n in new.split(",")]
+    if method.get("options") and (new == "all" or own in trained):
+        return {**raw, "method": {**method, "options_for": own}}
     return {**raw, "method": {k: v for k, v in method.items() if k != "options"}}
 
 

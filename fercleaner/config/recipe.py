@@ -36,6 +36,9 @@ class MethodConfig:
     """Registered method name (`fercleaner.methods.list_methods()`), or `all`."""
     options: dict[str, Any] = field(default_factory=dict)
     """Options of `name`, checked against the dataclass registered with it (`method_options`)."""
+    options_for: str = ""
+    """The method `options` belong to when `name` lists several (`all`, `a,b`); set when
+    `--method` widens a recipe's method, empty = `name`."""
 
 
 @dataclass(frozen=True)

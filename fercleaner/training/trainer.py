@@ -20,6 +20,7 @@ import torch
 
 from fercleaner.config import Recipe, recipe_to_dict
 from fercleaner.runs.layout import CHECKPOINTS_DIR
+from fercleaner.training.budget import resolve_train_budget
 from fercleaner.training.checkpoint import get_data_fingerprint
 from fercleaner.training.crossfit import assign_folds, get_fold_indices, merge_readouts
 from fercleaner.training.device import resolve_device, resolve_precision
@@ -89,6 +90,8 @@ def train_and_score(
     `resume=True` continues from them. Returns None on non-zero DDP ranks.
     """
     dist_info = dist_info or DistInfo()
+    # `train.epochs: auto` from an API caller (the pipeline resolves it before this)
+    recipe = resolve_train_budget(recipe, n_train=int(data.train_mask.sum()))
     cfg = recipe.train
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
