@@ -90,3 +90,33 @@ def test_run_suite_writes_summary_and_plot(tmp_path):
         run_suite(faces, suite="synthetic", out=tmp_path / "x", runs=["val-s9"])
     with pytest.raises(FercleanerError, match="unknown suite 'cifar'"):
         run_suite(faces, suite="cifar", out=tmp_path / "x")
+
+
+def test_resume_reuses_finished_runs_and_the_cli_refuses_options_a_suite_ignores(tmp_path):
+    from typer.testing import CliRunner
+
+    from fercleaner.cli import app
+    from fercleaner.synth import write_synthetic_dataset
+
+    faces = write_synthetic_dataset(
+        tmp_path / "faces", n=60, layout="imagefolder", seed=0, noise_rate=0.0, size=16, workers=1
+    )
+    options = dict(suite="synthetic", out=tmp_path / "suite", runs=["symmetric20-s0"])
+    first = run_suite(faces, references=[], score_command=FAKE_SCORE, **options)
+    failing = [sys.executable, "-c", "import sys; sys.exit(3)"]  # would fail if it ran again
+    lines = []
+    again = run_suite(
+        faces, references=[], score_command=failing, resume=True, progress=lines.append, **options
+    )
+    assert again["systems"] == first["systems"] and "reused" in lines[0]
+    runner = CliRunner()
+    for extra, message in (
+        (["--suite", "synthetic", "--seed", "1"], "drop --seed"),
+        (
+            ["--suite", "synthetic", "--protocol", "pairflip", "--split", "val"],
+            "drop --protocol, --split",
+        ),
+        (["--run", "val-s0"], "--run and --resume work on a suite"),
+    ):
+        result = runner.invoke(app, ["bench", str(faces), "--out", str(tmp_path / "x"), *extra])
+        assert result.exit_code == 2 and message in result.output, result.output

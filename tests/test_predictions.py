@@ -134,6 +134,8 @@ def test_score_with_predictions_trains_nothing_and_finds_the_planted_flips(tmp_p
     assert set(scores.index[scores["is_label_issue"]]) == set(flipped)
     assert (scores.loc[flipped, "proposed_label"] == truth.loc[flipped, "clean_label"]).all()
     assert not (run / "checkpoints").exists()
+    # out-of-sample probabilities: cleanlab's flag rule, not the default recipe's argmax
+    assert read_run(run).metadata["recipe"]["score"]["flag_rule"] == "noise_rate"
     exported = CliRunner().invoke(app, ["export", str(run), "--out", str(tmp_path / "clean")])
     assert exported.exit_code == 0, exported.output
 

@@ -83,3 +83,5 @@ def test_outlier_score_ranks_the_isolated_sample_highest():
     given, probs, _, _ = _noisy(n=50, k=3, flips=5)
     with_outliers = score_labels(given, probs, embeddings=features)
     assert with_outliers["outlier_score"].idxmax() == 7
+    with pytest.raises(ValueError, match="embeddings must have 50 rows, one per label; got 49"):
+        score_labels(given, probs, embeddings=features[:49])

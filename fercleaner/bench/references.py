@@ -59,7 +59,7 @@ def plan_references(references: list[str] | tuple[str, ...], *, folds: int) -> l
     unknown = sorted(set(references) - set(REFERENCES))
     if unknown:
         raise FercleanerError(f"unknown references {unknown}; choose from {', '.join(REFERENCES)}")
-    if folds < 2:
+    if "cleanlab" in references and folds < 2:
         raise FercleanerError(f"the cross-validated reference needs folds >= 2; got {folds}")
     specs = []
     if "plain" in references:

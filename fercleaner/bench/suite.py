@@ -14,6 +14,7 @@ suite run that changes only fercleaner trains only fercleaner.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -75,13 +76,15 @@ def run_suite(
     suite: str,
     out: str | os.PathLike[str],
     runs: Sequence[str] | None = None,
+    resume: bool = False,
     progress: ProgressFn | None = None,
     **bench_options: Any,
 ) -> dict[str, Any]:
     """Run every benchmark of `suite` (or the named `runs` of it) and write suite.json / suite.md.
 
     `bench_options` go to every `run_benchmark` call (method, recipe, overrides,
-    references, reference_epochs, reference_cache, score_command, ...).
+    references, reference_epochs, reference_cache, score_command, ...). With `resume`, a
+    run whose `<out>/<run>/bench.json` exists is read, not run again (a suite takes hours).
     """
     if suite not in SUITES:
         raise FercleanerError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}")
@@ -93,6 +96,12 @@ def run_suite(
     out = Path(out)
     results = {}
     for number, run in enumerate(chosen, start=1):
+        finished = out / run.name / "bench.json"
+        if resume and finished.is_file():
+            results[run.name] = json.loads(finished.read_text())
+            if progress is not None:
+                progress(f"run {number}/{len(chosen)}: {run.name} (finished earlier, reused)")
+            continue
         if progress is not None:
             progress(f"run {number}/{len(chosen)}: {run.name}")
 

@@ -16,6 +16,11 @@ from rich.markup import escape
 
 from fercleaner.cli._common import LineProgress, console, err_console
 
+ResumeOption = Annotated[
+    bool,
+    typer.Option("--resume", help="With --suite: reuse the runs whose bench.json exists in --out."),
+]
+
 
 def register(app: typer.Typer) -> None:
     """Add the `bench` command to `app`."""
@@ -46,18 +51,20 @@ RunOption = Annotated[
 ]
 
 ProtocolOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--protocol",
-        help="annotator (one tagger's vote vs the majority; needs votes), symmetric or pairflip.",
+        help="annotator (one tagger's vote vs the majority; needs votes), symmetric (default)"
+        " or pairflip.",
     ),
 ]
 
 RateOption = Annotated[
-    float, typer.Option("--rate", help="Fraction flipped per class (symmetric, pairflip).")
+    float | None,
+    typer.Option("--rate", help="Fraction flipped per class (symmetric, pairflip; default 0.2)."),
 ]
 
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the noise draw.")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed of the noise draw (0).")]
 
 MethodOption = Annotated[
     str | None, typer.Option("--method", help="fercleaner's method (default: the recipe's).")
@@ -106,7 +113,10 @@ SplitOption = Annotated[
 
 SliceIndexOption = Annotated[
     int | None,
-    typer.Option("--slice", help="Only the i-th disjoint 3,600-image slice of the samples."),
+    typer.Option(
+        "--slice",
+        help="Only the i-th of the disjoint slices of the samples (runner.SLICE_SIZE each).",
+    ),
 ]
 
 MaxSamplesOption = Annotated[
@@ -149,9 +159,9 @@ def bench_command(
     out: OutOption,
     suite: SuiteOption = None,
     run: RunOption = None,
-    protocol: ProtocolOption = "symmetric",
-    rate: RateOption = 0.2,
-    seed: SeedOption = 0,
+    protocol: ProtocolOption = None,
+    rate: RateOption = None,
+    seed: SeedOption = None,
     method: MethodOption = None,
     recipe: RecipeOption = None,
     reference: ReferenceOption = None,
@@ -166,6 +176,7 @@ def bench_command(
     downstream: DownstreamOption = False,
     holdout: HoldoutOption = 0.2,
     score_command: ScoreCommandOption = None,
+    resume: ResumeOption = False,
     overrides: OverridesArgument = None,
 ) -> None:
     """Plant label noise in DATASET, score it with fercleaner and the references: who finds it?"""
@@ -183,16 +194,32 @@ def bench_command(
         reference_cache=None if no_reference_cache else (reference_cache or "default"),
         score_command=shlex.split(score_command) if score_command else None,
     )
+    _check_suite_options(
+        suite,
+        run,
+        resume,
+        single_run_options={
+            "--protocol": protocol,
+            "--rate": rate,
+            "--seed": seed,
+            "--split": split,
+            "--slice": slice_index,
+            "--max-samples": max_samples,
+            "--downstream": downstream or None,
+        },
+    )
     with _stage_reporter() as show:
         if suite is not None:
-            summary = run_suite(dataset, suite=suite, out=out, runs=run, progress=show, **options)
+            summary = run_suite(
+                dataset, suite=suite, out=out, runs=run, resume=resume, progress=show, **options
+            )
         else:
             result = run_benchmark(
                 dataset,
                 out=out,
-                protocol=protocol,
-                rate=rate,
-                seed=seed,
+                protocol=protocol or "symmetric",
+                rate=0.2 if rate is None else rate,
+                seed=seed or 0,
                 splits=split,
                 slice_index=slice_index,
                 max_samples=max_samples,
@@ -205,6 +232,26 @@ def bench_command(
         _render_suite(summary, out)
     else:
         _render(result, out)
+
+
+def _check_suite_options(
+    suite: str | None, run: list[str] | None, resume: bool, single_run_options
+) -> None:
+    """A suite fixes each run's protocol, seed and slice: refuse options it would ignore."""
+    from fercleaner.errors import FercleanerError
+
+    if suite is None:
+        if run or resume:
+            raise FercleanerError(
+                "--run and --resume work on a suite; add --suite ferplus or synthetic"
+            )
+        return
+    given = [flag for flag, value in single_run_options.items() if value is not None]
+    if given:
+        raise FercleanerError(
+            f"--suite {suite} sets each run's noise and samples itself; drop {', '.join(given)}"
+            " (or run one benchmark without --suite)"
+        )
 
 
 @contextlib.contextmanager

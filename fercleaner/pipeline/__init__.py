@@ -13,6 +13,7 @@ seconds, not after training.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,11 @@ def score_dataset(
             report=progress,
             follow_links=follow_links,
             trains=bool(method or weights or resume),
+            # out-of-sample probabilities: cleanlab's rule unless the command line chose one
+            flag_rule=next(
+                (o.partition("=")[2] for o in overrides if o.startswith("score.flag_rule=")),
+                "noise_rate",
+            ),
             started=started,
         )
     dist_info = init_distributed()
@@ -193,6 +199,7 @@ def _score_from_predictions(
     report: ProgressFn | None,
     follow_links: bool,
     trains: bool,
+    flag_rule: str,
     started: float,
 ) -> ScoreResult:
     """Read the dataset and score it with a predictions file (no cache, no training)."""
@@ -210,6 +217,9 @@ def _score_from_predictions(
         dataset_path, recipe, _count_progress("read", report), follow_links=follow_links
     )
     timings = {"read_s": time.perf_counter() - t}
+    recipe = dataclasses.replace(
+        recipe, score=dataclasses.replace(recipe.score, flag_rule=flag_rule)
+    )
     scores, run_info = write_predictions_run(
         dataset, predictions, run_dir, recipe, started=started, timings=timings
     )

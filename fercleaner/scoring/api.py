@@ -97,6 +97,8 @@ def score_labels(
     copies = [c for c in frame.columns if c.startswith(f"{PREDICTIONS_SOURCE}_")]
     frame = frame.drop(columns=["path", "split", *copies])
     if embeddings is not None:
+        if len(embeddings) != n:
+            raise ValueError(f"embeddings must have {n} rows, one per label; got {len(embeddings)}")
         frame["outlier_score"] = get_outlier_score(embeddings)
     return frame
 

@@ -17,6 +17,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from fercleaner.arrays import get_normalized_entropy
+
 #: Per-epoch signals, in table column order.
 DYNAMICS_SIGNALS = ("given_prob", "max_prob", "margin", "confidence")
 
@@ -142,8 +144,7 @@ def get_dynamics_readout(
             "confidence_mean": _nanmean(dynamics.per_epoch["confidence"]),
         }
     probs[~seen] = fallback["pred_probs"][~seen]
-    c = probs.shape[1]
-    entropy = -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1) / np.log(c)
+    entropy = get_normalized_entropy(probs)
     quality = np.where(seen, columns["given_prob_mean"], fallback["label_quality_signal"])
     uncertainty = np.where(seen, entropy, fallback["uncertainty"])
     soft = probs.copy()
