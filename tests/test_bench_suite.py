@@ -60,6 +60,13 @@ def test_summary_is_mean_and_sd_with_deltas_against_the_best_reference():
     assert target["correction_accuracy_at_least_0.75"] is True  # mean 0.75
     assert target["wall_time_ratio_to_cleanlab"] == pytest.approx(0.4)
     assert target["at_most_0.4x_cleanlab_wall_time"] is True
+    # a cached reference's wall time comes from another load: judge CPU seconds instead
+    for run in results.values():
+        run["systems"]["cleanlab_cv5"].update(cached=True, cpu_s=100.0)
+        run["systems"]["fercleaner"]["cpu_s"] = 50.0
+    cached = summarize_suite(results)["target_on_means"]
+    assert "at_most_0.4x_cleanlab_wall_time" not in cached
+    assert cached["at_most_0.4x_cleanlab_cpu_time"] is False  # 0.5x
 
 
 def test_run_suite_writes_summary_and_plot(tmp_path):

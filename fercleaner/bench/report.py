@@ -67,13 +67,16 @@ def get_target_check(metrics: Mapping[str, Mapping[str, Any]], *, system: str) -
             ours["correction_accuracy"] >= TARGETS["correction_accuracy"]
         )
     cleanlab = next((v for k, v in metrics.items() if k.startswith("cleanlab_cv")), {})
+    # a cached reference's wall time was measured another day under another load: then
+    # the cost target is judged on CPU seconds, which load changes far less
+    judged = "cpu_s" if cleanlab.get("cached") else "wall_s"
     for key, label in (("cpu_s", "cpu_time"), ("wall_s", "wall_time")):
         if not _missing(cleanlab.get(key)) and not _missing(ours.get(key)) and cleanlab[key] > 0:
             ratio = ours[key] / cleanlab[key]
             check[f"{label}_ratio_to_cleanlab"] = round(ratio, 3)
-            if key == "wall_s":
+            if key == judged:
                 limit = TARGETS["wall_ratio_to_cleanlab"]
-                check[f"at_most_{limit}x_cleanlab_wall_time"] = bool(ratio <= limit)
+                check[f"at_most_{limit}x_cleanlab_{label}"] = bool(ratio <= limit)
     if not _missing(cleanlab.get("kl_votes_soft")) and not _missing(ours.get("kl_votes_soft")):
         ratio = ours["kl_votes_soft"] / cleanlab["kl_votes_soft"]
         check["kl_ratio_to_cleanlab"] = round(float(ratio), 3)
