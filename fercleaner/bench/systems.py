@@ -1,15 +1,10 @@
-"""What a benchmark compares: fercleaner's scores file and two references built from probabilities.
+"""What a benchmark compares: fercleaner's scores file and reference scores from probabilities.
 
-References (the peers users would otherwise run), both flagged by cleanlab's own
-`cleanlab.filter.find_label_issues` so that only the probabilities differ:
-
-- `cleanlab_cv5`: cross-entropy with K-fold cross-validation, out-of-fold probabilities
-  -> `cleanlab.filter.find_label_issues` and `cleanlab.rank.get_label_quality_scores`;
-- `ce_in_sample`: one cross-entropy run scored on its own training data; label quality
-  = p[given] (the same ranking as the per-sample loss).
-
-Proposed label = argmax probability; soft label = the probabilities; uncertainty =
-normalised entropy.
+`from_scores_frame` reads fercleaner's own decisions unchanged. `get_reference_scores`
+turns probabilities into cleanlab's reading (`cleanlab.filter.find_label_issues`,
+`cleanlab.rank.get_label_quality_scores`), as the `cleanlab_cv5` reference uses it on
+out-of-fold probabilities (`fercleaner.bench.references` builds both references). Proposed
+label = argmax probability; soft label = the probabilities; uncertainty = normalised entropy.
 """
 
 from __future__ import annotations
