@@ -41,3 +41,18 @@ def to_matrix(
     if not rows:
         return np.zeros((0, width or 0), dtype=dtype)
     return np.stack(rows)
+
+
+def get_probability_readout(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The scoring readout of plain class probabilities (N, C) for given labels (N,).
+
+    What a model with nothing but a softmax says: the probabilities are both prediction
+    and soft label, uncertainty is their normalised entropy, and the given label's
+    probability is the label-quality signal (low = suspect).
+    """
+    return {
+        "pred_probs": probs,
+        "soft_label": probs,
+        "uncertainty": get_normalized_entropy(probs),
+        "label_quality_signal": probs[np.arange(len(labels)), labels],
+    }

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fercleaner.arrays import get_normalized_entropy
+from fercleaner.arrays import get_probability_readout
 
 
 @dataclass(frozen=True)
@@ -150,14 +150,7 @@ class Method(nn.Module):
         and `label_quality_signal` (N,) in [0, 1] with low = given label suspect, plus
         method columns (unprefixed; the scorer adds `<name>_`).
         """
-        probs = outputs["probs"]
-        given_prob = probs[np.arange(len(given_labels)), given_labels]
-        return {
-            "pred_probs": probs,
-            "soft_label": probs,
-            "uncertainty": get_normalized_entropy(probs),
-            "label_quality_signal": given_prob,
-        }
+        return get_probability_readout(outputs["probs"], given_labels)
 
     def extra_state(self) -> dict[str, Any]:
         """Non-parameter state to checkpoint (EMA prototypes, relabels); tensors or plain data."""

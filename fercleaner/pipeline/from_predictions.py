@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fercleaner.arrays import get_normalized_entropy
+from fercleaner.arrays import get_probability_readout
 from fercleaner.config import Recipe, recipe_to_dict
 from fercleaner.predictions import read_predictions
 from fercleaner.runs import build_scores_metadata, write_run_info, write_run_tables
@@ -42,12 +42,7 @@ def write_predictions_run(
     probs = predictions.pred_probs / predictions.pred_probs.sum(axis=1, keepdims=True)
     index = {name: i for i, name in enumerate(classes)}
     labels = samples["given_label"].astype(str).map(index).to_numpy(dtype=np.int64)
-    readout: dict[str, np.ndarray] = {
-        "pred_probs": probs,
-        "soft_label": probs,
-        "uncertainty": get_normalized_entropy(probs),
-        "label_quality_signal": probs[np.arange(len(labels)), labels],
-    }
+    readout = get_probability_readout(probs, labels)
     if predictions.embeddings is not None:
         readout["outlier_score"] = get_outlier_score(predictions.embeddings)
     scores = assemble_scores(

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from fercleaner.arrays import get_normalized_entropy
+from fercleaner.arrays import get_probability_readout
 from fercleaner.scoring._validation import check_labels_probs
 from fercleaner.scoring.assemble import assemble_scores
 
@@ -72,12 +72,7 @@ def score_labels(
     if len(ids) != n:
         raise ValueError(f"sample_ids must have {n} entries; got {len(ids)}")
     probs = probs / sums[:, None]
-    readout = {
-        "pred_probs": probs,
-        "soft_label": probs,
-        "uncertainty": get_normalized_entropy(probs),
-        "label_quality_signal": probs[np.arange(n), labels],
-    }
+    readout = get_probability_readout(probs, labels)
     samples = pd.DataFrame(
         {
             "sample_id": ids,
