@@ -19,7 +19,7 @@ from fercleaner.arrays import get_probability_readout
 from fercleaner.config import Recipe, recipe_to_dict
 from fercleaner.predictions import read_predictions
 from fercleaner.runs import build_scores_metadata, write_run_info, write_run_tables
-from fercleaner.runs.record import get_versions, summarize_scores
+from fercleaner.runs.record import build_predictions_run_info
 from fercleaner.scoring.api import PREDICTIONS_SOURCE, get_outlier_score
 
 
@@ -70,24 +70,17 @@ def write_predictions_run(
         events=pd.DataFrame(),
     )
     timings["total_s"] = time.perf_counter() - started
-    keys = ("run_id", "method", "methods", "sources", "layout", "dataset_root")
-    run_info = {
-        **{k: metadata[k] for k in (*keys, "dataset_fingerprint")},
-        "classes": classes,
-        "recipe": metadata["recipe"],
-        "predictions": {
-            "file": str(Path(predictions_path).absolute()),
-            "rows_ignored": predictions.ignored_ids,
-        },
-        "versions": get_versions(),
-        "timings": {k: round(v, 3) for k, v in timings.items()},
-        "counts": {
+    run_info = build_predictions_run_info(
+        metadata,
+        scores=scores,
+        counts={
             "rows_listed": dataset.rows_listed,
             "ingested": len(samples),
             "problems": len(dataset.problems),
-            "scored": len(scores),
         },
-        "summary": summarize_scores(scores, classes),
-    }
+        timings=timings,
+        predictions_file=str(Path(predictions_path).absolute()),
+        rows_ignored=predictions.ignored_ids,
+    )
     write_run_info(run_dir, run_info)
     return scores, run_info

@@ -89,18 +89,13 @@ def build_run_info(
     """
     primary = results[0]
     summary = summarize_scores(scores, metadata["classes"])
-    keys = ("run_id", "method", "methods", "sources", "layout", "dataset_root")
     return {
-        **{k: metadata[k] for k in (*keys, "dataset_fingerprint")},
-        "classes": list(metadata["classes"]),
-        "recipe": metadata["recipe"],
+        **_identity(metadata, timings),
         "seed": metadata["recipe"]["train"]["seed"],
         "channels": channels,
         "device": primary.device,
         "precision": primary.precision,
         "world_size": world_size,
-        "versions": get_versions(),
-        "timings": {k: round(v, 3) for k, v in timings.items()},
         "training": [
             {
                 "method": r.method,
@@ -120,6 +115,47 @@ def build_run_info(
             "relabel_events": int(sum(len(r.events) for r in results)),
         },
         "summary": summary,
+    }
+
+
+def build_predictions_run_info(
+    metadata: Mapping[str, Any],
+    *,
+    scores: pd.DataFrame,
+    counts: Mapping[str, int],
+    timings: Mapping[str, float],
+    predictions_file: str,
+    rows_ignored: int,
+) -> dict[str, Any]:
+    """run.json of a run scored from a user's predictions file (no device, no training).
+
+    Args:
+        counts: `rows_listed`, `ingested`, `problems`.
+        rows_ignored: rows of the file for ids the dataset does not list.
+    """
+    summary = summarize_scores(scores, metadata["classes"])
+    return {
+        **_identity(metadata, timings),
+        "predictions": {"file": predictions_file, "rows_ignored": int(rows_ignored)},
+        "counts": {
+            **{k: int(counts[k]) for k in ("rows_listed", "ingested", "problems")},
+            "scored": int(len(scores)),
+            "flagged": summary["flagged"],
+            "issue_types": summary["issue_types"],
+        },
+        "summary": summary,
+    }
+
+
+def _identity(metadata: Mapping[str, Any], timings: Mapping[str, float]) -> dict[str, Any]:
+    """The run.json fields every run has: who, what, from which data, versions, timings."""
+    keys = ("run_id", "method", "methods", "sources", "layout", "dataset_root")
+    return {
+        **{k: metadata[k] for k in (*keys, "dataset_fingerprint")},
+        "classes": list(metadata["classes"]),
+        "recipe": metadata["recipe"],
+        "versions": get_versions(),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
     }
 
 
