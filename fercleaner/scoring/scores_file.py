@@ -1,4 +1,9 @@
-"""Read and write scores.parquet: contract columns plus JSON metadata (Parquet key `fercleaner`)."""
+"""Read and write scores.parquet: contract columns plus JSON metadata (Parquet key `fercleaner`).
+
+The contract is docs/architecture.md, "scores.parquet": the `SCORE_COLUMNS` always, the
+crowd columns (`fercleaner.scoring.crowd.CROWD_COLUMNS`: `votes` list<float32> or null,
+`vote_count`, `consensus_label`, `consensus_quality`) when the dataset had votes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from fercleaner.arrays import to_matrix
 from fercleaner.atomic import atomic_path
 from fercleaner.errors import ScoresFormatError
 from fercleaner.scoring.assemble import DISTRIBUTION_COLUMNS, SCORE_COLUMNS
+from fercleaner.scoring.crowd import CROWD_COLUMNS
 from fercleaner.scoring.issue_types import ISSUE_TYPES
 
 #: Parquet file-metadata key holding the run's JSON metadata.
@@ -26,6 +32,8 @@ METADATA_KEY = b"fercleaner"
 REQUIRED_METADATA = ("classes", "method", "recipe")
 #: Columns that hold a class name.
 _LABEL_COLUMNS = ("given_label", "predicted_label", "proposed_label")
+#: Optional crowd columns that hold a class name, a [0, 1] value, or a per-class list.
+_CROWD_LABEL, _CROWD_QUALITY, _CROWD_LIST = "consensus_label", "consensus_quality", "votes"
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ def write_scores(
     """Atomically write `frame` to `path` as Parquet with `metadata` as JSON under key `fercleaner`.
 
     `metadata` must contain `classes`, `method` and `recipe`; list columns are stored as
-    list<float32>. Returns the path written.
+    list<float32> (`votes` with nulls for images without votes). Returns the path written.
     """
     missing_meta = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing_meta:
@@ -65,7 +73,10 @@ def write_scores(
     columns = {}
     for name in frame.columns:
         series = frame[name]
-        if name in DISTRIBUTION_COLUMNS or (
+        if name == "votes":
+            values = [None if v is None else np.asarray(v, dtype=np.float32) for v in series]
+            columns[name] = pa.array(values, type=pa.list_(pa.float32()))
+        elif name in DISTRIBUTION_COLUMNS or (
             series.dtype == object and len(series) and isinstance(series.iloc[0], np.ndarray)
         ):
             values = [np.asarray(v, dtype=np.float32) for v in series]
@@ -134,7 +145,14 @@ def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
 
 def _check_values(frame: pd.DataFrame, classes: list[str], path: Path) -> None:
     """Raise ScoresFormatError naming the first row and value that breaks the contract."""
-    for column in _LABEL_COLUMNS:
+    crowd = [c for c in CROWD_COLUMNS if c in frame.columns]
+    if crowd and len(crowd) != len(CROWD_COLUMNS):
+        missing = [c for c in CROWD_COLUMNS if c not in frame.columns]
+        raise ScoresFormatError(
+            f"{path}: has crowd columns {crowd} but lacks {missing}; they come together"
+            " (re-create the file with `fercleaner score`)"
+        )
+    for column in _LABEL_COLUMNS + ((_CROWD_LABEL,) if crowd else ()):
         bad = ~frame[column].isin(classes)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -149,16 +167,18 @@ def _check_values(frame: pd.DataFrame, classes: list[str], path: Path) -> None:
             f"{path}: row {row} issue_type {frame['issue_type'].iloc[row]!r} "
             f"is not one of {list(ISSUE_TYPES)}"
         )
-    quality = frame["label_quality"].to_numpy(dtype=float)
-    bad = ~((quality >= 0) & (quality <= 1))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ScoresFormatError(
-            f"{path}: row {row} label_quality {quality[row]!r} is outside [0, 1]"
-        )
-    for column in DISTRIBUTION_COLUMNS:
+    for column in ("label_quality",) + ((_CROWD_QUALITY,) if crowd else ()):
+        quality = frame[column].to_numpy(dtype=float)
+        bad = ~((quality >= 0) & (quality <= 1))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ScoresFormatError(
+                f"{path}: row {row} {column} {quality[row]!r} is outside [0, 1]"
+            )
+    for column in DISTRIBUTION_COLUMNS + ((_CROWD_LIST,) if crowd else ()):
+        nullable = column == _CROWD_LIST
         lengths = frame[column].map(lambda v: -1 if v is None else len(v)).to_numpy()
-        bad = lengths != len(classes)
+        bad = (lengths != len(classes)) & ~(nullable & (lengths == -1))
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ScoresFormatError(

@@ -1,0 +1,158 @@
+"""Crowd votes in the scores on hand-made arrays: the consensus flag rule, 0 / 1 / many votes.
+
+Eight images over three classes, scored by `assemble_scores` exactly as `fercleaner score`
+does, then `apply_crowd_votes`: image A is given `neutral` but five voters say
+`happiness` (the consensus flags it), B has one dissenting vote against a confident model
+(no flag), C and H have no votes (the model alone: nothing about them changes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from fercleaner.arrays import get_probability_readout, to_matrix
+from fercleaner.errors import ScoresFormatError
+from fercleaner.scoring import assemble_scores, read_scores, write_scores
+from fercleaner.scoring.crowd import (
+    CROWD_COLUMNS,
+    apply_crowd_votes,
+    find_consensus_issues,
+    get_sample_votes,
+)
+
+CLASSES = ["neutral", "happiness", "anger"]
+GIVEN = ["neutral", "neutral", "neutral", "neutral", "happiness", "anger", "happiness", "neutral"]
+PROBS = np.array(
+    [
+        [0.6, 0.3, 0.1],  # A: 5 votes happiness
+        [0.9, 0.05, 0.05],  # B: 1 vote happiness
+        [0.8, 0.1, 0.1],  # C: no votes
+        [0.7, 0.2, 0.1],  # D: 4 neutral, 1 happiness
+        [0.1, 0.8, 0.1],  # E: 3 happiness, 2 neutral
+        [0.1, 0.1, 0.8],  # F: 4 anger, 1 neutral
+        [0.2, 0.7, 0.1],  # G: 3 happiness, 1 neutral, 1 anger
+        [0.7, 0.2, 0.1],  # H: no votes
+    ]
+)
+VOTES = np.array(
+    [[0, 5, 0], [0, 1, 0], [0, 0, 0], [4, 1, 0], [2, 3, 0], [1, 0, 4], [1, 3, 1], [0, 0, 0]],
+    dtype=float,
+)
+A, B, C, H = 0, 1, 2, 7
+
+
+def _scores() -> pd.DataFrame:
+    samples = pd.DataFrame(
+        {
+            "sample_id": [f"s{i}.png" for i in range(len(GIVEN))],
+            "split": "train",
+            "given_label": GIVEN,
+            "path": [f"/data/s{i}.png" for i in range(len(GIVEN))],
+        }
+    )
+    labels = np.array([CLASSES.index(g) for g in GIVEN])
+    readout = get_probability_readout(PROBS, labels)
+    return assemble_scores(
+        samples, CLASSES, {"predictions": readout}, method_name="predictions", flag_rule="argmax"
+    )
+
+
+def test_the_consensus_flag_needs_votes_a_disagreement_and_a_confident_consensus() -> None:
+    labels = np.array([0, 0, 0, 0, 0])
+    consensus = np.array([1, 1, 1, 0, 1])
+    quality = np.array([0.5, 0.49, 0.9, 0.99, 0.9])
+    votes = np.array([3.0, 3.0, 0.0, 3.0, 1.0])
+    got = find_consensus_issues(labels, consensus, quality, votes)
+    # at the bar / under it / no votes (the model alone) / agrees / one vote is enough
+    assert got.tolist() == [True, False, False, False, True]
+    assert (
+        find_consensus_issues(labels, consensus, quality, votes, min_quality=0.95).tolist()
+        == [False] * 5
+    )
+    with pytest.raises(ValueError, match="one shape"):
+        find_consensus_issues(labels, consensus[:2], quality, votes)
+
+
+def test_votes_change_the_soft_label_flags_and_proposals_of_voted_images_only() -> None:
+    before = _scores()
+    assert not before["is_label_issue"].iloc[A]  # the model alone does not flag A
+    crowd = apply_crowd_votes(before, VOTES, CLASSES)
+    after = crowd.scores
+    assert list(after.columns) == [*before.columns[:-1], *CROWD_COLUMNS, "path"]
+    # A: the crowd outvotes the model: flagged mislabeled, proposes happiness, given stays
+    assert after["consensus_label"].iloc[A] == "happiness"
+    assert after["consensus_quality"].iloc[A] >= 0.5
+    assert after["is_label_issue"].iloc[A] and after["issue_type"].iloc[A] == "mislabeled"
+    assert after["proposed_label"].iloc[A] == "happiness"
+    assert after["given_label"].iloc[A] == "neutral"
+    # B: one dissenting vote against a confident model: the consensus stays neutral
+    assert after["consensus_label"].iloc[B] == "neutral" and not after["is_label_issue"].iloc[B]
+    soft_before, soft_after = to_matrix(before["soft_label"]), to_matrix(after["soft_label"])
+    assert soft_after[B, 1] > soft_before[B, 1]  # but the vote moved the soft label
+    # C, H: no votes: the model alone speaks; nothing of theirs changes
+    for row in (C, H):
+        assert after["votes"].iloc[row] is None and after["vote_count"].iloc[row] == 0
+        np.testing.assert_array_equal(soft_after[row], soft_before[row])
+        for column in ("is_label_issue", "issue_type", "proposed_label", "label_quality"):
+            assert after[column].iloc[row] == before[column].iloc[row]
+    np.testing.assert_allclose(soft_after.sum(axis=1), 1.0, atol=1e-5)
+    summary = crowd.summary
+    assert summary["images_with_votes"] == 6
+    assert summary["images_with_one_vote"] == 1  # B
+    assert summary["images_without_votes"] == 2  # C, H
+    assert summary["flags_from_consensus"] == 1  # A
+    assert 1 / 3 < summary["annotator_accuracy"] < 1 and summary["temperature"] > 0
+
+
+def test_without_votes_the_scores_are_returned_untouched() -> None:
+    scores = _scores()
+    crowd = apply_crowd_votes(scores, None, CLASSES)
+    assert crowd.scores is scores and crowd.summary is None
+
+
+def test_sample_votes_come_from_counts_or_a_normalised_distribution() -> None:
+    samples = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c", "d"],
+            "votes": [np.array([1, 2, 0]), None, np.array([0, 0, 0]), None],
+            "label_distribution": [
+                np.array([0.2, 0.2, 0.6]),  # counts win where both exist
+                np.array([0.5, 0.25, 0.2499]),  # rounded: normalised to one annotation
+                None,
+                np.nan,
+            ],
+        }
+    )
+    votes = get_sample_votes(samples, CLASSES)
+    np.testing.assert_allclose(votes[0], [1, 2, 0])
+    assert votes[1].sum() == pytest.approx(1.0) and votes[1][0] > votes[1][1]
+    assert votes[2].sum() == 0 and votes[3].sum() == 0
+    assert get_sample_votes(samples.drop(columns=["votes", "label_distribution"]), CLASSES) is None
+    assert get_sample_votes(samples.iloc[2:].drop(columns="label_distribution"), CLASSES) is None
+    with pytest.raises(ValueError, match="sample 'a': votes has 2 values"):
+        get_sample_votes(samples.assign(votes=[np.array([1, 2])] * 4), CLASSES)
+    with pytest.raises(ValueError, match="must be finite and >= 0"):
+        get_sample_votes(samples.assign(votes=[np.array([1, -2, 0])] * 4), CLASSES)
+
+
+def test_crowd_columns_round_trip_through_the_scores_file(tmp_path) -> None:
+    frame = apply_crowd_votes(_scores(), VOTES, CLASSES).scores
+    path = tmp_path / "scores.parquet"
+    meta = {"classes": CLASSES, "method": "predictions", "recipe": {}}
+    write_scores(frame, path, metadata=meta)
+    schema = pq.read_schema(path)
+    assert str(schema.field("votes").type) == "list<element: float>"
+    read = read_scores(path).frame
+    assert read["votes"].iloc[C] is None
+    np.testing.assert_allclose(read["votes"].iloc[A], [0, 5, 0])
+    assert read["consensus_label"].iloc[A] == "happiness"
+    bad = frame.assign(consensus_quality=frame["consensus_quality"] + 1.0)
+    write_scores(bad, path, metadata=meta)
+    with pytest.raises(ScoresFormatError, match="consensus_quality .* outside \\[0, 1\\]"):
+        read_scores(path)
+    write_scores(frame.drop(columns="consensus_label"), path, metadata=meta)
+    with pytest.raises(ScoresFormatError, match="lacks \\['consensus_label'\\]"):
+        read_scores(path)
