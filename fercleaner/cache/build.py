@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,6 +180,33 @@ def _plan(samples: pd.DataFrame, store: storage.Store, root: str) -> _Plan:
     return plan
 
 
+#: Least seconds between two index checkpoints during a build.
+CHECKPOINT_S = 30.0
+#: A checkpoint also waits this many times as long as the last one took, so writing the
+#: index (whose cost grows with N) stays a small share of a build at any N.
+CHECKPOINT_COST_FACTOR = 20.0
+
+
+class _Checkpoint:
+    """Commit the index mid-build now and then: a build killed (kill -9, out of memory)
+    then resumes from the rows already decoded instead of decoding them all again."""
+
+    def __init__(self, write_index, data_path: Path) -> None:
+        self._write_index = write_index
+        self._data_path = data_path
+        self._last = time.monotonic()
+        self._wait_s = CHECKPOINT_S
+
+    def maybe(self) -> None:
+        now = time.monotonic()
+        if now - self._last < self._wait_s:
+            return
+        storage.fsync(self._data_path)  # the rows before the index that points at them
+        self._write_index()
+        self._last = time.monotonic()
+        self._wait_s = max(CHECKPOINT_S, CHECKPOINT_COST_FACTOR * (self._last - now))
+
+
 def _build(samples, *, root, directory, size, channels, workers, progress) -> ImageCache:
     """Plan, decode into the grown pixel file, then drop failures and commit the index."""
     row_bytes = size * size * channels
@@ -189,6 +217,35 @@ def _build(samples, *, root, directory, size, channels, workers, progress) -> Im
     n_rows = len(store.sample_ids) + len(plan.new_ids)
     data_path = directory / store.data_file
     storage.grow(data_path, n_rows * row_bytes)
+    ids_out = store.sample_ids + plan.new_ids
+    paths_out = store.paths + plan.new_paths
+    # a row being decoded has no fingerprint until its job is done: an index checkpointed
+    # meanwhile marks it "" (matches nothing), so a resumed build decodes it again
+    fps_out = store.fingerprints + [""] * len(plan.new_ids)
+    fp_of_row = {row: fp for row, _, _, fp in tasks}
+    for row in fp_of_row:
+        fps_out[row] = ""
+    checkpoint = _Checkpoint(
+        lambda: storage.write_index(
+            directory,
+            ids_out,
+            fps_out,
+            paths_out,
+            data_file=store.data_file,
+            generation=store.generation,
+            size=size,
+            channels=channels,
+            root=root,
+        ),
+        data_path,
+    )
+
+    def rows_done(rows: list[int], job_failed: dict[int, tuple[str, str]]) -> None:
+        for row in rows:
+            if row not in job_failed:
+                fps_out[row] = fp_of_row[row]
+        checkpoint.maybe()
+
     failed = decode_all(
         tasks,
         data_path,
@@ -197,12 +254,9 @@ def _build(samples, *, root, directory, size, channels, workers, progress) -> Im
         channels=channels,
         workers=workers,
         progress=progress,
+        on_rows_done=rows_done,
     )
-
-    ids_out = store.sample_ids + plan.new_ids
-    fps_out = store.fingerprints + [""] * len(plan.new_ids)
-    paths_out = store.paths + plan.new_paths
-    for row, _, _, fp in tasks:
+    for row, fp in fp_of_row.items():
         fps_out[row] = fp
     source_of_row = {row: source for row, _, source, _ in tasks}
     for row, (kind, reason) in sorted(failed.items()):

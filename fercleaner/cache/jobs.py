@@ -19,16 +19,28 @@ _SERIAL_BELOW = 1024
 _TASK_ROWS = 512
 
 ProgressFn = Callable[[int, int], None]
+#: Called with the rows one job finished (in the memmap, flushed) and that job's failures.
+RowsDoneFn = Callable[[list[int], dict[int, tuple[str, str]]], None]
 
 
 def decode_all(
-    tasks, data_path: Path, *, n_rows, size, channels, workers, progress: ProgressFn | None
+    tasks,
+    data_path: Path,
+    *,
+    n_rows,
+    size,
+    channels,
+    workers,
+    progress: ProgressFn | None,
+    on_rows_done: RowsDoneFn | None = None,
 ) -> dict[int, tuple[str, str]]:
     """Decode `tasks` into their rows of the memmap; returns {row: (kind, reason)} failures.
 
     Args:
         tasks: (row, sample_id, source, fingerprint) per image; sources are
             ("file", path, box) or ("pixels", path, pixel string).
+        on_rows_done: called as each job finishes, before `progress` (the build
+            checkpoints its index there, so a killed build keeps what was finished).
     """
     total = len(tasks)
     if total == 0:
@@ -45,6 +57,8 @@ def decode_all(
         nonlocal done
         failed.update(result)
         done += len(jobs[i])
+        if on_rows_done is not None:
+            on_rows_done([row for row, _, _ in jobs[i]], result)
         if progress is not None:
             progress(done, total)
 

@@ -13,7 +13,10 @@ On disk, per (dataset root, size, channels):
 
 The index is written only after the pixel rows are flushed, so a crash leaves the old
 index pointing at valid rows; rows are overwritten in place when a file changes, and the
-file is rewritten as a new generation only when cached samples must be dropped.
+file is rewritten as a new generation only when cached samples must be dropped. A long
+build also commits the index now and then while it decodes (`build.CHECKPOINT_S`), with
+an empty fingerprint for every row not yet decoded: a build killed midway resumes from
+there and decodes only those rows.
 """
 
 from __future__ import annotations
