@@ -5,6 +5,16 @@ Paths are relative to the manifest's folder; one that leaves it (`..`, absolute)
 and `au_<id>` columns pass through as floats (they become training targets): an empty
 cell or NaN is "no value"; anything else must lie in [-1, 1] (valence, arousal) or
 [0, 1] (AU intensity), or the row is a `malformed_row`.
+
+Optional crowd votes: one `votes_<class>` column per class (`votes_happiness`; any
+spelling `classes.normalize_label` knows, e.g. `votes_happy`), each a non-negative
+finite number: vote counts, or a probability distribution (one annotation spread over
+the classes). They become the sample's `votes` (float64 per class over
+`Dataset.classes`, which include every class a votes column names). A row whose vote
+cells are all empty (or NaN, or all 0) has no votes (null); an empty cell beside filled
+ones counts 0; a negative or non-numeric cell is a `malformed_row` naming the column.
+FERPlus's non-emotion counts `votes_unknown` and `votes_nf` are ignored; any other
+`votes_<name>` that names no class is an error (a typo would lose votes silently).
 """
 
 from __future__ import annotations
@@ -15,7 +25,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from fercleaner.classes import dataset_classes, normalize_label
+import numpy as np
+
+from fercleaner.classes import CANONICAL_CLASSES, dataset_classes, normalize_label
 from fercleaner.datasets._common import (
     build_samples,
     csv_rows,
@@ -39,6 +51,9 @@ _AFFECT = ("valence", "arousal")
 #: Allowed range of each passthrough column (docs/architecture.md, sample table).
 _AFFECT_RANGE = (-1.0, 1.0)
 _AU_RANGE = (0.0, 1.0)
+#: Prefix of the per-class vote columns, and the FERPlus non-emotion counts it ignores.
+VOTES_PREFIX = "votes_"
+_IGNORED_VOTE_COLUMNS = ("votes_unknown", "votes_nf")
 
 
 def detect(path: Path) -> Detection:
@@ -60,7 +75,11 @@ def detect(path: Path) -> Detection:
         return Detection(
             False, f"{manifest.name} has columns {header[:6]}; expected path,label[,split]"
         )
-    extra = [c for c in header if c in _AFFECT or _AU_COLUMN.match(c) or c == "split"]
+    extra = [
+        c
+        for c in header
+        if c in _AFFECT or _AU_COLUMN.match(c) or c == "split" or c.startswith(VOTES_PREFIX)
+    ]
     with_extra = f" (+ {', '.join(extra)})" if extra else ""
     return Detection(
         True,
@@ -111,7 +130,9 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
             f"{source}: columns {header} lack path and label; expected path,label[,split]"
         )
     passthrough = [c for c in header if c in _AFFECT or _AU_COLUMN.match(c)]
-    columns = ["sample_id", "path", "split", "given_label", *passthrough, "_file", "_row"]
+    vote_columns = get_vote_columns(header, source)
+    votes = ["votes"] if vote_columns else []
+    columns = ["sample_id", "path", "split", "given_label", *votes, *passthrough, "_file", "_row"]
     rows: list[dict] = []
     listed: set[str] = set()
     rows_listed = 0
@@ -126,18 +147,56 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
             source=source,
             root=root,
             passthrough=passthrough,
+            vote_columns=vote_columns,
             options=options,
             problems=problems,
         )
         if record is not None:
             listed.add(record["path"])
             rows.append(record)
+    classes = dataset_classes([*(r["given_label"] for r in rows), *vote_columns.values()])
+    notes = []
+    if vote_columns:
+        for record in rows:  # {class: count} -> one value per class of the dataset
+            given = record["votes"]
+            record["votes"] = (
+                None if given is None else np.array([given.get(c, 0.0) for c in classes])
+            )
+        with_votes = sum(r["votes"] is not None for r in rows)
+        notes.append(f"votes for {with_votes} samples ({len(rows) - with_votes} without)")
     return LayoutRead(
         samples=build_samples(rows, columns),
         rows_listed=rows_listed,
-        classes=dataset_classes(r["given_label"] for r in rows),
+        classes=classes,
         listed_paths=listed,
+        notes=notes,
     )
+
+
+def get_vote_columns(header: list[str], source: Path) -> dict[str, str]:
+    """{`votes_<class>` column: canonical class} of a manifest header (FERPlus extras left out).
+
+    Raises:
+        DatasetError: a votes column names no class, or two name the same class.
+    """
+    found: dict[str, str] = {}
+    for column in header:
+        if not column.startswith(VOTES_PREFIX) or column.lower() in _IGNORED_VOTE_COLUMNS:
+            continue
+        try:
+            name = normalize_label(column[len(VOTES_PREFIX) :])
+        except UnknownLabelError as exc:
+            raise DatasetError(
+                f"{source}: column {column!r} names no class ({exc}) Name vote columns"
+                f" votes_<class> with classes {', '.join(CANONICAL_CLASSES)}."
+            ) from None
+        twin = next((c for c, n in found.items() if n == name), None)
+        if twin is not None:
+            raise DatasetError(
+                f"{source}: columns {twin!r} and {column!r} both count votes for {name!r}; keep one"
+            )
+        found[column] = name
+    return found
 
 
 def _text(value: object) -> str:
@@ -153,6 +212,7 @@ def _read_record(
     source: Path,
     root: Path,
     passthrough: list[str],
+    vote_columns: dict[str, str],
     options: ReadOptions,
     problems: ProblemLog,
 ) -> dict | None:
@@ -205,14 +265,41 @@ def _read_record(
             )
             return None
         record[column] = value
+    if vote_columns:
+        votes = _read_votes(values, vote_columns)
+        if isinstance(votes, str):
+            bad("malformed_row", votes, sample_id)
+            return None
+        record["votes"] = votes
     return record
+
+
+def _read_votes(values: dict[str, object], vote_columns: dict[str, str]) -> dict | str | None:
+    """{class: votes} of one row, None when it has none, or the reason it is malformed."""
+    votes: dict[str, float] = {}
+    for column, name in vote_columns.items():
+        text = _text(values.get(column))
+        try:
+            value = float(text) if text else math.nan
+        except ValueError:
+            return f"{column} {text!r} is not a number (vote counts or probabilities)"
+        if math.isnan(value):
+            continue
+        if not math.isfinite(value) or value < 0:
+            return (
+                f"{column} {text!r} is not a non-negative finite number (vote counts or"
+                " probabilities; leave every vote cell empty for no votes)"
+            )
+        votes[name] = value
+    return votes if sum(votes.values()) > 0 else None
 
 
 SPEC = register_layout(
     LayoutSpec(
         name="csv",
         description=(
-            "labels.csv / labels.parquet with path,label[,split] (+ valence, arousal, au_*)"
+            "labels.csv / labels.parquet with path,label[,split]"
+            " (+ valence, arousal, au_*, votes_<class>)"
         ),
         detect=detect,
         read=read,
