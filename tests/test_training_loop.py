@@ -114,6 +114,7 @@ def test_resume_after_kill_gives_the_same_scores(tmp_path):
     )
     for key in ("pred_probs", "label_quality_signal"):
         np.testing.assert_allclose(resumed.readout[key], straight.readout[key], atol=1e-5)
+    for key in ("label_quality_signal", "margin_late"):
         np.testing.assert_allclose(
             resumed.dynamics_readout[key], straight.dynamics_readout[key], atol=1e-5
         )

@@ -3,9 +3,9 @@
 For each sample and epoch: the probability of the given label, the max probability,
 the margin (given-label probability minus the largest other one, as in AUM), and the
 method's per-sample `confidence` when its forward output has one of shape (B,).
-Averaged over epochs they form the `dynamics` scoring source (mislabeled samples are
-learned late and stay low: Swayamdipta et al. 2020 "dataset cartography", Pleiss et
-al. 2020 AUM).
+The margin averaged over the second half of training forms the `dynamics` scoring source
+(mislabeled samples are learned late and keep low margins: Pleiss et al. 2020 AUM;
+Swayamdipta et al. 2020 "dataset cartography" for the per-sample mean and variability).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
-from fercleaner.arrays import get_normalized_entropy
 
 #: Per-epoch signals, in table column order.
 DYNAMICS_SIGNALS = ("given_prob", "max_prob", "margin", "confidence")
@@ -30,14 +28,12 @@ class DynamicsAccumulator:
     epoch (DDP padding) are averaged.
     """
 
-    def __init__(self, epochs: int, num_samples: int, num_classes: int) -> None:
-        self.epochs, self.n, self.c = epochs, num_samples, num_classes
+    def __init__(self, epochs: int, num_samples: int) -> None:
+        self.epochs, self.n = epochs, num_samples
         #: signal -> (epochs, N) float32, NaN where a sample was not trained on in an epoch.
         self.per_epoch = {
             k: np.full((epochs, num_samples), np.nan, np.float32) for k in DYNAMICS_SIGNALS
         }
-        self.prob_sum = np.zeros((num_samples, num_classes), np.float64)  # over epochs
-        self.prob_count = np.zeros(num_samples, np.float64)
         self._local: dict[str, torch.Tensor] | None = None
 
     def record(
@@ -55,7 +51,6 @@ class DynamicsAccumulator:
                 k: torch.zeros(self.n, device=device, dtype=torch.float64)
                 for k in (*DYNAMICS_SIGNALS, "count", "conf_count")
             }
-            self._local["probs"] = torch.zeros(self.n, self.c, device=device, dtype=torch.float64)
         probs = F.softmax(logits.float(), dim=1)  # (B,C)
         given_prob = probs.gather(1, given.view(-1, 1)).squeeze(1)  # (B,)
         others = probs.scatter(1, given.view(-1, 1), -1.0)
@@ -64,7 +59,6 @@ class DynamicsAccumulator:
         local["max_prob"].index_add_(0, index, probs.max(1).values.double())
         local["margin"].index_add_(0, index, (given_prob - others.max(1).values).double())
         local["count"].index_add_(0, index, torch.ones_like(given_prob, dtype=torch.float64))
-        local["probs"].index_add_(0, index, probs.double())
         if isinstance(confidence, torch.Tensor) and confidence.shape == given_prob.shape:
             local["confidence"].index_add_(0, index, confidence.detach().double())
             local["conf_count"].index_add_(
@@ -79,28 +73,19 @@ class DynamicsAccumulator:
         self._local = None
         stacked = reduce(np.stack([local[k] for k in (*DYNAMICS_SIGNALS, "count", "conf_count")]))
         sums = dict(zip((*DYNAMICS_SIGNALS, "count", "conf_count"), stacked, strict=True))
-        probs = reduce(local["probs"])
         with np.errstate(invalid="ignore", divide="ignore"):
             for key in ("given_prob", "max_prob", "margin"):
                 self.per_epoch[key][epoch] = sums[key] / sums["count"]
             self.per_epoch["confidence"][epoch] = sums["confidence"] / sums["conf_count"]
-            seen = sums["count"] > 0
-            self.prob_sum[seen] += probs[seen] / sums["count"][seen, None]
-        self.prob_count += seen
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors for a checkpoint."""
-        state = {k: torch.from_numpy(v.copy()) for k, v in self.per_epoch.items()}
-        state["prob_sum"] = torch.from_numpy(self.prob_sum.copy())
-        state["prob_count"] = torch.from_numpy(self.prob_count.copy())
-        return state
+        return {k: torch.from_numpy(v.copy()) for k, v in self.per_epoch.items()}
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what `state` returned."""
+        """Restore what `state` returned (older checkpoints' extra keys are ignored)."""
         for key in DYNAMICS_SIGNALS:
             self.per_epoch[key] = state[key].numpy().copy()
-        self.prob_sum = state["prob_sum"].numpy().copy()
-        self.prob_count = state["prob_count"].numpy().copy()
 
 
 def get_dynamics_table(
@@ -122,40 +107,60 @@ def get_dynamics_table(
 
 
 def get_dynamics_readout(
-    dynamics: DynamicsAccumulator, *, fallback: dict[str, np.ndarray]
+    dynamics: DynamicsAccumulator, *, labels: np.ndarray, fallback_probs: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The `dynamics` scoring source, in the shape of a method readout.
+    """The `dynamics` scoring source: a ranking signal, not a prediction.
 
-    `label_quality_signal` = mean given-label probability over epochs (low = suspect);
-    `pred_probs`/`soft_label` = mean training probabilities; `uncertainty` = normalised
-    entropy of that mean. Method columns: `given_prob_mean`, `given_prob_std`
-    (variability), `margin_mean` (AUM), `confidence_mean`. Samples never trained on
-    (outside `data.splits`) take the four contract arrays from `fallback` (the method's
-    own readout) and NaN method columns.
+    `label_quality_signal` = (1 + late AUM) / 2, where late AUM is the mean margin (given
+    probability minus the largest other) over the second half of the epochs trained: the
+    first half's margins are those of a network still learning and ranked worse than the
+    final model on every FERPlus run measured (docs/benchmarks.md, "Training dynamics"),
+    while the second half averages snapshots of a trained network before its last epochs
+    memorise the given labels. The source carries no `pred_probs`, `soft_label` or
+    `uncertainty`: training-mode probabilities of augmented images would blur the model's
+    predictions, proposals and soft labels, so it re-orders suspects and nothing else.
+    Method columns: `given_prob_mean`, `given_prob_std` (variability), `margin_mean` (AUM
+    over all epochs), `margin_late`, `confidence_mean`. Samples never trained on (outside
+    `data.splits`) take the margin of `fallback_probs` (the method's (N, C) predictions) at
+    their given `labels` (N,), and NaN columns.
     """
-    seen = dynamics.prob_count > 0
     given = dynamics.per_epoch["given_prob"]
+    margin = dynamics.per_epoch["margin"]
+    late = margin[get_late_epochs(margin)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        probs = (dynamics.prob_sum / dynamics.prob_count[:, None]).astype(np.float32)
         columns = {
             "given_prob_mean": _nanmean(given),
             "given_prob_std": _nanstd(given),
-            "margin_mean": _nanmean(dynamics.per_epoch["margin"]),
+            "margin_mean": _nanmean(margin),
+            "margin_late": _nanmean(late),
             "confidence_mean": _nanmean(dynamics.per_epoch["confidence"]),
         }
-    probs[~seen] = fallback["pred_probs"][~seen]
-    entropy = get_normalized_entropy(probs)
-    quality = np.where(seen, columns["given_prob_mean"], fallback["label_quality_signal"])
-    uncertainty = np.where(seen, entropy, fallback["uncertainty"])
-    soft = probs.copy()
-    soft[~seen] = fallback["soft_label"][~seen]
+    seen = np.isfinite(columns["margin_late"])
+    fallback_margin = _get_given_margin(fallback_probs, labels)
+    margin_signal = np.where(seen, columns["margin_late"], fallback_margin)
     return {
-        "pred_probs": probs,
-        "soft_label": soft,
-        "uncertainty": uncertainty.astype(np.float32),
-        "label_quality_signal": np.clip(quality, 0.0, 1.0).astype(np.float32),
+        "label_quality_signal": np.clip((1.0 + margin_signal) / 2.0, 0.0, 1.0).astype(np.float32),
         **{k: v.astype(np.float32) for k, v in columns.items()},
     }
+
+
+def get_late_epochs(per_epoch: np.ndarray) -> slice:
+    """The second half of the epochs that hold any value (all of them when only one does)."""
+    recorded = np.flatnonzero(np.isfinite(per_epoch).any(axis=1))
+    if len(recorded) == 0:
+        return slice(0, 0)
+    count = len(recorded)
+    return slice(int(recorded[count // 2]) if count > 1 else int(recorded[0]), recorded[-1] + 1)
+
+
+def _get_given_margin(pred_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N,) p[given] - the largest other p, as the accumulator's margin."""
+    probs = np.asarray(pred_probs, dtype=np.float64)
+    rows = np.arange(len(probs))
+    given = probs[rows, labels]
+    others = probs.copy()
+    others[rows, labels] = -np.inf
+    return given - others.max(axis=1)
 
 
 def _nanmean(a: np.ndarray) -> np.ndarray:

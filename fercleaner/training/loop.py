@@ -111,7 +111,7 @@ def _setup(data, train_idx: np.ndarray, job: FitJob) -> _State:
         model=model,
         optimizer=_optimizer(method, cfg),
         scaler=torch.amp.GradScaler(job.device.type, enabled=job.precision.use_grad_scaler),
-        dynamics=DynamicsAccumulator(cfg.epochs, len(data.labels), len(data.classes)),
+        dynamics=DynamicsAccumulator(cfg.epochs, len(data.labels)),
         steps_per_epoch=steps_per_epoch,
     )
 
