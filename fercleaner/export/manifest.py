@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,10 +39,41 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Rows per Parquet row group: readers that stream (`pyarrow.dataset`, HF `datasets`)
+#: hold one group at a time, and the writer converts one group at a time.
+ROW_GROUP_ROWS = 65_536
+
+_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("path", pa.string()),
+        ("split", pa.string()),
+        ("given_label", pa.string()),
+        ("label", pa.int64()),
+        ("label_name", pa.string()),
+        ("soft_label", pa.list_(pa.float32())),
+        ("weight", pa.float32()),
+        ("action", pa.string()),
+        ("decided_by", pa.string()),
+        ("reviewer", pa.string()),
+        ("decided_at", pa.timestamp("us", tz="UTC")),
+        ("label_quality", pa.float64()),
+        ("run_id", pa.string()),
+    ]
+)
+
+
 def write_manifests(
-    manifest: pd.DataFrame, out: Path, *, classes: Sequence[str], metadata: dict[str, Any]
+    manifest: pd.DataFrame,
+    out: Path,
+    *,
+    classes: Sequence[str],
+    metadata: dict[str, Any],
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> dict[str, Path]:
     """Write `<out>/<split>.parquet` for every split present (train, val, test, then others).
+
+    Each file is written in row groups of `row_group_rows` (see `write_manifest`).
 
     Returns:
         split name -> manifest path.
@@ -52,54 +84,67 @@ def write_manifests(
     for split in splits:
         part = manifest[manifest["split"] == split].reset_index(drop=True)
         path = out / f"{split}.parquet"
-        write_manifest(part, path, classes=classes, metadata={**metadata, "split": split})
+        write_manifest(
+            part,
+            path,
+            classes=classes,
+            metadata={**metadata, "split": split},
+            row_group_rows=row_group_rows,
+        )
         manifests[split] = path
     return manifests
 
 
 def write_manifest(
-    frame: pd.DataFrame, path: Path, *, classes: Sequence[str], metadata: dict[str, Any]
+    frame: pd.DataFrame,
+    path: Path,
+    *,
+    classes: Sequence[str],
+    metadata: dict[str, Any],
+    row_group_rows: int = ROW_GROUP_ROWS,
 ) -> None:
-    """Write one manifest atomically with `fercleaner` and `huggingface` schema metadata."""
-    schema = pa.schema(
-        [
-            ("sample_id", pa.string()),
-            ("path", pa.string()),
-            ("split", pa.string()),
-            ("given_label", pa.string()),
-            ("label", pa.int64()),
-            ("label_name", pa.string()),
-            ("soft_label", pa.list_(pa.float32())),
-            ("weight", pa.float32()),
-            ("action", pa.string()),
-            ("decided_by", pa.string()),
-            ("reviewer", pa.string()),
-            ("decided_at", pa.timestamp("us", tz="UTC")),
-            ("label_quality", pa.float64()),
-            ("run_id", pa.string()),
-        ]
-    )
-    columns = {
-        name: pa.array(
-            [list(map(float, v)) for v in frame[name]]
-            if name == "soft_label"
-            else frame[name].tolist()
-            if name in ("reviewer",)
-            else frame[name],
-            type=schema.field(name).type,
-            from_pandas=True,
-        )
-        for name in MANIFEST_COLUMNS
-    }
-    table = pa.table(columns, schema=schema)
-    table = table.replace_schema_metadata(
+    """Write one manifest atomically with `fercleaner` and `huggingface` schema metadata.
+
+    The rows are converted and written `row_group_rows` at a time, one Parquet row group
+    each, so the writer's extra memory is one group's, not the whole manifest's.
+    """
+    if row_group_rows < 1:
+        raise ValueError(f"row_group_rows must be >= 1; got {row_group_rows}")
+    schema = _SCHEMA.with_metadata(
         {
             b"fercleaner": json.dumps(metadata).encode(),
             b"huggingface": json.dumps({"info": {"features": hf_features(classes)}}).encode(),
         }
     )
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for start in range(0, max(len(frame), 1), row_group_rows):
+            part = frame.iloc[start : start + row_group_rows]
+            writer.write_table(_to_table(part, schema), row_group_size=row_group_rows)
+
+
+def _to_table(part: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """One row group of the manifest as an Arrow table of `schema`."""
+    columns = {}
+    for name in MANIFEST_COLUMNS:
+        kind = schema.field(name).type
+        if name == "soft_label":
+            columns[name] = _list_column(part[name], kind)
+        elif name == "reviewer":
+            columns[name] = pa.array(part[name].tolist(), type=kind, from_pandas=True)
+        else:
+            columns[name] = pa.array(part[name], type=kind, from_pandas=True)
+    return pa.table(columns, schema=schema)
+
+
+def _list_column(values: pd.Series, kind: pa.DataType) -> pa.Array:
+    """A list<float32> column from per-row vectors, without a Python float per value."""
+    rows = values.tolist()
+    if not rows:
+        return pa.array([], type=kind)
+    lengths = np.fromiter((len(v) for v in rows), dtype=np.int32, count=len(rows))
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int32)]).astype(np.int32)
+    flat = np.concatenate([np.asarray(v, dtype=np.float32).ravel() for v in rows])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=pa.float32()))
 
 
 def hf_features(classes: Sequence[str]) -> dict[str, Any]:
