@@ -240,6 +240,12 @@ def _render_summary(result: Any) -> None:
         console.print(
             f"top proposed relabels: {pairs}", highlight=False, markup=False, soft_wrap=True
         )
+    if "consensus" in info:
+        from fercleaner.scoring.crowd import describe_consensus
+
+        console.print(
+            describe_consensus(info["consensus"]), highlight=False, markup=False, soft_wrap=True
+        )
     counts = info["counts"]
     if counts["problems"]:
         console.print(

@@ -1,6 +1,7 @@
 """`score_dataset`: read a dataset, decode it once, train, score every sample, write RUN_DIR.
 
     read_dataset -> build_cache -> train_and_score (per method) -> assemble_scores
+                 -> apply_crowd_votes (when the dataset has votes)
                  -> RUN_DIR/{scores, problems, dynamics, events}.parquet + run.json
 
 Ingestion and decode problems are recorded in problems.parquet and excluded; they never
@@ -314,6 +315,7 @@ def _write_run(
 ) -> ScoreResult:
     """Assemble the scores from the readouts and write the run directory (run.json last)."""
     from fercleaner.scoring import assemble_scores
+    from fercleaner.scoring.crowd import apply_crowd_votes, get_sample_votes
 
     t = time.perf_counter()
     primary = results[0]
@@ -323,6 +325,9 @@ def _write_run(
     scores = assemble_scores(
         samples, classes, readouts, method_name=primary.method, flag_rule=recipe.score.flag_rule
     )
+    # crowd votes (FERPlus, RAF-DB, votes_<class> columns): the consensus joins the scores
+    crowd = apply_crowd_votes(scores, get_sample_votes(samples, classes), classes)
+    scores = crowd.scores
     metadata = build_scores_metadata(
         classes=classes,
         methods=[r.method for r in results],
@@ -357,6 +362,7 @@ def _write_run(
         channels=channels,
         world_size=world_size,
         timings=timings,
+        consensus=crowd.summary,
     )
     write_run_info(run_dir, run_info)
     return ScoreResult(

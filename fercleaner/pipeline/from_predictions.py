@@ -34,6 +34,7 @@ def write_predictions_run(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score the dataset with the file's probabilities and write the run; (scores, run.json)."""
     from fercleaner.scoring import assemble_scores
+    from fercleaner.scoring.crowd import apply_crowd_votes, get_sample_votes
 
     samples = dataset.samples.reset_index(drop=True)
     classes = list(dataset.classes)
@@ -52,6 +53,8 @@ def write_predictions_run(
         method_name=PREDICTIONS_SOURCE,
         flag_rule=recipe.score.flag_rule,
     )
+    crowd = apply_crowd_votes(scores, get_sample_votes(samples, classes), classes)
+    scores = crowd.scores
     metadata = build_scores_metadata(
         classes=classes,
         methods=[PREDICTIONS_SOURCE],
@@ -81,6 +84,7 @@ def write_predictions_run(
         timings=timings,
         predictions_file=str(Path(predictions_path).absolute()),
         rows_ignored=predictions.ignored_ids,
+        consensus=crowd.summary,
     )
     write_run_info(run_dir, run_info)
     return scores, run_info

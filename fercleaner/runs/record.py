@@ -74,6 +74,7 @@ def build_run_info(
     channels: int,
     world_size: int,
     timings: Mapping[str, float],
+    consensus: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of run.json.
 
@@ -86,6 +87,8 @@ def build_run_info(
         channels: image channels trained on.
         world_size: number of DDP processes.
         timings: seconds per stage.
+        consensus: `fercleaner.scoring.crowd.CrowdScores.summary` when the dataset had
+            votes: run.json's `consensus` entry (absent without votes).
     """
     primary = results[0]
     summary = summarize_scores(scores, metadata["classes"])
@@ -115,6 +118,7 @@ def build_run_info(
             "relabel_events": int(sum(len(r.events) for r in results)),
         },
         "summary": summary,
+        **_consensus_entry(consensus),
     }
 
 
@@ -126,12 +130,14 @@ def build_predictions_run_info(
     timings: Mapping[str, float],
     predictions_file: str,
     rows_ignored: int,
+    consensus: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """run.json of a run scored from a user's predictions file (no device, no training).
 
     Args:
         counts: `rows_listed`, `ingested`, `problems`.
         rows_ignored: rows of the file for ids the dataset does not list.
+        consensus: as for `build_run_info`.
     """
     summary = summarize_scores(scores, metadata["classes"])
     return {
@@ -144,7 +150,13 @@ def build_predictions_run_info(
             "issue_types": summary["issue_types"],
         },
         "summary": summary,
+        **_consensus_entry(consensus),
     }
+
+
+def _consensus_entry(consensus: Mapping[str, Any] | None) -> dict[str, Any]:
+    """run.json's `consensus` entry (votes, fitted accuracy and temperature, flags); {} without."""
+    return {} if consensus is None else {"consensus": dict(consensus)}
 
 
 def _identity(metadata: Mapping[str, Any], timings: Mapping[str, float]) -> dict[str, Any]:
