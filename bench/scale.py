@@ -29,8 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "cache", "score", "review", "export")
 LAYOUTS = ("affectnet", "csv")
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return _child(args.child, args.n, args.workdir)
+        return _child(args.child, args.n, args.workdir, args.decisions or 0)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -111,14 +109,17 @@ def _summarise(result: dict) -> None:
 
 
 def _generate(work: Path, n: int, stages: list[str], decisions: int) -> float:
-    """Write what the stages need under `work` (skipped when it is there for this N)."""
+    """Write what the stages need under `work` (skipped when it is there for this N).
+
+    Each part is written by a child process too: a child's peak RSS starts at this
+    process's size when it forks, so this one stays small (no numpy, pandas or PIL).
+    """
     t0 = time.perf_counter()
     marker = work / "generated.json"
     done = json.loads(marker.read_text()) if marker.is_file() else {}
     if done.get("n") != n or done.get("decisions") != decisions:
         done = {"n": n, "decisions": decisions, "parts": []}
     work.mkdir(parents=True, exist_ok=True)
-    tiles = _write_tiles(work / "tiles")
     wanted = []
     if {"ingest", "cache"} & set(stages):
         wanted += list(LAYOUTS)
@@ -127,19 +128,28 @@ def _generate(work: Path, n: int, stages: list[str], decisions: int) -> float:
     for part in wanted:
         if part in done["parts"]:
             continue
-        if part == "affectnet":
-            _write_affectnet(work / "affectnet", tiles, n)
-        elif part == "csv":
-            _write_csv(work / "csv", tiles, n)
-        else:
-            _write_run(work / "run", work / "tiles", tiles, n, decisions)
+        figures = _run_child(f"generate:{part}", n, work, decisions=decisions)
+        if any(key.endswith("_error") for key in figures):
+            raise RuntimeError(f"generating {part} failed: {figures}")
         done["parts"].append(part)
         marker.write_text(json.dumps(done))
     return round(time.perf_counter() - t0, 2)
 
 
+def _generate_part(work: Path, part: str, n: int, decisions: int) -> dict:
+    tiles = _write_tiles(work / "tiles")
+    if part == "affectnet":
+        _write_affectnet(work / "affectnet", tiles, n)
+    elif part == "csv":
+        _write_csv(work / "csv", tiles, n)
+    else:
+        _write_run(work / "run", work / "tiles", tiles, n, decisions)
+    return {}
+
+
 def _write_tiles(folder: Path) -> list[Path]:
     """`N_TILES` distinct little grey PNGs (noise over a gradient), written once."""
+    import numpy as np
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,6 +182,8 @@ def _link_images(image_root: Path, tiles: list[Path], n: int) -> list[str]:
 
 def _write_affectnet(root: Path, tiles: list[Path], n: int) -> None:
     """training.csv (90%) and validation.csv (10%) over Manually_Annotated_Images/."""
+    import numpy as np
+
     names = _link_images(root / "Manually_Annotated_Images", tiles, n)
     rng = np.random.default_rng(1)
     codes = rng.integers(0, 8, n)
@@ -190,6 +202,8 @@ def _write_affectnet(root: Path, tiles: list[Path], n: int) -> None:
 
 def _write_csv(root: Path, tiles: list[Path], n: int) -> None:
     """labels.csv with path,label,split over images/."""
+    import numpy as np
+
     names = _link_images(root / "images", tiles, n)
     rng = np.random.default_rng(2)
     labels = np.array(CLASSES)[rng.integers(0, len(CLASSES), n)]
@@ -200,6 +214,7 @@ def _write_csv(root: Path, tiles: list[Path], n: int) -> None:
 
 def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: int) -> None:
     """scores.parquet (10% flagged, most suspect first) and a store with `decisions` rows."""
+    import numpy as np
     import pandas as pd
 
     from fercleaner.review.store import Decision, DecisionStore
@@ -266,12 +281,13 @@ def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: 
 # -- stages (each in a child process) --------------------------------------------------
 
 
-def _run_child(name: str, n: int, work: Path) -> dict:
+def _run_child(name: str, n: int, work: Path, *, decisions: int = 0) -> dict:
     """Run one stage in a child; its figures plus wall time and peak RSS (from wait4)."""
     out_path = work / f"child-{name.replace(':', '-')}.json"
     err_path = work / f"child-{name.replace(':', '-')}.log"
     out_path.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child", name, "--n", str(n), "--workdir", str(work)]
+    command += ["--decisions", str(decisions)]
     t0 = time.perf_counter()
     with open(err_path, "w") as err:
         proc = subprocess.Popen(command, stdout=err, stderr=subprocess.STDOUT)
@@ -288,11 +304,13 @@ def _run_child(name: str, n: int, work: Path) -> dict:
     return figures
 
 
-def _child(name: str, n: int, work: Path) -> int:
+def _child(name: str, n: int, work: Path, decisions: int) -> int:
     stage, part = name.split(":")
-    figures = {"ingest": _ingest, "cache": _cache, "review": _review, "export": _export}[stage](
-        work, part, n
-    )
+    if stage == "generate":
+        figures = _generate_part(work, part, n, decisions)
+    else:
+        run = {"ingest": _ingest, "cache": _cache, "review": _review, "export": _export}[stage]
+        figures = run(work, part, n)
     (work / f"child-{name.replace(':', '-')}.json").write_text(json.dumps(figures))
     return 0
 
