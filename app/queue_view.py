@@ -160,7 +160,7 @@ def render_pending_ui(run_dir: str) -> None:
 
 
 def render_item(run_dir: str, row: pd.Series) -> None:
-    """Image large, labels, soft label chart, uncertainty and per-method signals."""
+    """Image large, labels, soft label chart, crowd votes, uncertainty and per-method signals."""
     run = get_run(run_dir)
     left, right = st.columns([1, 1.3])
     with left:
@@ -179,6 +179,8 @@ def render_item(run_dir: str, row: pd.Series) -> None:
         a.metric("Label quality", f"{row['label_quality']:.3f}", help="low = suspect")
         b.metric("Uncertainty", f"{row['uncertainty']:.3f}", help="high = less certain")
         st.altair_chart(soft_label_chart(run.classes, row), width="stretch")
+        if has_votes(row):
+            render_votes(run.classes, row)
         if run.method_columns:
             signals = pd.DataFrame(
                 {"signal": run.method_columns, "value": [float(row[c]) for c in run.method_columns]}
@@ -207,6 +209,30 @@ def soft_label_chart(classes: list[str], row: pd.Series) -> alt.Chart:
         )
         .properties(height=200)
     )
+
+
+def has_votes(row: pd.Series) -> bool:
+    """Whether the sample had crowd votes (scores of a dataset with votes; null otherwise)."""
+    votes = row.get("votes")
+    return votes is not None and np.ndim(votes) == 1 and float(row.get("vote_count", 0)) > 0
+
+
+def render_votes(classes: list[str], row: pd.Series) -> None:
+    """The crowd's votes per class beside the soft label (the consensus) and the model."""
+    count, quality = float(row["vote_count"]), float(row["consensus_quality"])
+    st.caption(
+        f"Crowd: {count:g} vote(s); consensus {escape_markdown(row['consensus_label'])}"
+        f" ({quality:.2f}), the soft label combines the votes with the model"
+    )
+    table = pd.DataFrame(
+        {
+            "class": classes,
+            "votes": [f"{v:g}" for v in np.asarray(row["votes"], dtype=float)],
+            "soft label": np.round(np.asarray(row["soft_label"], dtype=float), 3),
+            "model probability": np.round(np.asarray(row["pred_probs"], dtype=float), 3),
+        }
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
