@@ -4,8 +4,9 @@ Per-class thresholds and the confident joint (`thresholds`), label quality (`qua
 the `is_label_issue` decision (`flags`), issue types and proposals (`issue_types`),
 the combination of several sources (`combine`), the scores frame (`assemble`), the
 scores file I/O (`scores_file`) and `score_labels` (`api`), the whole scoring on a
-user's own probabilities with cleanlab's argument conventions. No torch, no I/O
-outside `scores_file`.
+user's own probabilities with cleanlab's argument conventions; crowd votes and the
+model's consensus (`consensus`) and what it changes in the scores (`crowd`). No torch,
+no I/O outside `scores_file`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from __future__ import annotations
 from fercleaner.scoring.api import score_labels
 from fercleaner.scoring.assemble import SCORE_COLUMNS, assemble_scores
 from fercleaner.scoring.combine import COMBINE_RULES, CombinedReadout, combine_sources
+from fercleaner.scoring.crowd import (
+    CROWD_COLUMNS,
+    apply_crowd_votes,
+    find_consensus_issues,
+    get_sample_votes,
+)
 from fercleaner.scoring.flags import FLAG_RULES, find_label_issues
 from fercleaner.scoring.issue_types import ISSUE_TYPES, get_issue_type, propose_labels
 from fercleaner.scoring.quality import LABEL_QUALITY_METHODS, get_label_quality
@@ -26,10 +33,12 @@ from fercleaner.scoring.thresholds import (
 
 __all__ = [
     "COMBINE_RULES",
+    "CROWD_COLUMNS",
     "ISSUE_TYPES",
     "LABEL_QUALITY_METHODS",
     "SCORE_COLUMNS",
     "CombinedReadout",
+    "apply_crowd_votes",
     "ScoresFile",
     "assemble_scores",
     "combine_sources",
@@ -38,9 +47,11 @@ __all__ = [
     "estimate_noise_rates",
     "estimate_per_class_thresholds",
     "FLAG_RULES",
+    "find_consensus_issues",
     "find_label_issues",
     "get_issue_type",
     "get_label_quality",
+    "get_sample_votes",
     "propose_labels",
     "read_scores",
     "score_labels",
