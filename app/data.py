@@ -55,23 +55,27 @@ def get_decided_ids(run_dir: str, version: int) -> frozenset[str]:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def get_decisions(run_dir: str, version: int) -> pd.DataFrame:
-    """Current decision per sample (`version` = newest event id, the cache key)."""
+def get_action_counts(run_dir: str, version: int) -> dict[str, int]:
+    """Current decisions per action (`version` = newest event id, the cache key).
+
+    Counted in SQLite: reading a million decisions into a frame (and pickling it into
+    `st.cache_data`) took seconds on every Overview after a click.
+    """
     del version  # only a cache key
-    return get_store(run_dir).current_decisions()
+    return get_store(run_dir).count_current_actions()
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def get_reviewer_tables(run_dir: str, version: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(decisions per reviewer, pairwise agreement) at store `version`."""
+    """(decisions per reviewer, pairwise agreement) at store `version`.
+
+    Agreement reads only the samples two or more reviewers decided; the counts are
+    SQLite aggregates.
+    """
     del version
-    per_reviewer = get_store(run_dir).reviewer_decisions()
-    counts = (
-        per_reviewer.groupby("reviewer").size().rename("decisions").reset_index()
-        if len(per_reviewer)
-        else pd.DataFrame(columns=["reviewer", "decisions"])
-    )
-    return counts, estimate_reviewer_agreement(per_reviewer)
+    store = get_store(run_dir)
+    shared = store.reviewer_decisions(shared_only=True)
+    return store.count_reviewer_decisions(), estimate_reviewer_agreement(shared)
 
 
 @st.cache_data(show_spinner=False)

@@ -11,7 +11,8 @@ import pandas as pd
 import streamlit as st
 
 from fercleaner.app.data import (
-    get_decisions,
+    get_action_counts,
+    get_decided_ids,
     get_overview_tables,
     get_reviewer_tables,
     get_run,
@@ -26,17 +27,19 @@ def render_overview(run_dir: str) -> None:
     store = get_store(run_dir)
     version = store.last_event_id()
     tables = get_overview_tables(run_dir)
-    decisions = get_decisions(run_dir, version)
+    action_counts = get_action_counts(run_dir, version)
+    n_decisions = sum(action_counts.values())
     s = run.scores
     flagged_ids = s["sample_id"][s["is_label_issue"]]
     n_flagged = len(flagged_ids)
-    n_done = int(find_members(decisions["sample_id"], set(flagged_ids), len(decisions)).sum())
+    decided = get_decided_ids(run_dir, version)
+    n_done = int(find_members(flagged_ids, decided, n_flagged).sum())
 
     a, b, c, d = st.columns(4)
     a.metric("Samples", f"{len(s):,}")
     b.metric("Flagged", f"{n_flagged:,}")
     c.metric("Flagged reviewed", f"{n_done:,}")
-    d.metric("Decisions (all samples)", f"{len(decisions):,}")
+    d.metric("Decisions (all samples)", f"{n_decisions:,}")
     st.progress(
         n_done / n_flagged if n_flagged else 1.0, text="Review progress over flagged samples"
     )
@@ -67,10 +70,12 @@ def render_overview(run_dir: str) -> None:
     counts, agreement = get_reviewer_tables(run_dir, version)
     left, right = st.columns(2)
     with left:
-        if decisions.empty:
+        if not n_decisions:
             st.caption("No decisions yet.")
         else:
-            by_action = decisions["action"].value_counts().rename_axis("action").reset_index()
+            by_action = pd.DataFrame(
+                {"action": list(action_counts), "count": list(action_counts.values())}
+            ).sort_values("count", ascending=False, kind="stable")
             st.dataframe(by_action, hide_index=True, width="stretch")
             st.dataframe(counts, hide_index=True, width="stretch")
     with right:

@@ -253,13 +253,66 @@ class DecisionStore:
         )
         return self._frame(sql, params).drop(columns=["undoes"])
 
-    def reviewer_decisions(self) -> pd.DataFrame:
-        """Each reviewer's current decision per sample (one row per reviewer and sample)."""
+    def reviewer_decisions(self, *, shared_only: bool = False) -> pd.DataFrame:
+        """Each reviewer's current decision per sample (one row per reviewer and sample).
+
+        Args:
+            shared_only: only samples that two or more reviewers decided (all that
+                `estimate_reviewer_agreement` uses); with a single reviewer in the store
+                this reads no rows at all.
+        """
+        live, params = LIVE_EVENTS, ()
+        if shared_only:
+            if len(self.list_reviewers()) < 2:
+                return self._frame("SELECT * FROM events WHERE 0", ()).drop(columns=["undoes"])
+            live += (
+                " AND e.sample_id IN (SELECT sample_id FROM events WHERE action != 'undo'"
+                " GROUP BY sample_id HAVING COUNT(DISTINCT reviewer) > 1)"
+            )
         sql = (
-            f"WITH live AS ({LIVE_EVENTS}) SELECT * FROM live WHERE event_id IN "
+            f"WITH live AS ({live}) SELECT * FROM live WHERE event_id IN "
             "(SELECT MAX(event_id) FROM live GROUP BY sample_id, reviewer) ORDER BY event_id"
         )
-        return self._frame(sql, ()).drop(columns=["undoes"])
+        return self._frame(sql, params).drop(columns=["undoes"])
+
+    def list_reviewers(self) -> list[str]:
+        """Every reviewer with an event in the store, sorted (reads the reviewer index only)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT DISTINCT reviewer FROM events ORDER BY reviewer")
+            return [r[0] for r in rows]
+
+    def count_current_actions(self) -> dict[str, int]:
+        """How many current decisions each action has ({action: count}, sorted by action).
+
+        Counted inside SQLite: no decision row is read into Python, so the Overview stays
+        fast with a million decisions in the store.
+        """
+        sql = (
+            "SELECT e.action, COUNT(*) FROM current AS c JOIN events AS e "
+            "ON e.event_id = c.event_id GROUP BY e.action ORDER BY e.action"
+        )
+        with self._lock:
+            return {str(a): int(n) for a, n in self._conn.execute(sql)}
+
+    def count_reviewer_decisions(self) -> pd.DataFrame:
+        """Columns `reviewer`, `decisions`: how many samples each reviewer currently decides.
+
+        The same counts as `reviewer_decisions()` grouped by reviewer (reviewers whose
+        every decision was undone are left out), counted inside SQLite; with a single
+        reviewer it is the size of the `current` index.
+        """
+        reviewers = self.list_reviewers()
+        with self._lock:
+            if len(reviewers) == 1:
+                n = schema.scalar(self._conn, "SELECT COUNT(*) FROM current")
+                rows = [(reviewers[0], n)] if n else []
+            else:
+                rows = self._conn.execute(
+                    f"WITH live AS ({LIVE_EVENTS}) SELECT reviewer, COUNT(DISTINCT sample_id) "
+                    "FROM live GROUP BY reviewer ORDER BY reviewer"
+                ).fetchall()
+        frame = pd.DataFrame(rows, columns=["reviewer", "decisions"])
+        return frame.astype({"reviewer": object, "decisions": "int64"})
 
     def close(self) -> None:
         """Close the connection (the data is already on disk)."""
