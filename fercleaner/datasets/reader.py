@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from fercleaner.datasets import images
-from fercleaner.datasets._common import is_inside, scan_tree
+from fercleaner.datasets._common import scan_tree
 from fercleaner.datasets.dataset import Dataset
 from fercleaner.datasets.images import DEFAULT_MAX_PIXELS, ProgressFn
 from fercleaner.datasets.problems import ProblemLog, display_path, is_valid_name, printable
@@ -192,8 +192,8 @@ def _exclude_links_out_of_root(
     )
     for sample_id, path, file, row in columns:
         path = os.path.normpath(str(path))
-        real = _real_path(path, real_dirs) if is_inside(path, lexical_root) else None
-        escapes = real is not None and not is_inside(real, real_root)
+        real = _real_path(path, real_dirs) if _is_under(path, lexical_root) else None
+        escapes = real is not None and not _is_under(real, real_root)
         keep.append(not escapes)
         if escapes:
             problems.add(
@@ -208,6 +208,15 @@ def _exclude_links_out_of_root(
                 " follow_links / --follow-links to read linked files",
             )
     return samples if all(keep) else samples.loc[keep]
+
+
+def _is_under(path: str, root: str) -> bool:
+    """`_common.is_inside` for normalised absolute paths as a prefix test.
+
+    Same answer (`/a/bc` is not under `/a/b`), a tenth of the cost: this runs twice per
+    image, and `os.path.commonpath` was half of reading a 100k-image dataset.
+    """
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
 def _real_path(path: str, real_dirs: dict[str, str]) -> str | None:
