@@ -8,6 +8,9 @@ when a decision lands. The store handle is a `st.cache_resource`.
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -43,15 +46,39 @@ def get_store(run_dir: str) -> DecisionStore:
     return get_run(run_dir).open_store(busy_timeout_s=STORE_BUSY_TIMEOUT_S)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def get_decided_ids(run_dir: str, version: int) -> frozenset[str]:
-    """Sample ids with a current decision (`version` = newest event id, the cache key).
+@dataclass
+class _DecidedIds:
+    """The decided ids as of event `version`, shared by every session of one server."""
 
-    A resource, not data: the set is immutable, and unpickling 100k ids per rerun (what
-    `st.cache_data` does) would cost a tenth of a second.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    version: int = -1
+    ids: frozenset[str] = frozenset()
+
+
+@st.cache_resource
+def _decided_ids_state(run_dir: str) -> _DecidedIds:
+    return _DecidedIds()
+
+
+def get_decided_ids(run_dir: str, version: int) -> frozenset[str]:
+    """Sample ids with a current decision as of store event `version` (or later).
+
+    Read in full once per server, then brought up to date from the events after the
+    last read (`DecisionStore.decided_changes_since`): a click no longer reads a million
+    decided ids back from SQLite. The set is immutable, shared, never pickled.
     """
-    del version  # only a cache key
-    return frozenset(get_store(run_dir).decided_ids())
+    state = _decided_ids_state(run_dir)
+    with state.lock:
+        if state.version < 0 or version < state.version:  # first read, or a store reset
+            store = get_store(run_dir)
+            newest = store.last_event_id()
+            state.ids, state.version = frozenset(store.decided_ids()), newest
+        elif version > state.version:
+            newest, changes = get_store(run_dir).decided_changes_since(state.version)
+            added = {s for s, decided in changes.items() if decided}
+            state.ids = state.ids.difference(changes).union(added)
+            state.version = newest
+        return state.ids
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -100,3 +100,37 @@ def test_overview_reads_no_decision_rows(tmp_path: Path, monkeypatch: pytest.Mon
     }
     per_reviewer = next(d.value for d in at.dataframe if "decisions" in d.value.columns)
     assert per_reviewer.to_dict("list") == {"reviewer": ["ann", "bob"], "decisions": [1, 3]}
+
+
+def test_decided_changes_since_lists_the_touched_samples(store: DecisionStore) -> None:
+    first = store.record(Decision("a", "keep", "anger"), reviewer="ann")
+    store.record(Decision("b", "keep", "anger"), reviewer="ann")
+    store.undo("a", reviewer="ann")
+    newest, changes = store.decided_changes_since(first)
+    assert newest == store.last_event_id()
+    assert changes == {"b": True, "a": False}
+    assert store.decided_changes_since(newest) == (newest, {})
+
+
+def test_decided_ids_follow_the_store_without_a_full_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fercleaner.app.data import get_decided_ids
+
+    run_dir = open_run_for_app(tmp_path, monkeypatch)
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record_many([Decision(sid(i), "keep", "anger") for i in range(4)], reviewer="ann")
+        first = get_decided_ids(str(run_dir), store.last_event_id())
+        assert first == {sid(i) for i in range(4)}
+        full_reads = []
+        real = DecisionStore.decided_ids
+        monkeypatch.setattr(
+            DecisionStore, "decided_ids", lambda self: full_reads.append(1) or real(self)
+        )
+        store.record(Decision(sid(9), "exclude"), reviewer="bob")
+        store.undo(sid(2), reviewer="ann")
+        store.record(Decision(sid(3), "keep", "fear"), reviewer="bob")
+        now = get_decided_ids(str(run_dir), store.last_event_id())
+        assert now == frozenset(real(store)) == {sid(0), sid(1), sid(3), sid(9)}
+        assert isinstance(now, frozenset) and first == {sid(i) for i in range(4)}
+        assert full_reads == []

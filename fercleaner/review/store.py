@@ -213,6 +213,25 @@ class DecisionStore:
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT sample_id FROM current")]
 
+    def decided_changes_since(self, event_id: int) -> tuple[int, dict[str, bool]]:
+        """What changed in `decided_ids()` after event `event_id` (an indexed range read).
+
+        Returns:
+            (newest event id read, {sample_id: whether it has a current decision now})
+            for every sample an event after `event_id` touched (decisions and undos).
+            Applying these to the decided ids as of `event_id` gives the decided ids as
+            of the returned event id, without reading the other samples.
+        """
+        sql = (
+            "SELECT e.event_id, e.sample_id, "
+            "EXISTS (SELECT 1 FROM current AS c WHERE c.sample_id = e.sample_id) "
+            "FROM events AS e WHERE e.event_id > ? ORDER BY e.event_id"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, (int(event_id),)).fetchall()
+        newest = int(rows[-1][0]) if rows else int(event_id)
+        return newest, {sample_id: bool(decided) for _, sample_id, decided in rows}
+
     def current_decisions_of(self, sample_ids: Sequence[str]) -> pd.DataFrame:
         """The current decisions of a few samples (indexed lookup; same columns as below)."""
         ids = [str(s) for s in sample_ids]
