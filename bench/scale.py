@@ -3,7 +3,8 @@
 Generates N small images cheaply (a few hundred distinct 48x48 PNGs hard-linked to N
 paths) in the `affectnet` and `csv` layouts, and a scored run (10% flagged, `--decisions`
 decisions already in its review store) for the review and export side. Each stage runs
-in a child process of its own: wall time from here, peak RSS from `os.wait4` (the
+in a child process of its own: wall time from here, CPU seconds (the stage and its
+workers) and peak RSS from `os.wait4` (the
 largest resident set of the stage process or any of its workers, not their sum; pages of
 the cache's memmap that a process touched count in it, `cache_memmap_mb` says how large
 that file is).
@@ -301,6 +302,8 @@ def _run_child(name: str, n: int, work: Path, *, decisions: int = 0) -> dict:
     figures = json.loads(out_path.read_text())
     figures[f"{key}_wall_s"] = round(wall, 2)
     figures[f"{key}_peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
+    # CPU seconds of the stage and its workers: steadier than wall time on a shared machine
+    figures[f"{key}_cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
     return figures
 
 
