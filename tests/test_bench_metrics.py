@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from fercleaner.bench import (
+    get_consensus_metrics,
     get_correction_accuracy,
     get_detection_metrics,
+    get_issue_type_metrics,
     get_reliability_curve,
     get_soft_label_metrics,
     get_vote_entropy,
@@ -68,3 +70,63 @@ def test_reliability_curve_bins():
     assert curve["count"] == [1, 1, 2]
     assert curve["fraction_correct"] == [0.0, 1.0, 1.0]
     assert curve["mean_quality"][2] == pytest.approx(0.96)
+
+
+def test_consensus_metrics_by_hand():
+    true = np.array(["a", "a", "b", "b", "c"], dtype=object)
+    given = np.array(["a", "b", "b", "a", "c"], dtype=object)  # rows 1 and 3 wrong
+    consensus = np.array(["a", "b", "b", "b", "a"], dtype=object)  # fixes 3, breaks 4
+    quality = np.array([0.9, 0.2, 0.8, 0.5, 0.6])
+    m = get_consensus_metrics(true, given, consensus, quality)
+    assert m["consensus_accuracy"] == pytest.approx(3 / 5)
+    # ranking by 1 - quality: wrong(0.2), wrong(0.5), right, right, right -> AP 1
+    assert m["label_quality_ap"] == pytest.approx(1.0) and m["label_quality_auroc"] == 1.0
+    assert m["changed"] == 2 and m["samples"] == 5
+    flipped = get_consensus_metrics(true, given, consensus, np.array([0.1, 0.9, 0.2, 0.8, 0.3]))
+    assert flipped["label_quality_ap"] == pytest.approx((1 / 4 + 2 / 5) / 2)
+    clean = get_consensus_metrics(true, true, true, quality)
+    assert clean["consensus_accuracy"] == 1.0 and math.isnan(clean["label_quality_ap"])
+    with pytest.raises(ValueError, match="lengths differ"):
+        get_consensus_metrics(true, given[:4], consensus, quality)
+
+
+def test_issue_type_metrics_by_hand():
+    votes = np.array(
+        [
+            [10, 0, 0],  # unanimous a (entropy 0)
+            [9, 1, 0],  # majority a, low entropy
+            [2, 8, 0],  # majority b: given a is mislabeled, entropy 0.50 (above the median)
+            [5, 5, 0],  # no strict majority: ambiguous
+            [6, 2, 2],  # majority a, high entropy: ambiguous
+            [0, 10, 0],  # unanimous b: given a is mislabeled
+        ]
+    )
+    given = np.array([0, 0, 0, 0, 0, 0])
+    flags = np.array([False, True, True, True, True, True])
+    types = np.array(["none", "mislabeled", "mislabeled", "ambiguous", "ambiguous", "outlier"])
+    m = get_issue_type_metrics(votes, given, flags, types)
+    # entropies: 0, 0.325, 0.500, 0.693, 0.950, 0 -> median 0.41: rows 2, 3, 4 above it
+    assert m["median_vote_entropy"] == pytest.approx((0.3251 + 0.5004) / 2, abs=1e-3)
+    assert m["flagged"] == 5
+    # people: ambiguous = rows 2, 3, 4; mislabeled = rows 2, 5
+    assert m["ambiguous"]["count"] == 2 and m["ambiguous"]["precision"] == 1.0
+    assert m["ambiguous"]["base_rate"] == pytest.approx(3 / 5)
+    assert m["ambiguous"]["lift"] == pytest.approx(5 / 3)
+    assert m["mislabeled"]["count"] == 2 and m["mislabeled"]["precision"] == 0.5
+    assert m["mislabeled"]["base_rate"] == pytest.approx(2 / 5)
+    assert m["mislabeled"]["lift"] == pytest.approx(1.25)
+    assert m["confusion"] == {
+        "ambiguous": {"people_ambiguous": 2, "people_mislabeled": 0, "neither": 0},
+        "mislabeled": {"people_ambiguous": 1, "people_mislabeled": 1, "neither": 1},
+    }
+    # votes for no class (FERPlus unknown / NF) count towards the total: 9 of 20 is no majority
+    with_unknown = get_issue_type_metrics(
+        votes, given, flags, types, vote_totals=votes.sum(axis=1) + [0, 10, 0, 0, 0, 0]
+    )
+    assert with_unknown["confusion"]["mislabeled"]["people_ambiguous"] == 2
+    assert with_unknown["confusion"]["mislabeled"]["neither"] == 0
+    assert with_unknown["mislabeled"]["precision"] == 0.5
+    nothing = get_issue_type_metrics(votes, given, np.zeros(6, bool), np.full(6, "none"))
+    assert nothing["ambiguous"]["count"] == 0 and math.isnan(nothing["ambiguous"]["precision"])
+    with pytest.raises(ValueError, match="votes must be"):
+        get_issue_type_metrics(votes, given[:5], flags, types)

@@ -1,4 +1,5 @@
-"""Benchmark metrics as pure functions on arrays: detection, correction, soft labels, calibration.
+"""Benchmark metrics as pure functions on arrays: detection, correction, soft labels, calibration,
+crowd consensus and issue types checked against people.
 
 Direction conventions: `label_quality` low = suspect, so detection scores use
 `1 - label_quality`; `is_noisy` is the truth (given label != true label).
@@ -104,6 +105,115 @@ def get_reliability_curve(
             out["mean_quality"].append(float(quality[members].mean()))
             out["fraction_correct"].append(float(right[members].mean()))
             out["count"].append(int(members.sum()))
+    return out
+
+
+def get_consensus_metrics(
+    true_labels: np.ndarray,
+    given_labels: np.ndarray,
+    consensus_labels: np.ndarray,
+    label_quality: np.ndarray,
+) -> dict[str, float]:
+    """How well a consensus (votes and/or model) recovers the truth (the `votes` protocol).
+
+    Args:
+        true_labels: (N,) the truth (strict majority of all votes), any comparable labels.
+        given_labels: (N,) the labels the dataset states (plurality of the visible votes).
+        consensus_labels: (N,) the system's consensus label, same kind as `true_labels`.
+        label_quality: (N,) the system's quality of the *given* label, low = suspect.
+
+    Returns:
+        consensus_accuracy (consensus == truth, over all images), label_quality_ap and
+        label_quality_auroc (of 1 - label_quality for given != truth; NaN when the truth
+        holds a single class), changed (consensus != given), samples.
+    """
+    true = np.asarray(true_labels, dtype=object)
+    given = np.asarray(given_labels, dtype=object)
+    consensus = np.asarray(consensus_labels, dtype=object)
+    if not len(true) == len(given) == len(consensus) == len(label_quality):
+        raise ValueError(
+            f"lengths differ: true {len(true)}, given {len(given)}, consensus "
+            f"{len(consensus)}, label_quality {len(label_quality)}"
+        )
+    wrong = given != true
+    score = 1.0 - np.asarray(label_quality, dtype=np.float64)
+    both_kinds = 0 < wrong.sum() < len(wrong)
+    return {
+        "consensus_accuracy": float((consensus == true).mean()) if len(true) else float("nan"),
+        "label_quality_ap": (
+            float(average_precision_score(wrong, score)) if both_kinds else float("nan")
+        ),
+        "label_quality_auroc": float(roc_auc_score(wrong, score)) if both_kinds else float("nan"),
+        "changed": int((consensus != given).sum()),
+        "samples": int(len(true)),
+    }
+
+
+def get_issue_type_metrics(
+    votes: np.ndarray,
+    given_labels: np.ndarray,
+    is_label_issue: np.ndarray,
+    issue_type: np.ndarray,
+    *,
+    vote_totals: np.ndarray | None = None,
+) -> dict[str, object]:
+    """`issue_type` checked against people (issue 10, part 3).
+
+    People call an image ambiguous when its votes have no strict majority or their entropy
+    is above the median entropy of all N images, and mislabeled when a strict majority
+    names a class other than the given one (an image can be both). Precision of a type =
+    share of the images given that type that people call so; its base rate = the same
+    share among all flagged images (any type), so precision / base rate > 1 means the type
+    tells something the flag alone does not.
+
+    Args:
+        votes: (N, C) vote counts over the classes (the full crowd, not a visible subset).
+        given_labels: (N,) int class indices of the given labels.
+        is_label_issue: (N,) bool flags.
+        issue_type: (N,) str, values of `fercleaner.scoring.ISSUE_TYPES`.
+        vote_totals: (N,) all votes per image when some are no class (FERPlus `unknown`,
+            `NF`); default the row sums. A strict majority needs top * 2 > total.
+
+    Returns:
+        For `ambiguous` and `mislabeled`: count, precision, base_rate, lift (precision /
+        base rate; NaN where undefined); `flagged`; `confusion`: per type given, how many
+        images people call ambiguous and mislabeled (the 2x2; an image may count in both
+        columns) and neither.
+    """
+    votes = np.asarray(votes, dtype=np.float64)
+    n = len(votes)
+    given = np.asarray(given_labels, dtype=np.int64)
+    flags = np.asarray(is_label_issue, dtype=bool)
+    types = np.asarray(issue_type, dtype=object)
+    if votes.ndim != 2 or not len(given) == len(flags) == len(types) == n:
+        raise ValueError(
+            f"votes must be (N, C) with N = len(given_labels) = len(is_label_issue) = "
+            f"len(issue_type); got votes {votes.shape}, {len(given)}, {len(flags)}, {len(types)}"
+        )
+    totals = votes.sum(axis=1) if vote_totals is None else np.asarray(vote_totals, float)
+    top = votes.argmax(axis=1)
+    majority = votes[np.arange(n), top] * 2 > totals
+    entropy = get_vote_entropy(votes)
+    median = float(np.median(entropy)) if n else float("nan")
+    people = {
+        "ambiguous": ~majority | (entropy > median),
+        "mislabeled": majority & (top != given),
+    }
+    out: dict[str, object] = {"flagged": int(flags.sum()), "median_vote_entropy": median}
+    confusion: dict[str, dict[str, int]] = {}
+    for name, truth in people.items():
+        given_type = flags & (types == name)
+        count = int(given_type.sum())
+        precision = float(truth[given_type].mean()) if count else float("nan")
+        base_rate = float(truth[flags].mean()) if flags.any() else float("nan")
+        lift = precision / base_rate if count and base_rate > 0 else float("nan")
+        out[name] = {"count": count, "precision": precision, "base_rate": base_rate, "lift": lift}
+        confusion[name] = {
+            "people_ambiguous": int((given_type & people["ambiguous"]).sum()),
+            "people_mislabeled": int((given_type & people["mislabeled"]).sum()),
+            "neither": int((given_type & ~people["ambiguous"] & ~people["mislabeled"]).sum()),
+        }
+    out["confusion"] = confusion
     return out
 
 
