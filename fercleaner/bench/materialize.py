@@ -7,12 +7,17 @@ a plain file inside the dataset root: readers refuse symlinks that leave it. Pix
 rows (fer2013) have no image file: they are decoded once to
 `<out>/dataset/pixels/<row>.png`. Face boxes (AffectNet) are not carried by the csv
 layout: such images are benchmarked uncropped.
+
+The `votes` protocol's visible votes become one `votes_<class>` count column per class
+(canonical names) in `labels.csv`; `labels_without_votes.csv` beside it lists the same
+rows without them (same images, same sample_ids), for scoring without the crowd.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +28,8 @@ from fercleaner.bench.protocols import NoisyDataset
 
 #: Columns the csv layout passes through besides path/label/split.
 _PASSTHROUGH_PREFIXES = ("valence", "arousal", "au_")
+#: The manifest without vote columns, beside `labels.csv` (votes protocol only).
+MANIFEST_WITHOUT_VOTES = "labels_without_votes.csv"
 
 
 def write_noisy_dataset(noisy: NoisyDataset, out: str | os.PathLike[str]) -> Path:
@@ -36,7 +43,16 @@ def write_noisy_dataset(noisy: NoisyDataset, out: str | os.PathLike[str]) -> Pat
     folder = out / "dataset"
     table = noisy.samples.copy()
     table["label"] = table["given_label"].astype(str)
-    relative_paths = write_labels_csv(folder, table.assign(split="train"))
+    vote_columns = []
+    if "visible_votes" in table.columns:
+        shown = np.stack(table["visible_votes"].to_list()).astype(np.int64)
+        vote_columns = [f"votes_{name}" for name in noisy.classes]
+        for i, column in enumerate(vote_columns):
+            table[column] = shown[:, i]
+    relative_paths = write_labels_csv(folder, table.assign(split="train"), columns=vote_columns)
+    if vote_columns:
+        manifest = pd.read_csv(folder / "labels.csv", keep_default_na=False)
+        manifest.drop(columns=vote_columns).to_csv(folder / MANIFEST_WITHOUT_VOTES, index=False)
     truth = noisy.truth.copy()
     truth["source_sample_id"] = truth["sample_id"]
     truth["sample_id"] = relative_paths
@@ -46,8 +62,12 @@ def write_noisy_dataset(noisy: NoisyDataset, out: str | os.PathLike[str]) -> Pat
     return folder
 
 
-def write_labels_csv(folder: str | os.PathLike[str], table: pd.DataFrame) -> list[str]:
+def write_labels_csv(
+    folder: str | os.PathLike[str], table: pd.DataFrame, *, columns: Sequence[str] = ()
+) -> list[str]:
     """Write `folder/labels.csv` for rows with sample_id, path, label, split (+ pixels, VA, AUs).
+
+    `columns` names further columns of `table` to write as they are (vote counts).
 
     Images are linked (or decoded, for pixel rows) under `folder`; returns each row's
     path relative to `folder`, which the csv reader turns into its sample_id.
@@ -73,7 +93,7 @@ def write_labels_csv(folder: str | os.PathLike[str], table: pd.DataFrame) -> lis
         }
     )
     for column in table.columns:
-        if column.startswith(_PASSTHROUGH_PREFIXES):
+        if column.startswith(_PASSTHROUGH_PREFIXES) or column in columns:
             manifest[column] = table[column].to_numpy()
     manifest.to_csv(folder / "labels.csv", index=False)
     return relative_paths

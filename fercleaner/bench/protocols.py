@@ -4,6 +4,9 @@
   vote drawn at random from the image's votes; the truth is the strict majority of all
   its votes (including `unknown`/`NF` votes in the total). Images without a strict
   majority emotion are left out and counted.
+- `votes` (issue 10, the same data): k of each image's emotion votes are visible (a seeded
+  draw without replacement), the given label is their plurality (a tie goes to the tied
+  class drawn first, so each tied class is equally likely); the truth is as `annotator`.
 - `symmetric` (the SCN/EAC protocol): in every class, round(rate * n_k) samples chosen
   uniformly are flipped to a uniformly drawn different class.
 - `pairflip`: the same selection, flipped to the most confusable partner class
@@ -28,7 +31,9 @@ from fercleaner.classes import get_pairflip_partners
 from fercleaner.errors import DatasetError
 
 #: Protocol names `make_noisy` understands.
-PROTOCOLS = ("annotator", "symmetric", "pairflip")
+PROTOCOLS = ("annotator", "votes", "symmetric", "pairflip")
+#: Protocols whose truth comes from per-image votes (no `rate`).
+VOTE_PROTOCOLS = ("annotator", "votes")
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,14 @@ def make_noisy(
     protocol: str,
     rate: float = 0.2,
     seed: int = 0,
+    visible: int = 3,
 ) -> NoisyDataset:
-    """Apply a protocol by name (see PROTOCOLS); `rate` is ignored by `annotator`."""
+    """Apply a protocol by name (see PROTOCOLS); `rate` is ignored by the vote protocols,
+    `visible` (votes shown per image) is used by `votes` only."""
     if protocol == "annotator":
         return make_annotator_noise(samples, classes, seed=seed)
+    if protocol == "votes":
+        return make_vote_noise(samples, classes, visible=visible, seed=seed)
     if protocol == "symmetric":
         return make_symmetric_noise(samples, classes, rate=rate, seed=seed)
     if protocol == "pairflip":
@@ -90,9 +99,83 @@ def make_annotator_noise(
     towards the total when present.
     """
     classes = list(classes)
+    votes, majority = _strict_majority(samples, classes, protocol="annotator")
+    rng = np.random.default_rng(seed)
+    emotion_votes = votes.sum(axis=1)
+    kept = majority & (emotion_votes > 0)
+    # one tagger per image: inverse-CDF draw over the emotion votes (vectorised, seeded)
+    cdf = np.cumsum(votes, axis=1) / np.maximum(emotion_votes, 1)[:, None]
+    drawn = (cdf <= rng.random(len(votes))[:, None]).sum(axis=1).clip(0, len(classes) - 1)
+    names = np.array(classes, dtype=object)
+    noisy = samples.loc[kept].copy()
+    noisy["given_label"] = names[drawn[kept]]
+    truth = _truth(noisy, names[votes.argmax(axis=1)[kept]], votes=votes[kept])
+    return NoisyDataset(
+        samples=noisy.reset_index(drop=True),
+        truth=truth,
+        classes=classes,
+        protocol=_record("annotator", None, seed, truth, left_out=int((~kept).sum())),
+    )
+
+
+def make_vote_noise(
+    samples: pd.DataFrame, classes: Sequence[str], *, visible: int, seed: int
+) -> NoisyDataset:
+    """k = `visible` emotion votes shown per image; given label = their plurality.
+
+    The draw is without replacement from the image's emotion votes (whole counts, as
+    FERPlus has); a plurality tie goes to the tied class whose vote was drawn first. The
+    truth is the strict majority of all votes (`votes_unknown`, `votes_nf` count towards
+    the total). Left out and counted: images without a strict majority, and images with
+    fewer than k emotion votes.
+
+    The samples gain `visible_votes` (int32 counts over `classes`); the truth gains
+    `visible_votes` and `visible_order` (the k drawn class indices in draw order, one
+    anonymous annotator each).
+    """
+    classes = list(classes)
+    if visible < 1:
+        raise ValueError(f"--votes-visible must be at least 1; got {visible}")
+    votes, majority = _strict_majority(samples, classes, protocol="votes")
+    if not np.allclose(votes, np.round(votes)):
+        raise DatasetError(
+            "the votes protocol draws whole votes, but this dataset's votes are fractions "
+            "(a label distribution); use --protocol annotator for it"
+        )
+    counts = np.round(votes).astype(np.int64)
+    order, enough = _draw_votes(counts, visible, np.random.default_rng(seed))
+    shown = np.zeros_like(counts)
+    np.add.at(shown, (np.repeat(np.arange(len(counts)), visible), order.ravel()), 1)
+    # plurality; a tie goes to the tied class drawn first (each tied class equally likely)
+    tied = shown == shown.max(axis=1, keepdims=True)
+    first = np.take_along_axis(tied, order, axis=1).argmax(axis=1)
+    plurality = order[np.arange(len(order)), first]
+    kept = majority & enough
+    names = np.array(classes, dtype=object)
+    noisy = samples.loc[kept].copy()
+    noisy["given_label"] = names[plurality[kept]]
+    noisy["visible_votes"] = list(shown[kept].astype(np.int32))
+    truth = _truth(noisy, names[votes.argmax(axis=1)[kept]], votes=votes[kept])
+    truth["visible_votes"] = list(shown[kept].astype(np.float32))
+    truth["visible_order"] = list(order[kept].astype(np.int32))
+    record = _record("votes", None, seed, truth, left_out=int((~kept).sum()))
+    record.update(
+        votes_visible=visible,
+        left_out_no_majority=int((~majority).sum()),
+        left_out_too_few_votes=int((majority & ~enough).sum()),
+    )
+    return NoisyDataset(
+        samples=noisy.reset_index(drop=True), truth=truth, classes=classes, protocol=record
+    )
+
+
+def _strict_majority(
+    samples: pd.DataFrame, classes: list[str], *, protocol: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) emotion votes and (N,) whether the top emotion has a strict majority of all votes."""
     if "votes" not in samples.columns:
         raise DatasetError(
-            "the annotator protocol needs per-image votes (a `votes` column, as FERPlus or "
+            f"the {protocol} protocol needs per-image votes (a `votes` column, as FERPlus or "
             "fer2013 with fer2013new.csv provide); use --protocol symmetric or pairflip for "
             "this dataset"
         )
@@ -106,23 +189,27 @@ def make_annotator_noise(
         if extra in samples.columns:
             total = total + samples[extra].fillna(0).to_numpy(dtype=np.float64)
     top = votes.argmax(axis=1)
-    majority = votes[np.arange(len(votes)), top] * 2 > total
-    rng = np.random.default_rng(seed)
-    emotion_votes = votes.sum(axis=1)
-    kept = majority & (emotion_votes > 0)
-    # one tagger per image: inverse-CDF draw over the emotion votes (vectorised, seeded)
-    cdf = np.cumsum(votes, axis=1) / np.maximum(emotion_votes, 1)[:, None]
-    drawn = (cdf <= rng.random(len(votes))[:, None]).sum(axis=1).clip(0, len(classes) - 1)
-    names = np.array(classes, dtype=object)
-    noisy = samples.loc[kept].copy()
-    noisy["given_label"] = names[drawn[kept]]
-    truth = _truth(noisy, names[top[kept]], votes=votes[kept])
-    return NoisyDataset(
-        samples=noisy.reset_index(drop=True),
-        truth=truth,
-        classes=classes,
-        protocol=_record("annotator", None, seed, truth, left_out=int((~kept).sum())),
-    )
+    return votes, votes[np.arange(len(votes)), top] * 2 > total
+
+
+def _draw_votes(
+    counts: np.ndarray, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, k) class indices drawn without replacement from each row's votes, in draw order,
+    and (N,) whether the row had k votes to draw (rows without: class 0 fills the gaps)."""
+    n_votes = counts.sum(axis=1)
+    width = max(int(n_votes.max(initial=0)), k)
+    # the j-th vote of a row, its votes laid out class by class: the classes whose
+    # cumulative count is <= j
+    position = np.arange(width)
+    pool = (np.cumsum(counts, axis=1)[:, None, :] <= position[None, :, None]).sum(axis=2)
+    keys = rng.random((len(counts), width))
+    keys[position[None, :] >= n_votes[:, None]] = np.inf  # no such vote
+    order = np.argsort(keys, axis=1, kind="stable")[:, :k]
+    drawn = np.take_along_axis(pool, order, axis=1).clip(0, counts.shape[1] - 1)
+    enough = n_votes >= k
+    drawn[~enough] = 0
+    return drawn, enough
 
 
 def make_symmetric_noise(

@@ -16,6 +16,8 @@ from fercleaner.bench.systems import SystemScores
 
 #: Markdown table columns: (metric key, header, format).
 _TABLE = (
+    ("consensus_accuracy", "consensus acc.", "{:.3f}"),
+    ("label_quality_ap", "label-quality AP", "{:.3f}"),
     ("ap", "AP", "{:.3f}"),
     ("auroc", "AUROC", "{:.3f}"),
     ("precision", "precision", "{:.3f}"),
@@ -40,7 +42,10 @@ TARGETS = {
     "wall_ratio_to_cleanlab": 0.4,
     "kl_ratio_to_cleanlab": 0.8,
     "spearman_uncertainty_vote_entropy": 0.5,
+    "issue_type_lift": 1.5,
 }
+#: Issue 10's votes targets: fercleaner with votes above cleanlab's multiannotator on these.
+VOTES_TARGET_METRICS = ("consensus_accuracy", "label_quality_ap")
 
 
 def get_target_check(metrics: Mapping[str, Mapping[str, Any]], *, system: str) -> dict[str, Any]:
@@ -90,6 +95,74 @@ def get_target_check(metrics: Mapping[str, Mapping[str, Any]], *, system: str) -
     return check
 
 
+def get_votes_target_check(
+    metrics: Mapping[str, Mapping[str, Any]],
+    *,
+    system: str = "fercleaner_votes",
+    rival: str = "cleanlab_multiannotator",
+) -> dict[str, Any]:
+    """Issue 10: `system` above `rival` on consensus accuracy and label-quality AP.
+
+    Per metric: the margin (system - rival) and whether it is above 0; None-valued when
+    either side is missing or NaN.
+    """
+    ours, theirs = metrics.get(system, {}), metrics.get(rival, {})
+    check: dict[str, Any] = {}
+    for key in VOTES_TARGET_METRICS:
+        if _missing(ours.get(key)) or _missing(theirs.get(key)):
+            check[f"{key}_above_{rival}"] = None
+            continue
+        margin = float(ours[key]) - float(theirs[key])
+        check[f"{key}_margin_over_{rival}"] = round(margin, 4)
+        check[f"{key}_above_{rival}"] = bool(round(margin, 6) > 0)  # not by rounding error
+    return check
+
+
+def get_issue_type_target(issue_types: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Issue 10 part 3: per system, each type's precision at least 1.5x its base rate."""
+    limit = TARGETS["issue_type_lift"]
+    check: dict[str, Any] = {}
+    for system, values in issue_types.items():
+        for kind in ("ambiguous", "mislabeled"):
+            lift = (values.get(kind) or {}).get("lift")
+            key = f"{system}_{kind}_precision_at_least_{limit}x_base_rate"
+            check[key] = None if _missing(lift) else bool(lift >= limit)
+    return check
+
+
+def render_issue_types(issue_types: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Markdown lines: per system, each type's precision against people, base rate, lift,
+    and the confusion with what people say."""
+    if not issue_types:
+        return []
+    lines = [
+        "",
+        "Issue types against all the votes (ambiguous: no strict majority or vote entropy "
+        "above the median; mislabeled: a strict majority disagrees with the given label):",
+        "",
+        "| system | type | flagged as | precision | base rate | lift "
+        "| people: ambiguous | people: mislabeled | neither |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for system, values in issue_types.items():
+        for kind in ("ambiguous", "mislabeled"):
+            stats = values.get(kind) or {}
+            cells = [_cell(stats.get(k)) for k in ("count", "precision", "base_rate", "lift")]
+            confusion = values.get("confusion", {}).get(kind, {})
+            cells += [
+                _cell(confusion.get(k))
+                for k in ("people_ambiguous", "people_mislabeled", "neither")
+            ]
+            lines.append(f"| {system} | {kind} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if _missing(value):
+        return "–"
+    return f"{value:d}" if isinstance(value, int) else f"{value:.3f}"
+
+
 def write_report(
     out: str | os.PathLike[str],
     *,
@@ -119,6 +192,11 @@ def render_markdown(result: Mapping[str, Any]) -> str:
     lines = [
         f"### {result.get('dataset_name', 'dataset')}: {protocol.get('name')} noise"
         + (f" {protocol['rate']:.0%}" if protocol.get("rate") is not None else "")
+        + (
+            f", {protocol['votes_visible']} visible votes"
+            if protocol.get("votes_visible") is not None
+            else ""
+        )
         + f", seed {protocol.get('seed')}",
         "",
         f"{protocol.get('samples')} samples, {protocol.get('noisy')} noisy "
@@ -156,10 +234,21 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             f"{result.get('reference_epochs')} epochs per model "
             "(fercleaner.bench.plain_reference).",
         ]
+    if result.get("consensus_source") == "get_consensus":
+        lines += [
+            "",
+            "fercleaner_votes: `fercleaner score` ignored the votes, so its consensus is "
+            "`get_consensus` on fercleaner_novotes's probabilities.",
+        ]
+    lines += render_issue_types(result.get("issue_types") or {})
     target = result.get("target", {})
     if target:
         lines += ["", "Target check (" + str(result.get("primary_system")) + "): "]
         lines += [f"- {key}: {value}" for key, value in target.items()]
+    issue_target = result.get("issue_type_target", {})
+    if issue_target:
+        lines += ["", "Issue-type target (precision >= 1.5x base rate among flagged):"]
+        lines += [f"- {key}: {value}" for key, value in issue_target.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,10 @@ process, exactly as a user runs it, so wall time and peak RSS are its own. The r
 (`fercleaner.bench.references`) are the frozen plain cross-entropy protocol, in-sample
 (`plain_ce`) and 5-fold with cleanlab (`cleanlab_cv5`), also measured child processes and
 cached across bench runs. "The reference" of the target is the better of the two per metric.
+
+The `votes` protocol (issue 10) compares other systems: the plurality of the visible votes,
+cleanlab's multiannotator, and fercleaner without and with the votes, all on one model's
+probabilities (`fercleaner.bench.votes`); it runs no reference.
 """
 
 from __future__ import annotations
@@ -21,19 +25,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fercleaner.arrays import to_matrix
 from fercleaner.bench.downstream import DEFAULT_POLICY, find_holdout, run_downstream
 from fercleaner.bench.materialize import write_noisy_dataset
 from fercleaner.bench.plain_reference import PlainRecipe
-from fercleaner.bench.protocols import PROTOCOLS, make_noisy
+from fercleaner.bench.protocols import PROTOCOLS, VOTE_PROTOCOLS, make_noisy
 from fercleaner.bench.references import REFERENCES, get_reference_system, plan_references
-from fercleaner.bench.report import get_target_check, write_report
+from fercleaner.bench.report import (
+    get_issue_type_target,
+    get_target_check,
+    get_votes_target_check,
+    write_report,
+)
 from fercleaner.bench.resources import run_measured
 from fercleaner.bench.systems import (
     SystemScores,
-    align_columns,
     evaluate_system,
     from_scores_frame,
+)
+from fercleaner.bench.votes import (
+    WITH_VOTES,
+    align_frame_columns,
+    align_rows,
+    get_run_issue_types,
+    run_vote_systems,
 )
 from fercleaner.cache import default_cache_root
 from fercleaner.errors import DatasetError, FercleanerError
@@ -58,9 +72,11 @@ class BenchSpec:
     """Everything one benchmark varies (the `fercleaner bench` options)."""
 
     protocol: str = "symmetric"
-    """Noise protocol (`fercleaner.bench.protocols`): annotator, symmetric or pairflip."""
+    """Noise protocol (`fercleaner.bench.protocols`): annotator, votes, symmetric or pairflip."""
     rate: float = 0.2
     """Fraction flipped per class (symmetric, pairflip)."""
+    visible: int = 3
+    """Votes visible per image (votes protocol)."""
     seed: int = 0
     """Seed of the noise draw and of the references' training."""
     method: str | None = None
@@ -69,8 +85,9 @@ class BenchSpec:
     """fercleaner's `--recipe` (None: `fercleaner score`'s own default, as a user runs it)."""
     overrides: Sequence[str] = ()
     """fercleaner's recipe overrides key=value."""
-    references: Sequence[str] = REFERENCES
-    """References run beside fercleaner (`fercleaner.bench.references.REFERENCES`)."""
+    references: Sequence[str] | None = None
+    """References run beside fercleaner (`fercleaner.bench.references.REFERENCES`); None:
+    all of them, or none for the votes protocol (which compares other systems)."""
     folds: int = 5
     """K of the cross-validated reference."""
     reference_epochs: int = PlainRecipe.epochs
@@ -98,10 +115,15 @@ class BenchSpec:
             raise FercleanerError(
                 f"unknown noise protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}"
             )
-        if self.protocol != "annotator" and not 0.0 < self.rate < 1.0:
+        if self.protocol not in VOTE_PROTOCOLS and not 0.0 < self.rate < 1.0:
             raise FercleanerError(
                 f"--rate must be in (0, 1) for {self.protocol} noise; got {self.rate}"
             )
+        if self.references is None:
+            default = () if self.protocol == "votes" else REFERENCES
+            object.__setattr__(self, "references", default)
+        if self.protocol == "votes":
+            self._check_votes_options()
         if self.downstream and not 0.0 < self.holdout < 1.0:
             raise FercleanerError(f"--holdout must be in (0, 1); got {self.holdout}")
         if self.reference_epochs < 1:
@@ -110,16 +132,32 @@ class BenchSpec:
             )
         plan_references(list(self.references), folds=self.folds)
 
+    def _check_votes_options(self) -> None:
+        if self.visible < 1:
+            raise FercleanerError(f"--votes-visible must be at least 1; got {self.visible}")
+        ignored = [
+            flag
+            for flag, given in (("--reference", self.references), ("--downstream", self.downstream))
+            if given
+        ]
+        if ignored:
+            raise FercleanerError(
+                "the votes protocol compares the plurality vote, cleanlab's multiannotator and "
+                f"fercleaner without and with votes; drop {', '.join(ignored)}"
+            )
+
     def command(self, dataset: str | os.PathLike[str], out: Path) -> str:
         """The `fercleaner bench` command line that reruns this benchmark."""
         parts = ["fercleaner", "bench", str(dataset), "--protocol", self.protocol]
-        if self.protocol != "annotator":
+        if self.protocol not in VOTE_PROTOCOLS:
             parts += ["--rate", str(self.rate)]
+        if self.protocol == "votes":
+            parts += ["--votes-visible", str(self.visible)]
         parts += ["--seed", str(self.seed)]
         for flag, value in (("--recipe", self.recipe), ("--method", self.method)):
             if value:
                 parts += [flag, value]
-        if not self.references:
+        if not self.references and self.protocol != "votes":
             parts += ["--no-reference"]
         elif sorted(self.references) != sorted(REFERENCES):
             for reference in self.references:
@@ -163,11 +201,19 @@ def run_benchmark(
     out = Path(out)
     reference_specs = plan_references(list(spec.references), folds=spec.folds)
     total = len(reference_specs) + 3 + (3 if spec.downstream else 0)
+    total += 2 if spec.protocol == "votes" else 0
     report = progress or (lambda done, total, stage: None)
 
     report(0, total, "reading dataset and making noise")
     samples, classes, layout = _read_samples(dataset, spec)
-    noisy = make_noisy(samples, classes, protocol=spec.protocol, rate=spec.rate, seed=spec.seed)
+    noisy = make_noisy(
+        samples,
+        classes,
+        protocol=spec.protocol,
+        rate=spec.rate,
+        seed=spec.seed,
+        visible=spec.visible,
+    )
     held_mask = (
         find_holdout(noisy.truth, fraction=spec.holdout, seed=spec.seed)
         if spec.downstream
@@ -178,6 +224,33 @@ def run_benchmark(
     # the truth as written: its sample_ids are the ones the csv reader gives the systems
     truth = pd.read_parquet(out / "noisy" / "truth.parquet")
     prefix = list(spec.score_command or [sys.executable, "-m", "fercleaner", "score"])
+    header = _result_header(dataset, out, spec, samples, classes, layout, pool.protocol)
+    if spec.protocol == "votes":
+        votes = run_vote_systems(
+            manifest.parent,
+            truth,
+            classes,
+            out=out,
+            prefix=prefix,
+            spec=spec,
+            cache_root=_reference_cache_root(spec.reference_cache),
+            report=lambda step, stage: report(1 + step, total, stage),
+        )
+        report(total - 1, total, "computing metrics and writing the report")
+        result_json = {
+            **header,
+            "system_commands": votes.commands,
+            "primary_system": WITH_VOTES,
+            "references": [],
+            "consensus_source": votes.consensus_source,
+            "systems": votes.metrics,
+            "issue_types": votes.issue_types,
+            "target": get_votes_target_check(votes.metrics),
+            "issue_type_target": get_issue_type_target(votes.issue_types),
+        }
+        write_report(out, result=result_json, systems=votes.systems, truth=truth)
+        report(total, total, "done")
+        return result_json
 
     report(1, total, f"scoring with {PRIMARY_SYSTEM}")
     primary, commands = _run_fercleaner(manifest, out, prefix=prefix, spec=spec)
@@ -213,17 +286,7 @@ def run_benchmark(
     report(total - 1, total, "computing metrics and writing the report")
     metrics = {name: evaluate_system(s, truth, classes) for name, s in systems.items()}
     result_json: dict[str, Any] = {
-        "dataset": str(Path(dataset).absolute()),
-        "dataset_name": Path(dataset).name,
-        "layout": layout,
-        "splits": list(spec.splits) if spec.splits else sorted(samples["split"].unique()),
-        "slice_index": spec.slice_index,
-        "classes": classes,
-        "protocol": pool.protocol,
-        "recipe": spec.recipe,
-        "method": spec.method,
-        "overrides": list(spec.overrides),
-        "command": spec.command(dataset, out),
+        **header,
         "system_commands": commands,
         "primary_system": PRIMARY_SYSTEM,
         "references": [reference.name for reference in reference_specs],
@@ -231,11 +294,41 @@ def run_benchmark(
         "systems": metrics,
         "target": get_target_check(metrics, system=PRIMARY_SYSTEM),
     }
+    if spec.protocol in VOTE_PROTOCOLS:  # issue types against the people's votes
+        frame = align_rows(primary["scores"].frame, truth, PRIMARY_SYSTEM)
+        issue_types = {PRIMARY_SYSTEM: get_run_issue_types(frame, truth, classes)}
+        result_json["issue_types"] = issue_types
+        result_json["issue_type_target"] = get_issue_type_target(issue_types)
     if downstream_result is not None:
         result_json["downstream"] = downstream_result
     write_report(out, result=result_json, systems=systems, truth=truth)
     report(total, total, "done")
     return result_json
+
+
+def _result_header(
+    dataset: str | os.PathLike[str],
+    out: Path,
+    spec: BenchSpec,
+    samples: pd.DataFrame,
+    classes: list[str],
+    layout: str,
+    protocol: dict[str, Any],
+) -> dict[str, Any]:
+    """The bench.json fields every protocol shares: what was benchmarked and how to rerun it."""
+    return {
+        "dataset": str(Path(dataset).absolute()),
+        "dataset_name": Path(dataset).name,
+        "layout": layout,
+        "splits": list(spec.splits) if spec.splits else sorted(samples["split"].unique()),
+        "slice_index": spec.slice_index,
+        "classes": classes,
+        "protocol": protocol,
+        "recipe": spec.recipe,
+        "method": spec.method,
+        "overrides": list(spec.overrides),
+        "command": spec.command(dataset, out),
+    }
 
 
 def _reference_cache_root(reference_cache: str | os.PathLike[str] | None) -> Path | None:
@@ -307,7 +400,7 @@ def _run_fercleaner(
 def _primary_system(scores, classes: list[str], cost: dict) -> SystemScores:
     """fercleaner's decisions exactly as its scores file states them."""
     system = from_scores_frame(
-        PRIMARY_SYSTEM, _aligned(scores.frame, scores.classes, classes), classes
+        PRIMARY_SYSTEM, align_frame_columns(scores.frame, scores.classes, classes), classes
     )
     system.cost = cost
     return system
@@ -346,13 +439,3 @@ def _subsample(samples: pd.DataFrame, count: int, *, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed + 2_000_003)  # independent of the noise draw
     keep = np.sort(rng.choice(len(samples), size=count, replace=False))
     return samples.iloc[keep].reset_index(drop=True)
-
-
-def _aligned(frame, from_classes, to_classes):
-    if list(from_classes) == list(to_classes):
-        return frame
-    frame = frame.copy()
-    for column in ("pred_probs", "soft_label"):
-        matrix = to_matrix(frame[column])
-        frame[column] = list(align_columns(matrix, from_classes, to_classes))
-    return frame

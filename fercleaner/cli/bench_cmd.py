@@ -40,8 +40,9 @@ SuiteOption = Annotated[
     str | None,
     typer.Option(
         "--suite",
-        help="Run a whole suite instead of one protocol: ferplus (6 real-noise runs) or "
-        "synthetic (4 planted-noise runs); reports mean ± sd.",
+        help="Run a whole suite instead of one protocol: ferplus (6 real-noise runs), "
+        "synthetic (4 planted-noise runs) or votes (k = 1, 3, 5 visible votes x 3 seeds on "
+        "FERPlus validation); reports mean ± sd.",
     ),
 ]
 
@@ -54,8 +55,16 @@ ProtocolOption = Annotated[
     str | None,
     typer.Option(
         "--protocol",
-        help="annotator (one tagger's vote vs the majority; needs votes), symmetric (default)"
-        " or pairflip.",
+        help="annotator (one tagger's vote vs the majority; needs votes), votes (k visible "
+        "votes as input vs the majority of all; needs votes), symmetric (default) or pairflip.",
+    ),
+]
+
+VotesVisibleOption = Annotated[
+    int | None,
+    typer.Option(
+        "--votes-visible",
+        help="With --protocol votes: votes visible per image, drawn from its votes (default 3).",
     ),
 ]
 
@@ -79,7 +88,8 @@ ReferenceOption = Annotated[
     list[str] | None,
     typer.Option(
         "--reference",
-        help="Reference to run beside fercleaner: plain, cleanlab (repeatable; default both).",
+        help="Reference to run beside fercleaner: plain, cleanlab (repeatable; default both;"
+        " none with --protocol votes).",
     ),
 ]
 
@@ -161,6 +171,7 @@ def bench_command(
     run: RunOption = None,
     protocol: ProtocolOption = None,
     rate: RateOption = None,
+    votes_visible: VotesVisibleOption = None,
     seed: SeedOption = None,
     method: MethodOption = None,
     recipe: RecipeOption = None,
@@ -182,13 +193,15 @@ def bench_command(
     """Plant label noise in DATASET, score it with fercleaner and the references: who finds it?"""
     import shlex
 
-    from fercleaner.bench import REFERENCES, run_benchmark, run_suite
+    from fercleaner.bench import run_benchmark, run_suite
+    from fercleaner.errors import FercleanerError
 
     options = dict(
         method=method,
         recipe=recipe,
         overrides=overrides or (),
-        references=[] if no_reference else (reference or list(REFERENCES)),
+        # None: every reference, or none for the votes protocol (BenchSpec decides)
+        references=[] if no_reference else (reference or None),
         folds=folds,
         reference_epochs=reference_epochs,
         reference_cache=None if no_reference_cache else (reference_cache or "default"),
@@ -201,6 +214,7 @@ def bench_command(
         single_run_options={
             "--protocol": protocol,
             "--rate": rate,
+            "--votes-visible": votes_visible,
             "--seed": seed,
             "--split": split,
             "--slice": slice_index,
@@ -208,6 +222,8 @@ def bench_command(
             "--downstream": downstream or None,
         },
     )
+    if suite is None and votes_visible is not None and protocol != "votes":
+        raise FercleanerError("--votes-visible works with --protocol votes; add it or drop it")
     with _stage_reporter() as show:
         if suite is not None:
             summary = run_suite(
@@ -219,6 +235,7 @@ def bench_command(
                 out=out,
                 protocol=protocol or "symmetric",
                 rate=0.2 if rate is None else rate,
+                visible=3 if votes_visible is None else votes_visible,
                 seed=seed or 0,
                 splits=split,
                 slice_index=slice_index,
@@ -267,11 +284,15 @@ def _stage_reporter() -> Iterator[Callable[[str], None]]:
 
 def _render_suite(summary: dict, out: Path) -> None:
     """The suite's Markdown summary as plain text (readable in a log) and where the files are."""
-    from fercleaner.bench.suite import render_suite_markdown
+    from fercleaner.bench.suite import render_suite_markdown, render_votes_suite_markdown
 
-    console.print(render_suite_markdown(summary), markup=False, highlight=False, soft_wrap=True)
+    render = (
+        render_votes_suite_markdown if summary.get("suite") == "votes" else render_suite_markdown
+    )
+    console.print(render(summary), markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"wrote {out / 'suite.json'}, {out / 'suite.md'}, {out / 'deltas.png'}",
+        f"wrote {out / 'suite.json'}, {out / 'suite.md'}, "
+        f"{out / ('votes.png' if summary.get('suite') == 'votes' else 'deltas.png')}",
         markup=False,
         highlight=False,
         soft_wrap=True,

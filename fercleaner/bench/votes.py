@@ -1,0 +1,456 @@
+"""The `votes` protocol's systems (issue 10): four ways to read k visible crowd votes.
+
+All four see the same noisy dataset and the same model probabilities, those of one
+`fercleaner score` run on the dataset without its vote columns:
+
+- `plurality`: the plurality of the k visible votes (the given label itself); quality =
+  its share of the visible votes.
+- `cleanlab_multiannotator`: `cleanlab.multiannotator.get_label_quality_multiannotator`
+  (CROWDLAB) on k anonymous annotator columns (the visible votes in draw order) and the
+  model's probabilities; quality of the given label = CROWDLAB's posterior at it (its
+  `detailed_label_quality` for an annotator who gave that label). With k = 1 cleanlab
+  refuses a single annotator and points to `cleanlab.rank.get_label_quality_scores`,
+  which is what runs then (consensus = the one vote).
+- `fercleaner_novotes`: the score run itself; consensus = its `proposed_label` (the given
+  label unless flagged), quality = its `label_quality`.
+- `fercleaner_votes`: `fercleaner score <dataset with votes> --predictions <the run's
+  probabilities>` (no second training); consensus = its `consensus_label`, quality = its
+  consensus posterior (`soft_label`) at the given label. Until `score` reads the votes
+  (its scores then lack `consensus_label`), the same is computed with
+  `fercleaner.scoring.consensus.get_consensus` on the run's probabilities.
+
+The score run without votes is the one expensive step (a training), so its scores are
+cached beside the bench references, keyed by the protocol, k, seed, the resolved recipe,
+method and overrides, the scorer command, every (sample_id, given_label) pair, the image
+bytes and the versions of fercleaner's training and scoring code, torch and timm.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.arrays import get_normalized_entropy, to_matrix
+from fercleaner.bench.materialize import MANIFEST_WITHOUT_VOTES
+from fercleaner.bench.metrics import (
+    get_consensus_metrics,
+    get_detection_metrics,
+    get_issue_type_metrics,
+)
+from fercleaner.bench.references import get_images_digest
+from fercleaner.bench.resources import run_measured
+from fercleaner.bench.systems import SystemScores, align_columns, evaluate_system, from_scores_frame
+from fercleaner.errors import FercleanerError
+from fercleaner.runs import SCORES_FILE
+from fercleaner.scoring import read_scores
+
+PLURALITY = "plurality"
+MULTIANNOTATOR = "cleanlab_multiannotator"
+WITHOUT_VOTES = "fercleaner_novotes"
+WITH_VOTES = "fercleaner_votes"
+#: The systems of a votes benchmark, in report order.
+VOTE_SYSTEMS = (PLURALITY, MULTIANNOTATOR, WITHOUT_VOTES, WITH_VOTES)
+#: fercleaner code whose change changes the scores of a run (hashed into the cache key).
+_SCORING_CODE = (
+    "arrays.py",
+    "classes.py",
+    "priors.py",
+    "predictions.py",
+    "cache",
+    "config",
+    "datasets",
+    "methods",
+    "models",
+    "pipeline",
+    "scoring",
+    "training",
+)
+
+ReportFn = Callable[[int, str], None]
+
+
+@dataclass
+class VoteSystems:
+    """The four systems' scores and their metrics, ready for bench.json."""
+
+    systems: dict[str, SystemScores]
+    metrics: dict[str, dict[str, Any]]
+    commands: dict[str, str]
+    issue_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per fercleaner system: `get_issue_type_metrics` against all the votes."""
+    consensus_source: str = ""
+    """How `fercleaner_votes` was computed: `score` or `get_consensus`."""
+
+
+def run_vote_systems(
+    dataset_dir: Path,
+    truth: pd.DataFrame,
+    classes: list[str],
+    *,
+    out: Path,
+    prefix: list[str],
+    spec: Any,
+    cache_root: Path | None,
+    report: ReportFn,
+) -> VoteSystems:
+    """Score the votes benchmark's dataset with the four systems and evaluate each.
+
+    Args:
+        dataset_dir: the written noisy dataset (`labels.csv` with `votes_<class>` columns
+            and `MANIFEST_WITHOUT_VOTES` beside it).
+        truth: the truth table as written (sample_id, true_label, given_label, votes,
+            visible_votes, visible_order).
+        classes: the benchmark's classes (the source dataset's).
+        out: the bench folder (run directories go under `out/runs`).
+        prefix: the command that scores a dataset (`fercleaner score` or a stand-in).
+        spec: the `BenchSpec` (recipe, method, overrides, seed, visible).
+        cache_root: where the run without votes is cached (None: not cached).
+        report: called as report(step, stage) before each of the 3 steps.
+    """
+    index = {name: i for i, name in enumerate(classes)}
+    given = truth["given_label"].astype(str).map(index).to_numpy(dtype=np.int64)
+    report(0, f"scoring with {WITHOUT_VOTES} (the one training)")
+    base, base_cost, base_command = _score_without_votes(
+        dataset_dir / MANIFEST_WITHOUT_VOTES,
+        truth,
+        out=out,
+        prefix=prefix,
+        spec=spec,
+        cache_root=cache_root,
+    )
+    frame = align_rows(base.frame, truth, WITHOUT_VOTES)
+    probs = align_columns(to_matrix(frame["pred_probs"]), base.classes, classes)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    systems = {PLURALITY: get_plurality_system(truth, classes)}
+    report(1, f"{MULTIANNOTATOR} on the same probabilities")
+    started, cpu = time.perf_counter(), time.process_time()
+    order = np.stack(truth["visible_order"].to_list()).astype(np.int64)
+    systems[MULTIANNOTATOR] = get_multiannotator_system(truth, order, given, probs, classes)
+    systems[MULTIANNOTATOR].cost = _cost(started, cpu)
+    novotes = from_scores_frame(
+        WITHOUT_VOTES, align_frame_columns(frame, base.classes, classes), classes
+    )
+    novotes.cost = base_cost
+    systems[WITHOUT_VOTES] = novotes
+    report(2, f"{WITH_VOTES}: score --predictions on the dataset with votes")
+    with_votes, voted_frame, source, command = _score_with_votes(
+        dataset_dir / "labels.csv", truth, probs, given, classes, out=out, spec=spec
+    )
+    systems[WITH_VOTES] = with_votes
+    commands = {
+        PLURALITY: "plurality of the visible votes",
+        MULTIANNOTATOR: "cleanlab.multiannotator.get_label_quality_multiannotator"
+        if order.shape[1] > 1
+        else "cleanlab.rank.get_label_quality_scores (one annotator)",
+        WITHOUT_VOTES: base_command,
+        WITH_VOTES: command,
+    }
+    metrics = {}
+    for name, system in systems.items():
+        metrics[name] = evaluate_system(system, truth, classes)
+        metrics[name].update(
+            get_consensus_metrics(
+                truth["true_label"].astype(str).to_numpy(),
+                truth["given_label"].astype(str).to_numpy(),
+                system.proposed_label,
+                system.label_quality,
+            )
+        )
+    if voted_frame is not None:  # the scores' own label_quality column, beside the posterior's
+        metrics[WITH_VOTES]["score_label_quality_ap"] = get_detection_metrics(
+            truth["is_noisy"].to_numpy(dtype=bool),
+            voted_frame["label_quality"].to_numpy(dtype=np.float64),
+            voted_frame["is_label_issue"].to_numpy(dtype=bool),
+        )["ap"]
+    issue_types = {WITHOUT_VOTES: get_run_issue_types(frame, truth, classes)}
+    if voted_frame is not None:
+        issue_types[WITH_VOTES] = get_run_issue_types(voted_frame, truth, classes)
+    return VoteSystems(systems, metrics, commands, issue_types, consensus_source=source)
+
+
+def get_plurality_system(truth: pd.DataFrame, classes: Sequence[str]) -> SystemScores:
+    """The visible votes alone: consensus = the given label (their plurality), quality = its
+    share of the visible votes."""
+    shown = to_matrix(truth["visible_votes"])
+    share = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1e-12)
+    index = {name: i for i, name in enumerate(classes)}
+    given = truth["given_label"].astype(str).map(index).to_numpy(dtype=np.int64)
+    return SystemScores(
+        name=PLURALITY,
+        sample_ids=truth["sample_id"].astype(str).to_numpy(),
+        label_quality=share[np.arange(len(given)), given],
+        is_label_issue=np.zeros(len(given), dtype=bool),
+        proposed_label=truth["given_label"].astype(str).to_numpy(dtype=object),
+        soft_label=share,
+        uncertainty=get_normalized_entropy(share),
+    )
+
+
+def get_multiannotator_system(
+    truth: pd.DataFrame,
+    order: np.ndarray,
+    given: np.ndarray,
+    probs: np.ndarray,
+    classes: Sequence[str],
+) -> SystemScores:
+    """cleanlab's CROWDLAB on (N, k) annotator columns `order` and (N, C) `probs`.
+
+    Consensus = cleanlab's `consensus_label` (flagged where it leaves the given label);
+    quality of the given label = CROWDLAB's posterior at it. Soft label = the model's
+    probabilities (cleanlab returns no posterior). k = 1: `get_label_quality_scores`.
+    """
+    try:
+        from cleanlab.multiannotator import get_label_quality_multiannotator
+        from cleanlab.rank import get_label_quality_scores
+    except ImportError:
+        raise FercleanerError(
+            "the votes protocol needs cleanlab >= 2.9: pip install 'fercleaner[bench]'"
+        ) from None
+    rows = np.arange(len(given))
+    if order.shape[1] == 1:
+        consensus = given
+        quality = get_label_quality_scores(given, probs)
+    else:
+        result = get_label_quality_multiannotator(
+            order.astype(np.float64),
+            probs,
+            verbose=False,
+            return_annotator_stats=False,
+        )
+        consensus = result["label_quality"]["consensus_label"].to_numpy(dtype=np.int64)
+        detailed = result["detailed_label_quality"].to_numpy(dtype=np.float64)
+        # the given label is one of the visible votes: the first annotator who gave it
+        quality = detailed[rows, (order == given[:, None]).argmax(axis=1)]
+    names = np.array(classes, dtype=object)
+    return SystemScores(
+        name=MULTIANNOTATOR,
+        sample_ids=truth["sample_id"].astype(str).to_numpy(),
+        label_quality=np.asarray(quality, dtype=np.float64),
+        is_label_issue=consensus != given,
+        proposed_label=names[consensus],
+        soft_label=probs,
+        uncertainty=get_normalized_entropy(probs),
+    )
+
+
+def get_consensus_system(
+    truth: pd.DataFrame, given: np.ndarray, probs: np.ndarray, classes: Sequence[str]
+) -> SystemScores:
+    """`get_consensus` on the visible votes and `probs`: what `fercleaner score` does with votes.
+
+    Consensus = the posterior's argmax (flagged where it leaves the given label), quality
+    of the given label = the posterior at it, soft label = the posterior.
+    """
+    from fercleaner.scoring.consensus import get_consensus
+
+    consensus = get_consensus(to_matrix(truth["visible_votes"]), probs)
+    names = np.array(classes, dtype=object)
+    return SystemScores(
+        name=WITH_VOTES,
+        sample_ids=truth["sample_id"].astype(str).to_numpy(),
+        label_quality=consensus.soft_label[np.arange(len(given)), given],
+        is_label_issue=consensus.label != given,
+        proposed_label=names[consensus.label],
+        soft_label=consensus.soft_label,
+        uncertainty=get_normalized_entropy(consensus.soft_label),
+    )
+
+
+def get_run_issue_types(
+    frame: pd.DataFrame, truth: pd.DataFrame, classes: Sequence[str]
+) -> dict[str, Any]:
+    """`get_issue_type_metrics` of a scores frame (rows following `truth`) against all votes."""
+    index = {name: i for i, name in enumerate(classes)}
+    return get_issue_type_metrics(
+        to_matrix(truth["votes"]),
+        truth["given_label"].astype(str).map(index).to_numpy(dtype=np.int64),
+        frame["is_label_issue"].to_numpy(dtype=bool),
+        frame["issue_type"].astype(str).to_numpy(dtype=object),
+    )
+
+
+def votes_cache_key(truth: pd.DataFrame, *, spec: Any, prefix: Sequence[str], images: str) -> str:
+    """A hash of everything the run without votes depends on (see the module docstring)."""
+    from fercleaner.config import load_recipe, recipe_to_dict
+
+    recipe = recipe_to_dict(load_recipe(spec.recipe or "default", overrides=spec.overrides))
+    header = {
+        "protocol": spec.protocol,
+        "visible": spec.visible,
+        "seed": spec.seed,
+        "recipe": recipe,
+        "method": spec.method,
+        "overrides": list(spec.overrides),
+        # the interpreter's path is no input: a venv moved elsewhere scores alike
+        "command": [c for c in prefix if c != sys.executable],
+        "images": images,
+        "code": _code_digest(),
+        "versions": {name: _version(name) for name in ("fercleaner", "torch", "timm")},
+    }
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode())
+    pairs = zip(truth["sample_id"].astype(str), truth["given_label"].astype(str), strict=True)
+    for sample_id, label in sorted(pairs):
+        digest.update(f"{sample_id}\t{label}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _score_without_votes(
+    manifest: Path,
+    truth: pd.DataFrame,
+    *,
+    out: Path,
+    prefix: list[str],
+    spec: Any,
+    cache_root: Path | None,
+):
+    """(scores file, cost, command) of `score` on the dataset without votes, cached."""
+    run_dir = out / "runs" / WITHOUT_VOTES
+    command = [*prefix, str(manifest), "--out", str(run_dir)]
+    command += ["--recipe", spec.recipe] if spec.recipe else []
+    command += ["--method", spec.method] if spec.method else []
+    command += list(spec.overrides)
+    cached = None
+    if cache_root is not None:
+        images = get_images_digest(manifest.parent, truth["sample_id"].astype(str).tolist())
+        key = votes_cache_key(truth, spec=spec, prefix=prefix, images=images)
+        cached = cache_root / f"votes-{key}.parquet"
+        meta_path = cached.with_suffix(".json")
+        if cached.is_file() and meta_path.is_file():
+            cost = {**json.loads(meta_path.read_text())["cost"], "cached": True}
+            return read_scores(cached), cost, shlex.join(command)
+    if run_dir.exists():  # a run dir of an earlier bench here: never resume into it
+        shutil.rmtree(run_dir)
+    result = run_measured(command, log_path=run_dir.with_suffix(".log"))
+    if result.returncode != 0:
+        raise FercleanerError(
+            f"{WITHOUT_VOTES} failed (exit {result.returncode}): {shlex.join(command)}\n"
+            f"last output ({result.log_path}):\n{result.tail()}"
+        )
+    cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / SCORES_FILE, cached.with_suffix(".parquet.tmp"))
+        cached.with_suffix(".json.tmp").write_text(
+            json.dumps({"cost": cost, "command": shlex.join(command)}, indent=2)
+        )
+        # the scores first: a .json beside a parquet is what marks an entry complete
+        cached.with_suffix(".parquet.tmp").replace(cached)
+        cached.with_suffix(".json.tmp").replace(cached.with_suffix(".json"))
+    return read_scores(run_dir / SCORES_FILE), {**cost, "cached": False}, shlex.join(command)
+
+
+def _score_with_votes(
+    manifest: Path,
+    truth: pd.DataFrame,
+    probs: np.ndarray,
+    given: np.ndarray,
+    classes: list[str],
+    *,
+    out: Path,
+    spec: Any,
+) -> tuple[SystemScores, pd.DataFrame | None, str, str]:
+    """`fercleaner score --predictions` on the dataset with votes (never --score-command: it
+    trains nothing); its consensus when the scores have one, else `get_consensus`.
+
+    Returns (system, the run's scores frame when it used the votes, source, command).
+    """
+    from fercleaner.datasets import read_dataset
+
+    run_dir = out / "runs" / WITH_VOTES
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    # the probabilities over the classes `score` will find in the dataset with votes
+    dataset_classes = list(read_dataset(manifest, check_images=False).classes)
+    table = pd.DataFrame(align_columns(probs, classes, dataset_classes), columns=dataset_classes)
+    table.insert(0, "sample_id", truth["sample_id"].astype(str).to_numpy())
+    predictions = out / "runs" / f"{WITHOUT_VOTES}.probs.parquet"
+    predictions.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(predictions, index=False)
+    command = [sys.executable, "-m", "fercleaner", "score", str(manifest)]
+    command += ["--predictions", str(predictions), "--out", str(run_dir)]
+    command += ["--recipe", spec.recipe] if spec.recipe else []
+    result = run_measured(command, log_path=run_dir.with_suffix(".log"))
+    if result.returncode != 0:
+        raise FercleanerError(
+            f"{WITH_VOTES} failed (exit {result.returncode}): {shlex.join(command)}\n"
+            f"last output ({result.log_path}):\n{result.tail()}"
+        )
+    cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
+    scores = read_scores(run_dir / SCORES_FILE)
+    frame = align_rows(scores.frame, truth, WITH_VOTES)
+    if "consensus_label" not in frame.columns:  # score does not read votes (yet)
+        started, cpu = time.perf_counter(), time.process_time()
+        system = get_consensus_system(truth, given, probs, classes)
+        system.cost = {**cost, **{k: cost[k] + v for k, v in _cost(started, cpu).items()}}
+        system.notes = "get_consensus on the run's probabilities: score ignored the votes"
+        return system, None, "get_consensus", shlex.join(command)
+    aligned = align_frame_columns(frame, scores.classes, classes)
+    system = from_scores_frame(WITH_VOTES, aligned, classes)
+    system.proposed_label = aligned["consensus_label"].astype(str).to_numpy(dtype=object)
+    system.label_quality = system.soft_label[np.arange(len(given)), given]
+    system.cost = cost
+    return system, frame, "score", shlex.join(command)
+
+
+def align_rows(frame: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of system `name`'s scores frame in truth order (every truth sample scored)."""
+    indexed = frame.set_index(frame["sample_id"].astype(str), drop=False)
+    ids = truth["sample_id"].astype(str)
+    missing = ids[~ids.isin(indexed.index)]
+    if len(missing):
+        raise FercleanerError(
+            f"{name} scored {len(ids) - len(missing)} of the benchmark's {len(ids)} images "
+            f"(first missing: {missing.iloc[0]!r}); see its log under runs/"
+        )
+    return indexed.loc[ids].reset_index(drop=True)
+
+
+def align_frame_columns(
+    frame: pd.DataFrame, from_classes: Sequence[str], to_classes: Sequence[str]
+) -> pd.DataFrame:
+    """The frame with `pred_probs` and `soft_label` re-indexed to `to_classes` (`align_columns`)."""
+    if list(from_classes) == list(to_classes):
+        return frame
+    frame = frame.copy()
+    for column in ("pred_probs", "soft_label"):
+        frame[column] = list(align_columns(to_matrix(frame[column]), from_classes, to_classes))
+    return frame
+
+
+def _cost(started: float, cpu: float) -> dict[str, float]:
+    return {"wall_s": time.perf_counter() - started, "cpu_s": time.process_time() - cpu}
+
+
+def _code_digest() -> str:
+    """SHA-256 over fercleaner's training and scoring sources (a code change retrains)."""
+    import fercleaner
+
+    root = Path(fercleaner.__file__).parent
+    digest = hashlib.sha256()
+    for entry in _SCORING_CODE:
+        path = root / entry
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file():
+                digest.update(str(file.relative_to(root)).encode())
+                digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
