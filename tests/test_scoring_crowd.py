@@ -41,7 +41,7 @@ VOTES = np.array(
     [[0, 5, 0], [0, 1, 0], [0, 0, 0], [4, 1, 0], [2, 3, 0], [1, 0, 4], [1, 3, 1], [0, 0, 0]],
     dtype=float,
 )
-A, B, C, H = 0, 1, 2, 7
+A, B, C, D, H = 0, 1, 2, 3, 7
 
 
 def _scores() -> pd.DataFrame:
@@ -58,6 +58,10 @@ def _scores() -> pd.DataFrame:
     return assemble_scores(
         samples, CLASSES, {"predictions": readout}, method_name="predictions", flag_rule="argmax"
     )
+
+
+def soft_after_row(scores: pd.DataFrame, row: int) -> np.ndarray:
+    return np.asarray(scores["soft_label"].iloc[row], dtype=np.float64)
 
 
 def test_the_consensus_flag_needs_votes_a_disagreement_and_a_confident_consensus() -> None:
@@ -88,6 +92,12 @@ def test_votes_change_the_soft_label_flags_and_proposals_of_voted_images_only() 
     assert after["is_label_issue"].iloc[A] and after["issue_type"].iloc[A] == "mislabeled"
     assert after["proposed_label"].iloc[A] == "happiness"
     assert after["given_label"].iloc[A] == "neutral"
+    # the ranking follows the consensus: A (outvoted) now ranks below D (4 of 5 agree)
+    assert before["label_quality"].iloc[A] < before["label_quality"].iloc[D]
+    np.testing.assert_allclose(
+        after["label_quality"].iloc[A], soft_after_row(after, A)[0], rtol=1e-5
+    )
+    assert after["label_quality"].iloc[A] < 0.5 < after["label_quality"].iloc[D]
     # B: one dissenting vote against a confident model: the consensus stays neutral
     assert after["consensus_label"].iloc[B] == "neutral" and not after["is_label_issue"].iloc[B]
     soft_before, soft_after = to_matrix(before["soft_label"]), to_matrix(after["soft_label"])

@@ -5,7 +5,8 @@
 any image has votes, `apply_crowd_votes` on the assembled scores. The consensus itself is
 `fercleaner.scoring.consensus.get_consensus` (one-coin Dawid-Skene with the model as
 prior); this module decides what it changes in scores.parquet (docs/scoring.md, "Crowd
-votes"): the soft label of a voted image becomes the consensus posterior, an image whose
+votes"): the soft label of a voted image becomes the consensus posterior and its
+label quality that posterior at the given label, an image whose
 given label disagrees with a confident consensus is flagged `mislabeled`, and a flagged
 voted image proposes the consensus label. Without votes the scores are returned untouched.
 """
@@ -128,8 +129,9 @@ def apply_crowd_votes(
     Returns:
         Without votes, `scores` itself and no summary. With votes, a new frame with the
         `CROWD_COLUMNS` before `path`; voted rows take the consensus posterior as
-        `soft_label`; rows the consensus flags become `mislabeled` issues; flagged voted
-        rows propose the consensus label where it differs from the given one.
+        `soft_label` and its value at the given label as `label_quality`; rows the
+        consensus flags become `mislabeled` issues; flagged voted rows propose the
+        consensus label where it differs from the given one.
     """
     if votes is None:
         return CrowdScores(scores=scores, summary=None)
@@ -149,6 +151,10 @@ def apply_crowd_votes(
     names = np.array(classes, dtype=object)
     soft = to_matrix(scores["soft_label"], dtype=np.float32, width=k)
     soft[voted] = consensus.soft_label[voted]
+    # the consensus's belief in the given label ranks voted images (CROWDLAB's label
+    # quality); unvoted images keep the model's, already a probability of the given label
+    quality = scores["label_quality"].to_numpy(dtype=np.float64).copy()
+    quality[voted] = consensus.soft_label[voted, labels[voted]]
     issue_type = scores["issue_type"].to_numpy(dtype=object).copy()
     issue_type[disagrees] = "mislabeled"
     proposed = scores["proposed_label"].to_numpy(dtype=object).copy()
@@ -156,6 +162,7 @@ def apply_crowd_votes(
     proposed[relabel] = names[consensus.label[relabel]]
 
     frame = scores.drop(columns="path").assign(
+        label_quality=quality.astype(scores["label_quality"].dtype),
         proposed_label=proposed,
         is_label_issue=flags,
         issue_type=issue_type,
