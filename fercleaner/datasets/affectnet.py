@@ -95,8 +95,11 @@ def detect(path: Path) -> Detection:
 
 def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -> LayoutRead:
     """Read both manifests; images under Manually_Annotated_Images/ must each be listed."""
+    import pandas as pd
+
     image_root = root / IMAGE_DIR if (root / IMAGE_DIR).is_dir() else root
-    rows: list[dict] = []
+    # one list per column, not a dict per row: a million 12-key dicts alone took ~1 GB
+    columns: dict[str, list] = {column: [] for column in COLUMNS}
     listed: set[str] = set()
     rows_listed = 0
     for name, split in MANIFESTS.items():
@@ -127,9 +130,12 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
                     listed=listed,
                 )
                 if record is not None:
-                    rows.append(record)
+                    for column, values in columns.items():
+                        values.append(record[column])
+    samples = build_samples([], COLUMNS) if not columns["sample_id"] else pd.DataFrame(columns)
+    samples["_row"] = samples["_row"].astype(object)
     return LayoutRead(
-        samples=build_samples(rows, COLUMNS),
+        samples=samples,
         rows_listed=rows_listed,
         classes=[c for c in CANONICAL_CLASSES if c in AFFECTNET_CODES.values()],
         scan_dirs=[image_root] if image_root != root else [],
