@@ -4,10 +4,9 @@ Generates N small images cheaply (a few hundred distinct 48x48 PNGs hard-linked 
 paths) in the `affectnet` and `csv` layouts, and a scored run (10% flagged, `--decisions`
 decisions already in its review store) for the review and export side. Each stage runs
 in a child process of its own: wall time from here, CPU seconds (the stage and its
-workers) and peak RSS from `os.wait4` (the
-largest resident set of the stage process or any of its workers, not their sum; pages of
-the cache's memmap that a process touched count in it, `cache_memmap_mb` says how large
-that file is).
+workers) and peak RSS from `os.wait4` (the largest resident set of the stage process or
+any of its workers, not their sum; pages of the cache's memmap that a process touched
+count in it, `cache_memmap_mb` says how large that file is).
 
     nice -n 19 .venv/bin/python bench/scale.py --n 100000 \
         [--stages ingest,cache,score,review,export] [--workdir DIR] [--decisions N]
