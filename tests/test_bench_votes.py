@@ -148,7 +148,9 @@ def _ferplus(root: Path, n: int = 100) -> Path:
     return root / "ferplus"
 
 
-def test_votes_benchmark_end_to_end_with_cache(tmp_path):
+def test_votes_benchmark_end_to_end_with_cache(tmp_path, monkeypatch):
+    # the key hashes fercleaner's scoring code, which others may be editing meanwhile
+    monkeypatch.setattr("fercleaner.bench.votes._code_digest", lambda: "fixed")
     dataset = _ferplus(tmp_path)
     options = dict(
         protocol="votes",
@@ -213,7 +215,7 @@ def test_votes_benchmark_end_to_end_with_cache(tmp_path):
     assert not result["systems"]["fercleaner_novotes"]["cached"]
     assert len(list((tmp_path / "cache").glob("votes-*.parquet"))) == 1
 
-    # the same labels again: (c) comes from the cache (a scorer that would fail never runs)
+    # the same labels again: (c) comes from the cache; another scorer or k does not
     failing = [sys.executable, "-c", "import sys; sys.exit(3)"]
     other_scorer = [sys.executable, "-X", "utf8", *FAKE_SCORE[1:]]
     again = run_benchmark(
@@ -383,3 +385,30 @@ def test_annotator_benchmark_checks_issue_types_against_the_votes(tmp_path):
     issue = result["issue_types"]["fercleaner"]
     assert issue["flagged"] == result["systems"]["fercleaner"]["flagged"]
     assert "Issue types against all the votes" in (tmp_path / "bench" / "bench.md").read_text()
+
+
+def test_votes_cache_key_follows_everything_the_run_depends_on(monkeypatch):
+    from fercleaner.bench.runner import BenchSpec
+    from fercleaner.bench.votes import votes_cache_key
+
+    truth = pd.DataFrame({"sample_id": ["a.png", "b.png"], "given_label": ["anger", "fear"]})
+    monkeypatch.setattr("fercleaner.bench.votes._code_digest", lambda: "one")
+
+    def key(truth=truth, images="x", prefix=("score",), **spec) -> str:
+        spec = BenchSpec(**{"protocol": "votes", **spec})
+        return votes_cache_key(truth, spec=spec, prefix=list(prefix), images=images)
+
+    base = key()
+    assert key() == base
+    changed = [
+        key(visible=5),
+        key(seed=1),
+        key(recipe="quick"),
+        key(overrides=["train.epochs=2"]),
+        key(images="y"),
+        key(prefix=("torchrun", "score")),
+        key(truth=truth.assign(given_label=["anger", "anger"])),
+    ]
+    monkeypatch.setattr("fercleaner.bench.votes._code_digest", lambda: "two")
+    changed.append(key())
+    assert base not in changed and len(set(changed)) == len(changed)
