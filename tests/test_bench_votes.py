@@ -412,3 +412,25 @@ def test_votes_cache_key_follows_everything_the_run_depends_on(monkeypatch):
     monkeypatch.setattr("fercleaner.bench.votes._code_digest", lambda: "two")
     changed.append(key())
     assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_run_issue_types_leave_out_images_the_run_did_not_score():
+    from fercleaner.bench.votes import get_run_issue_types
+
+    truth = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c"],
+            "given_label": ["neutral", "neutral", "happiness"],
+            "votes": [np.array([2.0, 8.0]), np.array([9.0, 1.0]), np.array([1.0, 9.0])],
+        }
+    )
+    scores = pd.DataFrame(  # "b" failed to decode: quarantined, never scored
+        {
+            "sample_id": ["c", "a"],
+            "is_label_issue": [False, True],
+            "issue_type": ["none", "mislabeled"],
+        }
+    )
+    metrics = get_run_issue_types(scores, truth, ["neutral", "happiness"])
+    assert metrics["flagged"] == 1
+    assert metrics["mislabeled"] == {"count": 1, "precision": 1.0, "base_rate": 1.0, "lift": 1.0}

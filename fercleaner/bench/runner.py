@@ -45,7 +45,6 @@ from fercleaner.bench.systems import (
 from fercleaner.bench.votes import (
     WITH_VOTES,
     align_frame_columns,
-    align_rows,
     get_run_issue_types,
     run_vote_systems,
 )
@@ -295,7 +294,7 @@ def run_benchmark(
         "target": get_target_check(metrics, system=PRIMARY_SYSTEM),
     }
     if spec.protocol in VOTE_PROTOCOLS:  # issue types against the people's votes
-        frame = align_rows(primary["scores"].frame, truth, PRIMARY_SYSTEM)
+        frame = primary["scores"].frame
         issue_types = {PRIMARY_SYSTEM: get_run_issue_types(frame, truth, classes)}
         result_json["issue_types"] = issue_types
         result_json["issue_type_target"] = get_issue_type_target(issue_types)

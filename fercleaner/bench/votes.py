@@ -271,13 +271,16 @@ def get_consensus_system(
 def get_run_issue_types(
     frame: pd.DataFrame, truth: pd.DataFrame, classes: Sequence[str]
 ) -> dict[str, Any]:
-    """`get_issue_type_metrics` of a scores frame (rows following `truth`) against all votes."""
+    """`get_issue_type_metrics` of a scores frame against all the votes (joined on sample_id;
+    images the run did not score are left out, as `evaluate_system` leaves them)."""
     index = {name: i for i, name in enumerate(classes)}
+    flags = frame[["sample_id", "is_label_issue", "issue_type"]].astype({"sample_id": str})
+    joined = truth[["sample_id", "given_label", "votes"]].merge(flags, on="sample_id")
     return get_issue_type_metrics(
-        to_matrix(truth["votes"]),
-        truth["given_label"].astype(str).map(index).to_numpy(dtype=np.int64),
-        frame["is_label_issue"].to_numpy(dtype=bool),
-        frame["issue_type"].astype(str).to_numpy(dtype=object),
+        to_matrix(joined["votes"]),
+        joined["given_label"].astype(str).map(index).to_numpy(dtype=np.int64),
+        joined["is_label_issue"].to_numpy(dtype=bool),
+        joined["issue_type"].astype(str).to_numpy(dtype=object),
     )
 
 
