@@ -434,3 +434,35 @@ def test_run_issue_types_leave_out_images_the_run_did_not_score():
     metrics = get_run_issue_types(scores, truth, ["neutral", "happiness"])
     assert metrics["flagged"] == 1
     assert metrics["mislabeled"] == {"count": 1, "precision": 1.0, "base_rate": 1.0, "lift": 1.0}
+
+
+_SKIPPING_SCORER = """
+import runpy, sys
+from pathlib import Path
+from fercleaner.scoring import read_scores, write_scores
+fake, args = sys.argv[1], sys.argv[2:]
+sys.argv = [fake, *args]
+runpy.run_path(fake, run_name="__main__")
+path = Path(args[args.index("--out") + 1]) / "scores.parquet"
+scores = read_scores(path)
+write_scores(scores.frame.iloc[1:].reset_index(drop=True), path, metadata=scores.metadata)
+"""
+
+
+def test_votes_benchmark_leaves_out_images_the_run_did_not_score(tmp_path):
+    dataset = _ferplus(tmp_path, n=40)
+    scorer = tmp_path / "skipping_scorer.py"
+    scorer.write_text(_SKIPPING_SCORER)
+    result = run_benchmark(
+        dataset,
+        out=tmp_path / "bench",
+        protocol="votes",
+        visible=3,
+        reference_cache=None,
+        score_command=[sys.executable, str(scorer), FAKE_SCORE[1]],
+    )
+    kept = result["protocol"]["samples"]
+    assert result["samples_not_scored"] == 1
+    for name in VOTE_SYSTEMS:
+        assert result["systems"][name]["samples_scored"] == kept - 1, name
+        assert result["systems"][name]["samples"] == kept - 1, name

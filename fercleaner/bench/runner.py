@@ -242,12 +242,13 @@ def run_benchmark(
             "primary_system": WITH_VOTES,
             "references": [],
             "consensus_source": votes.consensus_source,
+            "samples_not_scored": votes.unscored,
             "systems": votes.metrics,
             "issue_types": votes.issue_types,
             "target": get_votes_target_check(votes.metrics),
             "issue_type_target": get_issue_type_target(votes.issue_types),
         }
-        write_report(out, result=result_json, systems=votes.systems, truth=truth)
+        write_report(out, result=result_json, systems=votes.systems, truth=votes.truth)
         report(total, total, "done")
         return result_json
 

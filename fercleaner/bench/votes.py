@@ -92,6 +92,10 @@ class VoteSystems:
     """Per fercleaner system: `get_issue_type_metrics` against all the votes."""
     consensus_source: str = ""
     """How `fercleaner_votes` was computed: `score` or `get_consensus`."""
+    unscored: int = 0
+    """Benchmark images the run without votes did not score (quarantined), left out."""
+    truth: pd.DataFrame | None = None
+    """The truth rows every system was evaluated on (the scored ones)."""
 
 
 def run_vote_systems(
@@ -130,6 +134,10 @@ def run_vote_systems(
         spec=spec,
         cache_root=cache_root,
     )
+    # an image the run could not decode is quarantined, by every fercleaner run alike
+    scored = truth["sample_id"].astype(str).isin(base.frame["sample_id"].astype(str)).to_numpy()
+    unscored = truth.loc[~scored, "sample_id"].astype(str).tolist()
+    truth, given = truth.loc[scored].reset_index(drop=True), given[scored]
     frame = align_rows(base.frame, truth, WITHOUT_VOTES)
     probs = align_columns(to_matrix(frame["pred_probs"]), base.classes, classes)
     probs = probs / probs.sum(axis=1, keepdims=True)
@@ -146,7 +154,14 @@ def run_vote_systems(
     systems[WITHOUT_VOTES] = novotes
     report(2, f"{WITH_VOTES}: score --predictions on the dataset with votes")
     with_votes, voted_frame, source, command = _score_with_votes(
-        dataset_dir / "labels.csv", truth, probs, given, classes, out=out, spec=spec
+        dataset_dir / "labels.csv",
+        truth,
+        probs,
+        given,
+        classes,
+        out=out,
+        spec=spec,
+        unscored=unscored,
     )
     systems[WITH_VOTES] = with_votes
     commands = {
@@ -177,7 +192,15 @@ def run_vote_systems(
     issue_types = {WITHOUT_VOTES: get_run_issue_types(frame, truth, classes)}
     if voted_frame is not None:
         issue_types[WITH_VOTES] = get_run_issue_types(voted_frame, truth, classes)
-    return VoteSystems(systems, metrics, commands, issue_types, consensus_source=source)
+    return VoteSystems(
+        systems,
+        metrics,
+        commands,
+        issue_types,
+        consensus_source=source,
+        unscored=len(unscored),
+        truth=truth,
+    )
 
 
 def get_plurality_system(truth: pd.DataFrame, classes: Sequence[str]) -> SystemScores:
@@ -363,11 +386,14 @@ def _score_with_votes(
     *,
     out: Path,
     spec: Any,
+    unscored: Sequence[str] = (),
 ) -> tuple[SystemScores, pd.DataFrame | None, str, str]:
     """`fercleaner score --predictions` on the dataset with votes (never --score-command: it
     trains nothing); its consensus when the scores have one, else `get_consensus`.
 
-    Returns (system, the run's scores frame when it used the votes, source, command).
+    `unscored` images (left out of the benchmark) get uniform probabilities, as `score`
+    reads them too. Returns (system, the run's scores frame when it used the votes,
+    source, command).
     """
     from fercleaner.datasets import read_dataset
 
@@ -376,8 +402,11 @@ def _score_with_votes(
         shutil.rmtree(run_dir)
     # the probabilities over the classes `score` will find in the dataset with votes
     dataset_classes = list(read_dataset(manifest, check_images=False).classes)
-    table = pd.DataFrame(align_columns(probs, classes, dataset_classes), columns=dataset_classes)
-    table.insert(0, "sample_id", truth["sample_id"].astype(str).to_numpy())
+    aligned = align_columns(probs, classes, dataset_classes)
+    uniform = np.full((len(unscored), len(dataset_classes)), 1.0 / len(dataset_classes))
+    table = pd.DataFrame(np.concatenate([aligned, uniform]), columns=dataset_classes)
+    ids = [*truth["sample_id"].astype(str), *unscored]
+    table.insert(0, "sample_id", ids)
     predictions = out / "runs" / f"{WITHOUT_VOTES}.probs.parquet"
     predictions.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(predictions, index=False)
