@@ -20,6 +20,7 @@ stay null). A `--workdir` that already holds data for the same N is reused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -60,10 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--decisions", type=int, default=None, help="decisions in the store (default N)"
     )
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        default=None,
+        help="also time a cache build of the csv layout killed with SIGKILL after this many"
+        " seconds, then resumed (`cache_resume_*` fields)",
+    )
+    parser.add_argument(
+        "--checkpoint-s",
+        type=float,
+        default=None,
+        help="seconds between cache index checkpoints in the killed build (default: the"
+        " library's, fercleaner.cache.build.CHECKPOINT_S)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        return _child(args.child, args.n, args.workdir, args.decisions or 0)
+        resume = (args.kill_after, args.checkpoint_s)
+        return _child(args.child, args.n, args.workdir, args.decisions or 0, resume)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
@@ -75,13 +91,28 @@ def main(argv: list[str] | None = None) -> int:
     result.update(dict.fromkeys(FIELDS))
     result["score_note"] = "not measured by bench/scale.py (scoring is issue 11's training part)"
     try:
-        result["generate_s"] = _generate(work, args.n, stages, decisions)
+        needs = stages + (["cache"] if args.kill_after is not None else [])
+        result["generate_s"] = _generate(work, args.n, needs, decisions)
         result["decisions_in_store"] = decisions if {"review", "export"} & set(stages) else None
         for stage in stages:
             if stage == "score":
                 continue
             for part in LAYOUTS if stage in ("ingest", "cache") else ("run",):
                 result.update(_run_child(f"{stage}:{part}", args.n, work))
+        if args.kill_after is not None:
+            result.update(
+                _run_child(
+                    "resume:csv",
+                    args.n,
+                    work,
+                    extra=["--kill-after", str(args.kill_after)]
+                    + (
+                        []
+                        if args.checkpoint_s is None
+                        else ["--checkpoint-s", str(args.checkpoint_s)]
+                    ),
+                )
+            )
         _summarise(result)
     finally:
         if args.workdir is None:
@@ -281,13 +312,16 @@ def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: 
 # -- stages (each in a child process) --------------------------------------------------
 
 
-def _run_child(name: str, n: int, work: Path, *, decisions: int = 0) -> dict:
+def _run_child(
+    name: str, n: int, work: Path, *, decisions: int = 0, extra: list[str] | None = None
+) -> dict:
     """Run one stage in a child; its figures plus wall time and peak RSS (from wait4)."""
     out_path = work / f"child-{name.replace(':', '-')}.json"
     err_path = work / f"child-{name.replace(':', '-')}.log"
     out_path.unlink(missing_ok=True)
     command = [sys.executable, __file__, "--child", name, "--n", str(n), "--workdir", str(work)]
     command += ["--decisions", str(decisions)]
+    command += extra or []
     t0 = time.perf_counter()
     with open(err_path, "w") as err:
         proc = subprocess.Popen(command, stdout=err, stderr=subprocess.STDOUT)
@@ -306,10 +340,14 @@ def _run_child(name: str, n: int, work: Path, *, decisions: int = 0) -> dict:
     return figures
 
 
-def _child(name: str, n: int, work: Path, decisions: int) -> int:
+def _child(
+    name: str, n: int, work: Path, decisions: int, resume: tuple[float | None, float | None]
+) -> int:
     stage, part = name.split(":")
     if stage == "generate":
         figures = _generate_part(work, part, n, decisions)
+    elif stage == "resume":
+        figures = _cache_resume(work, part, resume[0] or 0.0, resume[1])
     else:
         run = {"ingest": _ingest, "cache": _cache, "review": _review, "export": _export}[stage]
         figures = run(work, part, n)
@@ -378,6 +416,69 @@ def _cache(work: Path, layout: str, n: int) -> dict:
     }
     shutil.rmtree(cache_dir, ignore_errors=True)
     return out
+
+
+def _killed_build(samples, cache_dir: Path, checkpoint_s: float | None) -> None:
+    """Grandchild: a cold cache build (its parent kills it midway)."""
+    import fercleaner.cache.build
+    from fercleaner.cache import build_cache
+
+    if checkpoint_s is not None:
+        fercleaner.cache.build.CHECKPOINT_S = checkpoint_s
+
+    build_cache(samples, size=IMAGE_PX, channels=1, cache_dir=cache_dir, workers=2)
+
+
+def _cache_resume(work: Path, layout: str, kill_after: float, checkpoint_s: float | None) -> dict:
+    """A build killed with SIGKILL after `kill_after` s, then run again: what it reused."""
+    import multiprocessing
+    import signal
+
+    from fercleaner.cache import build_cache
+    from fercleaner.datasets import read_dataset
+
+    samples = read_dataset(work / layout, layout, check_images=False).samples
+    cache_dir = work / f"cache-resume-{layout}"
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    build = multiprocessing.get_context("fork").Process(
+        target=_killed_build, args=(samples, cache_dir, checkpoint_s)
+    )
+    build.start()
+    build.join(kill_after)
+    finished = build.exitcode is not None
+    if not finished:
+        workers = _descendants(build.pid)
+        os.kill(build.pid, signal.SIGKILL)  # what `kill -9` does to the command
+        build.join()
+        for pid in workers:  # its decode workers would exit on their own, but slower
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    t0 = time.perf_counter()
+    resumed = build_cache(samples, size=IMAGE_PX, channels=1, cache_dir=cache_dir, workers=2)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    return {
+        "cache_resume_killed_after_s": kill_after,
+        "cache_resume_checkpoint_s": checkpoint_s,
+        "cache_resume_killed": not finished,
+        "cache_resume_reused": resumed.n_reused,
+        "cache_resume_decoded": resumed.n_decoded,
+        "cache_resume_s": round(seconds, 2),
+    }
+
+
+def _descendants(pid: int) -> list[int]:
+    """Child process ids of `pid` (Linux /proc), to kill a build's decode workers too."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 def _review(work: Path, part: str, n: int) -> dict:
