@@ -87,3 +87,28 @@ def test_checkpoints_are_spaced_by_time(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_build, "CHECKPOINT_COST_FACTOR", 0.0)
     build_cache(samples, size=48, channels=1, cache_dir=tmp_path / "c2", workers=1)
     assert len(writes) == 1 + N // JOB_ROWS + 1  # one per job, then the final commit
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
+def test_rows_a_killed_build_never_decoded_are_not_served_to_a_smaller_request(
+    tmp_path, monkeypatch
+):
+    faces, _ = generate_faces(N, seed=5)
+    samples = _write_pngs(tmp_path / "ds", faces)
+    cache_dir = str(tmp_path / "cache")
+    child = multiprocessing.get_context("fork").Process(
+        target=_build_then_die, args=(samples, cache_dir)
+    )
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+
+    first_ten = samples.iloc[:10]
+    cache = build_cache(first_ten, size=48, channels=1, cache_dir=cache_dir, workers=1)
+    assert cache.n_decoded == 0 and cache.n_reused == 10
+    decoded = set(samples["sample_id"][:KILL_AFTER])
+    never = set(samples["sample_id"][KILL_AFTER:])
+    assert set(cache.sample_ids) == decoded  # decoded rows of other requests stay cached
+    assert not never & set(cache.sample_ids)
+    rows = cache.rows(samples["sample_id"][:KILL_AFTER])
+    np.testing.assert_array_equal(cache.images[rows][..., 0], faces[:KILL_AFTER])

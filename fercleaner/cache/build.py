@@ -170,10 +170,12 @@ def _plan(samples: pd.DataFrame, store: storage.Store, root: str) -> _Plan:
             row = old
         plan.tasks.append((row, sample_id, sources[i], fingerprints[i]))
 
-    # entries nobody asked for this time stay (other splits, folds), unless their file is gone
+    # entries nobody asked for this time stay (other splits, folds), unless their file is
+    # gone or they were never decoded (an empty fingerprint: a killed build's checkpoint)
     requested = set(ids)
-    for row, (sample_id, path) in enumerate(zip(store.sample_ids, store.paths, strict=True)):
-        if sample_id not in requested and not os.path.exists(path):
+    stored = zip(store.sample_ids, store.paths, store.fingerprints, strict=True)
+    for row, (sample_id, path, fp) in enumerate(stored):
+        if sample_id not in requested and (not fp or not os.path.exists(path)):
             plan.drop.add(row)
     path_of_id = dict(zip(ids, (source[1] for source in sources), strict=True))
     plan.new_paths = [path_of_id[s] for s in plan.new_ids]
