@@ -172,6 +172,28 @@ def run_vote_systems(
         WITHOUT_VOTES: base_command,
         WITH_VOTES: command,
     }
+    metrics = _evaluate(systems, truth, classes, voted_frame)
+    issue_types = {WITHOUT_VOTES: get_run_issue_types(frame, truth, classes)}
+    if voted_frame is not None:
+        issue_types[WITH_VOTES] = get_run_issue_types(voted_frame, truth, classes)
+    return VoteSystems(
+        systems,
+        metrics,
+        commands,
+        issue_types,
+        consensus_source=source,
+        unscored=len(unscored),
+        truth=truth,
+    )
+
+
+def _evaluate(
+    systems: dict[str, SystemScores],
+    truth: pd.DataFrame,
+    classes: list[str],
+    voted_frame: pd.DataFrame | None,
+) -> dict[str, dict[str, Any]]:
+    """Per system: the usual bench metrics and the consensus metrics against the truth."""
     metrics = {}
     for name, system in systems.items():
         metrics[name] = evaluate_system(system, truth, classes)
@@ -189,18 +211,7 @@ def run_vote_systems(
             voted_frame["label_quality"].to_numpy(dtype=np.float64),
             voted_frame["is_label_issue"].to_numpy(dtype=bool),
         )["ap"]
-    issue_types = {WITHOUT_VOTES: get_run_issue_types(frame, truth, classes)}
-    if voted_frame is not None:
-        issue_types[WITH_VOTES] = get_run_issue_types(voted_frame, truth, classes)
-    return VoteSystems(
-        systems,
-        metrics,
-        commands,
-        issue_types,
-        consensus_source=source,
-        unscored=len(unscored),
-        truth=truth,
-    )
+    return metrics
 
 
 def get_plurality_system(truth: pd.DataFrame, classes: Sequence[str]) -> SystemScores:
