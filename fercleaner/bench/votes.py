@@ -1,4 +1,4 @@
-"""The `votes` protocol's systems (issue 10): four ways to read k visible crowd votes.
+"""The `votes` protocol's run (issue 10): four ways to read k visible crowd votes, evaluated.
 
 All four see the same noisy dataset and the same model probabilities, those of one
 `fercleaner score` run on the dataset without its vote columns:
@@ -23,6 +23,9 @@ The score run without votes is the one expensive step (a training), so its score
 cached beside the bench references, keyed by the protocol, k, seed, the resolved recipe,
 method and overrides, the scorer command, every (sample_id, given_label) pair, the image
 bytes and the versions of fercleaner's training and scoring code, torch and timm.
+
+This module runs the two `score` children, keeps that cache and evaluates the systems;
+`fercleaner.bench.vote_systems` computes each system from the truth and the probabilities.
 """
 
 from __future__ import annotations
@@ -42,26 +45,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fercleaner.arrays import get_normalized_entropy, to_matrix
+from fercleaner.arrays import to_matrix
 from fercleaner.bench.materialize import MANIFEST_WITHOUT_VOTES
-from fercleaner.bench.metrics import (
-    get_consensus_metrics,
-    get_detection_metrics,
-    get_issue_type_metrics,
-)
+from fercleaner.bench.metrics import get_consensus_metrics, get_detection_metrics
 from fercleaner.bench.references import get_images_digest
 from fercleaner.bench.resources import run_measured
 from fercleaner.bench.systems import SystemScores, align_columns, evaluate_system, from_scores_frame
+from fercleaner.bench.vote_systems import (
+    MULTIANNOTATOR,
+    PLURALITY,
+    WITH_VOTES,
+    WITHOUT_VOTES,
+    align_frame_columns,
+    align_rows,
+    get_consensus_system,
+    get_multiannotator_system,
+    get_plurality_system,
+    get_run_issue_types,
+)
+from fercleaner.bench.vote_systems import VOTE_SYSTEMS as VOTE_SYSTEMS  # for fercleaner.bench
 from fercleaner.errors import FercleanerError
 from fercleaner.runs import SCORES_FILE
 from fercleaner.scoring import read_scores
 
-PLURALITY = "plurality"
-MULTIANNOTATOR = "cleanlab_multiannotator"
-WITHOUT_VOTES = "fercleaner_novotes"
-WITH_VOTES = "fercleaner_votes"
-#: The systems of a votes benchmark, in report order.
-VOTE_SYSTEMS = (PLURALITY, MULTIANNOTATOR, WITHOUT_VOTES, WITH_VOTES)
 #: fercleaner code whose change changes the scores of a run (hashed into the cache key).
 _SCORING_CODE = (
     "arrays.py",
@@ -214,110 +220,6 @@ def _evaluate(
     return metrics
 
 
-def get_plurality_system(truth: pd.DataFrame, classes: Sequence[str]) -> SystemScores:
-    """The visible votes alone: consensus = the given label (their plurality), quality = its
-    share of the visible votes."""
-    shown = to_matrix(truth["visible_votes"])
-    share = shown / np.maximum(shown.sum(axis=1, keepdims=True), 1e-12)
-    index = {name: i for i, name in enumerate(classes)}
-    given = truth["given_label"].astype(str).map(index).to_numpy(dtype=np.int64)
-    return SystemScores(
-        name=PLURALITY,
-        sample_ids=truth["sample_id"].astype(str).to_numpy(),
-        label_quality=share[np.arange(len(given)), given],
-        is_label_issue=np.zeros(len(given), dtype=bool),
-        proposed_label=truth["given_label"].astype(str).to_numpy(dtype=object),
-        soft_label=share,
-        uncertainty=get_normalized_entropy(share),
-    )
-
-
-def get_multiannotator_system(
-    truth: pd.DataFrame,
-    order: np.ndarray,
-    given: np.ndarray,
-    probs: np.ndarray,
-    classes: Sequence[str],
-) -> SystemScores:
-    """cleanlab's CROWDLAB on (N, k) annotator columns `order` and (N, C) `probs`.
-
-    Consensus = cleanlab's `consensus_label` (flagged where it leaves the given label);
-    quality of the given label = CROWDLAB's posterior at it. Soft label = the model's
-    probabilities (cleanlab returns no posterior). k = 1: `get_label_quality_scores`.
-    """
-    try:
-        from cleanlab.multiannotator import get_label_quality_multiannotator
-        from cleanlab.rank import get_label_quality_scores
-    except ImportError:
-        raise FercleanerError(
-            "the votes protocol needs cleanlab >= 2.9: pip install 'fercleaner[bench]'"
-        ) from None
-    rows = np.arange(len(given))
-    if order.shape[1] == 1:
-        consensus = given
-        quality = get_label_quality_scores(given, probs)
-    else:
-        result = get_label_quality_multiannotator(
-            order.astype(np.float64),
-            probs,
-            verbose=False,
-            return_annotator_stats=False,
-        )
-        consensus = result["label_quality"]["consensus_label"].to_numpy(dtype=np.int64)
-        detailed = result["detailed_label_quality"].to_numpy(dtype=np.float64)
-        # the given label is one of the visible votes: the first annotator who gave it
-        quality = detailed[rows, (order == given[:, None]).argmax(axis=1)]
-    names = np.array(classes, dtype=object)
-    return SystemScores(
-        name=MULTIANNOTATOR,
-        sample_ids=truth["sample_id"].astype(str).to_numpy(),
-        label_quality=np.asarray(quality, dtype=np.float64),
-        is_label_issue=consensus != given,
-        proposed_label=names[consensus],
-        soft_label=probs,
-        uncertainty=get_normalized_entropy(probs),
-    )
-
-
-def get_consensus_system(
-    truth: pd.DataFrame, given: np.ndarray, probs: np.ndarray, classes: Sequence[str]
-) -> SystemScores:
-    """`get_consensus` on the visible votes and `probs`: what `fercleaner score` does with votes.
-
-    Consensus = the posterior's argmax (flagged where it leaves the given label), quality
-    of the given label = the posterior at it, soft label = the posterior.
-    """
-    from fercleaner.scoring.consensus import get_consensus
-
-    consensus = get_consensus(to_matrix(truth["visible_votes"]), probs)
-    names = np.array(classes, dtype=object)
-    return SystemScores(
-        name=WITH_VOTES,
-        sample_ids=truth["sample_id"].astype(str).to_numpy(),
-        label_quality=consensus.soft_label[np.arange(len(given)), given],
-        is_label_issue=consensus.label != given,
-        proposed_label=names[consensus.label],
-        soft_label=consensus.soft_label,
-        uncertainty=get_normalized_entropy(consensus.soft_label),
-    )
-
-
-def get_run_issue_types(
-    frame: pd.DataFrame, truth: pd.DataFrame, classes: Sequence[str]
-) -> dict[str, Any]:
-    """`get_issue_type_metrics` of a scores frame against all the votes (joined on sample_id;
-    images the run did not score are left out, as `evaluate_system` leaves them)."""
-    index = {name: i for i, name in enumerate(classes)}
-    flags = frame[["sample_id", "is_label_issue", "issue_type"]].astype({"sample_id": str})
-    joined = truth[["sample_id", "given_label", "votes"]].merge(flags, on="sample_id")
-    return get_issue_type_metrics(
-        to_matrix(joined["votes"]),
-        joined["given_label"].astype(str).map(index).to_numpy(dtype=np.int64),
-        joined["is_label_issue"].to_numpy(dtype=bool),
-        joined["issue_type"].astype(str).to_numpy(dtype=object),
-    )
-
-
 def votes_cache_key(truth: pd.DataFrame, *, spec: Any, prefix: Sequence[str], images: str) -> str:
     """A hash of everything the run without votes depends on (see the module docstring)."""
     from fercleaner.config import load_recipe, recipe_to_dict
@@ -445,31 +347,6 @@ def _score_with_votes(
     system.label_quality = system.soft_label[np.arange(len(given)), given]
     system.cost = cost
     return system, frame, "score", shlex.join(command)
-
-
-def align_rows(frame: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFrame:
-    """The rows of system `name`'s scores frame in truth order (every truth sample scored)."""
-    indexed = frame.set_index(frame["sample_id"].astype(str), drop=False)
-    ids = truth["sample_id"].astype(str)
-    missing = ids[~ids.isin(indexed.index)]
-    if len(missing):
-        raise FercleanerError(
-            f"{name} scored {len(ids) - len(missing)} of the benchmark's {len(ids)} images "
-            f"(first missing: {missing.iloc[0]!r}); see its log under runs/"
-        )
-    return indexed.loc[ids].reset_index(drop=True)
-
-
-def align_frame_columns(
-    frame: pd.DataFrame, from_classes: Sequence[str], to_classes: Sequence[str]
-) -> pd.DataFrame:
-    """The frame with `pred_probs` and `soft_label` re-indexed to `to_classes` (`align_columns`)."""
-    if list(from_classes) == list(to_classes):
-        return frame
-    frame = frame.copy()
-    for column in ("pred_probs", "soft_label"):
-        frame[column] = list(align_columns(to_matrix(frame[column]), from_classes, to_classes))
-    return frame
 
 
 def _cost(started: float, cpu: float) -> dict[str, float]:
