@@ -17,19 +17,18 @@ import os
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fercleaner.bench.downstream import DEFAULT_POLICY, find_holdout, run_downstream
+from fercleaner.bench.downstream import find_holdout, run_downstream
 from fercleaner.bench.materialize import write_noisy_dataset
 from fercleaner.bench.plain_reference import PlainRecipe
-from fercleaner.bench.protocols import PROTOCOLS, VOTE_PROTOCOLS, make_noisy
-from fercleaner.bench.references import REFERENCES, get_reference_system, plan_references
+from fercleaner.bench.protocols import VOTE_PROTOCOLS, NoisyDataset, make_noisy
+from fercleaner.bench.references import ReferenceSpec, get_reference_system, plan_references
 from fercleaner.bench.report import (
     get_issue_type_target,
     get_target_check,
@@ -37,17 +36,14 @@ from fercleaner.bench.report import (
     write_report,
 )
 from fercleaner.bench.resources import run_measured
+from fercleaner.bench.spec import BenchSpec
 from fercleaner.bench.systems import (
     SystemScores,
     evaluate_system,
     from_scores_frame,
 )
-from fercleaner.bench.votes import (
-    WITH_VOTES,
-    align_frame_columns,
-    get_run_issue_types,
-    run_vote_systems,
-)
+from fercleaner.bench.vote_systems import WITH_VOTES, align_frame_columns, get_run_issue_types
+from fercleaner.bench.votes import run_vote_systems
 from fercleaner.cache import default_cache_root
 from fercleaner.errors import DatasetError, FercleanerError
 from fercleaner.runs import SCORES_FILE
@@ -64,117 +60,6 @@ ProgressFn = Callable[[int, int, str], None]
 def plan_systems(*, references: Sequence[str], folds: int = 5) -> list[str]:
     """The names of the systems a benchmark runs, fercleaner first."""
     return [PRIMARY_SYSTEM, *(spec.name for spec in plan_references(list(references), folds=folds))]
-
-
-@dataclass(frozen=True)
-class BenchSpec:
-    """Everything one benchmark varies (the `fercleaner bench` options)."""
-
-    protocol: str = "symmetric"
-    """Noise protocol (`fercleaner.bench.protocols`): annotator, votes, symmetric or pairflip."""
-    rate: float = 0.2
-    """Fraction flipped per class (symmetric, pairflip)."""
-    visible: int = 3
-    """Votes visible per image (votes protocol)."""
-    seed: int = 0
-    """Seed of the noise draw and of the references' training."""
-    method: str | None = None
-    """fercleaner's `--method` (None: the recipe's)."""
-    recipe: str | None = None
-    """fercleaner's `--recipe` (None: `fercleaner score`'s own default, as a user runs it)."""
-    overrides: Sequence[str] = ()
-    """fercleaner's recipe overrides key=value."""
-    references: Sequence[str] | None = None
-    """References run beside fercleaner (`fercleaner.bench.references.REFERENCES`); None:
-    all of them, or none for the votes protocol (which compares other systems)."""
-    folds: int = 5
-    """K of the cross-validated reference."""
-    reference_epochs: int = PlainRecipe.epochs
-    """Per-model epochs of the plain references (the protocol's 30)."""
-    reference_cache: str | os.PathLike[str] | None = "default"
-    """Cached reference results: "default" = `<cache root>/bench-references`, None = none."""
-    splits: Sequence[str] | None = None
-    """Source splits to benchmark on (default all), e.g. ["val"]."""
-    max_samples: int | None = None
-    """A seeded random subset of at most this many samples."""
-    slice_index: int | None = None
-    """The i-th disjoint SLICE_SIZE-image slice (a fixed permutation, whatever the seed)."""
-    downstream: bool = False
-    """Also train on noisy / cleaned / true labels and test on a held-out clean share."""
-    holdout: float = 0.2
-    """Share held out per true class when `downstream`."""
-    policy: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_POLICY))
-    """What fercleaner's issue types do to the training labels when `downstream`."""
-    score_command: Sequence[str] | None = None
-    """Command prefix that scores a dataset (default `python -m fercleaner score`); it gets
-    `DATASET --out RUN_DIR [--recipe R] [--method M] [key=value ...]`."""
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise FercleanerError(
-                f"unknown noise protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}"
-            )
-        if self.protocol not in VOTE_PROTOCOLS and not 0.0 < self.rate < 1.0:
-            raise FercleanerError(
-                f"--rate must be in (0, 1) for {self.protocol} noise; got {self.rate}"
-            )
-        if self.references is None:
-            default = () if self.protocol == "votes" else REFERENCES
-            object.__setattr__(self, "references", default)
-        if self.protocol == "votes":
-            self._check_votes_options()
-        if self.downstream and not 0.0 < self.holdout < 1.0:
-            raise FercleanerError(f"--holdout must be in (0, 1); got {self.holdout}")
-        if self.reference_epochs < 1:
-            raise FercleanerError(
-                f"--reference-epochs must be at least 1; got {self.reference_epochs}"
-            )
-        plan_references(list(self.references), folds=self.folds)
-
-    def _check_votes_options(self) -> None:
-        if self.visible < 1:
-            raise FercleanerError(f"--votes-visible must be at least 1; got {self.visible}")
-        ignored = [
-            flag
-            for flag, given in (("--reference", self.references), ("--downstream", self.downstream))
-            if given
-        ]
-        if ignored:
-            raise FercleanerError(
-                "the votes protocol compares the plurality vote, cleanlab's multiannotator and "
-                f"fercleaner without and with votes; drop {', '.join(ignored)}"
-            )
-
-    def command(self, dataset: str | os.PathLike[str], out: Path) -> str:
-        """The `fercleaner bench` command line that reruns this benchmark."""
-        parts = ["fercleaner", "bench", str(dataset), "--protocol", self.protocol]
-        if self.protocol not in VOTE_PROTOCOLS:
-            parts += ["--rate", str(self.rate)]
-        if self.protocol == "votes":
-            parts += ["--votes-visible", str(self.visible)]
-        parts += ["--seed", str(self.seed)]
-        for flag, value in (("--recipe", self.recipe), ("--method", self.method)):
-            if value:
-                parts += [flag, value]
-        if not self.references and self.protocol != "votes":
-            parts += ["--no-reference"]
-        elif sorted(self.references) != sorted(REFERENCES):
-            for reference in self.references:
-                parts += ["--reference", reference]
-        for flag, value, default in (
-            ("--folds", self.folds, 5),
-            ("--reference-epochs", self.reference_epochs, PlainRecipe.epochs),
-            ("--slice", self.slice_index, None),
-            ("--max-samples", self.max_samples, None),
-        ):
-            if value != default:
-                parts += [flag, str(value)]
-        for split in self.splits or ():
-            parts += ["--split", split]
-        if self.downstream:
-            parts += ["--downstream"]
-            parts += ["--holdout", str(self.holdout)] if self.holdout != 0.2 else []
-        return shlex.join([*parts, "--out", str(out), *self.overrides])
 
 
 def run_benchmark(
@@ -225,33 +110,90 @@ def run_benchmark(
     prefix = list(spec.score_command or [sys.executable, "-m", "fercleaner", "score"])
     header = _result_header(dataset, out, spec, samples, classes, layout, pool.protocol)
     if spec.protocol == "votes":
-        votes = run_vote_systems(
-            manifest.parent,
+        return _run_votes_benchmark(
+            manifest,
             truth,
             classes,
             out=out,
             prefix=prefix,
             spec=spec,
-            cache_root=_reference_cache_root(spec.reference_cache),
-            report=lambda step, stage: report(1 + step, total, stage),
+            header=header,
+            report=report,
+            total=total,
         )
-        report(total - 1, total, "computing metrics and writing the report")
-        result_json = {
-            **header,
-            "system_commands": votes.commands,
-            "primary_system": WITH_VOTES,
-            "references": [],
-            "consensus_source": votes.consensus_source,
-            "samples_not_scored": votes.unscored,
-            "systems": votes.metrics,
-            "issue_types": votes.issue_types,
-            "target": get_votes_target_check(votes.metrics),
-            "issue_type_target": get_issue_type_target(votes.issue_types),
-        }
-        write_report(out, result=result_json, systems=votes.systems, truth=votes.truth)
-        report(total, total, "done")
-        return result_json
+    return _run_reference_benchmark(
+        manifest,
+        truth,
+        classes,
+        pool=pool,
+        held=held,
+        out=out,
+        prefix=prefix,
+        spec=spec,
+        header=header,
+        reference_specs=reference_specs,
+        report=report,
+        total=total,
+    )
 
+
+def _run_votes_benchmark(
+    manifest: Path,
+    truth: pd.DataFrame,
+    classes: list[str],
+    *,
+    out: Path,
+    prefix: list[str],
+    spec: BenchSpec,
+    header: dict[str, Any],
+    report: ProgressFn,
+    total: int,
+) -> dict[str, Any]:
+    """The votes protocol on the written dataset: its four systems, metrics and report."""
+    votes = run_vote_systems(
+        manifest.parent,
+        truth,
+        classes,
+        out=out,
+        prefix=prefix,
+        spec=spec,
+        cache_root=_reference_cache_root(spec.reference_cache),
+        report=lambda step, stage: report(1 + step, total, stage),
+    )
+    report(total - 1, total, "computing metrics and writing the report")
+    result_json = {
+        **header,
+        "system_commands": votes.commands,
+        "primary_system": WITH_VOTES,
+        "references": [],
+        "consensus_source": votes.consensus_source,
+        "samples_not_scored": votes.unscored,
+        "systems": votes.metrics,
+        "issue_types": votes.issue_types,
+        "target": get_votes_target_check(votes.metrics),
+        "issue_type_target": get_issue_type_target(votes.issue_types),
+    }
+    write_report(out, result=result_json, systems=votes.systems, truth=votes.truth)
+    report(total, total, "done")
+    return result_json
+
+
+def _run_reference_benchmark(
+    manifest: Path,
+    truth: pd.DataFrame,
+    classes: list[str],
+    *,
+    pool: NoisyDataset,
+    held: NoisyDataset,
+    out: Path,
+    prefix: list[str],
+    spec: BenchSpec,
+    header: dict[str, Any],
+    reference_specs: list[ReferenceSpec],
+    report: ProgressFn,
+    total: int,
+) -> dict[str, Any]:
+    """fercleaner and the references on the written dataset, downstream, metrics and report."""
     report(1, total, f"scoring with {PRIMARY_SYSTEM}")
     primary, commands = _run_fercleaner(manifest, out, prefix=prefix, spec=spec)
     systems = {PRIMARY_SYSTEM: _primary_system(primary["scores"], classes, primary["cost"])}
