@@ -1,0 +1,222 @@
+"""bench/scale.py's stage children: ingest, cache (and a killed, resumed build), review, export.
+
+`child_main` runs in a child process of `bench/scale.py` (`--child STAGE:PART`), runs one
+stage or writes one part of the data (`_scale_data`), and leaves its figures as JSON in
+the work folder; the parent adds wall time, CPU seconds and peak RSS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from _scale_data import IMAGE_PX, generate_part
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child_main(
+    name: str, n: int, work: Path, decisions: int, resume: tuple[float | None, float | None]
+) -> int:
+    """The child process's work for `name` (`STAGE:PART`); its figures go to a JSON file."""
+    stage, part = name.split(":")
+    if stage == "generate":
+        figures = generate_part(work, part, n, decisions)
+    elif stage == "resume":
+        figures = _cache_resume(work, part, resume[0] or 0.0, resume[1])
+    else:
+        run = {"ingest": _ingest, "cache": _cache, "review": _review, "export": _export}[stage]
+        figures = run(work, part, n)
+    (work / f"child-{name.replace(':', '-')}.json").write_text(json.dumps(figures))
+    return 0
+
+
+class _Progress:
+    """Records progress calls: how many, and the seconds between the first and the last."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.first: float | None = None
+        self.last_done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls += 1
+        self.first = self.first or time.perf_counter()
+        self.last_done = done
+
+
+def _ingest(work: Path, layout: str, n: int) -> dict:
+    from fercleaner.datasets import read_dataset
+
+    progress = _Progress()
+    t0 = time.perf_counter()
+    data = read_dataset(work / layout, layout, workers=2, progress=progress)
+    seconds = time.perf_counter() - t0
+    first = None if progress.first is None else round(progress.first - t0, 2)
+    return {
+        f"ingest_{layout}_s": round(seconds, 2),
+        f"ingest_{layout}_images_per_s": round(len(data.samples) / seconds, 1),
+        f"ingest_{layout}_samples": len(data.samples),
+        f"ingest_{layout}_problems": len(data.problems),
+        f"ingest_{layout}_progress_calls": progress.calls,
+        f"ingest_{layout}_first_progress_s": first,
+    }
+
+
+def _cache(work: Path, layout: str, n: int) -> dict:
+    from fercleaner.cache import build_cache
+    from fercleaner.datasets import read_dataset
+
+    t0 = time.perf_counter()
+    samples = read_dataset(work / layout, layout, check_images=False).samples
+    read_s = time.perf_counter() - t0
+    cache_dir = work / f"cache-{layout}"
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    progress = _Progress()
+    t0 = time.perf_counter()
+    cold = build_cache(
+        samples, size=IMAGE_PX, channels=1, cache_dir=cache_dir, workers=2, progress=progress
+    )
+    cold_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    warm = build_cache(samples, size=IMAGE_PX, channels=1, cache_dir=cache_dir, workers=2)
+    warm_s = time.perf_counter() - t0
+    out = {
+        f"cache_{layout}_read_s": round(read_s, 2),
+        f"cache_{layout}_s": round(cold_s, 2),
+        f"cache_{layout}_images_per_s": round(cold.n_decoded / cold_s, 1),
+        f"cache_{layout}_warm_s": round(warm_s, 2),
+        f"cache_{layout}_warm_decoded": warm.n_decoded,
+        f"cache_{layout}_progress_calls": progress.calls,
+        "cache_memmap_mb": round(len(cold) * IMAGE_PX * IMAGE_PX / 2**20, 1),
+    }
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    return out
+
+
+def _killed_build(samples, cache_dir: Path, checkpoint_s: float | None) -> None:
+    """Grandchild: a cold cache build (its parent kills it midway)."""
+    import fercleaner.cache.build
+    from fercleaner.cache import build_cache
+
+    if checkpoint_s is not None:
+        fercleaner.cache.build.CHECKPOINT_S = checkpoint_s
+
+    build_cache(samples, size=IMAGE_PX, channels=1, cache_dir=cache_dir, workers=2)
+
+
+def _cache_resume(work: Path, layout: str, kill_after: float, checkpoint_s: float | None) -> dict:
+    """A build killed with SIGKILL after `kill_after` s, then run again: what it reused."""
+    import multiprocessing
+    import signal
+
+    from fercleaner.cache import build_cache
+    from fercleaner.datasets import read_dataset
+
+    samples = read_dataset(work / layout, layout, check_images=False).samples
+    cache_dir = work / f"cache-resume-{layout}"
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    build = multiprocessing.get_context("fork").Process(
+        target=_killed_build, args=(samples, cache_dir, checkpoint_s)
+    )
+    build.start()
+    build.join(kill_after)
+    finished = build.exitcode is not None
+    if not finished:
+        workers = _descendants(build.pid)
+        os.kill(build.pid, signal.SIGKILL)  # what `kill -9` does to the command
+        build.join()
+        for pid in workers:  # its decode workers would exit on their own, but slower
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    t0 = time.perf_counter()
+    resumed = build_cache(samples, size=IMAGE_PX, channels=1, cache_dir=cache_dir, workers=2)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    return {
+        "cache_resume_killed_after_s": kill_after,
+        "cache_resume_checkpoint_s": checkpoint_s,
+        "cache_resume_killed": not finished,
+        "cache_resume_reused": resumed.n_reused,
+        "cache_resume_decoded": resumed.n_decoded,
+        "cache_resume_s": round(seconds, 2),
+    }
+
+
+def _descendants(pid: int) -> list[int]:
+    """Child process ids of `pid` (Linux /proc), to kill a build's decode workers too."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _review(work: Path, part: str, n: int) -> dict:
+    """AppTest: first render, a decision click, a filter change, the overview page."""
+    from streamlit.testing.v1 import AppTest
+
+    from fercleaner.app import keys
+
+    os.environ[keys.ENV_RUN_DIR] = str(work / "run")
+    os.environ[keys.ENV_REVIEWER] = "bench"
+    at = AppTest.from_file(str(REPO / "app" / "streamlit_app.py"), default_timeout=600)
+
+    def timed(step) -> float:
+        t0 = time.perf_counter()
+        step()
+        if at.exception:
+            raise RuntimeError(f"the app raised: {at.exception}")
+        return round(time.perf_counter() - t0, 3)
+
+    first = timed(at.run)
+    warm = timed(at.run)
+    click = timed(lambda: at.button(key=keys.BTN_KEEP).click().run())
+    filt = timed(lambda: at.sidebar.multiselect(key=keys.F_GIVEN).select("happiness").run())
+    overview = timed(lambda: at.sidebar.radio(key=keys.MODE).set_value("Overview").run())
+    overview_again = timed(at.run)
+    return {
+        "review_first_image_s": first,
+        "review_warm_rerun_s": warm,
+        "review_click_s": click,
+        "review_filter_s": filt,
+        "review_overview_s": overview,
+        "review_overview_rerun_s": overview_again,
+        "review_timing": "AppTest script runs; Chromium not measured (follow-up)",
+    }
+
+
+def _export(work: Path, part: str, n: int) -> dict:
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from fercleaner.export import export_run
+
+    out = work / "export"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = export_run(work / "run", out)
+    seconds = time.perf_counter() - t0
+    train = result.manifests["train"]
+    meta = pq.ParquetFile(train).metadata
+    t0 = time.perf_counter()
+    rows = sum(b.num_rows for b in ds.dataset(train).to_batches(batch_size=65_536))
+    return {
+        "export_s": round(seconds, 2),
+        "export_rows": int(result.summary["rows"]),
+        "export_train_row_groups": meta.num_row_groups,
+        "export_train_largest_row_group": max(
+            meta.row_group(i).num_rows for i in range(meta.num_row_groups)
+        ),
+        "export_stream_rows": rows,
+        "export_stream_s": round(time.perf_counter() - t0, 3),
+    }
