@@ -123,7 +123,6 @@ def score_dataset(
         OutputError: `out_dir` is a file or not writable (checked before reading).
         DatasetError: the dataset cannot be read, or nothing is left to train on.
     """
-    from fercleaner.training.budget import resolve_train_budget
     from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
     from fercleaner.training.distributed import init_distributed, shutdown_distributed
 
@@ -157,18 +156,8 @@ def score_dataset(
         dataset, channels, cache = _read_and_decode(
             dataset_path, resolved, dist_info, report, timings, follow_links=follow_links
         )
-        samples, problems = get_usable_samples(dataset, cache)
-        check_folds(samples, resolved, decoded=True)
+        samples, problems, data, resolved = _prepare_training(dataset, cache, resolved)
         classes = list(dataset.classes)
-        data = build_train_data(samples, classes, cache, resolved)
-        # `auto` budgets become numbers here: run.json and checkpoints record what trained
-        resolved = resolve_train_budget(resolved, n_train=int(data.train_mask.sum()))
-        if not data.train_mask.any():
-            raise DatasetError(
-                f"no samples of {str(dataset.root)!r} are in the training splits"
-                f" {list(resolved.data.splits)}; splits present:"
-                f" {sorted(samples['split'].unique())}. Set data.splits accordingly."
-            )
         results = _train_methods(
             data, resolved, method_names, run_dir, resume, dist_info, report, timings
         )
@@ -267,6 +256,28 @@ def _read_and_decode(
     if dist_info.is_main:
         barrier(dist_info)
     return dataset, channels, cache
+
+
+def _prepare_training(
+    dataset: Any, cache: Any, recipe: Recipe
+) -> tuple[pd.DataFrame, pd.DataFrame, Any, Recipe]:
+    """The decoded samples, their problems, the `TrainData` and the recipe with its `auto`
+    budget resolved; a dataset with nothing in the training splits is refused."""
+    from fercleaner.training.budget import resolve_train_budget
+
+    samples, problems = get_usable_samples(dataset, cache)
+    check_folds(samples, recipe, decoded=True)
+    classes = list(dataset.classes)
+    data = build_train_data(samples, classes, cache, recipe)
+    # `auto` budgets become numbers here: run.json and checkpoints record what trained
+    recipe = resolve_train_budget(recipe, n_train=int(data.train_mask.sum()))
+    if not data.train_mask.any():
+        raise DatasetError(
+            f"no samples of {str(dataset.root)!r} are in the training splits"
+            f" {list(recipe.data.splits)}; splits present:"
+            f" {sorted(samples['split'].unique())}. Set data.splits accordingly."
+        )
+    return samples, problems, data, recipe
 
 
 def _train_methods(
