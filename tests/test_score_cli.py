@@ -153,3 +153,19 @@ def test_weights_file_is_loaded_and_recorded(faces, tmp_path):
     )
     assert missing.exit_code == 2
     assert "does not exist" in missing.output
+
+
+def test_the_default_recipe_ranks_by_the_model_and_its_late_training_margins(faces, tmp_path):
+    result = score_dataset(
+        faces,
+        tmp_path / "run",
+        overrides=[*TINY, "train.epochs=2"],
+    )
+    assert result.run_info["sources"] == ["baseline", "dynamics"]
+    frame = result.scores
+    baseline = frame["baseline_label_quality_signal"].to_numpy()
+    late = frame["dynamics_label_quality_signal"].to_numpy()
+    # the order is the mean of the two sources' percentile ranks, not the model's alone
+    both = pd.Series(baseline).rank() + pd.Series(late).rank()
+    assert (frame["label_quality"].rank().to_numpy() == both.rank().to_numpy()).all()
+    assert frame["dynamics_margin_late"].notna().all()

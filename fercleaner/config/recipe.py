@@ -101,8 +101,8 @@ class ScoreConfig:
     batch_size: int = 256
     """Images per inference batch."""
     dynamics: bool = False
-    """Also score with the training-dynamics source (folds == 1); off: it lowered AP when
-    combined."""
+    """Also rank by the training-dynamics source (late AUM; folds == 1 only): on in the
+    default recipe, where it raised AP on real annotator noise (docs/benchmarks.md)."""
     flag_rule: str = "noise_rate"
     """`noise_rate` (per given/true pair, by margin) or `class` (per class, by label quality);
     docs/scoring.md."""
