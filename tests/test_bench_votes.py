@@ -19,10 +19,12 @@ from typer.testing import CliRunner
 from fercleaner.arrays import to_matrix
 from fercleaner.bench import VOTE_SYSTEMS, make_noisy, run_benchmark, write_noisy_dataset
 from fercleaner.bench.materialize import MANIFEST_WITHOUT_VOTES
+from fercleaner.bench.metrics import get_correction_accuracy
 from fercleaner.bench.suite import SUITES, run_suite, summarize_votes_suite
 from fercleaner.bench.votes import get_consensus_system, get_multiannotator_system
 from fercleaner.cli import app
 from fercleaner.errors import DatasetError, FercleanerError
+from fercleaner.scoring import read_scores
 
 CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
 FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
@@ -197,6 +199,20 @@ def test_votes_benchmark_end_to_end_with_cache(tmp_path, monkeypatch):
     direct = get_consensus_system(truth, given, matrix, classes)
     expected = float((direct.proposed_label == truth["true_label"].to_numpy()).mean())
     assert result["systems"]["fercleaner_votes"]["consensus_accuracy"] == pytest.approx(expected)
+    if result["consensus_source"] == "score":
+        # proposals are the run's own (the consensus label only where it flagged), so the
+        # correction accuracy is judged on what a reviewer would see
+        voted = read_scores(out / "runs" / "fercleaner_votes" / "scores.parquet").frame
+        voted = voted.set_index("sample_id").loc[truth["sample_id"]]
+        assert result["systems"]["fercleaner_votes"]["correction_accuracy"] == pytest.approx(
+            get_correction_accuracy(
+                truth["true_label"].to_numpy(),
+                voted["proposed_label"].to_numpy(),
+                is_noisy=truth["is_noisy"].to_numpy(),
+                is_label_issue=voted["is_label_issue"].to_numpy(),
+            ),
+            nan_ok=True,
+        )
     # part 3: issue types against all the votes, for fercleaner's own scores
     issue = result["issue_types"]["fercleaner_novotes"]
     assert set(issue) >= {"ambiguous", "mislabeled", "confusion", "flagged"}
@@ -466,3 +482,33 @@ def test_votes_benchmark_leaves_out_images_the_run_did_not_score(tmp_path):
     for name in VOTE_SYSTEMS:
         assert result["systems"][name]["samples_scored"] == kept - 1, name
         assert result["systems"][name]["samples"] == kept - 1, name
+
+
+def test_a_system_with_a_consensus_is_judged_on_it_and_its_proposals_apart():
+    from fercleaner.bench.systems import SystemScores
+    from fercleaner.bench.votes import _evaluate
+
+    classes = ["neutral", "happiness"]
+    truth = pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c", "d"],
+            "true_label": ["happiness", "happiness", "neutral", "neutral"],
+            "given_label": ["neutral", "neutral", "neutral", "neutral"],
+            "is_noisy": [True, True, False, False],
+        }
+    )
+    system = SystemScores(
+        name="fercleaner_votes",
+        sample_ids=truth["sample_id"].to_numpy(),
+        label_quality=np.array([0.1, 0.2, 0.9, 0.8]),
+        is_label_issue=np.array([True, True, False, False]),
+        # the reviewer sees happiness for both flagged images ...
+        proposed_label=np.array(["happiness", "happiness", "neutral", "neutral"], dtype=object),
+        soft_label=np.full((4, 2), 0.5),
+        uncertainty=np.zeros(4),
+        # ... though the consensus itself still backs the given label for b
+        consensus_label=np.array(["happiness", "neutral", "neutral", "neutral"], dtype=object),
+    )
+    metrics = _evaluate({"fercleaner_votes": system}, truth, classes, None)["fercleaner_votes"]
+    assert metrics["correction_accuracy"] == pytest.approx(1.0)  # proposals: 2 of 2 right
+    assert metrics["consensus_accuracy"] == pytest.approx(0.75)  # consensus: b is wrong

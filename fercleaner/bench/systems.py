@@ -41,6 +41,9 @@ class SystemScores:
     cost: dict[str, float] = field(default_factory=dict)
     """wall_s and peak_rss_mb of everything the system ran."""
     notes: str = ""
+    consensus_label: np.ndarray | None = None
+    """(N,) class names the system believes true when that is not its proposal (fercleaner
+    with votes: `consensus_label` for every image, proposals only for flagged ones)."""
 
 
 def from_scores_frame(name: str, frame: pd.DataFrame, classes: Sequence[str]) -> SystemScores:

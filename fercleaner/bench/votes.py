@@ -15,7 +15,8 @@ All four see the same noisy dataset and the same model probabilities, those of o
   label unless flagged), quality = its `label_quality`.
 - `fercleaner_votes`: `fercleaner score <dataset with votes> --predictions <the run's
   probabilities>` (no second training); consensus = its `consensus_label`, quality = its
-  consensus posterior (`soft_label`) at the given label. Until `score` reads the votes
+  consensus posterior (`soft_label`) at the given label; its proposals (judged by the
+  correction accuracy) stay the run's own `proposed_label`. Until `score` reads the votes
   (its scores then lack `consensus_label`), the same is computed with
   `fercleaner.scoring.consensus.get_consensus` on the run's probabilities.
 
@@ -207,7 +208,7 @@ def _evaluate(
             get_consensus_metrics(
                 truth["true_label"].astype(str).to_numpy(),
                 truth["given_label"].astype(str).to_numpy(),
-                system.proposed_label,
+                system.proposed_label if system.consensus_label is None else system.consensus_label,
                 system.label_quality,
             )
         )
@@ -343,7 +344,7 @@ def _score_with_votes(
         return system, None, "get_consensus", shlex.join(command)
     aligned = align_frame_columns(frame, scores.classes, classes)
     system = from_scores_frame(WITH_VOTES, aligned, classes)
-    system.proposed_label = aligned["consensus_label"].astype(str).to_numpy(dtype=object)
+    system.consensus_label = aligned["consensus_label"].astype(str).to_numpy(dtype=object)
     system.label_quality = system.soft_label[np.arange(len(given)), given]
     system.cost = cost
     return system, frame, "score", shlex.join(command)
