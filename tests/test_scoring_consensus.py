@@ -96,3 +96,33 @@ def test_more_accurate_than_cleanlab_crowdlab_on_anonymous_crowds(
 def test_bad_votes_say_what_is_wrong(votes, message):
     with pytest.raises(ValueError, match=message):
         get_consensus(votes, np.full((2, 3), 1 / 3))
+
+
+def test_the_vote_distribution_weighs_the_model_by_how_well_it_predicts_left_out_votes():
+    rng = np.random.default_rng(0)
+    n, k, voters = 400, 4, 5
+    model = rng.dirichlet(np.ones(k) * 0.7, size=n)
+    informed = np.stack([rng.multinomial(voters, p) for p in model]).astype(float)
+    # votes drawn from the model's own distribution: the model is worth many votes
+    trusted = get_consensus(informed, model)
+    # the same votes against a model that knows nothing of these images: worth little
+    shuffled = get_consensus(informed, model[rng.permutation(n)])
+    assert trusted.model_weight > 4 * shuffled.model_weight
+    for result in (trusted, shuffled):
+        assert result.vote_distribution.shape == (n, k)
+        np.testing.assert_allclose(result.vote_distribution.sum(axis=1), 1.0, atol=1e-9)
+    # q = (v + alpha p_T) / (n + alpha), with p_T the calibrated model
+    t, alpha = trusted.temperature, trusted.model_weight
+    p_t = model ** (1 / t) / (model ** (1 / t)).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(
+        trusted.vote_distribution, (informed + alpha * p_t) / (voters + alpha), rtol=1e-6
+    )
+
+
+def test_without_two_votes_on_any_image_the_model_is_worth_one_vote():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
+    votes = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=float)
+    result = get_consensus(votes, probs)
+    assert result.model_weight == 1.0
+    # an unvoted image's vote distribution is the calibrated model's alone
+    np.testing.assert_allclose(result.vote_distribution[2], result.soft_label[2], atol=1e-9)

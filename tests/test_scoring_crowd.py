@@ -16,6 +16,7 @@ import pytest
 from fercleaner.arrays import get_probability_readout, to_matrix
 from fercleaner.errors import ScoresFormatError
 from fercleaner.scoring import assemble_scores, read_scores, write_scores
+from fercleaner.scoring.consensus import get_consensus
 from fercleaner.scoring.crowd import (
     CROWD_COLUMNS,
     apply_crowd_votes,
@@ -94,8 +95,13 @@ def test_votes_change_the_soft_label_flags_and_proposals_of_voted_images_only() 
     assert after["given_label"].iloc[A] == "neutral"
     # the ranking follows the consensus: A (outvoted) now ranks below D (4 of 5 agree)
     assert before["label_quality"].iloc[A] < before["label_quality"].iloc[D]
+    consensus = get_consensus(VOTES, to_matrix(before["pred_probs"], dtype=np.float64))
     np.testing.assert_allclose(
-        after["label_quality"].iloc[A], soft_after_row(after, A)[0], rtol=1e-5
+        after["label_quality"].iloc[A], consensus.soft_label[A, 0], rtol=1e-5
+    )
+    # the soft label estimates how people vote: the votes plus the model's worth in votes
+    np.testing.assert_allclose(
+        soft_after_row(after, A), consensus.vote_distribution[A], rtol=1e-5, atol=1e-6
     )
     assert after["label_quality"].iloc[A] < 0.5 < after["label_quality"].iloc[D]
     # B: one dissenting vote against a confident model: the consensus stays neutral

@@ -15,6 +15,17 @@ counts, RAF-DB a distribution), so one `a` serves every annotator. `a` and T are
 by EM on the images themselves: each round scores how well the crowd and the model agree
 with the current consensus. An image with no votes is the (calibrated) model's alone; a
 vote row summing to 1 (a distribution) counts as one annotation spread over its classes.
+
+The posterior is a belief about the one true class, sharper than the way people vote.
+A soft label to train on should estimate the vote distribution instead (FERPlus trains
+on it: Barsoum et al. 2016), so `vote_distribution` is the posterior predictive of one
+more vote under a Dirichlet prior centred on the calibrated model:
+
+    q(c) = (v_c + alpha * p_T(c | x)) / (n + alpha)
+
+where `alpha` (the model's worth in votes) maximises the likelihood of each vote left
+out given the image's other votes (images with two or more votes); with no such image it
+is one vote's worth.
 """
 
 from __future__ import annotations
@@ -31,6 +42,9 @@ _TEMPERATURES = np.geomspace(0.25, 4.0, 25)
 _ROUNDS = 10
 #: Bounds of the annotation accuracy `a` (strictly inside (1/K, 1) keeps logs finite).
 _MAX_ACCURACY = 0.999
+#: Model weights (in votes) tried for the vote distribution; one vote's worth without data.
+_MODEL_WEIGHTS = np.geomspace(0.125, 64.0, 28)
+_DEFAULT_MODEL_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,10 @@ class Consensus:
     """Fitted probability that one annotation names the true class."""
     temperature: float
     """Fitted temperature of the model's probabilities (> 1 = they were over-confident)."""
+    vote_distribution: np.ndarray
+    """(N, K): the expected share of votes per class (the soft label to train on)."""
+    model_weight: float
+    """`alpha`: how many votes the calibrated model's opinion is worth in it."""
 
 
 def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
@@ -84,6 +102,9 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
         temperature = _fit_temperature(log_model[voted], posterior[voted]) if voted.any() else 1.0
         posterior = _posterior(log_model / temperature, votes, counts, accuracy, k)
     label = posterior.argmax(axis=1)
+    calibrated = _softmax(log_model / temperature)
+    model_weight = _fit_model_weight(votes, counts, calibrated)
+    vote_distribution = (votes + model_weight * calibrated) / (counts[:, None] + model_weight)
     return Consensus(
         label=label,
         quality=posterior[np.arange(len(label)), label],
@@ -91,7 +112,35 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
         votes=counts,
         annotator_accuracy=accuracy,
         temperature=temperature,
+        vote_distribution=vote_distribution,
+        model_weight=model_weight,
     )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _fit_model_weight(votes: np.ndarray, counts: np.ndarray, model: np.ndarray) -> float:
+    """The `alpha` that best predicts each image's votes, one left out at a time.
+
+    A vote for c left out of n leaves (v_c - 1 + alpha p_c) / (n - 1 + alpha) as its
+    prediction; the log likelihood sums that over the votes (v_c of them for class c).
+    Only whole votes on images with two or more say anything about alpha.
+    """
+    several = (counts >= 2) & np.all(np.isclose(votes, np.round(votes)), axis=1)
+    if not several.any():
+        return _DEFAULT_MODEL_WEIGHT
+    v, n, p = votes[several], counts[several, None], np.clip(model[several], 1e-12, 1.0)
+    best, best_loss = _DEFAULT_MODEL_WEIGHT, np.inf
+    for alpha in _MODEL_WEIGHTS:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_pred = np.log(np.clip(v - 1 + alpha * p, 1e-12, None)) - np.log(n - 1 + alpha)
+        loss = -float(np.where(v > 0, v * log_pred, 0.0).sum())
+        if loss < best_loss:
+            best, best_loss = float(alpha), loss
+    return best
 
 
 def _posterior(

@@ -5,8 +5,9 @@
 any image has votes, `apply_crowd_votes` on the assembled scores. The consensus itself is
 `fercleaner.scoring.consensus.get_consensus` (one-coin Dawid-Skene with the model as
 prior); this module decides what it changes in scores.parquet (docs/scoring.md, "Crowd
-votes"): the soft label of a voted image becomes the consensus posterior and its
-label quality that posterior at the given label, an image whose
+votes"): the soft label of a voted image becomes the expected vote distribution (the
+votes and the calibrated model, `Consensus.vote_distribution`) and its label quality
+the consensus posterior at the given label, an image whose
 given label disagrees with a confident consensus is flagged `mislabeled`, and a flagged
 voted image proposes the consensus label. Without votes the scores are returned untouched.
 """
@@ -128,8 +129,8 @@ def apply_crowd_votes(
 
     Returns:
         Without votes, `scores` itself and no summary. With votes, a new frame with the
-        `CROWD_COLUMNS` before `path`; voted rows take the consensus posterior as
-        `soft_label` and its value at the given label as `label_quality`; rows the
+        `CROWD_COLUMNS` before `path`; voted rows take the expected vote distribution
+        as `soft_label` and the posterior at the given label as `label_quality`; rows the
         consensus flags become `mislabeled` issues; flagged voted rows propose the
         consensus label where it differs from the given one.
     """
@@ -150,7 +151,7 @@ def apply_crowd_votes(
     flags = was_flagged | disagrees
     names = np.array(classes, dtype=object)
     soft = to_matrix(scores["soft_label"], dtype=np.float32, width=k)
-    soft[voted] = consensus.soft_label[voted]
+    soft[voted] = consensus.vote_distribution[voted]
     # the consensus's belief in the given label ranks voted images (CROWDLAB's label
     # quality); unvoted images keep the model's, already a probability of the given label
     quality = scores["label_quality"].to_numpy(dtype=np.float64).copy()
@@ -179,6 +180,7 @@ def apply_crowd_votes(
         "images_without_votes": int((~voted).sum()),
         "annotator_accuracy": round(float(consensus.annotator_accuracy), 4),
         "temperature": round(float(consensus.temperature), 4),
+        "model_weight": round(float(consensus.model_weight), 4),
         "min_quality": float(min_quality),
         "disagreements": int(disagrees.sum()),
         "flags_from_consensus": int((disagrees & ~was_flagged).sum()),
@@ -195,7 +197,9 @@ def describe_consensus(summary: dict[str, Any]) -> str:
         f"crowd votes: {summary['images_with_votes']:,} images with votes"
         f" ({summary['images_with_one_vote']:,} with one), {summary['images_without_votes']:,}"
         f" without (the model alone); annotator accuracy {summary['annotator_accuracy']:.3f},"
-        f" model temperature {summary['temperature']:.2f}; {summary['flags_from_consensus']:,}"
+        f" model temperature {summary['temperature']:.2f}, worth"
+        f" {summary['model_weight']:.2g} vote(s) in the soft labels;"
+        f" {summary['flags_from_consensus']:,}"
         f" flag(s) from the consensus ({summary['disagreements']:,} given labels disagree with"
         f" a consensus >= {summary['min_quality']:g})"
     )
