@@ -234,12 +234,6 @@ def render_markdown(result: Mapping[str, Any]) -> str:
             f"{result.get('reference_epochs')} epochs per model "
             "(fercleaner.bench.plain_reference).",
         ]
-    if result.get("consensus_source") == "get_consensus":
-        lines += [
-            "",
-            "fercleaner_votes: `fercleaner score` ignored the votes, so its consensus is "
-            "`get_consensus` on fercleaner_novotes's probabilities.",
-        ]
     lines += render_issue_types(result.get("issue_types") or {})
     target = result.get("target", {})
     if target:

@@ -166,7 +166,6 @@ def _run_votes_benchmark(
         "system_commands": votes.commands,
         "primary_system": WITH_VOTES,
         "references": [],
-        "consensus_source": votes.consensus_source,
         "samples_not_scored": votes.unscored,
         "systems": votes.metrics,
         "issue_types": votes.issue_types,

@@ -146,7 +146,6 @@ def summarize_votes_suite(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "target_on_means_by_k": targets,
         "target_per_run": {name: r.get("target", {}) for name, r in results.items()},
         "issue_types": summarize_issue_types(results),
-        "consensus_source": sorted({str(r.get("consensus_source")) for r in results.values()}),
         "commands": {name: r.get("command") for name, r in results.items()},
     }
 

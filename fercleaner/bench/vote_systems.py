@@ -90,29 +90,6 @@ def get_multiannotator_system(
     )
 
 
-def get_consensus_system(
-    truth: pd.DataFrame, given: np.ndarray, probs: np.ndarray, classes: Sequence[str]
-) -> SystemScores:
-    """`get_consensus` on the visible votes and `probs`: what `fercleaner score` does with votes.
-
-    Consensus = the posterior's argmax (flagged where it leaves the given label), quality
-    of the given label = the posterior at it, soft label = the posterior.
-    """
-    from fercleaner.scoring.consensus import get_consensus
-
-    consensus = get_consensus(to_matrix(truth["visible_votes"]), probs)
-    names = np.array(classes, dtype=object)
-    return SystemScores(
-        name=WITH_VOTES,
-        sample_ids=truth["sample_id"].astype(str).to_numpy(),
-        label_quality=consensus.soft_label[np.arange(len(given)), given],
-        is_label_issue=consensus.label != given,
-        proposed_label=names[consensus.label],
-        soft_label=consensus.soft_label,
-        uncertainty=get_normalized_entropy(consensus.soft_label),
-    )
-
-
 def get_run_issue_types(
     frame: pd.DataFrame, truth: pd.DataFrame, classes: Sequence[str]
 ) -> dict[str, Any]:

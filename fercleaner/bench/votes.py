@@ -15,10 +15,8 @@ All four see the same noisy dataset and the same model probabilities, those of o
   label unless flagged), quality = its `label_quality`.
 - `fercleaner_votes`: `fercleaner score <dataset with votes> --predictions <the run's
   probabilities>` (no second training); consensus = its `consensus_label`, quality = its
-  consensus posterior (`soft_label`) at the given label; its proposals (judged by the
-  correction accuracy) stay the run's own `proposed_label`. Until `score` reads the votes
-  (its scores then lack `consensus_label`), the same is computed with
-  `fercleaner.scoring.consensus.get_consensus` on the run's probabilities.
+  `label_quality` (the consensus posterior at the given label); its proposals (judged by
+  the correction accuracy) are the run's own `proposed_label`.
 
 The score run without votes is the one expensive step (a training), so its scores are
 cached beside the bench references, keyed by the protocol, k, seed, the resolved recipe,
@@ -48,7 +46,7 @@ import pandas as pd
 
 from fercleaner.arrays import to_matrix
 from fercleaner.bench.materialize import MANIFEST_WITHOUT_VOTES
-from fercleaner.bench.metrics import get_consensus_metrics, get_detection_metrics
+from fercleaner.bench.metrics import get_consensus_metrics
 from fercleaner.bench.references import get_images_digest
 from fercleaner.bench.resources import run_measured
 from fercleaner.bench.systems import SystemScores, align_columns, evaluate_system, from_scores_frame
@@ -59,7 +57,6 @@ from fercleaner.bench.vote_systems import (
     WITHOUT_VOTES,
     align_frame_columns,
     align_rows,
-    get_consensus_system,
     get_multiannotator_system,
     get_plurality_system,
     get_run_issue_types,
@@ -97,8 +94,6 @@ class VoteSystems:
     commands: dict[str, str]
     issue_types: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per fercleaner system: `get_issue_type_metrics` against all the votes."""
-    consensus_source: str = ""
-    """How `fercleaner_votes` was computed: `score` or `get_consensus`."""
     unscored: int = 0
     """Benchmark images the run without votes did not score (quarantined), left out."""
     truth: pd.DataFrame | None = None
@@ -160,11 +155,10 @@ def run_vote_systems(
     novotes.cost = base_cost
     systems[WITHOUT_VOTES] = novotes
     report(2, f"{WITH_VOTES}: score --predictions on the dataset with votes")
-    with_votes, voted_frame, source, command = _score_with_votes(
+    with_votes, voted_frame, command = _score_with_votes(
         dataset_dir / "labels.csv",
         truth,
         probs,
-        given,
         classes,
         out=out,
         spec=spec,
@@ -179,16 +173,16 @@ def run_vote_systems(
         WITHOUT_VOTES: base_command,
         WITH_VOTES: command,
     }
-    metrics = _evaluate(systems, truth, classes, voted_frame)
-    issue_types = {WITHOUT_VOTES: get_run_issue_types(frame, truth, classes)}
-    if voted_frame is not None:
-        issue_types[WITH_VOTES] = get_run_issue_types(voted_frame, truth, classes)
+    metrics = _evaluate(systems, truth, classes)
+    issue_types = {
+        WITHOUT_VOTES: get_run_issue_types(frame, truth, classes),
+        WITH_VOTES: get_run_issue_types(voted_frame, truth, classes),
+    }
     return VoteSystems(
         systems,
         metrics,
         commands,
         issue_types,
-        consensus_source=source,
         unscored=len(unscored),
         truth=truth,
     )
@@ -198,7 +192,6 @@ def _evaluate(
     systems: dict[str, SystemScores],
     truth: pd.DataFrame,
     classes: list[str],
-    voted_frame: pd.DataFrame | None,
 ) -> dict[str, dict[str, Any]]:
     """Per system: the usual bench metrics and the consensus metrics against the truth."""
     metrics = {}
@@ -212,12 +205,6 @@ def _evaluate(
                 system.label_quality,
             )
         )
-    if voted_frame is not None:  # the scores' own label_quality column, beside the posterior's
-        metrics[WITH_VOTES]["score_label_quality_ap"] = get_detection_metrics(
-            truth["is_noisy"].to_numpy(dtype=bool),
-            voted_frame["label_quality"].to_numpy(dtype=np.float64),
-            voted_frame["is_label_issue"].to_numpy(dtype=bool),
-        )["ap"]
     return metrics
 
 
@@ -295,19 +282,18 @@ def _score_with_votes(
     manifest: Path,
     truth: pd.DataFrame,
     probs: np.ndarray,
-    given: np.ndarray,
     classes: list[str],
     *,
     out: Path,
     spec: Any,
     unscored: Sequence[str] = (),
-) -> tuple[SystemScores, pd.DataFrame | None, str, str]:
+) -> tuple[SystemScores, pd.DataFrame, str]:
     """`fercleaner score --predictions` on the dataset with votes (never --score-command: it
-    trains nothing); its consensus when the scores have one, else `get_consensus`.
+    trains nothing), with the bench's recipe and overrides (so both fercleaner systems flag
+    by one rule).
 
     `unscored` images (left out of the benchmark) get uniform probabilities, as `score`
-    reads them too. Returns (system, the run's scores frame when it used the votes,
-    source, command).
+    reads them too. Returns (system, the run's scores frame, command).
     """
     from fercleaner.datasets import read_dataset
 
@@ -327,6 +313,7 @@ def _score_with_votes(
     command = [sys.executable, "-m", "fercleaner", "score", str(manifest)]
     command += ["--predictions", str(predictions), "--out", str(run_dir)]
     command += ["--recipe", spec.recipe] if spec.recipe else []
+    command += list(spec.overrides or ())
     result = run_measured(command, log_path=run_dir.with_suffix(".log"))
     if result.returncode != 0:
         raise FercleanerError(
@@ -336,18 +323,16 @@ def _score_with_votes(
     cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
     scores = read_scores(run_dir / SCORES_FILE)
     frame = align_rows(scores.frame, truth, WITH_VOTES)
-    if "consensus_label" not in frame.columns:  # score does not read votes (yet)
-        started, cpu = time.perf_counter(), time.process_time()
-        system = get_consensus_system(truth, given, probs, classes)
-        system.cost = {**cost, **{k: cost[k] + v for k, v in _cost(started, cpu).items()}}
-        system.notes = "get_consensus on the run's probabilities: score ignored the votes"
-        return system, None, "get_consensus", shlex.join(command)
+    if "consensus_label" not in frame.columns:
+        raise FercleanerError(
+            f"{WITH_VOTES}: {run_dir / SCORES_FILE} has no consensus_label: `fercleaner score`"
+            f" did not read the votes_<class> columns of {manifest}"
+        )
     aligned = align_frame_columns(frame, scores.classes, classes)
     system = from_scores_frame(WITH_VOTES, aligned, classes)
     system.consensus_label = aligned["consensus_label"].astype(str).to_numpy(dtype=object)
-    system.label_quality = system.soft_label[np.arange(len(given)), given]
     system.cost = cost
-    return system, frame, "score", shlex.join(command)
+    return system, frame, shlex.join(command)
 
 
 def _cost(started: float, cpu: float) -> dict[str, float]:
