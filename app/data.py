@@ -69,7 +69,10 @@ def get_decided_ids(run_dir: str, version: int) -> frozenset[str]:
     """
     state = _decided_ids_state(run_dir)
     with state.lock:
-        if state.version < 0 or version < state.version:  # first read, or a store reset
+        # an older `version` is a session that read it before another reviewer's click:
+        # the shared set is newer still, unless the store itself was reset under us
+        reset = version < state.version and get_store(run_dir).last_event_id() < state.version
+        if state.version < 0 or reset:
             store = get_store(run_dir)
             newest = store.last_event_id()
             state.ids, state.version = frozenset(store.decided_ids()), newest

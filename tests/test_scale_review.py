@@ -134,3 +134,23 @@ def test_decided_ids_follow_the_store_without_a_full_read(
         assert now == frozenset(real(store)) == {sid(0), sid(1), sid(3), sid(9)}
         assert isinstance(now, frozenset) and first == {sid(i) for i in range(4)}
         assert full_reads == []
+
+
+def test_a_session_behind_another_reviewers_click_reuses_the_newer_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fercleaner.app.data import get_decided_ids
+
+    run_dir = open_run_for_app(tmp_path, monkeypatch)
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(0), "keep", "anger"), reviewer="ann")
+        stale = store.last_event_id()  # one session reads this version ...
+        store.record(Decision(sid(1), "exclude"), reviewer="bob")
+        newest = get_decided_ids(str(run_dir), store.last_event_id())  # ... another, newer
+        full_reads = []
+        real = DecisionStore.decided_ids
+        monkeypatch.setattr(
+            DecisionStore, "decided_ids", lambda self: full_reads.append(1) or real(self)
+        )
+        assert get_decided_ids(str(run_dir), stale) == newest == {sid(0), sid(1)}
+        assert full_reads == []
