@@ -93,7 +93,7 @@ def score_variants(bench_out: Path, system_name: str) -> dict:
             quality="self_confidence",
         )
     if "dynamics" not in sources and (run_dir / "dynamics.parquet").is_file():
-        dynamics = _rebuild_dynamics(run_dir / "dynamics.parquet", frame, primary, labels)
+        dynamics = _rebuild_dynamics(run_dir / "dynamics.parquet", frame, primary)
         both = {primary: readouts[primary], "dynamics": dynamics}
         assembled = assemble_scores(
             samples, classes, both, method_name=primary, flag_rule=flag_rule
@@ -107,9 +107,7 @@ def score_variants(bench_out: Path, system_name: str) -> dict:
     return {"sources": sources, "variants": results}
 
 
-def _rebuild_dynamics(
-    path: Path, frame: pd.DataFrame, method: str, labels: np.ndarray
-) -> dict[str, np.ndarray]:
+def _rebuild_dynamics(path: Path, frame: pd.DataFrame, method: str) -> dict[str, np.ndarray]:
     """The dynamics readout of `method`'s in-sample run, from its dynamics.parquet rows."""
     from fercleaner.training.dynamics import (
         DYNAMICS_SIGNALS,
@@ -125,8 +123,7 @@ def _rebuild_dynamics(
     accumulator = DynamicsAccumulator(epochs, len(frame))
     for signal in DYNAMICS_SIGNALS:
         accumulator.per_epoch[signal][table["epoch"].to_numpy(), rows] = table[signal].to_numpy()
-    probs = np.stack(frame["pred_probs"].to_list()).astype(float)
-    return get_dynamics_readout(accumulator, labels=labels, fallback_probs=probs)
+    return get_dynamics_readout(accumulator)
 
 
 def _summarise(runs: dict[str, dict]) -> dict[str, dict[str, float]]:

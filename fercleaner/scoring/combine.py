@@ -87,6 +87,9 @@ def combine_sources(
                 )
 
     def weighted(key: str, transform) -> np.ndarray | None:
+        """Weighted mean over the sources that have `key`; per row over those with a value
+        (a NaN is a source that does not speak for that sample, e.g. dynamics for a sample
+        outside the training splits)."""
         have = [s for s in sources if key in readouts[s]]
         if not have:
             return None
@@ -96,7 +99,11 @@ def combine_sources(
         stacked = np.stack(
             [transform(np.asarray(readouts[s][key], dtype=np.float64)) for s in have]
         )
-        return np.tensordot(w / w.sum(), stacked, axes=1)
+        present = np.isfinite(stacked)
+        shape = (len(have),) + (1,) * (stacked.ndim - 1)
+        w_present = np.where(present, w.reshape(shape), 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (w_present * np.where(present, stacked, 0.0)).sum(axis=0) / w_present.sum(axis=0)
 
     identity = lambda a: a  # noqa: E731
     signal = _percentile_rank if rule == "rank_mean" else identity
@@ -129,8 +136,14 @@ def combine_sources(
 
 
 def _percentile_rank(values: np.ndarray) -> np.ndarray:
-    """(N,) average-rank percentile in (0, 1): the smallest value gets 0.5 / N."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    """(N,) average-rank percentile in (0, 1) among the finite values (the smallest gets
+    0.5 / their count); NaN stays NaN."""
+    out = np.full(len(values), np.nan)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return out
+    _, inverse, counts = np.unique(values[finite], return_inverse=True, return_counts=True)
     last = np.cumsum(counts)  # 1-based rank of the last member of each tie group
     average_rank = (last - counts + 1 + last) / 2.0
-    return (average_rank[inverse.reshape(-1)] - 0.5) / len(values)
+    out[finite] = (average_rank[inverse.reshape(-1)] - 0.5) / finite.sum()
+    return out

@@ -107,7 +107,7 @@ def get_dynamics_table(
 
 
 def get_dynamics_readout(
-    dynamics: DynamicsAccumulator, *, labels: np.ndarray, fallback_probs: np.ndarray
+    dynamics: DynamicsAccumulator,
 ) -> dict[str, np.ndarray]:
     """The `dynamics` scoring source: a ranking signal, not a prediction.
 
@@ -121,8 +121,9 @@ def get_dynamics_readout(
     predictions, proposals and soft labels, so it re-orders suspects and nothing else.
     Method columns: `given_prob_mean`, `given_prob_std` (variability), `margin_mean` (AUM
     over all epochs), `margin_late`, `confidence_mean`. Samples never trained on (outside
-    `data.splits`) take the margin of `fallback_probs` (the method's (N, C) predictions) at
-    their given `labels` (N,), and NaN columns.
+    `data.splits`) get NaN: the source does not speak for them, and the combination ranks
+    them by the method alone (`combine_sources`), since an eval-mode margin of an unseen
+    image is not on the scale of a training-mode one.
     """
     given = dynamics.per_epoch["given_prob"]
     margin = dynamics.per_epoch["margin"]
@@ -135,11 +136,10 @@ def get_dynamics_readout(
             "margin_late": _nanmean(late),
             "confidence_mean": _nanmean(dynamics.per_epoch["confidence"]),
         }
-    seen = np.isfinite(columns["margin_late"])
-    fallback_margin = _get_given_margin(fallback_probs, labels)
-    margin_signal = np.where(seen, columns["margin_late"], fallback_margin)
     return {
-        "label_quality_signal": np.clip((1.0 + margin_signal) / 2.0, 0.0, 1.0).astype(np.float32),
+        "label_quality_signal": np.clip((1.0 + columns["margin_late"]) / 2.0, 0.0, 1.0).astype(
+            np.float32
+        ),
         **{k: v.astype(np.float32) for k, v in columns.items()},
     }
 
@@ -151,16 +151,6 @@ def get_late_epochs(per_epoch: np.ndarray) -> slice:
         return slice(0, 0)
     count = len(recorded)
     return slice(int(recorded[count // 2]) if count > 1 else int(recorded[0]), recorded[-1] + 1)
-
-
-def _get_given_margin(pred_probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(N,) p[given] - the largest other p, as the accumulator's margin."""
-    probs = np.asarray(pred_probs, dtype=np.float64)
-    rows = np.arange(len(probs))
-    given = probs[rows, labels]
-    others = probs.copy()
-    others[rows, labels] = -np.inf
-    return given - others.max(axis=1)
 
 
 def _nanmean(a: np.ndarray) -> np.ndarray:

@@ -154,9 +154,7 @@ def train_and_score(
         )
         event_tables.append(_events_table(events, data.sample_ids, method_name, fold))
         if cfg.folds == 1:
-            dynamics_readout = get_dynamics_readout(
-                dynamics, labels=data.labels, fallback_probs=fold_readouts[0][1]["pred_probs"]
-            )
+            dynamics_readout = get_dynamics_readout(dynamics)
     if not dist_info.is_main:
         return None
     return TrainResult(
