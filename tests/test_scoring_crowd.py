@@ -172,3 +172,30 @@ def test_crowd_columns_round_trip_through_the_scores_file(tmp_path) -> None:
     write_scores(frame.drop(columns="consensus_label"), path, metadata=meta)
     with pytest.raises(ScoresFormatError, match="lacks \\['consensus_label'\\]"):
         read_scores(path)
+
+
+def test_a_crowd_of_two_or_more_backing_the_given_label_clears_the_models_flag() -> None:
+    given = ["neutral"] * 4
+    probs = np.array([[0.3, 0.6, 0.1]] * 4)  # the model says happiness: it flags all four
+    votes = np.array([[5, 0, 0], [1, 0, 0], [0, 0, 0], [1, 4, 0]], dtype=float)
+    samples = pd.DataFrame(
+        {
+            "sample_id": [f"t{i}.png" for i in range(4)],
+            "split": "train",
+            "given_label": given,
+            "path": [f"/data/t{i}.png" for i in range(4)],
+        }
+    )
+    readout = get_probability_readout(probs, np.zeros(4, dtype=int))
+    before = assemble_scores(
+        samples, CLASSES, {"predictions": readout}, method_name="predictions", flag_rule="argmax"
+    )
+    assert before["is_label_issue"].all()
+    crowd = apply_crowd_votes(before, votes, CLASSES)
+    after = crowd.scores
+    # five voters back `neutral`: cleared, nothing proposed; one vote cannot clear; no
+    # votes: the model alone; four of five for happiness: stays flagged, proposes it
+    assert after["is_label_issue"].tolist() == [False, True, True, True]
+    assert after["issue_type"].iloc[0] == "none" and after["proposed_label"].iloc[0] == "neutral"
+    assert after["proposed_label"].iloc[3] == "happiness"
+    assert crowd.summary["flags_cleared_by_consensus"] == 1

@@ -7,9 +7,10 @@ any image has votes, `apply_crowd_votes` on the assembled scores. The consensus 
 prior); this module decides what it changes in scores.parquet (docs/scoring.md, "Crowd
 votes"): the soft label of a voted image becomes the expected vote distribution (the
 votes and the calibrated model, `Consensus.vote_distribution`) and its label quality
-the consensus posterior at the given label, an image whose
-given label disagrees with a confident consensus is flagged `mislabeled`, and a flagged
-voted image proposes the consensus label. Without votes the scores are returned untouched.
+the consensus posterior at the given label, an image whose given label disagrees with a
+confident consensus is flagged `mislabeled`, a model flag on an image whose two or more
+votes confidently back its given label is cleared, and a flagged voted image proposes the
+consensus label. Without votes the scores are returned untouched.
 """
 
 from __future__ import annotations
@@ -148,7 +149,13 @@ def apply_crowd_votes(
         labels, consensus.label, consensus.quality, consensus.votes, min_quality=min_quality
     )
     was_flagged = scores["is_label_issue"].to_numpy(dtype=bool)
-    flags = was_flagged | disagrees
+    # a crowd of two or more that confidently backs the given label overrules the model's
+    # flag (one vote cannot: it is usually the given label itself)
+    backs = (
+        (consensus.votes >= 2) & (consensus.label == labels) & (consensus.quality >= min_quality)
+    )
+    cleared = was_flagged & backs
+    flags = (was_flagged & ~cleared) | disagrees
     names = np.array(classes, dtype=object)
     soft = to_matrix(scores["soft_label"], dtype=np.float32, width=k)
     soft[voted] = consensus.vote_distribution[voted]
@@ -158,7 +165,9 @@ def apply_crowd_votes(
     quality[voted] = consensus.soft_label[voted, labels[voted]]
     issue_type = scores["issue_type"].to_numpy(dtype=object).copy()
     issue_type[disagrees] = "mislabeled"
+    issue_type[cleared] = "none"
     proposed = scores["proposed_label"].to_numpy(dtype=object).copy()
+    proposed[cleared] = names[labels[cleared]]  # unflagged: the given label stands
     relabel = flags & voted & (consensus.label != labels)
     proposed[relabel] = names[consensus.label[relabel]]
 
@@ -184,6 +193,7 @@ def apply_crowd_votes(
         "min_quality": float(min_quality),
         "disagreements": int(disagrees.sum()),
         "flags_from_consensus": int((disagrees & ~was_flagged).sum()),
+        "flags_cleared_by_consensus": int(cleared.sum()),
         "proposals_from_consensus": int(
             (relabel & (scores["proposed_label"].to_numpy(dtype=object) != proposed)).sum()
         ),
@@ -201,5 +211,6 @@ def describe_consensus(summary: dict[str, Any]) -> str:
         f" {summary['model_weight']:.2g} vote(s) in the soft labels;"
         f" {summary['flags_from_consensus']:,}"
         f" flag(s) from the consensus ({summary['disagreements']:,} given labels disagree with"
-        f" a consensus >= {summary['min_quality']:g})"
+        f" a consensus >= {summary['min_quality']:g}), {summary['flags_cleared_by_consensus']:,}"
+        f" model flag(s) cleared by a crowd that backs the given label"
     )
