@@ -126,3 +126,16 @@ def test_without_two_votes_on_any_image_the_model_is_worth_one_vote():
     assert result.model_weight == 1.0
     # an unvoted image's vote distribution is the calibrated model's alone
     np.testing.assert_allclose(result.vote_distribution[2], result.soft_label[2], atol=1e-9)
+
+
+def test_fractional_rows_do_not_count_as_pairs_of_votes():
+    probs = np.array([[0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
+    whole = np.array([[3, 0], [0, 2], [1, 1]], dtype=float)
+    # rows averaged over raters sum to >= 2 but their votes cannot be paired
+    averaged = np.array([[2.5, 0.5], [0.25, 1.75], [1.5, 0.5]])
+    assert get_consensus(whole, probs).annotator_accuracy < 0.999
+    # only the agreement of whole votes estimates `a`; with none, EM fits it and the
+    # model's weight in the vote distribution stays one vote
+    assert get_consensus(averaged, probs).model_weight == 1.0
+    # (pairing them would read their fractions as disagreement: a near chance, 0.5)
+    assert 0.6 < get_consensus(averaged, probs).annotator_accuracy <= 0.999

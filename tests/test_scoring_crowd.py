@@ -145,6 +145,9 @@ def test_sample_votes_come_from_counts_or_a_normalised_distribution() -> None:
     votes = get_sample_votes(samples, CLASSES)
     np.testing.assert_allclose(votes[0], [1, 2, 0])
     assert votes[1].sum() == pytest.approx(1.0) and votes[1][0] > votes[1][1]
+    # fractional `votes` (averaged, or a distribution in a csv) are one annotation too
+    averaged = get_sample_votes(samples.assign(votes=[np.array([1.5, 2.5, 0])] * 4), CLASSES)
+    np.testing.assert_allclose(averaged[0], [0.375, 0.625, 0])
     assert votes[2].sum() == 0 and votes[3].sum() == 0
     assert get_sample_votes(samples.drop(columns=["votes", "label_distribution"]), CLASSES) is None
     assert get_sample_votes(samples.iloc[2:].drop(columns="label_distribution"), CLASSES) is None

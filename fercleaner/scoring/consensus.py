@@ -129,7 +129,7 @@ def _fit_model_weight(votes: np.ndarray, counts: np.ndarray, model: np.ndarray) 
     prediction; the log likelihood sums that over the votes (v_c of them for class c).
     Only whole votes on images with two or more say anything about alpha.
     """
-    several = (counts >= 2) & np.all(np.isclose(votes, np.round(votes)), axis=1)
+    several = _several_whole_votes(votes, counts)
     if not several.any():
         return _DEFAULT_MODEL_WEIGHT
     v, n, p = votes[several], counts[several, None], np.clip(model[several], 1e-12, 1.0)
@@ -160,13 +160,19 @@ def _pair_accuracy(votes: np.ndarray, counts: np.ndarray, k: int) -> float | Non
 
     None when no image has two whole votes (distributions and single votes say nothing).
     """
-    several = counts >= 2
+    several = _several_whole_votes(votes, counts)
     if not several.any():
         return None
     v, n = votes[several], counts[several]
     q = float(np.mean((v * (v - 1)).sum(axis=1) / (n * (n - 1))))
     root = np.sqrt(max(1.0 - k + q * k * (k - 1), 0.0))
     return float(np.clip((1.0 + root) / k, 1.0 / k + 1e-3, _MAX_ACCURACY))
+
+
+def _several_whole_votes(votes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(N,) bool: images with two or more whole votes, the only ones whose votes can be
+    compared with each other (a distribution or a fractional row cannot)."""
+    return (counts >= 2) & np.all(np.isclose(votes, np.round(votes)), axis=1)
 
 
 def _fit_accuracy(votes: np.ndarray, counts: np.ndarray, posterior: np.ndarray, k: int) -> float:

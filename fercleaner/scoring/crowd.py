@@ -47,8 +47,10 @@ def get_sample_votes(samples: pd.DataFrame, classes: Sequence[str]) -> np.ndarra
     """(N, K) float64 votes per sample over `classes`; None when no sample has any.
 
     `votes` (per-class counts, or a distribution from the csv layout) wins over
-    `label_distribution` (RAF-DB, normalised to sum 1: one annotation spread over the
-    classes). A null cell or an all-zero row is an image nobody labelled (a zero row).
+    `label_distribution` (RAF-DB). Whole numbers are counts of people; a row with any
+    fractional value, like every RAF-DB distribution, is normalised to sum 1: one
+    annotation spread over the classes. A null cell or an all-zero row is an image nobody
+    labelled (a zero row).
 
     Raises:
         ValueError: a cell has not one value per class, or a negative / non-finite value
@@ -75,7 +77,10 @@ def get_sample_votes(samples: pd.DataFrame, classes: Sequence[str]) -> np.ndarra
                 raise ValueError(f"{where}: {column} {vec.tolist()} must be finite and >= 0")
             total = vec.sum()
             if total > 0:
-                out[row] = vec / total if column == "label_distribution" else vec
+                # whole numbers are counts of people; anything else is a distribution,
+                # which counts as one annotation spread over the classes
+                whole = column != "label_distribution" and np.allclose(vec, np.round(vec))
+                out[row] = vec if whole else vec / total
                 filled[row] = True
     return out if filled.any() else None
 
