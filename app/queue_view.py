@@ -218,7 +218,8 @@ def has_votes(row: pd.Series) -> bool:
 
 
 def render_votes(classes: list[str], row: pd.Series) -> None:
-    """The crowd's votes per class beside the soft label (the consensus) and the model."""
+    """The crowd's votes per class beside the soft label (the expected vote distribution of
+    the votes and the model) and the model's probabilities."""
     count, quality = float(row["vote_count"]), float(row["consensus_quality"])
     st.caption(
         f"Crowd: {count:g} vote(s); consensus {escape_markdown(row['consensus_label'])}"

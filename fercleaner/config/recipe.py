@@ -101,8 +101,9 @@ class ScoreConfig:
     batch_size: int = 256
     """Images per inference batch."""
     dynamics: bool = False
-    """Also rank by the training-dynamics source (late AUM; folds == 1 only): on in the
-    default recipe, where it raised AP on real annotator noise (docs/benchmarks.md)."""
+    """Also rank by the training-dynamics source (late AUM): on in the default recipe, where
+    it raised AP on real annotator noise (docs/benchmarks.md). Ignored with folds > 1 (no
+    in-sample signal then); with `--method all` it is the first method's."""
     flag_rule: str = "noise_rate"
     """`noise_rate` (per given/true pair, by margin) or `class` (per class, by label quality);
     docs/scoring.md."""
