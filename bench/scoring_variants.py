@@ -146,12 +146,15 @@ def _readout(
 ) -> dict[str, np.ndarray]:
     """A source's readout from its `<source>_<key>` columns.
 
-    A lone primary (`single`) without such a column falls back to the contract column `key`.
+    A primary without such a column falls back to the contract column `key`: always when
+    it is the lone source, and for the distributions otherwise (the other sources may be
+    ranking signals only, like `dynamics`, so the contract's are the primary's).
     """
     out = {}
     for key in _CONTRACT_KEYS:
         column = f"{source}_{key}"
-        if column not in frame.columns and source == primary and single and key in frame.columns:
+        falls_back = single or key in ("pred_probs", "soft_label")
+        if column not in frame.columns and source == primary and falls_back and key in frame:
             column = key
         if column in frame.columns:
             values = frame[column]
