@@ -227,3 +227,14 @@ def test_synthetic_truth_gives_clean_labels_and_votes(tmp_path):
     assert (truth["true_label"].to_numpy() == expected).all()
     assert len(truth["votes"].iloc[0]) == len(result["classes"])
     assert result["systems"]["fercleaner"]["kl_votes_soft"] >= 0
+
+
+def test_a_failing_system_names_itself_and_shows_its_log(tmp_path):
+    from fercleaner.bench.resources import run_system
+    from fercleaner.errors import FercleanerError
+
+    command = [sys.executable, "-c", "import sys; print('no faces here'); sys.exit(4)"]
+    with pytest.raises(FercleanerError, match=r"(?s)fercleaner failed \(exit 4\).*no faces here"):
+        run_system("fercleaner", command, tmp_path / "runs" / "fercleaner")
+    ok = run_system("plain", [sys.executable, "-c", "pass"], tmp_path / "runs" / "plain")
+    assert set(ok) == {"wall_s", "peak_rss_mb", "cpu_s"} and ok["wall_s"] > 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -82,3 +83,20 @@ def run_measured(
         log_path=log_path,
         cpu_s=float(usage["cpu_s"]),
     )
+
+
+def run_system(name: str, command: Sequence[str], run_dir: Path) -> dict[str, float]:
+    """Run a system's command (logged beside `run_dir`) and return its cost.
+
+    Raises:
+        FercleanerError: the command failed; names the system and shows the log's tail.
+    """
+    from fercleaner.errors import FercleanerError
+
+    result = run_measured(command, log_path=run_dir.with_suffix(".log"))
+    if result.returncode != 0:
+        raise FercleanerError(
+            f"{name} failed (exit {result.returncode}): {shlex.join(command)}\n"
+            f"last output ({result.log_path}):\n{result.tail()}"
+        )
+    return {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}

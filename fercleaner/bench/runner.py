@@ -35,7 +35,7 @@ from fercleaner.bench.report import (
     get_votes_target_check,
     write_report,
 )
-from fercleaner.bench.resources import run_measured
+from fercleaner.bench.resources import run_system
 from fercleaner.bench.spec import BenchSpec
 from fercleaner.bench.systems import (
     SystemScores,
@@ -327,13 +327,7 @@ def _run_fercleaner(
     if spec.method:
         command += ["--method", spec.method]
     command += list(spec.overrides)
-    result = run_measured(command, log_path=run_dir.with_suffix(".log"))
-    if result.returncode != 0:
-        raise FercleanerError(
-            f"{PRIMARY_SYSTEM} failed (exit {result.returncode}): {shlex.join(command)}\n"
-            f"last output ({result.log_path}):\n{result.tail()}"
-        )
-    cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
+    cost = run_system(PRIMARY_SYSTEM, command, run_dir)
     scores = read_scores(run_dir / SCORES_FILE)
     return {"scores": scores, "cost": cost}, {PRIMARY_SYSTEM: shlex.join(command)}
 

@@ -48,7 +48,7 @@ from fercleaner.arrays import to_matrix
 from fercleaner.bench.materialize import MANIFEST_WITHOUT_VOTES
 from fercleaner.bench.metrics import get_consensus_metrics
 from fercleaner.bench.references import get_images_digest
-from fercleaner.bench.resources import run_measured
+from fercleaner.bench.resources import run_system
 from fercleaner.bench.systems import SystemScores, align_columns, evaluate_system, from_scores_frame
 from fercleaner.bench.vote_systems import (
     MULTIANNOTATOR,
@@ -259,13 +259,7 @@ def _score_without_votes(
             return read_scores(cached), cost, shlex.join(command)
     if run_dir.exists():  # a run dir of an earlier bench here: never resume into it
         shutil.rmtree(run_dir)
-    result = run_measured(command, log_path=run_dir.with_suffix(".log"))
-    if result.returncode != 0:
-        raise FercleanerError(
-            f"{WITHOUT_VOTES} failed (exit {result.returncode}): {shlex.join(command)}\n"
-            f"last output ({result.log_path}):\n{result.tail()}"
-        )
-    cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
+    cost = run_system(WITHOUT_VOTES, command, run_dir)
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(run_dir / SCORES_FILE, cached.with_suffix(".parquet.tmp"))
@@ -314,13 +308,7 @@ def _score_with_votes(
     command += ["--predictions", str(predictions), "--out", str(run_dir)]
     command += ["--recipe", spec.recipe] if spec.recipe else []
     command += list(spec.overrides or ())
-    result = run_measured(command, log_path=run_dir.with_suffix(".log"))
-    if result.returncode != 0:
-        raise FercleanerError(
-            f"{WITH_VOTES} failed (exit {result.returncode}): {shlex.join(command)}\n"
-            f"last output ({result.log_path}):\n{result.tail()}"
-        )
-    cost = {"wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb, "cpu_s": result.cpu_s}
+    cost = run_system(WITH_VOTES, command, run_dir)
     scores = read_scores(run_dir / SCORES_FILE)
     frame = align_rows(scores.frame, truth, WITH_VOTES)
     if "consensus_label" not in frame.columns:

@@ -227,20 +227,21 @@ def _build(samples, *, root, directory, size, channels, workers, progress) -> Im
     fp_of_row = {row: fp for row, _, _, fp in tasks}
     for row in fp_of_row:
         fps_out[row] = ""
-    checkpoint = _Checkpoint(
-        lambda: storage.write_index(
+
+    def write_index(ids: list[str], fps: list[str], paths: list[str]) -> None:
+        storage.write_index(
             directory,
-            ids_out,
-            fps_out,
-            paths_out,
+            ids,
+            fps,
+            paths,
             data_file=store.data_file,
             generation=store.generation,
             size=size,
             channels=channels,
             root=root,
-        ),
-        data_path,
-    )
+        )
+
+    checkpoint = _Checkpoint(lambda: write_index(ids_out, fps_out, paths_out), data_path)
 
     def rows_done(rows: list[int], job_failed: dict[int, tuple[str, str]]) -> None:
         for row in rows:
@@ -274,17 +275,7 @@ def _build(samples, *, root, directory, size, channels, workers, progress) -> Im
     fps_out = [fps_out[r] for r in keep]
     paths_out = [paths_out[r] for r in keep]
     storage.fsync(data_path)
-    storage.write_index(
-        directory,
-        ids_out,
-        fps_out,
-        paths_out,
-        data_file=store.data_file,
-        generation=store.generation,
-        size=size,
-        channels=channels,
-        root=root,
-    )
+    write_index(ids_out, fps_out, paths_out)
     storage.remove_stale_generations(directory, keep=store.data_file)
 
     shape = (len(ids_out), size, size, channels)
