@@ -127,16 +127,14 @@ def run_suite(
             **visible,
             **bench_options,
         )
-    if suite == "votes":
-        summary = summarize_votes_suite(results)
-        summary["suite"] = suite
-        write_json_atomic(out / "suite.json", summary)
-        write_text_atomic(out / "suite.md", render_votes_suite_markdown(summary))
-        plot_votes_suite(out / "votes.png", summary)
-        return summary
-    summary = summarize_suite(results)
+    summarize, render, plot, plot_name = (
+        (summarize_votes_suite, render_votes_suite_markdown, plot_votes_suite, "votes.png")
+        if suite == "votes"
+        else (summarize_suite, render_suite_markdown, plot_deltas, "deltas.png")
+    )
+    summary = summarize(results)
     summary["suite"] = suite
     write_json_atomic(out / "suite.json", summary)
-    write_text_atomic(out / "suite.md", render_suite_markdown(summary))
-    plot_deltas(out / "deltas.png", summary)
+    write_text_atomic(out / "suite.md", render(summary))
+    plot(out / plot_name, summary)
     return summary
