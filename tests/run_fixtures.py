@@ -17,6 +17,15 @@ from fercleaner.scoring import write_scores
 
 CLASSES: list[str] = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
 RUN_ID = "run-test-0001"
+#: Recipe overrides for a real but tiny training run (one epoch of a small test network).
+TINY_TRAINING = [
+    "backbone.name=test_resnet",
+    "data.image_size=32",
+    "train.batch_size=16",
+    "train.epochs=1",
+    "score.batch_size=64",
+    "train.num_threads=1",
+]
 FINGERPRINT = "sha256:test-fingerprint"
 
 

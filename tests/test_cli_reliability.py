@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from _dataset_files import write_image
-from run_fixtures import make_run
+from run_fixtures import TINY_TRAINING, make_run
 from typer.testing import CliRunner
 
 from fercleaner.atomic import check_output_dir, remove_stale_temporaries
@@ -26,14 +26,7 @@ from fercleaner.synth import write_synthetic_dataset
 
 runner = CliRunner()
 
-TINY = [
-    "backbone.name=test_resnet",
-    "data.image_size=32",
-    "train.batch_size=16",
-    "train.epochs=1",
-    "score.batch_size=64",
-    "train.num_threads=1",
-]
+TINY = TINY_TRAINING
 MARKUP = "[/x]"  # a closing tag that matches nothing: rich raises MarkupError on it
 
 

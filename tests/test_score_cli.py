@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+from run_fixtures import TINY_TRAINING
 from typer.testing import CliRunner
 
 from fercleaner.cli import app
@@ -14,14 +15,7 @@ from fercleaner.runs import read_run
 from fercleaner.scoring import SCORE_COLUMNS, read_scores
 from fercleaner.synth import LAYOUT_SPLITS, write_synthetic_dataset
 
-TINY = [
-    "backbone.name=test_resnet",
-    "data.image_size=32",
-    "train.batch_size=16",
-    "train.epochs=1",
-    "score.batch_size=64",
-    "train.num_threads=1",
-]
+TINY = TINY_TRAINING
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from _dataset_files import write_image, write_rows
+from run_fixtures import TINY_TRAINING
 from test_scoring_crowd import CLASSES, GIVEN, PROBS, VOTES
 from typer.testing import CliRunner
 
@@ -31,14 +32,7 @@ from fercleaner.scoring.crowd import CROWD_COLUMNS
 from fercleaner.synth import write_synthetic_dataset
 
 runner = CliRunner()
-TINY = [
-    "backbone.name=test_resnet",
-    "data.image_size=32",
-    "train.batch_size=16",
-    "train.epochs=1",
-    "score.batch_size=64",
-    "train.num_threads=1",
-]
+TINY = TINY_TRAINING
 
 
 def _predictions(path, ids, probs, classes):
