@@ -37,6 +37,20 @@ def ferplus_row(name: str, votes: list[int]) -> list[object]:
     return [name, "(0, 0, 48, 48)", *votes]
 
 
+def write_ferplus_valid(root: Path, votes: list[list[int]], *, seed: int = 0) -> Path:
+    """A FERPlus validation split of tiny 8 px PNGs, one per vote row; returns the dataset root."""
+    rng = np.random.default_rng(seed)
+    folder = root / "ferplus" / "FER2013Valid"
+    folder.mkdir(parents=True)
+    rows = []
+    for i, row in enumerate(votes):
+        name = f"fer{i:07d}.png"
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8), mode="L").save(folder / name)
+        rows.append(f'{name},"(0, 0, 8, 8)",' + ",".join(map(str, row)))
+    (folder / "label.csv").write_text("\n".join(rows) + "\n")
+    return root / "ferplus"
+
+
 def pixels(seed: int = 0) -> str:
     """A valid fer2013 pixel string (48x48 grey values)."""
     values = np.random.default_rng(seed).integers(0, 256, 48 * 48)

@@ -6,10 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from _dataset_files import write_ferplus_valid
 from typer.testing import CliRunner
 
 from fercleaner.bench import plan_systems, run_benchmark, run_measured
@@ -21,23 +20,14 @@ FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
 
 
 def _ferplus(root: Path, n: int = 80, seed: int = 0) -> Path:
-    """A FERPlus validation split: tiny PNGs, mostly strong majorities, some with no majority."""
-    rng = np.random.default_rng(seed)
-    folder = root / "ferplus" / "FER2013Valid"
-    folder.mkdir(parents=True)
-    rows = []
+    """FERPlus validation: mostly 7/3 majorities, every tenth image 5/5 (no strict majority)."""
+    votes = []
     for i in range(n):
-        name = f"fer{i:07d}.png"
-        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8), mode="L").save(folder / name)
-        votes = [0] * 10
+        row = [0] * 10
         main, other = i % 4, (i % 4 + 1) % 4  # neutral, happiness, surprise, sadness
-        if i % 10 == 9:  # 5/5: no strict majority, left out
-            votes[main], votes[other] = 5, 5
-        else:
-            votes[main], votes[other] = 7, 3
-        rows.append(f'{name},"(0, 0, 8, 8)",' + ",".join(map(str, votes)))
-    (folder / "label.csv").write_text("\n".join(rows) + "\n")
-    return root / "ferplus"
+        row[main], row[other] = (5, 5) if i % 10 == 9 else (7, 3)
+        votes.append(row)
+    return write_ferplus_valid(root, votes, seed=seed)
 
 
 def test_run_benchmark_annotator_end_to_end(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
+from _dataset_files import write_ferplus_valid
 from sklearn.metrics import average_precision_score
 from typer.testing import CliRunner
 
@@ -135,21 +135,15 @@ def test_written_votes_dataset_has_vote_columns_and_a_copy_without(tmp_path):
 
 
 def _ferplus(root: Path, n: int = 100) -> Path:
-    """FERPlus validation: tiny PNGs, vote patterns from unanimous to split (some left out)."""
-    rng = np.random.default_rng(0)
-    folder = root / "ferplus" / "FER2013Valid"
-    folder.mkdir(parents=True)
+    """FERPlus validation: vote patterns from unanimous to split (some left out)."""
     patterns = ([10], [7, 3], [6, 2, 2], [6, 4], [5, 5], [8, 1, 1], [4, 3, 3])
-    rows = []
+    votes = []
     for i in range(n):
-        name = f"fer{i:07d}.png"
-        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8), mode="L").save(folder / name)
-        votes = [0] * 10
+        row = [0] * 10
         for j, count in enumerate(patterns[i % len(patterns)]):
-            votes[(i + j) % 4] += count  # neutral, happiness, surprise, sadness
-        rows.append(f'{name},"(0, 0, 8, 8)",' + ",".join(map(str, votes)))
-    (folder / "label.csv").write_text("\n".join(rows) + "\n")
-    return root / "ferplus"
+            row[(i + j) % 4] += count  # neutral, happiness, surprise, sadness
+        votes.append(row)
+    return write_ferplus_valid(root, votes)
 
 
 def test_votes_benchmark_end_to_end_with_cache(tmp_path, monkeypatch):
