@@ -64,7 +64,11 @@ def train_plain_model(
     seed: int,
     progress: ProgressFn | None = None,
 ):
-    """Train one plain model on uint8 (N, H, W, 1) images and int labels; return it in eval mode."""
+    """Train one plain model on uint8 (N, H, W, 1) images; return it in eval mode.
+
+    `labels` are (N,) class indices or (N, C) target distributions (soft labels, trained
+    with cross-entropy against the distribution); the hard path is the reference's.
+    """
     import timm
     import torch
     import torch.nn.functional as F
@@ -90,7 +94,8 @@ def train_plain_model(
         pct_start=recipe.pct_start,
     )
     x_all = torch.from_numpy(np.ascontiguousarray(images))  # (N, H, W, 1) uint8
-    y_all = torch.from_numpy(np.array(labels, dtype=np.int64))  # a writable copy
+    target_dtype = np.float32 if np.ndim(labels) == 2 else np.int64  # distributions or indices
+    y_all = torch.from_numpy(np.array(labels, dtype=target_dtype))  # a writable copy
     size = recipe.image_size
     model.train()
     for epoch in range(recipe.epochs):

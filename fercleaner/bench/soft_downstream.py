@@ -1,0 +1,215 @@
+"""Do exported soft labels train a better classifier than hard ones? (issue 10, part 4)
+
+A cleaner's soft labels are only worth exporting if training code does better with them.
+This takes one finished `fercleaner bench` output folder (its fercleaner run, the noisy
+dataset and the truth), holds out a stratified, seeded share of the samples with their
+*true* labels, and trains the frozen plain classifier (`plain_reference.train_plain_model`,
+the same network and schedule for every variant) on the rest, once per set of targets:
+
+- `given`: the noisy given labels, one-hot (what training code had before cleaning);
+- `relabel`: the hard labels of `fercleaner export --policy relabel`;
+- `soft`: the `soft_label` column of `fercleaner export --policy soft` (flagged samples
+  train on the run's soft label, the others on their given label);
+- `majority` (with `--upper-bound`): the true labels, the ceiling.
+
+Each model is scored on the held-out share against the truth: accuracy, NLL of the true
+label, and, when the truth keeps the votes, KL(vote distribution || prediction). The
+manifests come from the export's own `build_manifest`, so what is measured is what a user
+exports. The held-out rows were scored by the cleaner with their noisy labels (the
+cleaner never sees the truth), but no variant trains on them.
+
+    python -m fercleaner.bench.soft_downstream BENCH_OUT [BENCH_OUT ...] [--epochs 15]
+        [--holdout 0.2] [--seed 0] [--upper-bound] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fercleaner.bench.downstream import find_holdout
+from fercleaner.bench.plain_reference import (
+    PlainRecipe,
+    ProgressFn,
+    predict_flip_averaged,
+    train_plain_model,
+)
+
+#: Target sets trained on, in report order (`majority` only with `upper_bound`).
+VARIANTS: tuple[str, ...] = ("given", "relabel", "soft", "majority")
+#: The reference network at half its epochs: a cheap model is enough to compare targets.
+SMALL_RECIPE = PlainRecipe(epochs=15)
+
+
+def get_training_targets(bench_out: Path, *, upper_bound: bool = False) -> dict[str, Any]:
+    """Per variant an (N, C) target matrix for the run's samples, plus the samples and truth.
+
+    Rows follow the run's scores; `relabel` and `soft` are the export's manifests for a
+    run nobody reviewed.
+    """
+    from fercleaner.export import build_manifest
+    from fercleaner.runs import read_run
+
+    run = read_run(bench_out / "runs" / "fercleaner")
+    classes = list(run.classes)
+    index = {name: i for i, name in enumerate(classes)}
+    ids = run.scores["sample_id"].astype(str).to_numpy()
+    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id")
+    truth = truth.loc[ids]
+    eye = np.eye(len(classes), dtype=np.float32)
+
+    def manifest_for(policy: str) -> pd.DataFrame:
+        manifest, _ = build_manifest(run, pd.DataFrame(), policy=policy, min_confidence=0.0)
+        return manifest.set_index("sample_id").loc[ids]
+
+    targets = {
+        "given": eye[run.scores["given_label"].astype(str).map(index).to_numpy()],
+        "relabel": eye[manifest_for("relabel")["label"].to_numpy()],
+        "soft": np.stack(manifest_for("soft")["soft_label"].to_list()).astype(np.float32),
+    }
+    if upper_bound:
+        targets["majority"] = eye[truth["true_label"].astype(str).map(index).to_numpy()]
+    return {"classes": classes, "sample_ids": ids, "truth": truth, "targets": targets}
+
+
+def get_holdout_metrics(
+    probs: np.ndarray, true_index: np.ndarray, votes: np.ndarray | None = None
+) -> dict[str, float]:
+    """Accuracy and mean NLL of the true class; mean KL(votes || probs) when votes are given."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    rows = np.arange(len(true_index))
+    out = {
+        "accuracy": float((probs.argmax(axis=1) == true_index).mean()),
+        "nll": float(-np.log(probs[rows, true_index]).mean()),
+    }
+    if votes is not None:
+        from fercleaner.bench.metrics import get_soft_label_metrics
+
+        flat = np.zeros(len(probs))  # KL only; the rank correlation is not asked here
+        out["kl_votes"] = get_soft_label_metrics(votes, probs, flat)["kl_votes_soft"]
+    return out
+
+
+def compare_targets(
+    bench_out: str | Path,
+    *,
+    holdout: float = 0.2,
+    seed: int = 0,
+    recipe: PlainRecipe = SMALL_RECIPE,
+    upper_bound: bool = False,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Train the plain classifier on each target set of one bench output; held-out metrics."""
+    from fercleaner.cache import build_cache
+    from fercleaner.datasets import read_dataset
+
+    bench_out = Path(bench_out)
+    found = get_training_targets(bench_out, upper_bound=upper_bound)
+    classes, ids, truth = found["classes"], found["sample_ids"], found["truth"]
+    source = read_dataset(bench_out / "noisy" / "dataset" / "labels.csv")
+    samples = source.samples.set_index(source.samples["sample_id"].astype(str)).loc[ids]
+    cache = build_cache(samples.reset_index(drop=True), size=recipe.image_size, channels=1)
+    images = np.asarray(cache.images[cache.rows(pd.Series(ids))])
+    held = find_holdout(truth.reset_index(), fraction=holdout, seed=seed)
+    true_index = truth["true_label"].astype(str).map({c: i for i, c in enumerate(classes)})
+    true_index = true_index.to_numpy()
+    votes = _get_votes(bench_out, truth, classes)
+    votes = None if votes is None else votes[held]
+    results: dict[str, Any] = {}
+    for name, target in found["targets"].items():
+        start = time.perf_counter()
+        model = train_plain_model(
+            images[~held],
+            target[~held],
+            num_classes=len(classes),
+            recipe=recipe,
+            seed=seed,
+            progress=None if progress is None else (lambda line, n=name: progress(f"{n}: {line}")),
+        )
+        probs = predict_flip_averaged(model, images[held])
+        results[name] = get_holdout_metrics(probs, true_index[held], votes)
+        results[name]["wall_s"] = time.perf_counter() - start
+    return {
+        "bench_out": str(bench_out),
+        "train_samples": int((~held).sum()),
+        "holdout_samples": int(held.sum()),
+        "changed_by_relabel": int(
+            (found["targets"]["relabel"] != found["targets"]["given"]).any(axis=1)[~held].sum()
+        ),
+        "soft_rows": int(
+            (found["targets"]["soft"] != found["targets"]["given"]).any(axis=1)[~held].sum()
+        ),
+        "epochs": recipe.epochs,
+        "seed": seed,
+        "variants": results,
+    }
+
+
+def _get_votes(bench_out: Path, truth: pd.DataFrame, classes: list[str]) -> np.ndarray | None:
+    """(N, C) vote counts over the run's classes (the truth counts over the bench's)."""
+    if "votes" not in truth:
+        return None
+    bench_classes = json.loads((bench_out / "bench.json").read_text())["classes"]
+    columns = [bench_classes.index(name) for name in classes]
+    return np.stack(truth["votes"].to_list())[:, columns]
+
+
+def summarise(reports: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per variant and metric, mean and sd over the reports (runs)."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for name in VARIANTS:
+        rows = [r["variants"][name] for r in reports if name in r["variants"]]
+        if not rows:
+            continue
+        summary[name] = {}
+        for metric in rows[0]:
+            values = [row[metric] for row in rows]
+            sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            summary[name][metric] = {"mean": float(np.mean(values)), "sd": sd}
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: one JSON object on stdout (and in --out)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bench_out", type=Path, nargs="+", help="`fercleaner bench` output folder")
+    parser.add_argument("--epochs", type=int, default=SMALL_RECIPE.epochs)
+    parser.add_argument("--holdout", type=float, default=0.2, help="share held out per class")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--upper-bound", action="store_true", help="also train on the truth")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    recipe = replace(SMALL_RECIPE, epochs=args.epochs)
+    reports = []
+    for path in args.bench_out:
+        reports.append(
+            compare_targets(
+                path,
+                holdout=args.holdout,
+                seed=args.seed,
+                recipe=recipe,
+                upper_bound=args.upper_bound,
+                progress=lambda line, p=path: print(f"{p.name} {line}", file=sys.stderr),
+            )
+        )
+    result = {"runs": reports, "summary": summarise(reports)}
+    text = json.dumps(result, indent=2)
+    if args.out is not None:
+        from fercleaner.atomic import write_text_atomic
+
+        write_text_atomic(args.out, text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
