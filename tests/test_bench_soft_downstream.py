@@ -13,6 +13,7 @@ from run_fixtures import TINY_TRAINING
 from fercleaner.bench import run_benchmark
 from fercleaner.bench.plain_reference import PlainRecipe, predict_flip_averaged, train_plain_model
 from fercleaner.bench.soft_downstream import (
+    VARIANTS,
     compare_targets,
     get_holdout_metrics,
     get_training_targets,
@@ -98,12 +99,12 @@ def bench_out(tmp_path_factory):
 
 
 def test_targets_are_what_export_writes(bench_out):
-    found = get_training_targets(bench_out, upper_bound=True)
+    found = get_training_targets(bench_out, variants=VARIANTS)
     scores = read_scores(bench_out / "runs" / "fercleaner" / "scores.parquet").frame
     scores = scores.set_index("sample_id").loc[found["sample_ids"]]
     classes = found["classes"]
     targets = found["targets"]
-    assert list(targets) == ["given", "relabel", "soft", "majority"]
+    assert list(targets) == ["given", "relabel", "soft", "soft_all", "majority"]
     given = scores["given_label"].map(classes.index).to_numpy()
     np.testing.assert_array_equal(targets["given"].argmax(1), given)
     flagged = scores["is_label_issue"].to_numpy(bool)
@@ -119,6 +120,7 @@ def test_targets_are_what_export_writes(bench_out):
     soft = soft / soft.sum(1, keepdims=True)
     np.testing.assert_allclose(targets["soft"][flagged], soft[flagged], atol=1e-6)
     np.testing.assert_array_equal(targets["soft"][~flagged], targets["given"][~flagged])
+    np.testing.assert_allclose(targets["soft_all"], soft, atol=1e-6)
     truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id")
     np.testing.assert_array_equal(
         targets["majority"].argmax(1),
@@ -127,15 +129,21 @@ def test_targets_are_what_export_writes(bench_out):
 
 
 def test_compare_targets_trains_each_variant_and_scores_the_holdout(bench_out, tmp_path, capsys):
-    report = compare_targets(bench_out, holdout=0.25, recipe=TINY, upper_bound=True)
+    report = compare_targets(
+        bench_out, holdout=0.25, recipe=TINY, variants=["majority", "given", "soft"]
+    )
     n = report["train_samples"] + report["holdout_samples"]
     assert n == len(read_scores(bench_out / "runs" / "fercleaner" / "scores.parquet").frame)
     assert report["holdout_samples"] == pytest.approx(0.25 * n, abs=4)  # rounded per class
-    assert list(report["variants"]) == ["given", "relabel", "soft", "majority"]
+    assert list(report["variants"]) == ["given", "soft", "majority"]  # in report order
+    # annotator noise: some training labels differ from the truth, none from themselves
+    assert report["changed_rows"]["given"] == 0 < report["changed_rows"]["majority"]
     for name, metrics in report["variants"].items():
         assert 0 <= metrics["accuracy"] <= 1 and metrics["nll"] > 0, name
         assert metrics["kl_votes"] >= 0 and metrics["wall_s"] > 0, name
     # the command line writes the same figures, with a summary, to --out
     path = tmp_path / "soft.json"
     assert main([str(bench_out), "--epochs", "1", "--holdout", "0.25", "--out", str(path)]) == 0
-    assert '"summary"' in path.read_text() and '"given"' in capsys.readouterr().out
+    assert '"summary"' in path.read_text() and '"relabel"' in capsys.readouterr().out
+    with pytest.raises(ValueError, match="unknown target variants"):
+        get_training_targets(bench_out, variants=["given", "votes"])

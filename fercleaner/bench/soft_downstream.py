@@ -10,7 +10,9 @@ the same network and schedule for every variant) on the rest, once per set of ta
 - `relabel`: the hard labels of `fercleaner export --policy relabel`;
 - `soft`: the `soft_label` column of `fercleaner export --policy soft` (flagged samples
   train on the run's soft label, the others on their given label);
-- `majority` (with `--upper-bound`): the true labels, the ceiling.
+- `soft_all` (asked for): the run's `soft_label` for every sample, flagged or not (no
+  export policy writes this; it asks whether one should);
+- `majority` (asked for): the true labels, the ceiling.
 
 Each model is scored on the held-out share against the truth: accuracy, NLL of the true
 label, and, when the truth keeps the votes, KL(vote distribution || prediction). The
@@ -19,7 +21,7 @@ exports. The held-out rows were scored by the cleaner with their noisy labels (t
 cleaner never sees the truth), but no variant trains on them.
 
     python -m fercleaner.bench.soft_downstream BENCH_OUT [BENCH_OUT ...] [--epochs 15]
-        [--holdout 0.2] [--seed 0] [--upper-bound] [--out FILE.json]
+        [--holdout 0.2] [--seed 0] [--variants given,relabel,soft] [--system S] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -44,13 +46,17 @@ from fercleaner.bench.plain_reference import (
     train_plain_model,
 )
 
-#: Target sets trained on, in report order (`majority` only with `upper_bound`).
-VARIANTS: tuple[str, ...] = ("given", "relabel", "soft", "majority")
+#: Target sets that can be trained on, in report order.
+VARIANTS: tuple[str, ...] = ("given", "relabel", "soft", "soft_all", "majority")
+#: What is trained unless asked otherwise: what the export offers a user.
+DEFAULT_VARIANTS: tuple[str, ...] = ("given", "relabel", "soft")
 #: The reference network at half its epochs: a cheap model is enough to compare targets.
 SMALL_RECIPE = PlainRecipe(epochs=15)
 
 
-def get_training_targets(bench_out: Path, *, upper_bound: bool = False) -> dict[str, Any]:
+def get_training_targets(
+    bench_out: Path, *, system: str = "fercleaner", variants: Sequence[str] = DEFAULT_VARIANTS
+) -> dict[str, Any]:
     """Per variant an (N, C) target matrix for the run's samples, plus the samples and truth.
 
     Rows follow the run's scores; `relabel` and `soft` are the export's manifests for a
@@ -59,7 +65,7 @@ def get_training_targets(bench_out: Path, *, upper_bound: bool = False) -> dict[
     from fercleaner.export import build_manifest
     from fercleaner.runs import read_run
 
-    run = read_run(bench_out / "runs" / "fercleaner")
+    run = read_run(bench_out / "runs" / system)
     classes = list(run.classes)
     index = {name: i for i, name in enumerate(classes)}
     ids = run.scores["sample_id"].astype(str).to_numpy()
@@ -71,13 +77,17 @@ def get_training_targets(bench_out: Path, *, upper_bound: bool = False) -> dict[
         manifest, _ = build_manifest(run, pd.DataFrame(), policy=policy, min_confidence=0.0)
         return manifest.set_index("sample_id").loc[ids]
 
-    targets = {
-        "given": eye[run.scores["given_label"].astype(str).map(index).to_numpy()],
-        "relabel": eye[manifest_for("relabel")["label"].to_numpy()],
-        "soft": np.stack(manifest_for("soft")["soft_label"].to_list()).astype(np.float32),
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown target variants {unknown}; choose from {list(VARIANTS)}")
+    make = {
+        "given": lambda: eye[run.scores["given_label"].astype(str).map(index).to_numpy()],
+        "relabel": lambda: eye[manifest_for("relabel")["label"].to_numpy()],
+        "soft": lambda: np.stack(manifest_for("soft")["soft_label"].to_list()),
+        "soft_all": lambda: _normalise_rows(np.stack(run.scores["soft_label"].to_list())),
+        "majority": lambda: eye[truth["true_label"].astype(str).map(index).to_numpy()],
     }
-    if upper_bound:
-        targets["majority"] = eye[truth["true_label"].astype(str).map(index).to_numpy()]
+    targets = {name: make[name]().astype(np.float32) for name in VARIANTS if name in variants}
     return {"classes": classes, "sample_ids": ids, "truth": truth, "targets": targets}
 
 
@@ -105,7 +115,8 @@ def compare_targets(
     holdout: float = 0.2,
     seed: int = 0,
     recipe: PlainRecipe = SMALL_RECIPE,
-    upper_bound: bool = False,
+    system: str = "fercleaner",
+    variants: Sequence[str] = DEFAULT_VARIANTS,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Train the plain classifier on each target set of one bench output; held-out metrics."""
@@ -113,7 +124,7 @@ def compare_targets(
     from fercleaner.datasets import read_dataset
 
     bench_out = Path(bench_out)
-    found = get_training_targets(bench_out, upper_bound=upper_bound)
+    found = get_training_targets(bench_out, system=system, variants=variants)
     classes, ids, truth = found["classes"], found["sample_ids"], found["truth"]
     source = read_dataset(bench_out / "noisy" / "dataset" / "labels.csv")
     samples = source.samples.set_index(source.samples["sample_id"].astype(str)).loc[ids]
@@ -125,7 +136,8 @@ def compare_targets(
     votes = _get_votes(bench_out, truth, classes)
     votes = None if votes is None else votes[held]
     results: dict[str, Any] = {}
-    for name, target in found["targets"].items():
+    targets = found["targets"]
+    for name, target in targets.items():
         start = time.perf_counter()
         model = train_plain_model(
             images[~held],
@@ -140,18 +152,23 @@ def compare_targets(
         results[name]["wall_s"] = time.perf_counter() - start
     return {
         "bench_out": str(bench_out),
+        "system": system,
         "train_samples": int((~held).sum()),
         "holdout_samples": int(held.sum()),
-        "changed_by_relabel": int(
-            (found["targets"]["relabel"] != found["targets"]["given"]).any(axis=1)[~held].sum()
-        ),
-        "soft_rows": int(
-            (found["targets"]["soft"] != found["targets"]["given"]).any(axis=1)[~held].sum()
-        ),
+        "changed_rows": {  # training rows whose targets differ from the given one-hot
+            name: int((target != targets["given"]).any(axis=1)[~held].sum())
+            for name, target in targets.items()
+            if "given" in targets
+        },
         "epochs": recipe.epochs,
         "seed": seed,
         "variants": results,
     }
+
+
+def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1e-12, None)
 
 
 def _get_votes(bench_out: Path, truth: pd.DataFrame, classes: list[str]) -> np.ndarray | None:
@@ -185,7 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=SMALL_RECIPE.epochs)
     parser.add_argument("--holdout", type=float, default=0.2, help="share held out per class")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--upper-bound", action="store_true", help="also train on the truth")
+    parser.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated target sets to train on, from {','.join(VARIANTS)}",
+    )
+    parser.add_argument(
+        "--system", default="fercleaner", help="run under BENCH_OUT/runs/ (e.g. fercleaner_votes)"
+    )
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     recipe = replace(SMALL_RECIPE, epochs=args.epochs)
@@ -197,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
                 holdout=args.holdout,
                 seed=args.seed,
                 recipe=recipe,
-                upper_bound=args.upper_bound,
+                system=args.system,
+                variants=args.variants.split(","),
                 progress=lambda line, p=path: print(f"{p.name} {line}", file=sys.stderr),
             )
         )
