@@ -1,0 +1,146 @@
+"""Does evidence beyond one trained model help rank wrong labels? Offline, on finished suite runs.
+
+Issue 14 asks for evidence the given label does not already carry. Two cheap kinds are
+checked here on the runs of a `fercleaner bench --suite` output, without training:
+
+- a second model: the cached plain reference (same data and labels, another network and
+  seed), combined with fercleaner's ranking (rank mean) or its probabilities (mean);
+- label-independent image neighbours: for each face, the share of its k nearest faces
+  (cosine, on HOG descriptors or on whitened pixel PCA; the labels play no part in the
+  features) whose given label agrees with its own, alone and fused with fercleaner's
+  ranking (weights 2:1).
+
+Prints one JSON object: per run and on the mean, the AP of `1 - label_quality` for each
+variant and the F1 of argmax flags for the two-model probability mean.
+
+    .venv/bin/python bench/extra_evidence.py DIR/val-s0 DIR/train0-s0 ... [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.decomposition import PCA
+from sklearn.metrics import average_precision_score, f1_score
+from sklearn.neighbors import NearestNeighbors
+
+
+def get_hog(images: np.ndarray, *, cell: int = 6, bins: int = 9) -> np.ndarray:
+    """(N, D) HOG descriptors of (N, H, W) uint8 faces: unsigned gradients, 2x2-cell blocks."""
+    x = images.astype(np.float32) / 255.0
+    gx, gy = np.zeros_like(x), np.zeros_like(x)
+    gx[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
+    gy[:, 1:-1, :] = x[:, 2:, :] - x[:, :-2, :]
+    magnitude = np.hypot(gx, gy)
+    which = np.minimum((np.arctan2(gy, gx) % np.pi / np.pi * bins).astype(int), bins - 1)
+    n, h, w = x.shape
+    rows, cols = h // cell, w // cell
+    cells = np.zeros((n, rows, cols, bins), np.float32)
+    for i in range(rows):
+        for j in range(cols):
+            m = magnitude[:, i * cell : (i + 1) * cell, j * cell : (j + 1) * cell].reshape(n, -1)
+            b = which[:, i * cell : (i + 1) * cell, j * cell : (j + 1) * cell].reshape(n, -1)
+            for k in range(bins):
+                cells[:, i, j, k] = (m * (b == k)).sum(axis=1)
+    blocks = []
+    for i in range(rows - 1):
+        for j in range(cols - 1):
+            v = cells[:, i : i + 2, j : j + 2, :].reshape(n, -1)
+            blocks.append(v / np.sqrt((v**2).sum(axis=1, keepdims=True) + 1e-6))
+    return np.concatenate(blocks, axis=1)
+
+
+def get_neighbour_agreement(features: np.ndarray, labels: np.ndarray, *, k: int) -> np.ndarray:
+    """(N,) share of each sample's k nearest others (cosine) that carry its given label."""
+    index = NearestNeighbors(n_neighbors=k + 1, metric="cosine").fit(features)
+    _, neighbours = index.kneighbors(features)
+    return (labels[neighbours[:, 1:]] == labels[:, None]).mean(axis=1)
+
+
+def find_plain_reference(cache: Path, sample_ids: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """(N, C) in-sample probabilities of the cached plain reference trained on these labels."""
+    wanted = dict(zip(sample_ids, given, strict=True))
+    for path in sorted(cache.glob("[0-9a-f]*.parquet")):
+        meta = json.loads(path.with_suffix(".json").read_text())
+        table = pd.read_parquet(path)
+        if meta.get("folds") != 1 or len(table) != len(wanted):
+            continue
+        if dict(zip(table["sample_id"], table["given_label"], strict=True)) == wanted:
+            table = table.set_index("sample_id").loc[sample_ids]
+            return np.stack(table["pred_probs"].to_list()).astype(np.float64)
+    raise SystemExit(f"no cached plain reference in {cache} for these labels")
+
+
+def score_run(bench_out: Path, cache: Path) -> dict[str, float]:
+    """AP of each variant (and F1 of the two-model flags) on one bench run."""
+    from fercleaner.cache import build_cache
+    from fercleaner.datasets import read_dataset
+
+    scores = pd.read_parquet(bench_out / "runs" / "fercleaner" / "scores.parquet")
+    ids = scores["sample_id"].astype(str).to_numpy()
+    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id").loc[ids]
+    classes = json.loads((bench_out / "bench.json").read_text())["classes"]
+    labels = scores["given_label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    wrong = truth["is_noisy"].to_numpy(bool)
+    rows = np.arange(len(ids))
+    ours = scores["label_quality"].to_numpy(float)
+    mine = np.stack(scores["pred_probs"].to_list())
+    plain = find_plain_reference(cache, ids, scores["given_label"].astype(str).to_numpy())
+    both = (mine + plain) / 2
+
+    def ap(quality: np.ndarray) -> float:
+        return float(average_precision_score(wrong, -quality))
+
+    result = {
+        "fercleaner": ap(ours),
+        "plain": ap(plain[rows, labels]),
+        "two_models_rank_mean": ap(rankdata(ours) + rankdata(plain[rows, labels])),
+        "two_models_prob_mean": ap(both[rows, labels]),
+        "f1_fercleaner": float(f1_score(wrong, mine.argmax(1) != labels)),
+        "f1_two_models_prob_mean": float(f1_score(wrong, both.argmax(1) != labels)),
+    }
+    source = read_dataset(bench_out / "noisy" / "dataset" / "labels.csv")
+    cached = build_cache(source.samples, size=48, channels=1)
+    images = np.asarray(cached.images[cached.rows(ids)])[..., 0]
+    pixels = images.reshape(len(images), -1).astype(np.float32)
+    features = {
+        "hog": get_hog(images),
+        "pixel_pca": PCA(64, whiten=True, random_state=0).fit_transform(pixels),
+    }
+    for name, x in features.items():
+        for k in (10, 30):
+            agreement = get_neighbour_agreement(x, labels, k=k)
+            result[f"{name}_knn{k}"] = ap(agreement)
+            result[f"{name}_knn{k}_fused"] = ap(2 * rankdata(ours) + rankdata(agreement))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bench_out", type=Path, nargs="+", help="bench output folder (one run)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "fercleaner" / "bench-references",
+        help="the bench's reference cache",
+    )
+    args = parser.parse_args(argv)
+    runs = {path.name: score_run(path, args.cache) for path in args.bench_out}
+    frame = pd.DataFrame(runs).T
+    summary = {
+        name: {"mean": float(frame[name].mean()), "sd": float(frame[name].std(ddof=1))}
+        for name in frame.columns
+    }
+    json.dump({"runs": runs, "summary": summary}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
