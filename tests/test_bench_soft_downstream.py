@@ -10,7 +10,8 @@ import pytest
 from _dataset_files import write_ferplus_valid
 from run_fixtures import TINY_TRAINING
 
-from fercleaner.bench import run_benchmark
+from fercleaner.bench import run_benchmark, soft_downstream
+from fercleaner.bench.metrics import get_soft_label_metrics
 from fercleaner.bench.plain_reference import PlainRecipe, predict_flip_averaged, train_plain_model
 from fercleaner.bench.soft_downstream import (
     VARIANTS,
@@ -20,6 +21,8 @@ from fercleaner.bench.soft_downstream import (
     main,
     summarise,
 )
+from fercleaner.cache import build_cache
+from fercleaner.datasets import read_dataset
 from fercleaner.scoring import read_scores
 
 TINY = PlainRecipe(backbone="test_resnet", image_size=32, epochs=1, batch_size=8)
@@ -74,6 +77,17 @@ def test_summary_gives_mean_and_sd_per_variant():
     assert summary["given"]["accuracy"]["mean"] == pytest.approx(0.6)
     assert summary["given"]["accuracy"]["sd"] == pytest.approx(math.sqrt(0.02))
     assert summary["soft"]["nll"]["mean"] == pytest.approx(0.8)
+    assert summary["soft"]["nll"]["runs"] == 2
+
+
+def test_summary_averages_a_metric_over_the_runs_that_have_it():
+    """A bench output whose truth keeps votes beside one without (or with KL NaN)."""
+    with_votes = {"variants": {"given": {"accuracy": 0.5, "kl_votes": 0.4}}}
+    without = {"variants": {"given": {"accuracy": 0.7}}}
+    nan_kl = {"variants": {"given": {"accuracy": 0.6, "kl_votes": float("nan")}}}
+    summary = summarise([with_votes, without, nan_kl])["given"]
+    assert summary["accuracy"] == {"mean": pytest.approx(0.6), "sd": pytest.approx(0.1), "runs": 3}
+    assert summary["kl_votes"] == {"mean": pytest.approx(0.4), "sd": 0.0, "runs": 1}
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +161,56 @@ def test_compare_targets_trains_each_variant_and_scores_the_holdout(bench_out, t
     assert '"summary"' in path.read_text() and '"relabel"' in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown target variants"):
         get_training_targets(bench_out, variants=["given", "votes"])
+
+
+def test_a_missing_system_names_the_runs_there(bench_out):
+    with pytest.raises(ValueError, match=r"runs there: \['fercleaner'\]; pass --system fercleaner"):
+        get_training_targets(bench_out, system="fercleaner_votes")
+
+
+def test_changed_rows_count_against_the_given_labels_without_training_them(bench_out, monkeypatch):
+    monkeypatch.setattr(soft_downstream, "train_plain_model", lambda *a, **k: None)
+    monkeypatch.setattr(
+        soft_downstream, "predict_flip_averaged", lambda _, images: np.full((len(images), 4), 0.25)
+    )
+    report = compare_targets(bench_out, holdout=0.25, recipe=TINY, variants=["majority"])
+    noisy = pd.read_parquet(bench_out / "noisy" / "truth.parquet")["is_noisy"].to_numpy(bool)
+    assert list(report["variants"]) == ["majority"]
+    assert 0 < report["changed_rows"]["majority"] <= noisy.sum()
+
+
+def test_no_holdout_row_is_trained_on_and_scores_meet_their_own_truth(bench_out, monkeypatch):
+    """An oracle stands in for the classifier: it knows every image's true class, so the
+    held-out accuracy is 1 only if images, truth and votes stay on the same rows."""
+    samples = read_dataset(bench_out / "noisy" / "dataset" / "labels.csv").samples
+    cache = build_cache(samples, size=TINY.image_size, channels=1)
+    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id")
+    classes = read_scores(bench_out / "runs" / "fercleaner" / "scores.parquet").classes
+    ids = samples["sample_id"].astype(str).tolist()
+    oracle = {
+        cache.images[row].tobytes(): classes.index(truth.loc[sid, "true_label"])
+        for sid, row in zip(ids, cache.rows(ids), strict=True)
+    }
+    trained, predicted = [], []
+
+    def train(images, targets, *, num_classes, **_):
+        keys = [image.tobytes() for image in images]
+        # the majority targets stay on their images: each is its image's true class
+        assert list(targets.argmax(1)) == [oracle[k] for k in keys]
+        trained.extend(keys)
+        return num_classes
+
+    def predict(num_classes, images):
+        predicted.extend(image.tobytes() for image in images)
+        return np.eye(num_classes)[[oracle[image.tobytes()] for image in images]]
+
+    monkeypatch.setattr(soft_downstream, "train_plain_model", train)
+    monkeypatch.setattr(soft_downstream, "predict_flip_averaged", predict)
+    report = compare_targets(bench_out, holdout=0.25, recipe=TINY, variants=["majority"])
+    metrics = report["variants"]["majority"]
+    assert metrics["accuracy"] == 1.0 and metrics["nll"] == pytest.approx(0.0, abs=1e-9)
+    assert len(trained) == report["train_samples"] and len(predicted) == report["holdout_samples"]
+    assert len(set(trained) | set(predicted)) == len(ids)  # disjoint, every image once
+    # every face has 6 votes for its true class and 4 for one other: one KL for all rows
+    one_row = get_soft_label_metrics(np.array([[6, 4]]), np.array([[1.0, 0.0]]), np.zeros(1))
+    assert metrics["kl_votes"] == pytest.approx(one_row["kl_votes_soft"])

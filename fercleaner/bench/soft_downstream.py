@@ -60,12 +60,28 @@ def get_training_targets(
     """Per variant an (N, C) target matrix for the run's samples, plus the samples and truth.
 
     Rows follow the run's scores; `relabel` and `soft` are the export's manifests for a
-    run nobody reviewed.
+    run nobody reviewed. The returned `given` ((N, C) one-hot given labels) is there even
+    when the `given` variant is not asked for: it counts the rows each variant changes.
+
+    Raises:
+        ValueError: an unknown variant, or no run `system` under `bench_out/runs/` (names
+            the runs there).
     """
     from fercleaner.export import build_manifest
     from fercleaner.runs import read_run
 
-    run = read_run(bench_out / "runs" / system)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown target variants {unknown}; choose from {list(VARIANTS)}")
+    runs = bench_out / "runs"
+    if not (runs / system).is_dir():
+        found = sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+        raise ValueError(
+            f"{runs / system} does not exist: {bench_out} is not a finished `fercleaner bench`"
+            f" output with a {system!r} run; runs there: {found or 'none'}"
+            + (f"; pass --system {found[0]}" if found else "")
+        )
+    run = read_run(runs / system)
     classes = list(run.classes)
     index = {name: i for i, name in enumerate(classes)}
     ids = run.scores["sample_id"].astype(str).to_numpy()
@@ -77,18 +93,22 @@ def get_training_targets(
         manifest, _ = build_manifest(run, pd.DataFrame(), policy=policy, min_confidence=0.0)
         return manifest.set_index("sample_id").loc[ids]
 
-    unknown = sorted(set(variants) - set(VARIANTS))
-    if unknown:
-        raise ValueError(f"unknown target variants {unknown}; choose from {list(VARIANTS)}")
+    given = eye[run.scores["given_label"].astype(str).map(index).to_numpy()]
     make = {
-        "given": lambda: eye[run.scores["given_label"].astype(str).map(index).to_numpy()],
+        "given": lambda: given,
         "relabel": lambda: eye[manifest_for("relabel")["label"].to_numpy()],
         "soft": lambda: np.stack(manifest_for("soft")["soft_label"].to_list()),
         "soft_all": lambda: _normalise_rows(np.stack(run.scores["soft_label"].to_list())),
         "majority": lambda: eye[truth["true_label"].astype(str).map(index).to_numpy()],
     }
     targets = {name: make[name]().astype(np.float32) for name in VARIANTS if name in variants}
-    return {"classes": classes, "sample_ids": ids, "truth": truth, "targets": targets}
+    return {
+        "classes": classes,
+        "sample_ids": ids,
+        "truth": truth,
+        "given": given,
+        "targets": targets,
+    }
 
 
 def get_holdout_metrics(
@@ -156,9 +176,8 @@ def compare_targets(
         "train_samples": int((~held).sum()),
         "holdout_samples": int(held.sum()),
         "changed_rows": {  # training rows whose targets differ from the given one-hot
-            name: int((target != targets["given"]).any(axis=1)[~held].sum())
+            name: int((target != found["given"]).any(axis=1)[~held].sum())
             for name, target in targets.items()
-            if "given" in targets
         },
         "epochs": recipe.epochs,
         "seed": seed,
@@ -181,17 +200,22 @@ def _get_votes(bench_out: Path, truth: pd.DataFrame, classes: list[str]) -> np.n
 
 
 def summarise(reports: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per variant and metric, mean and sd over the reports (runs)."""
+    """Per variant and metric, mean, sd and count over the reports (runs) that have it.
+
+    A metric one run lacks (`kl_votes` where its truth keeps no votes) or leaves NaN is
+    averaged over the other runs; `runs` says over how many.
+    """
     summary: dict[str, dict[str, dict[str, float]]] = {}
     for name in VARIANTS:
         rows = [r["variants"][name] for r in reports if name in r["variants"]]
-        if not rows:
-            continue
-        summary[name] = {}
-        for metric in rows[0]:
-            values = [row[metric] for row in rows]
-            sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-            summary[name][metric] = {"mean": float(np.mean(values)), "sd": sd}
+        metrics = list(dict.fromkeys(metric for row in rows for metric in row))
+        for metric in metrics:
+            values = [float(row[metric]) for row in rows if metric in row]
+            values = [v for v in values if not np.isnan(v)]
+            if values:
+                sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                stats = {"mean": float(np.mean(values)), "sd": sd, "runs": len(values)}
+                summary.setdefault(name, {})[metric] = stats
     return summary
 
 
