@@ -48,3 +48,32 @@ def test_folders_without_a_shared_run_are_an_error(tmp_path):
     other = ablation.read_runs(_suite(tmp_path / "other", {"b": (0.6, 0.5)}))
     with pytest.raises(SystemExit, match="share no finished run"):
         ablation.summarise({"one": one, "other": other})
+
+
+def test_a_metric_a_run_leaves_nan_or_lacks_is_averaged_over_the_others(tmp_path, capsys):
+    """kl_votes_soft is absent without votes; correction_accuracy is NaN with nothing flagged."""
+    suite = _suite(tmp_path / "default", {"a": (0.6, 0.5), "b": (0.8, 0.5)})
+    a, b = suite / "a" / "bench.json", suite / "b" / "bench.json"
+    result = json.loads(a.read_text())
+    result["systems"]["fercleaner"]["correction_accuracy"] = float("nan")
+    del result["systems"]["fercleaner"]["kl_votes_soft"]
+    a.write_text(json.dumps(result))
+    result = json.loads(b.read_text())
+    result["systems"]["fercleaner"]["correction_accuracy"] = 0.9
+    b.write_text(json.dumps(result))
+    row = ablation.summarise({"default": ablation.read_runs(suite)})["variants"]["default"]
+    assert row["correction_accuracy"] == {"mean": pytest.approx(0.9), "sd": 0.0, "runs": 1}
+    assert row["delta_correction_accuracy"]["mean"] == pytest.approx(0.4)
+    assert row["kl_votes_soft"]["runs"] == 1 and row["ap"]["runs"] == 2
+    del result["systems"]["plain_ce"]
+    b.write_text(json.dumps(result))
+    with pytest.raises(SystemExit, match="run b's bench.json has no system 'plain_ce'"):
+        ablation.summarise({"default": ablation.read_runs(suite)})
+
+
+def test_bad_arguments_name_the_folder_or_the_form(tmp_path, capsys):
+    with pytest.raises(SystemExit, match=f"{tmp_path / 'empty'} holds no finished run"):
+        ablation.read_runs(tmp_path / "empty")
+    with pytest.raises(SystemExit):
+        ablation.main([str(tmp_path)])
+    assert "write each variant as NAME=SUITE_OUTPUT_FOLDER" in capsys.readouterr().err
