@@ -11,7 +11,10 @@ checked here on the runs of a `fercleaner bench --suite` output, without trainin
   ranking (weights 2:1).
 
 Prints one JSON object: per run and on the mean, the AP of `1 - label_quality` for each
-variant and the F1 of argmax flags for the two-model probability mean.
+variant, and the F1 of argmax flags (argmax != given) of fercleaner's probabilities alone
+(`f1_fercleaner`, not its own `is_label_issue` flags) and of the two-model mean. The plain
+reference is the cache entry the bench itself wrote for the run (same key: labels,
+images, seed, epochs), so each run needs the `plain` reference and the cache it used.
 
     .venv/bin/python bench/extra_evidence.py DIR/val-s0 DIR/train0-s0 ... [--cache DIR]
 """
@@ -63,35 +66,58 @@ def get_neighbour_agreement(features: np.ndarray, labels: np.ndarray, *, k: int)
     return (labels[neighbours[:, 1:]] == labels[:, None]).mean(axis=1)
 
 
-def find_plain_reference(cache: Path, sample_ids: np.ndarray, given: np.ndarray) -> np.ndarray:
-    """(N, C) in-sample probabilities of the cached plain reference trained on these labels."""
-    wanted = dict(zip(sample_ids, given, strict=True))
-    for path in sorted(cache.glob("[0-9a-f]*.parquet")):
-        meta = json.loads(path.with_suffix(".json").read_text())
-        table = pd.read_parquet(path)
-        if meta.get("folds") != 1 or len(table) != len(wanted):
-            continue
-        if dict(zip(table["sample_id"], table["given_label"], strict=True)) == wanted:
-            table = table.set_index("sample_id").loc[sample_ids]
-            return np.stack(table["pred_probs"].to_list()).astype(np.float64)
-    raise SystemExit(f"no cached plain reference in {cache} for these labels")
+def read_plain_reference(bench_out: Path, cache: Path, classes: list[str]) -> pd.DataFrame:
+    """The plain reference the bench trained for this run, from its cache entry.
+
+    Returns:
+        sample_id -> `pred_probs`, an (N, C) matrix with columns in `classes` order.
+    """
+    from fercleaner.bench.plain_reference import PlainRecipe
+    from fercleaner.bench.references import get_images_digest, reference_cache_key
+    from fercleaner.bench.systems import align_columns
+
+    header = json.loads((bench_out / "bench.json").read_text())
+    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet")
+    images = get_images_digest(
+        bench_out / "noisy" / "dataset", truth["sample_id"].astype(str).tolist()
+    )
+    key = reference_cache_key(
+        truth,
+        folds=1,
+        recipe=PlainRecipe(epochs=header["reference_epochs"]),
+        seed=header["protocol"]["seed"],
+        images=images,
+    )
+    path = cache / f"{key}.parquet"
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise SystemExit(
+            f"no cached plain reference {path} for {bench_out}; rerun its bench command"
+            f" ({header.get('command')}) with the plain reference, or pass the --cache it used"
+        )
+    classes_there = json.loads(path.with_suffix(".json").read_text())["classes"]
+    table = pd.read_parquet(path).set_index("sample_id")
+    probs = align_columns(np.stack(table["pred_probs"].to_list()), classes_there, classes)
+    return pd.DataFrame({"pred_probs": list(probs)}, index=table.index)
 
 
 def score_run(bench_out: Path, cache: Path) -> dict[str, float]:
-    """AP of each variant (and F1 of the two-model flags) on one bench run."""
+    """AP of each variant (and F1 of the argmax flags) on one bench run."""
     from fercleaner.cache import build_cache
     from fercleaner.datasets import read_dataset
+    from fercleaner.scoring import read_scores
 
-    scores = pd.read_parquet(bench_out / "runs" / "fercleaner" / "scores.parquet")
+    scored = read_scores(bench_out / "runs" / "fercleaner" / "scores.parquet")
+    scores, classes = scored.frame, list(scored.classes)  # pred_probs' column order
     ids = scores["sample_id"].astype(str).to_numpy()
     truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id").loc[ids]
-    classes = json.loads((bench_out / "bench.json").read_text())["classes"]
-    labels = scores["given_label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    labels = scores["given_label"].astype(str).map({c: i for i, c in enumerate(classes)})
+    labels = labels.to_numpy()
     wrong = truth["is_noisy"].to_numpy(bool)
     rows = np.arange(len(ids))
     ours = scores["label_quality"].to_numpy(float)
     mine = np.stack(scores["pred_probs"].to_list())
-    plain = find_plain_reference(cache, ids, scores["given_label"].astype(str).to_numpy())
+    plain = read_plain_reference(bench_out, cache, classes).loc[ids, "pred_probs"]
+    plain = np.stack(plain.to_list())
     both = (mine + plain) / 2
 
     def ap(quality: np.ndarray) -> float:
@@ -122,15 +148,20 @@ def score_run(bench_out: Path, cache: Path) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: one JSON object on stdout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench_out", type=Path, nargs="+", help="bench output folder (one run)")
     parser.add_argument(
         "--cache",
         type=Path,
-        default=Path.home() / ".cache" / "fercleaner" / "bench-references",
-        help="the bench's reference cache",
+        default=None,
+        help="the bench's reference cache (default: $FERCLEANER_CACHE/bench-references)",
     )
     args = parser.parse_args(argv)
+    if args.cache is None:
+        from fercleaner.cache import default_cache_root
+
+        args.cache = default_cache_root() / "bench-references"
     runs = {path.name: score_run(path, args.cache) for path in args.bench_out}
     frame = pd.DataFrame(runs).T
     summary = {
