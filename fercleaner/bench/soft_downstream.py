@@ -114,7 +114,13 @@ def get_training_targets(
 def get_holdout_metrics(
     probs: np.ndarray, true_index: np.ndarray, votes: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Accuracy and mean NLL of the true class; mean KL(votes || probs) when votes are given."""
+    """Accuracy and mean NLL of the true class; mean KL(votes || probs) when votes are given.
+
+    Args:
+        probs: (N, C) predicted distributions (clipped at 1e-12 for the NLL).
+        true_index: (N,) int index of each row's true class.
+        votes: (N, C) vote counts over the same classes; rows without a vote are skipped.
+    """
     probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
     rows = np.arange(len(true_index))
     out = {
