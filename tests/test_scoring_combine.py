@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _scoring_data import make_data
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score
 
 from fercleaner.scoring import combine_sources
@@ -39,11 +40,28 @@ def test_rank_mean_averages_percentile_ranks():
     mean_rank = np.array([0.5, 0.5, 0.375, 0.625])
     # mapped back onto the primary's values [0.2, 0.5, 0.6, 0.9] at position (r * 4 - 0.5) / 3
     expected = np.quantile(probs[:, 0], (mean_rank * 4 - 0.5) / 3)
-    np.testing.assert_allclose(combined.label_quality, expected)
+    np.testing.assert_allclose(combined.label_quality, expected, atol=1e-6)
     assert np.argsort(combined.label_quality, kind="stable").tolist() == [2, 0, 1, 3]
     np.testing.assert_allclose(combined.pred_probs, probs)  # only the primary has probabilities
     weighted = combine_sources({"m": a, "dynamics": b}, primary="m", weights={"dynamics": 0})
     np.testing.assert_allclose(weighted.label_quality, probs[:, 0])
+
+
+def test_rank_mean_keeps_its_order_where_the_primary_saturates():
+    # the primary is sure of half the labels (a saturated probability, tied at 1.0); the
+    # second source still orders them, and label_quality must keep that order
+    primary = np.array([1.0, 1.0, 1.0, 1.0, 0.2, 0.4, 0.6, 0.8])
+    probs = np.stack([primary, 1 - primary], axis=1)
+    late = {"label_quality_signal": np.array([0.9, 0.7, 0.5, 0.3, 0.1, 0.2, 0.4, 0.6])}
+    combined = combine_sources(
+        {"m": _readout(probs, np.zeros(8, int)), "dynamics": late}, primary="m"
+    )
+    quality = combined.label_quality
+    rank_sum = rankdata(primary) + rankdata(late["label_quality_signal"])  # all distinct
+    assert len(set(quality.tolist())) == 8  # no two samples collapsed onto one value
+    assert np.argsort(quality).tolist() == np.argsort(rank_sum).tolist()
+    assert quality[:4].tolist() == sorted(quality[:4].tolist(), reverse=True)  # as the late source
+    assert quality.min() >= 0.2 and quality.max() <= 1.0  # within the primary's range
 
 
 def test_mean_rule_and_soft_label_average():

@@ -27,6 +27,8 @@ from fercleaner.arrays import get_entropy
 
 #: Combination rules `combine_sources` understands.
 COMBINE_RULES = ("rank_mean", "mean", "primary")
+#: Share of the rank mean blended into a quantile-mapped value to keep the order at ties.
+_ORDER_SLIVER = 1e-6
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,12 @@ def combine_sources(
         if combined is None or rule != "rank_mean" or len(have) < 2:
             return combined
         scale = np.asarray(readouts[primary if primary in have else have[0]][key], dtype=np.float64)
-        return np.quantile(scale, np.clip((combined * n - 0.5) / max(n - 1, 1), 0.0, 1.0))
+        mapped = np.quantile(scale, np.clip((combined * n - 0.5) / max(n - 1, 1), 0.0, 1.0))
+        # Where the primary has ties (a saturated probability), the quantiles are equal for
+        # different rank means; a sliver of the rank mean keeps their order, within the
+        # primary's range.
+        low, spread = np.nanmin(scale), max(float(np.nanmax(scale) - np.nanmin(scale)), 1e-12)
+        return (1.0 - _ORDER_SLIVER) * mapped + _ORDER_SLIVER * (low + combined * spread)
 
     pred_probs = weighted("pred_probs", identity)
     soft_label = weighted("soft_label", identity)
