@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from run_fixtures import TINY_TRAINING
 from typer.testing import CliRunner
 
 from fercleaner.cli import app
+from fercleaner.methods.poi_losses import js_uncertainty
 from fercleaner.pipeline import score_dataset
 from fercleaner.runs import read_run
 from fercleaner.scoring import SCORE_COLUMNS, read_scores
@@ -149,17 +152,27 @@ def test_weights_file_is_loaded_and_recorded(faces, tmp_path):
     assert "does not exist" in missing.output
 
 
-def test_the_default_recipe_ranks_by_the_model_and_its_late_training_margins(faces, tmp_path):
+def test_the_default_recipe_ranks_by_poi_and_its_late_training_margins(faces, tmp_path):
     result = score_dataset(
         faces,
         tmp_path / "run",
         overrides=[*TINY, "train.epochs=2"],
     )
-    assert result.run_info["sources"] == ["baseline", "dynamics"]
+    assert result.run_info["sources"] == ["poi", "dynamics"]
     frame = result.scores
-    baseline = frame["baseline_label_quality_signal"].to_numpy()
+    prior_network = frame["poi_label_quality_signal"].to_numpy()
     late = frame["dynamics_label_quality_signal"].to_numpy()
     # the order is the mean of the two sources' percentile ranks, not the model's alone
-    both = pd.Series(baseline).rank() + pd.Series(late).rank()
-    assert (frame["label_quality"].rank().to_numpy() == both.rank().to_numpy()).all()
+    both = (pd.Series(prior_network).rank() + pd.Series(late).rank()).to_numpy()
+    quality = frame["label_quality"].to_numpy()[np.argsort(both, kind="stable")]
+    assert (np.diff(quality) >= -1e-9).all()  # equal rank sums may differ in the last bits
+    assert len(np.unique(quality)) > len(np.unique(prior_network)) / 2
     assert frame["dynamics_margin_late"].notna().all()
+    # POI's quality is its prior network's belief in the given label, and q is the soft label
+    np.testing.assert_allclose(prior_network, frame["poi_pin_given_prob"].to_numpy(), atol=1e-6)
+    # (POI's uncertainty is JS(q, given) by its own function, so it pins the soft label to q)
+    soft = torch.from_numpy(np.stack(frame["soft_label"].to_list()))
+    given = torch.from_numpy(frame["given_label"].map(result.classes.index).to_numpy())
+    np.testing.assert_allclose(
+        js_uncertainty(soft, given).numpy(), frame["poi_uncertainty"].to_numpy(), atol=1e-5
+    )
