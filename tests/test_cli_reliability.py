@@ -22,6 +22,7 @@ from fercleaner.cli import app
 from fercleaner.cli._common import LineProgress, console
 from fercleaner.config import load_recipe
 from fercleaner.errors import ExitCode, OutputError
+from fercleaner.scoring import read_scores
 from fercleaner.synth import write_synthetic_dataset
 
 runner = CliRunner()
@@ -319,7 +320,7 @@ def test_inspect_keeps_long_file_names_whole_in_a_log(tmp_path):
 def test_score_prints_plain_progress_lines_in_a_log(scored):
     _, result = scored
     pattern = re.compile(
-        r"^\d\d:\d\d:\d\d baseline train: epoch 1/1, step \d+/\d+, loss \d+\.\d+,"
+        r"^\d\d:\d\d:\d\d [a-z]+ train: epoch 1/1, step \d+/\d+, loss \d+\.\d+,"
         r" [\d,]+ img/s(, eta \d+:\d\d)?$",
         re.MULTILINE,
     )
@@ -354,9 +355,8 @@ def test_line_progress_prints_at_a_steady_interval():
 def test_resume_removes_stale_temporaries(scored, faces):
     run, first = scored
     assert first.exit_code == 0, first.output
-    fd, stale_ckpt = tempfile.mkstemp(
-        prefix=".fold0.pt.", suffix=".tmp", dir=run / "checkpoints" / "baseline"
-    )
+    checkpoints = run / "checkpoints" / read_scores(run / "scores.parquet").metadata["method"]
+    fd, stale_ckpt = tempfile.mkstemp(prefix=".fold0.pt.", suffix=".tmp", dir=checkpoints)
     os.close(fd)
     fd, stale_scores = tempfile.mkstemp(prefix=".scores.parquet.", suffix=".tmp", dir=run)
     os.close(fd)
@@ -366,7 +366,7 @@ def test_resume_removes_stale_temporaries(scored, faces):
     assert result.exit_code == 0, result.output
     assert not Path(stale_ckpt).exists() and not Path(stale_scores).exists()
     assert foreign.exists()
-    assert (run / "checkpoints" / "baseline" / "fold0.pt").is_file()
+    assert (checkpoints / "fold0.pt").is_file()
 
 
 def test_remove_stale_temporaries_only_touches_named_targets(tmp_path):
