@@ -42,6 +42,7 @@ from _hostile_files import (
     write_png16,
 )
 from PIL import Image
+from run_fixtures import TINY_TRAINING
 
 #: Layouts a dataset case can attack (docs/architecture.md); "cli" marks command-line cases.
 LAYOUTS: tuple[str, ...] = ("imagefolder", "ferplus", "fer2013", "rafdb", "affectnet", "csv")
@@ -61,14 +62,7 @@ LOGS = Path("logs")
 WRITABLE: tuple[Path, ...] = (OUT, IMAGES, CACHE, LOGS)
 
 #: Recipe overrides for a score run of a few seconds on CPU.
-TINY = (
-    "backbone.name=test_resnet",
-    "data.image_size=32",
-    "train.batch_size=16",
-    "train.epochs=1",
-    "score.batch_size=64",
-    "train.num_threads=1",
-)
+TINY = tuple(TINY_TRAINING)
 
 Make = Callable[[Path], list[str]]
 Mutate = Callable[[Path, Path], object]  # (dataset root, case folder)

@@ -30,6 +30,7 @@ from _hostile_files import (
     write_lying_png,
     write_png16,
 )
+from run_fixtures import TINY_TRAINING
 from typer.testing import CliRunner
 
 from fercleaner.cache import build_cache
@@ -584,15 +585,7 @@ def test_score_runs_past_an_undecodable_name_and_a_link(tmp_path, outside):
     happy = next(p for p in (root / "train").iterdir() if p.is_dir())
     write_image(Path(os.fsdecode(os.path.join(os.fsencode(happy), b"\xff.png"))), size=32)
     (happy / "link.png").symlink_to(outside / "outside.png")
-    tiny = [
-        "backbone.name=test_resnet",
-        "data.image_size=32",
-        "train.batch_size=16",
-        "train.epochs=1",
-        "score.batch_size=64",
-        "train.num_threads=1",
-    ]
-    result = score_dataset(root, tmp_path / "run", recipe="quick", overrides=tiny)
+    result = score_dataset(root, tmp_path / "run", recipe="quick", overrides=TINY_TRAINING)
     assert len(result.scores) == 24
     problems = pd.read_parquet(tmp_path / "run" / "problems.parquet")
     assert set(problems["kind"]) == {"invalid_file_name", "path_escapes_root"}
