@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fercleaner.bench.suite_report import get_mean_sd
+
 METRICS = ("ap", "f1", "correction_accuracy", "kl_votes_soft", "spearman_uncertainty_vote_entropy")
 REFERENCE = "plain_ce"
 
@@ -104,8 +106,7 @@ def _stats(values: np.ndarray) -> dict[str, float]:
     values = values[~np.isnan(values)]
     if not len(values):
         return {"mean": float("nan"), "sd": float("nan"), "runs": 0}
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": float(np.mean(values)), "sd": sd, "runs": len(values)}
+    return get_mean_sd(values.tolist())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,7 @@ from fercleaner.bench.plain_reference import (
     predict_flip_averaged,
     train_plain_model,
 )
+from fercleaner.bench.suite_report import get_mean_sd
 
 #: Target sets that can be trained on, in report order.
 VARIANTS: tuple[str, ...] = ("given", "relabel", "soft", "soft_all", "majority")
@@ -219,9 +220,7 @@ def summarise(reports: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
             values = [float(row[metric]) for row in rows if metric in row]
             values = [v for v in values if not np.isnan(v)]
             if values:
-                sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-                stats = {"mean": float(np.mean(values)), "sd": sd, "runs": len(values)}
-                summary.setdefault(name, {})[metric] = stats
+                summary.setdefault(name, {})[metric] = get_mean_sd(values)
     return summary
 
 

@@ -58,11 +58,7 @@ def summarize_suite(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             ]
             values = [float(v) for v in values if v is not None and not _is_nan(v)]
             if values:
-                summary[system][metric] = {
-                    "mean": float(np.mean(values)),
-                    "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                    "runs": len(values),
-                }
+                summary[system][metric] = get_mean_sd(values)
     deltas: dict[str, dict[str, float]] = {}
     for name, result in results.items():
         ours = result["systems"].get(PRIMARY_SYSTEM, {})
@@ -104,7 +100,7 @@ def summarize_issue_types(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
                         bucket.setdefault(stat, []).append(float(value))
     summary = {
         system: {
-            kind: {stat: _mean_sd(values) for stat, values in stats.items()}
+            kind: {stat: get_mean_sd(values) for stat, values in stats.items()}
             for kind, stats in kinds.items()
         }
         for system, kinds in collected.items()
@@ -129,7 +125,7 @@ def summarize_votes_suite(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
                     bucket.setdefault(metric, []).append(float(metrics[metric]))
     systems = {
         str(k): {
-            system: {metric: _mean_sd(values) for metric, values in metrics.items()}
+            system: {metric: get_mean_sd(values) for metric, values in metrics.items()}
             for system, metrics in by_system.items()
         }
         for k, by_system in sorted(by_k.items())
@@ -209,7 +205,8 @@ def _render_issue_type_summary(issue_types: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _mean_sd(values: list[float]) -> dict[str, float]:
+def get_mean_sd(values: list[float]) -> dict[str, float]:
+    """Mean, sample sd (0 for one value) and count of a non-empty list of per-run values."""
     return {
         "mean": float(np.mean(values)),
         "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
