@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -105,3 +106,112 @@ def test_two_cpu_processes_write_one_complete_scores_file(tmp_path):
     dynamics = pd.read_parquet(run / "dynamics.parquet")
     assert set(dynamics["sample_id"]) == set(truth["sample_id"])
     assert list(run.glob("scores*")) == [run / "scores.parquet"]
+
+
+def _torchrun_score(faces, run, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "fercleaner",
+        "score",
+        str(faces),
+        "--out",
+        str(run),
+        "--recipe",
+        "quick",
+        "--method",
+        "baseline",
+        *TINY,
+        "train.epochs=6",
+        *extra,
+    ]
+
+
+def _worker_of_rank(launcher_pid: int, rank: int) -> int | None:
+    """The pid of torchrun's worker process with RANK=`rank` (read from /proc)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # exited meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == launcher_pid and f"RANK={rank}".encode() in environ:
+            return int(entry)
+    return None
+
+
+@pytest.mark.slow
+def test_a_killed_rank_leaves_a_run_that_resume_completes(tmp_path):
+    """kill -9 of rank 1 mid-training: torchrun stops the job; `--resume` finishes it from the
+    last checkpoint and gives the scores of an uninterrupted run."""
+    import signal
+    import time
+
+    from fercleaner.training.checkpoint import load_checkpoint
+
+    faces = tmp_path / "faces"
+    write_synthetic_dataset(faces, n=64, layout="imagefolder", seed=3, noise_rate=0.2, size=32)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight = subprocess.run(
+        _torchrun_score(faces, tmp_path / "straight"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    run = tmp_path / "run"
+    checkpoint = run / "checkpoints" / "baseline" / "fold0.pt"
+    launcher = subprocess.Popen(
+        _torchrun_score(faces, run),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not checkpoint.exists() and launcher.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 180 s"
+            time.sleep(0.02)
+        victim = _worker_of_rank(launcher.pid, rank=1)
+        assert victim is not None, "rank 1 had exited before its first checkpoint"
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode != 0, stderr[-2000:]
+    assert not (run / "run.json").exists()  # the killed job left no finished run
+    stopped_after = load_checkpoint(checkpoint)["epoch"]
+    assert stopped_after < 5, "the job finished before the kill; the test needs more epochs"
+
+    resumed = subprocess.run(
+        _torchrun_score(faces, run, "--resume"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["world_size"] == 2
+    # only the epochs after the checkpoint were trained again, on all 64 images
+    assert info["training"][0]["images_trained"] == (5 - stopped_after) * 64
+    got = read_scores(run / "scores.parquet").frame.set_index("sample_id").sort_index()
+    want = read_scores(tmp_path / "straight" / "scores.parquet").frame
+    want = want.set_index("sample_id").sort_index()
+    assert list(got.index) == list(want.index)
+    pd.testing.assert_series_equal(
+        got["label_quality"], want["label_quality"], check_exact=False, atol=1e-5
+    )
