@@ -33,6 +33,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import average_precision_score, f1_score
 from sklearn.neighbors import NearestNeighbors
 
+from fercleaner.bench.references import get_default_reference_cache, read_cached_reference
+
 
 def get_hog(images: np.ndarray, *, cell: int = 6, bins: int = 9) -> np.ndarray:
     """(N, D) HOG descriptors of (N, H, W) uint8 faces: unsigned gradients, 2x2-cell blocks."""
@@ -66,40 +68,6 @@ def get_neighbour_agreement(features: np.ndarray, labels: np.ndarray, *, k: int)
     return (labels[neighbours[:, 1:]] == labels[:, None]).mean(axis=1)
 
 
-def read_plain_reference(bench_out: Path, cache: Path, classes: list[str]) -> pd.DataFrame:
-    """The plain reference the bench trained for this run, from its cache entry.
-
-    Returns:
-        sample_id -> `pred_probs`, an (N, C) matrix with columns in `classes` order.
-    """
-    from fercleaner.bench.plain_reference import PlainRecipe
-    from fercleaner.bench.references import get_images_digest, reference_cache_key
-    from fercleaner.bench.systems import align_columns
-
-    header = json.loads((bench_out / "bench.json").read_text())
-    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet")
-    images = get_images_digest(
-        bench_out / "noisy" / "dataset", truth["sample_id"].astype(str).tolist()
-    )
-    key = reference_cache_key(
-        truth,
-        folds=1,
-        recipe=PlainRecipe(epochs=header["reference_epochs"]),
-        seed=header["protocol"]["seed"],
-        images=images,
-    )
-    path = cache / f"{key}.parquet"
-    if not path.is_file() or not path.with_suffix(".json").is_file():
-        raise SystemExit(
-            f"no cached plain reference {path} for {bench_out}; rerun its bench command"
-            f" ({header.get('command')}) with the plain reference, or pass the --cache it used"
-        )
-    classes_there = json.loads(path.with_suffix(".json").read_text())["classes"]
-    table = pd.read_parquet(path).set_index("sample_id")
-    probs = align_columns(np.stack(table["pred_probs"].to_list()), classes_there, classes)
-    return pd.DataFrame({"pred_probs": list(probs)}, index=table.index)
-
-
 def score_run(bench_out: Path, cache: Path) -> dict[str, float]:
     """AP of each variant (and F1 of the argmax flags) on one bench run."""
     from fercleaner.cache import build_cache
@@ -116,7 +84,14 @@ def score_run(bench_out: Path, cache: Path) -> dict[str, float]:
     rows = np.arange(len(ids))
     ours = scores["label_quality"].to_numpy(float)
     mine = np.stack(scores["pred_probs"].to_list())
-    plain = read_plain_reference(bench_out, cache, classes).loc[ids, "pred_probs"]
+    plain = read_cached_reference(bench_out, cache, classes)
+    if plain is None:
+        header = json.loads((bench_out / "bench.json").read_text())
+        raise SystemExit(
+            f"no cached plain reference in {cache} for {bench_out}; rerun its bench command"
+            f" ({header.get('command')}) with the plain reference, or pass the --cache it used"
+        )
+    plain = plain.loc[ids, "pred_probs"]
     plain = np.stack(plain.to_list())
     both = (mine + plain) / 2
 
@@ -159,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.cache is None:
-        from fercleaner.cache import default_cache_root
-
-        args.cache = default_cache_root() / "bench-references"
+        args.cache = get_default_reference_cache()
     runs = {path.name: score_run(path, args.cache) for path in args.bench_out}
     frame = pd.DataFrame(runs).T
     summary = {

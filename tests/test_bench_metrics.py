@@ -14,6 +14,7 @@ from fercleaner.bench import (
     get_issue_type_metrics,
     get_reliability_curve,
     get_soft_label_metrics,
+    get_soft_label_reliability,
     get_vote_entropy,
 )
 
@@ -70,6 +71,21 @@ def test_reliability_curve_bins():
     assert curve["count"] == [1, 1, 2]
     assert curve["fraction_correct"] == [0.0, 1.0, 1.0]
     assert curve["mean_quality"][2] == pytest.approx(0.96)
+
+
+def test_soft_label_reliability_pairs_every_class_probability_with_its_vote_share():
+    votes = np.array([[10, 0], [5, 5], [0, 0]])  # the third image has no vote: skipped
+    exact = get_soft_label_reliability(votes, np.array([[1.0, 0.0], [0.5, 0.5], [0.9, 0.1]]))
+    assert exact["count"] == [1, 2, 1]  # bins of 0.0, 0.5 (twice), 1.0
+    assert exact["mean_soft"] == exact["vote_share"] == [0.0, 0.5, 1.0]
+    assert exact["ece"] == pytest.approx(0.0)
+    # overconfident: 0.9 where the crowd splits 50/50, 0.1 for the other half of the votes
+    sharp = get_soft_label_reliability(votes[:2], np.array([[1.0, 0.0], [0.9, 0.1]]))
+    # bins: 0.0 | 0.1 | 0.9 and 1.0 together (share 0.5 and 1.0)
+    assert sharp["mean_soft"] == pytest.approx([0.0, 0.1, 0.95])
+    assert sharp["vote_share"] == pytest.approx([0.0, 0.5, 0.75])
+    assert sharp["count"] == [1, 1, 2]
+    assert sharp["ece"] == pytest.approx((0.0 + 0.4 + 2 * 0.2) / 4)
 
 
 def test_consensus_metrics_by_hand():

@@ -57,6 +57,8 @@ def test_run_benchmark_annotator_end_to_end(tmp_path):
         assert 0 <= metrics["ap"] <= 1 and 0 <= metrics["f1"] <= 1
         assert metrics["wall_s"] > 0 and metrics["peak_rss_mb"] > 10 and metrics["cpu_s"] > 0
         assert metrics["kl_votes_soft"] >= 0
+        assert 0 <= metrics["soft_label_ece"] <= 1
+        assert sum(metrics["soft_reliability"]["count"]) == kept * len(result["classes"])
     assert not result["systems"]["plain_ce"]["cached"]
     # the plain reference flags exactly where its argmax leaves the given label
     assert "ap_margin_over_reference" in result["target"]

@@ -15,6 +15,7 @@ from fercleaner.bench.metrics import (
     get_issue_type_metrics,
     get_reliability_curve,
     get_soft_label_metrics,
+    get_soft_label_reliability,
     get_vote_entropy,
 )
 from fercleaner.bench.protocols import (
@@ -51,6 +52,7 @@ __all__ = [
     "get_reference_scores",
     "get_reliability_curve",
     "get_soft_label_metrics",
+    "get_soft_label_reliability",
     "get_vote_entropy",
     "make_annotator_noise",
     "make_noisy",

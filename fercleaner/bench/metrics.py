@@ -108,6 +108,38 @@ def get_reliability_curve(
     return out
 
 
+def get_soft_label_reliability(
+    votes: np.ndarray, soft_label: np.ndarray, *, bins: int = 10
+) -> dict[str, object]:
+    """Reliability of a soft label against the people: does probability 0.3 mean 30% of votes?
+
+    Every (image, class) pair is one point: the soft label's probability of the class
+    against the share of the image's votes for it. Per equal-width probability bin: mean
+    probability, mean vote share, count (empty bins omitted); `ece` is the count-weighted
+    mean gap |probability - vote share| over the bins (0 = calibrated to the crowd).
+
+    Args:
+        votes: (N, C) vote counts (rows with no vote are skipped).
+        soft_label: (N, C) distributions over the same classes.
+    """
+    votes = np.asarray(votes, dtype=np.float64)
+    keep = votes.sum(axis=1) > 0
+    share = _normalise(votes[keep]).ravel()
+    prob = np.asarray(soft_label, dtype=np.float64)[keep].ravel()
+    which = np.clip((prob * bins).astype(int), 0, bins - 1)
+    curve: dict[str, list] = {"mean_soft": [], "vote_share": [], "count": []}
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            mean_prob, mean_share = float(prob[members].mean()), float(share[members].mean())
+            curve["mean_soft"].append(mean_prob)
+            curve["vote_share"].append(mean_share)
+            curve["count"].append(int(members.sum()))
+            gap += members.sum() * abs(mean_prob - mean_share)
+    return {**curve, "ece": float(gap / len(prob)) if len(prob) else float("nan")}
+
+
 def get_consensus_metrics(
     true_labels: np.ndarray,
     given_labels: np.ndarray,

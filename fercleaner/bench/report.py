@@ -26,6 +26,7 @@ _TABLE = (
     ("flagged", "flagged", "{:d}"),
     ("correction_accuracy", "correction acc.", "{:.3f}"),
     ("kl_votes_soft", "KL(votes‖soft)", "{:.3f}"),
+    ("soft_label_ece", "soft ECE", "{:.3f}"),
     ("spearman_uncertainty_vote_entropy", "ρ(unc., vote H)", "{:.3f}"),
     ("wall_s", "wall s", "{:.0f}"),
     ("cpu_s", "CPU s", "{:.0f}"),
@@ -292,31 +293,42 @@ def _plot_pr_curves(path: Path, systems, truth: pd.DataFrame, result) -> None:
 
 
 def _plot_reliability(path: Path, result) -> None:
+    """label_quality against the given labels; with votes, a second panel: soft label vs votes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.5), dpi=120)
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="calibrated")
+    systems = result.get("systems", {})
+    with_votes = any((v.get("soft_reliability") or {}).get("mean_soft") for v in systems.values())
+    fig, axes = plt.subplots(1, 2 if with_votes else 1, figsize=(11 if with_votes else 5.5, 4.5))
+    axes = np.atleast_1d(axes)
+    panels = [
+        ("reliability", "mean_quality", "fraction_correct", "Reliability of label_quality"),
+        ("soft_reliability", "mean_soft", "vote_share", "Soft label against the votes"),
+    ]
+    labels = [
+        ("label_quality (bin mean)", "fraction of given labels correct"),
+        ("soft-label probability of a class (bin mean)", "share of the votes for that class"),
+    ]
     styles = ("-", "--", ":", "-.")
-    for number, (name, values) in enumerate(result.get("systems", {}).items()):
-        curve = values.get("reliability") or {}
-        if curve.get("mean_quality"):
-            ax.plot(
-                curve["mean_quality"],
-                curve["fraction_correct"],
-                ls=styles[number % len(styles)],
-                marker="o",
-                ms=3,
-                label=name,
-            )
-    ax.set(xlabel="label_quality (bin mean)", ylabel="fraction of given labels correct")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02))
-    ax.set_title("Reliability of label_quality")
-    ax.legend(fontsize=7, loc="upper left")
+    for ax, (key, x, y, title), (xlabel, ylabel) in zip(axes, panels, labels, strict=False):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="calibrated")
+        for number, (name, values) in enumerate(systems.items()):
+            curve = values.get(key) or {}
+            if curve.get(x):
+                ax.plot(
+                    curve[x],
+                    curve[y],
+                    ls=styles[number % len(styles)],
+                    marker="o",
+                    ms=3,
+                    label=name,
+                )
+        ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1.02), title=title)
+        ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 

@@ -28,7 +28,12 @@ from fercleaner.bench.downstream import find_holdout, run_downstream
 from fercleaner.bench.materialize import write_noisy_dataset
 from fercleaner.bench.plain_reference import PlainRecipe
 from fercleaner.bench.protocols import VOTE_PROTOCOLS, NoisyDataset, make_noisy
-from fercleaner.bench.references import ReferenceSpec, get_reference_system, plan_references
+from fercleaner.bench.references import (
+    ReferenceSpec,
+    get_default_reference_cache,
+    get_reference_system,
+    plan_references,
+)
 from fercleaner.bench.report import (
     get_issue_type_target,
     get_target_check,
@@ -44,7 +49,6 @@ from fercleaner.bench.systems import (
 )
 from fercleaner.bench.vote_systems import WITH_VOTES, align_frame_columns, get_run_issue_types
 from fercleaner.bench.votes import run_vote_systems
-from fercleaner.cache import default_cache_root
 from fercleaner.errors import DatasetError, FercleanerError
 from fercleaner.runs import SCORES_FILE
 from fercleaner.scoring import read_scores
@@ -275,7 +279,7 @@ def _result_header(
 def _reference_cache_root(reference_cache: str | os.PathLike[str] | None) -> Path | None:
     """ "default" -> `<cache root>/bench-references`; None -> no cache."""
     if reference_cache == "default":
-        return default_cache_root() / "bench-references"
+        return get_default_reference_cache()
     return Path(reference_cache) if reference_cache is not None else None
 
 

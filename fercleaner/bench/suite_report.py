@@ -38,6 +38,7 @@ SUMMARY_METRICS = (
     "recall",
     "correction_accuracy",
     "kl_votes_soft",
+    "soft_label_ece",
     "spearman_uncertainty_vote_entropy",
     "wall_s",
     "cpu_s",

@@ -21,6 +21,7 @@ from fercleaner.bench.metrics import (
     get_detection_metrics,
     get_reliability_curve,
     get_soft_label_metrics,
+    get_soft_label_reliability,
 )
 from fercleaner.errors import FercleanerError
 
@@ -166,6 +167,9 @@ def evaluate_system(
         metrics.update(
             get_soft_label_metrics(votes, system.soft_label[rows], system.uncertainty[rows])
         )
+        soft_reliability = get_soft_label_reliability(votes, system.soft_label[rows])
+        metrics["soft_label_ece"] = soft_reliability.pop("ece")
+        metrics["soft_reliability"] = soft_reliability
     metrics["reliability"] = get_reliability_curve(quality, is_noisy)
     metrics["samples_scored"] = int(len(joined))
     metrics["samples_missing"] = int(missing)
