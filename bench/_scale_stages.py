@@ -45,7 +45,8 @@ class _Progress:
 
     def __call__(self, done: int, total: int) -> None:
         self.calls += 1
-        self.first = self.first or time.perf_counter()
+        if total:  # (0, 0) only says the label files are being read
+            self.first = self.first or time.perf_counter()
         self.last_done = done
 
 

@@ -116,3 +116,4 @@ def test_options_are_checked_and_progress_is_reported(tmp_path):
     calls = []
     ds = read_dataset(tmp_path, progress=lambda done, total: calls.append((done, total)))
     assert len(ds.samples) == 3 and calls[-1] == (3, 3)
+    assert calls[0] == (0, 0)  # before the labels are read: started, count not known

@@ -246,7 +246,7 @@ def progress_bar(label: str, *, active: bool = True) -> Iterator[Callable[[int, 
     """Progress on stderr fed by a library `progress(done, total)`; None when inactive.
 
     A transient rich bar on a terminal; plain `label done/total (pct), rate, eta` lines
-    at a steady interval otherwise.
+    at a steady interval otherwise. (0, 0) means "started, count not known yet".
     """
     if not active:
         yield None
@@ -256,6 +256,9 @@ def progress_bar(label: str, *, active: bool = True) -> Iterator[Callable[[int, 
         started = time.monotonic()
 
         def line(done: int, total: int) -> None:
+            if total == 0 and done == 0:  # the count is not known yet
+                lines.report((label, "start"), f"{label}: reading the label files")
+                return
             elapsed = time.monotonic() - started
             rate = done / elapsed if elapsed > 0 else 0.0
             share = f" ({done / total:.0%})" if total else ""
@@ -274,7 +277,7 @@ def progress_bar(label: str, *, active: bool = True) -> Iterator[Callable[[int, 
         def update(done: int, total: int) -> None:
             nonlocal task
             if task is None:
-                task = bar.add_task(label, total=total)
-            bar.update(task, completed=done, total=total)
+                task = bar.add_task(label, total=total or None)  # None: a pulsing bar
+            bar.update(task, completed=done, total=total or None)
 
         yield update

@@ -95,6 +95,10 @@ def score_command(
         _render_summary(result)
 
 
+#: What the reading and decoding stages are called on screen.
+_STAGE_LABELS = {"read": "reading dataset", "cache": "decoding images"}
+
+
 class _ProgressView:
     """Rich progress bars (one per reading/decoding stage, one per method x fold of training)
     on a terminal; plain `LineProgress` lines otherwise."""
@@ -141,9 +145,9 @@ class _ProgressView:
             return
         if event.train is None:
             key = event.stage
-            label = {"read": "reading dataset", "cache": "decoding images"}.get(key, key)
+            label = _STAGE_LABELS.get(key, key)
             task = self._task(key, label, event.total)
-            self.progress.update(task, completed=event.done, total=event.total, info="")
+            self.progress.update(task, completed=event.done, total=event.total or None, info="")
             return
         p = event.train
         fold = f" fold {p.fold + 1}/{p.folds}" if p.folds > 1 else ""
@@ -173,12 +177,15 @@ class _ProgressView:
         """One plain line: phase, step/total, loss, images/s, ETA (printed at a steady interval)."""
         if event.train is None:
             key, done, total = event.stage, event.done, event.total
+            label = _STAGE_LABELS.get(key, key)
+            if done == 0 and total == 0:  # started; the count is not known yet
+                self.lines.report((key, "start"), f"{label}: reading the label files")
+                return
             now = time.monotonic()
             elapsed = now - self.started.setdefault(key, self.last_event)
             self.last_event = now
             rate = done / elapsed if elapsed > 0 else 0.0
             eta = f", eta {clock_text((total - done) / rate)}" if rate > 0 and total else ""
-            label = {"read": "reading dataset", "cache": "decoding images"}.get(key, key)
             self.lines.report(
                 key,
                 f"{label}: {done:,}/{total:,} images, {rate:,.0f} img/s{eta}",

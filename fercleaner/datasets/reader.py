@@ -50,7 +50,9 @@ def read_dataset(
             the root; by default each is a `path_escapes_root` problem and is not read.
         max_pixels: images with more pixels are `too_many_pixels` problems.
         workers: processes for the image checks.
-        progress: called as progress(done, total) while images are checked.
+        progress: called as progress(done, total) while images are checked, and once as
+            progress(0, 0) before the label files are read (the count is not known yet;
+            on a million-row manifest that reading takes tens of seconds).
 
     Raises:
         DatasetError: the path is missing or matches no (or not the requested) layout.
@@ -71,6 +73,8 @@ def read_dataset(
     spec, detection = resolve_detection(path, layout)
     root = detection.root or path
     problems = ProblemLog(root)
+    if progress is not None:
+        progress(0, 0)
     try:
         raw = spec.read(
             detection.source or path,
