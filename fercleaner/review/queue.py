@@ -62,12 +62,14 @@ def find_queue(scores: pd.DataFrame, decided_ids: Collection[str], flt: QueueFil
         given = scores["given_label"].to_numpy(dtype=object)
         proposed = scores["proposed_label"].to_numpy(dtype=object)
         mask &= find_members(zip(given, proposed, strict=True), pairs, len(scores))
+    kept = np.flatnonzero(mask)
     if flt.reviewed is not None:
-        is_decided = find_members(
-            scores["sample_id"].to_numpy(dtype=object), frozenset(decided_ids), len(scores)
-        )
-        mask &= is_decided if flt.reviewed else ~is_decided
-    return np.flatnonzero(mask)
+        # only the rows the other filters kept (~10% flagged by default): the id lookup is
+        # the one per-row Python step of a query, ~0.4 s over a million ids
+        ids = scores["sample_id"].iloc[kept].to_numpy(dtype=object)
+        is_decided = find_members(ids, decided_ids, len(kept))
+        kept = kept[is_decided if flt.reviewed else ~is_decided]
+    return kept
 
 
 def find_members(values: Iterable[object], allowed: Collection[object], n: int) -> np.ndarray:
