@@ -1,4 +1,5 @@
-"""bench/scale.py's stage children: ingest, cache (and a killed, resumed build), review, export.
+"""bench/scale.py's stage children: ingest, cache (and a killed, resumed build), review
+(AppTest and Chromium), export.
 
 `child_main` runs in a child process of `bench/scale.py` (`--child STAGE:PART`), runs one
 stage or writes one part of the data (`_scale_data`), and leaves its figures as JSON in
@@ -29,7 +30,13 @@ def child_main(
     elif stage == "resume":
         figures = _cache_resume(work, part, resume[0] or 0.0, resume[1])
     else:
-        run = {"ingest": _ingest, "cache": _cache, "review": _review, "export": _export}[stage]
+        run = {
+            "ingest": _ingest,
+            "cache": _cache,
+            "review": _review,
+            "browser": _browser,
+            "export": _export,
+        }[stage]
         figures = run(work, part, n)
     (work / f"child-{name.replace(':', '-')}.json").write_text(json.dumps(figures))
     return 0
@@ -192,7 +199,57 @@ def _review(work: Path, part: str, n: int) -> dict:
         "review_filter_s": filt,
         "review_overview_s": overview,
         "review_overview_rerun_s": overview_again,
-        "review_timing": "AppTest script runs; Chromium not measured (follow-up)",
+        "review_timing": "AppTest script runs (the browser stage times Chromium)",
+    }
+
+
+def _browser(work: Path, part: str, n: int) -> dict:
+    """Chromium against `fercleaner review`: command to the first image, a Keep click until
+    its "Saved" line shows, a Given-class filter until an item of that class shows, and
+    the Overview until its last section shows (each from the user's action)."""
+    import re
+
+    from _review_browser import open_review
+
+    wait_ms = 600_000
+    with open_review(work / "run") as session:
+        page = session.page
+        page.goto(session.url, timeout=wait_ms)
+        page.get_by_test_id("stMain").get_by_test_id("stImage").first.wait_for(timeout=wait_ms)
+        keep = page.get_by_role("button", name="Keep given")
+        keep.wait_for(timeout=wait_ms)
+        first = time.perf_counter() - session.started
+
+        item = page.get_by_test_id("stMarkdownContainer").filter(has_text="Given:").first
+        shown_given = re.search(r"Given:\s*(\S+)", item.inner_text()).group(1)
+        t = time.perf_counter()
+        keep.click()
+        page.get_by_text(re.compile(r"^Saved ")).first.wait_for(timeout=wait_ms)
+        click = time.perf_counter() - t
+
+        # a class other than the one on screen, so the new item proves the rerun
+        boxes = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect")
+        boxes.filter(has_text="Given class").click()
+        choices = [c.strip() for c in page.get_by_role("option").all_inner_texts()]
+        wanted = next(c for c in choices if c not in ("", "Select all", shown_given))
+        t = time.perf_counter()
+        page.get_by_role("option", name=wanted, exact=True).click()
+        page.get_by_test_id("stMarkdownContainer").filter(
+            has_text=re.compile(rf"Given:\s*{re.escape(wanted)}\b")
+        ).first.wait_for(timeout=wait_ms)
+        filtered = time.perf_counter() - t
+        page.keyboard.press("Escape")  # close the option list
+
+        t = time.perf_counter()
+        page.get_by_test_id("stSidebar").get_by_text("Overview", exact=True).click()
+        page.get_by_text("Reviewer agreement").wait_for(timeout=wait_ms)
+        overview = time.perf_counter() - t
+    return {
+        "browser_first_image_s": round(first, 2),
+        "browser_click_s": round(click, 3),
+        "browser_filter_s": round(filtered, 3),
+        "browser_filter_class": wanted,
+        "browser_overview_s": round(overview, 3),
     }
 
 

@@ -15,12 +15,9 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -131,45 +128,17 @@ def _apptest_times(run_dir: Path, *, prefix: str = "app_") -> dict:
 
 def _browser_times(run_dir: Path) -> dict:
     """`fercleaner review` start to healthy server, and to a drawn first item in Chromium."""
-    from playwright.sync_api import sync_playwright
+    from _review_browser import open_review
 
-    from fercleaner.review.launch import find_free_port
-
-    port = find_free_port()
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fercleaner", "review", str(run_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "_stcore/health", timeout=2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        healthy = time.perf_counter() - t0
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=shutil.which("chromium"),
-                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-            )
-            page = browser.new_page()
-            t1 = time.perf_counter()
-            page.goto(url)
-            page.get_by_role("button", name="Keep given").wait_for(timeout=300_000)
-            drawn = time.perf_counter() - t1
-            browser.close()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with open_review(run_dir) as session:
+        t1 = time.perf_counter()
+        session.page.goto(session.url)
+        session.page.get_by_role("button", name="Keep given").wait_for(timeout=300_000)
+        drawn = time.perf_counter() - t1
     return {
-        "server_command_to_healthy_s": round(healthy, 2),
+        "server_command_to_healthy_s": round(session.healthy_s, 2),
         "browser_first_item_drawn_s": round(drawn, 2),
-        "command_to_first_item_s": round(healthy + drawn, 2),
+        "command_to_first_item_s": round(session.healthy_s + drawn, 2),
     }
 
 

@@ -1,0 +1,49 @@
+"""`bench/scale.py` end to end at a small N: every stage runs and fills the issue's fields."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _scale_fields() -> tuple[str, ...]:
+    """`bench/scale.py`'s FIELDS: every figure issue 11 names."""
+    spec = importlib.util.spec_from_file_location(
+        "fercleaner_bench_scale", REPO / "bench" / "scale.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FIELDS
+
+
+@pytest.mark.slow
+def test_every_stage_fills_its_fields_and_the_browser_times_the_review(tmp_path):
+    pytest.importorskip("playwright.sync_api")
+    if shutil.which("chromium") is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    stages = "ingest,cache,review,browser,export"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "scale.py"), "--n", "300", "--stages", stages]
+        + ["--workdir", str(tmp_path / "work"), "--decisions", "200"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert not [k for k in result if k.endswith("_error")], result
+    for field in _scale_fields():
+        assert isinstance(result[field], (int, float)) and result[field] > 0, field
+    # the issue's review fields are the browser's; AppTest's are kept beside them
+    assert result["review_timing"].startswith("Chromium")
+    assert result["review_click_s"] == result["browser_click_s"]
+    assert result["review_apptest_click_s"] > 0
+    assert result["decisions_in_store"] == 200 and result["export_rows"] == 300
