@@ -326,20 +326,22 @@ def test_score_prints_plain_progress_lines_in_a_log(scored):
     )
     assert pattern.search(result.output), result.output
     assert re.search(r"^\d\d:\d\d:\d\d decoding images: 60/60 images", result.output, re.MULTILINE)
-    # a line before the label files are read (a million-row manifest takes tens of seconds)
-    started = result.output.index("reading dataset: reading the label files")
-    assert started < result.output.index("decoding images: ")
+    # a line before the samples are listed (a million-row manifest takes tens of seconds),
+    # and the stage ends with its count although score checks no image while reading
+    started = result.output.index("reading dataset: listing the samples")
+    finished = result.output.index("reading dataset: 60/60 images")
+    assert started < finished < result.output.index("decoding images: ")
     assert result.output.index(" train: ") < result.output.index("samples scored by")
 
 
-def test_inspect_says_it_is_reading_before_the_image_count_is_known(tmp_path, monkeypatch):
+def test_inspect_says_it_is_listing_before_the_image_count_is_known(tmp_path, monkeypatch):
     monkeypatch.setenv("FERCLEANER_PROGRESS_INTERVAL", "0")
     for i in range(3):
         write_image(tmp_path / "train" / "happy" / f"{i}.png", seed=i)
     result = runner.invoke(app, ["inspect", str(tmp_path)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].endswith(" checking images: reading the label files"), lines[:3]
+    assert lines[0].endswith(" checking images: listing the samples"), lines[:3]
     assert re.search(r"checking images 3/3 \(100%\)", result.output), result.output
 
 

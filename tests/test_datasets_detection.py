@@ -116,4 +116,8 @@ def test_options_are_checked_and_progress_is_reported(tmp_path):
     calls = []
     ds = read_dataset(tmp_path, progress=lambda done, total: calls.append((done, total)))
     assert len(ds.samples) == 3 and calls[-1] == (3, 3)
-    assert calls[0] == (0, 0)  # before the labels are read: started, count not known
+    assert calls[0] == (0, 0)  # before the samples are listed: started, count not known
+    assert calls.count((3, 3)) == 1  # the image checks' own last report ends it, once
+    calls.clear()
+    read_dataset(tmp_path, check_images=False, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 0), (3, 3)]  # no image checked on the way: the end is still reported

@@ -257,7 +257,7 @@ def progress_bar(label: str, *, active: bool = True) -> Iterator[Callable[[int, 
 
         def line(done: int, total: int) -> None:
             if total == 0 and done == 0:  # the count is not known yet
-                lines.report((label, "start"), f"{label}: reading the label files")
+                lines.report((label, "start"), f"{label}: listing the samples")
                 return
             elapsed = time.monotonic() - started
             rate = done / elapsed if elapsed > 0 else 0.0

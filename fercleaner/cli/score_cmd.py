@@ -179,7 +179,7 @@ class _ProgressView:
             key, done, total = event.stage, event.done, event.total
             label = _STAGE_LABELS.get(key, key)
             if done == 0 and total == 0:  # started; the count is not known yet
-                self.lines.report((key, "start"), f"{label}: reading the label files")
+                self.lines.report((key, "start"), f"{label}: listing the samples")
                 return
             now = time.monotonic()
             elapsed = now - self.started.setdefault(key, self.last_event)

@@ -50,9 +50,9 @@ def read_dataset(
             the root; by default each is a `path_escapes_root` problem and is not read.
         max_pixels: images with more pixels are `too_many_pixels` problems.
         workers: processes for the image checks.
-        progress: called as progress(done, total) while images are checked, and once as
-            progress(0, 0) before the label files are read (the count is not known yet;
-            on a million-row manifest that reading takes tens of seconds).
+        progress: called as progress(0, 0) before the samples are listed (the count is not
+            known yet; a million-row manifest takes tens of seconds), then as
+            progress(done, total) while images are checked, and (total, total) at the end.
 
     Raises:
         DatasetError: the path is missing or matches no (or not the requested) layout.
@@ -102,6 +102,8 @@ def read_dataset(
             workers=workers,
             progress=progress,
         )
+    if progress is not None and len(samples) and not (raw.has_image_files and check_images):
+        progress(len(samples), len(samples))  # nothing counted on the way: say it is done
     samples = samples.drop(columns=_PRIVATE_COLUMNS).reset_index(drop=True)
     text = "; ".join([detection.reason, *raw.notes])
     dataset = Dataset(

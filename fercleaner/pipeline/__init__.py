@@ -49,8 +49,9 @@ from fercleaner.runs import (
 class ScoreProgress:
     """One progress report: `stage` is read, cache, train or predict.
 
-    For read/cache `done`/`total` count images; for train/predict `train` holds the
-    trainer's report (epoch, step, loss, images/s, ETA).
+    For read/cache `done`/`total` count images ((0, 0) first from read: started, the
+    count not known yet); for train/predict `train` holds the trainer's report (epoch,
+    step, loss, images/s, ETA).
     """
 
     stage: str
