@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 
 
 def wheel_requirements(wheel: Path) -> list[Requirement]:
+    """The wheel's `Requires-Dist` entries that apply without extras."""
     with zipfile.ZipFile(wheel) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         text = zf.read(name).decode()
@@ -59,12 +60,14 @@ def dependency_closure(roots: list[Requirement]) -> dict[str, metadata.Distribut
 
 
 def top_level_entries(dist: metadata.Distribution) -> set[str]:
+    """Names directly in site-packages that `dist` installed (packages, modules, dist-info)."""
     if dist.files is None:
         sys.exit(f"link_wheel_deps: {dist.metadata['Name']} has no RECORD; reinstall it in .venv")
     return {f.parts[0] for f in dist.files if f.parts and f.parts[0] != ".."}
 
 
 def main(wheel: str, deps_dir: str, target_site: str) -> None:
+    """Link the closure into `deps_dir` and point the fresh venv at it with a .pth."""
     site = Path(metadata.distribution("pip").locate_file("")).resolve()
     deps = Path(deps_dir)
     deps.mkdir(parents=True)
