@@ -37,7 +37,11 @@ class ReviewSession:
 
 @contextlib.contextmanager
 def open_review(run_dir: Path, *, reviewer: str = "bench") -> Iterator[ReviewSession]:
-    """Start `fercleaner review RUN_DIR`, wait until it is healthy, open Chromium on it."""
+    """Open Chromium, then start `fercleaner review RUN_DIR` and wait until it is healthy.
+
+    The browser is up before the command starts (as a user's is), so `started` times the
+    command, not Chromium's cold launch.
+    """
     from playwright.sync_api import sync_playwright
 
     from fercleaner.review.launch import find_free_port
@@ -48,30 +52,33 @@ def open_review(run_dir: Path, *, reviewer: str = "bench") -> Iterator[ReviewSes
     port = find_free_port()
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, "-m", "fercleaner", "review", str(run_dir), "--port", str(port)]
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [*command, "--reviewer", reviewer],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None:
-                    raise RuntimeError(f"fercleaner review exited {server.returncode}") from None
-                time.sleep(0.05)
-        healthy_s = time.perf_counter() - started
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                yield ReviewSession(page, url, started, healthy_s)
-            finally:
-                browser.close()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        started = time.perf_counter()
+        server = subprocess.Popen(
+            [*command, "--reviewer", reviewer],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            _wait_healthy(server, url)
+            yield ReviewSession(page, url, started, time.perf_counter() - started)
+        finally:
+            browser.close()
+            with contextlib.suppress(ProcessLookupError):  # it may have exited on its own
+                os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+
+
+def _wait_healthy(server: subprocess.Popen, url: str) -> None:
+    """Poll the server's health endpoint until it answers (or the server exits)."""
+    while True:
+        try:
+            with urllib.request.urlopen(url + "_stcore/health", timeout=2):
+                return
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError(f"fercleaner review exited {server.returncode}") from None
+            time.sleep(0.05)

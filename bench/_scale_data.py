@@ -26,7 +26,7 @@ def generate_part(work: Path, part: str, n: int, decisions: int) -> dict:
     elif part == "csv":
         _write_csv(work / "csv", tiles, n)
     else:
-        _write_run(work / "run", work / "tiles", tiles, n, decisions)
+        return {"decisions_in_store": _write_run(work / "run", work / "tiles", tiles, n, decisions)}
     return {}
 
 
@@ -95,8 +95,9 @@ def _write_csv(root: Path, tiles: list[Path], n: int) -> None:
     (root / "labels.csv").write_text("path,label,split\n" + "".join(lines))
 
 
-def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: int) -> None:
-    """scores.parquet (10% flagged, most suspect first) and a store with `decisions` rows."""
+def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: int) -> int:
+    """scores.parquet (10% flagged, most suspect first) and a store with up to `decisions`
+    decisions (the most suspect stay undecided); returns how many it holds."""
     import numpy as np
     import pandas as pd
 
@@ -145,8 +146,8 @@ def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "review.sqlite").unlink(missing_ok=True)
     write_scores(frame, run_dir / "scores.parquet", metadata=meta)
-    # the 1,000 most suspect stay undecided so the queue has work in it
-    order = np.argsort(quality, kind="stable")[1000:][:decisions]
+    # the 1,000 most suspect (half of a small run) stay undecided: the queue has work in it
+    order = np.argsort(quality, kind="stable")[min(1000, n // 2) :][:decisions]
     actions = np.array(["keep", "accept", "exclude"])[rng.integers(0, 3, len(order))]
     batch = [
         Decision(
@@ -159,3 +160,4 @@ def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: 
     with DecisionStore(run_dir / "review.sqlite") as store:
         for start in range(0, len(batch), 100_000):
             store.record_many(batch[start : start + 100_000], reviewer="bench")
+    return len(batch)

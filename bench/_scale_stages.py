@@ -51,8 +51,8 @@ class _Progress:
         self.last_done = 0
 
     def __call__(self, done: int, total: int) -> None:
-        self.calls += 1
-        if total:  # (0, 0) only says the label files are being read
+        if total:  # (0, 0) only says the samples are being listed
+            self.calls += 1
             self.first = self.first or time.perf_counter()
         self.last_done = done
 
@@ -234,8 +234,9 @@ def _browser(work: Path, part: str, n: int) -> dict:
         wanted = next(c for c in choices if c not in ("", "Select all", shown_given))
         t = time.perf_counter()
         page.get_by_role("option", name=wanted, exact=True).click()
+        # an item of that class, or the empty queue's line when none is left undecided
         page.get_by_test_id("stMarkdownContainer").filter(
-            has_text=re.compile(rf"Given:\s*{re.escape(wanted)}\b")
+            has_text=re.compile(rf"Given:\s*{re.escape(wanted)}\b|^Nothing left in this queue")
         ).first.wait_for(timeout=wait_ms)
         filtered = time.perf_counter() - t
         page.keyboard.press("Escape")  # close the option list

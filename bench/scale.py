@@ -97,9 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     result["score_note"] = "not measured by bench/scale.py (scoring is issue 11's training part)"
     try:
         needs = stages + (["cache"] if args.kill_after is not None else [])
-        result["generate_s"] = _generate(work, args.n, needs, decisions)
-        result["decisions_in_store"] = (
-            decisions if {"review", "browser", "export"} & set(stages) else None
+        result["generate_s"], result["decisions_in_store"] = _generate(
+            work, args.n, needs, decisions
         )
         for stage in stages:
             if stage == "score":
@@ -152,8 +151,11 @@ def _summarise(result: dict) -> None:
 # -- generation ------------------------------------------------------------------------
 
 
-def _generate(work: Path, n: int, stages: list[str], decisions: int) -> float:
+def _generate(work: Path, n: int, stages: list[str], decisions: int) -> tuple[float, int | None]:
     """Write what the stages need under `work` (skipped when it is there for this N).
+
+    Returns the seconds it took and the decisions the run's review store holds (None
+    without a run).
 
     Each part is written by a child process too: a child's peak RSS starts at this
     process's size when it forks, so this one stays small (no numpy, pandas or PIL).
@@ -176,8 +178,11 @@ def _generate(work: Path, n: int, stages: list[str], decisions: int) -> float:
         if any(key.endswith("_error") for key in figures):
             raise RuntimeError(f"generating {part} failed: {figures}")
         done["parts"].append(part)
+        if "decisions_in_store" in figures:
+            done["decisions_in_store"] = figures["decisions_in_store"]
         marker.write_text(json.dumps(done))
-    return round(time.perf_counter() - t0, 2)
+    in_store = done.get("decisions_in_store") if "run" in wanted else None
+    return round(time.perf_counter() - t0, 2), in_store
 
 
 # -- stages (each in a child process) --------------------------------------------------

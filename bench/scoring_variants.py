@@ -103,6 +103,7 @@ def score_variants(bench_out: Path, system_name: str) -> dict:
     for name, scored in variants.items():
         metrics = evaluate_system(scored, truth, classes)
         metrics.pop("reliability", None)
+        metrics.pop("soft_reliability", None)
         results[name] = {k: _plain(v) for k, v in metrics.items()}
     return {"sources": sources, "variants": results}
 

@@ -28,7 +28,8 @@ from fercleaner.bench.references import get_default_reference_cache, read_cached
 from fercleaner.bench.systems import align_columns
 from fercleaner.scoring import read_scores
 
-#: Cached references compared with fercleaner's soft label: name -> folds of its cache key.
+#: Cached references compared with fercleaner's soft label: name -> folds of its cache key
+#: (the bench's default `--folds 5`; a run with other folds has no `cleanlab_cv5` entry).
 REFERENCES = {"plain_ce": 1, "cleanlab_cv5": 5}
 
 
@@ -50,13 +51,15 @@ def read_soft_labels(bench_out: Path, cache: Path) -> tuple[np.ndarray, dict[str
 
 
 def summarize(votes: np.ndarray, soft: np.ndarray) -> dict[str, object]:
-    """ECE against the votes, the reliability curve and KL(votes || soft) of one soft label."""
+    """ECEs against the votes, the reliability curve and KL(votes || soft) of one soft label."""
     curve = get_soft_label_reliability(votes, soft)
     kl = get_soft_label_metrics(votes, soft, np.zeros(len(votes)))["kl_votes_soft"]
-    return {"ece": curve.pop("ece"), "kl_votes_soft": kl, "curve": curve}
+    ece, top_ece = curve.pop("ece"), curve.pop("top_ece")
+    return {"ece": ece, "top_ece": top_ece, "kl_votes_soft": kl, "curve": curve}
 
 
 def plot(path: Path, pooled: dict[str, dict]) -> None:
+    """The pooled reliability curves of every system, one line each, against the diagonal."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,7 +69,7 @@ def plot(path: Path, pooled: dict[str, dict]) -> None:
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="calibrated to the votes")
     for (name, values), style in zip(pooled.items(), ("-", "--", "-."), strict=False):
         curve = values["curve"]
-        label = f"{name} (ECE {values['ece']:.3f}, KL {values['kl_votes_soft']:.3f})"
+        label = f"{name} (top ECE {values['top_ece']:.3f}, KL {values['kl_votes_soft']:.3f})"
         ax.plot(curve["mean_soft"], curve["vote_share"], ls=style, marker="o", ms=3, label=label)
     ax.set(
         xlabel="soft-label probability of a class (bin mean)",
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, pooled_votes, pooled_soft = {}, [], {}
     for path in args.bench_out:
         votes, soft = read_soft_labels(path, args.cache)
-        runs[path.name] = {name: summarize(votes, s) for name, s in soft.items()}
+        runs[str(path)] = {name: summarize(votes, s) for name, s in soft.items()}
         pooled_votes.append(votes)
         for name, s in soft.items():
             pooled_soft.setdefault(name, []).append(s)

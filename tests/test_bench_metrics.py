@@ -86,6 +86,9 @@ def test_soft_label_reliability_pairs_every_class_probability_with_its_vote_shar
     assert sharp["vote_share"] == pytest.approx([0.0, 0.5, 0.75])
     assert sharp["count"] == [1, 1, 2]
     assert sharp["ece"] == pytest.approx((0.0 + 0.4 + 2 * 0.2) / 4)
+    # top class: 1.0 with all the votes (gap 0) and 0.9 with half of them (gap 0.4), one bin
+    assert sharp["top_ece"] == pytest.approx(abs(0.95 - 0.75))
+    assert exact["top_ece"] == pytest.approx(0.0)
 
 
 def test_consensus_metrics_by_hand():

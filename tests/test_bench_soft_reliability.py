@@ -46,8 +46,9 @@ def test_offline_figures_match_the_benchs_own_and_the_plot_is_drawn(tmp_path, ca
     # no cleanlab reference was trained for this run: only the two systems that exist
     assert set(printed["pooled"]) == {"fercleaner", "plain_ce"}
     for name in ("fercleaner", "plain_ce"):
-        mine = printed["runs"]["bench"][name]
+        mine = printed["runs"][str(out)][name]
         assert mine["ece"] == pytest.approx(systems[name]["soft_label_ece"], abs=1e-6)
+        assert mine["top_ece"] == pytest.approx(systems[name]["soft_label_top_ece"], abs=1e-6)
         assert mine["kl_votes_soft"] == pytest.approx(systems[name]["kl_votes_soft"], abs=1e-6)
         # one run pooled is that run
         assert printed["pooled"][name]["ece"] == pytest.approx(mine["ece"])

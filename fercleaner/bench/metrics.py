@@ -115,8 +115,10 @@ def get_soft_label_reliability(
 
     Every (image, class) pair is one point: the soft label's probability of the class
     against the share of the image's votes for it. Per equal-width probability bin: mean
-    probability, mean vote share, count (empty bins omitted); `ece` is the count-weighted
-    mean gap |probability - vote share| over the bins (0 = calibrated to the crowd).
+    probability, mean vote share, count (empty bins omitted). `ece` is the count-weighted
+    mean gap |probability - vote share| over those bins (0 = calibrated to the crowd); the
+    many near-zero pairs dilute it, so `top_ece` is the same gap over each image's most
+    probable class only (its confidence against the votes that class got).
 
     Args:
         votes: (N, C) vote counts (rows with no vote are skipped).
@@ -124,8 +126,17 @@ def get_soft_label_reliability(
     """
     votes = np.asarray(votes, dtype=np.float64)
     keep = votes.sum(axis=1) > 0
-    share = _normalise(votes[keep]).ravel()
-    prob = np.asarray(soft_label, dtype=np.float64)[keep].ravel()
+    share = _normalise(votes[keep])
+    prob = np.asarray(soft_label, dtype=np.float64)[keep]
+    curve, ece = _binned_gap(prob.ravel(), share.ravel(), bins)
+    top = prob.argmax(axis=1)
+    rows = np.arange(len(top))
+    _, top_ece = _binned_gap(prob[rows, top], share[rows, top], bins)
+    return {**curve, "ece": ece, "top_ece": top_ece}
+
+
+def _binned_gap(prob: np.ndarray, share: np.ndarray, bins: int) -> tuple[dict[str, list], float]:
+    """Equal-width bins of `prob`: the curve (mean prob, mean share, count) and the ECE."""
     which = np.clip((prob * bins).astype(int), 0, bins - 1)
     curve: dict[str, list] = {"mean_soft": [], "vote_share": [], "count": []}
     gap = 0.0
@@ -137,7 +148,7 @@ def get_soft_label_reliability(
             curve["vote_share"].append(mean_share)
             curve["count"].append(int(members.sum()))
             gap += members.sum() * abs(mean_prob - mean_share)
-    return {**curve, "ece": float(gap / len(prob)) if len(prob) else float("nan")}
+    return curve, float(gap / len(prob)) if len(prob) else float("nan")
 
 
 def get_consensus_metrics(

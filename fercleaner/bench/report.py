@@ -27,6 +27,7 @@ _TABLE = (
     ("correction_accuracy", "correction acc.", "{:.3f}"),
     ("kl_votes_soft", "KL(votes‖soft)", "{:.3f}"),
     ("soft_label_ece", "soft ECE", "{:.3f}"),
+    ("soft_label_top_ece", "top ECE", "{:.3f}"),
     ("spearman_uncertainty_vote_entropy", "ρ(unc., vote H)", "{:.3f}"),
     ("wall_s", "wall s", "{:.0f}"),
     ("cpu_s", "CPU s", "{:.0f}"),

@@ -39,6 +39,7 @@ SUMMARY_METRICS = (
     "correction_accuracy",
     "kl_votes_soft",
     "soft_label_ece",
+    "soft_label_top_ece",
     "spearman_uncertainty_vote_entropy",
     "wall_s",
     "cpu_s",

@@ -169,6 +169,7 @@ def evaluate_system(
         )
         soft_reliability = get_soft_label_reliability(votes, system.soft_label[rows])
         metrics["soft_label_ece"] = soft_reliability.pop("ece")
+        metrics["soft_label_top_ece"] = soft_reliability.pop("top_ece")
         metrics["soft_reliability"] = soft_reliability
     metrics["reliability"] = get_reliability_curve(quality, is_noisy)
     metrics["samples_scored"] = int(len(joined))
