@@ -138,6 +138,26 @@ def test_malformed_files_name_row_and_value(tmp_path):
         read_scores(tmp_path / "missing.parquet")
 
 
+def test_list_columns_are_checked_per_row_and_by_type(tmp_path):
+    samples, readouts, _ = _inputs(n=20)
+    frame = assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    short = frame.copy()
+    short.at[5, "soft_label"] = np.asarray(short.at[5, "soft_label"])[:3]
+    write_scores(short, tmp_path / "short.parquet", metadata=META)
+    expected = (
+        f"row 5 column 'soft_label' has 3 values; expected one per class \\({len(CLASSES)}\\)"
+    )
+    with pytest.raises(ScoresFormatError, match=expected):
+        read_scores(tmp_path / "short.parquet")
+    table = pq.read_table(tmp_path / "short.parquet")
+    flat = table.set_column(
+        table.column_names.index("pred_probs"), "pred_probs", pa.array(np.zeros(20))
+    )
+    pq.write_table(flat, tmp_path / "flat.parquet")
+    with pytest.raises(ScoresFormatError, match="column 'pred_probs' holds double, not one list"):
+        read_scores(tmp_path / "flat.parquet")
+
+
 def test_assemble_rejects_mismatched_inputs():
     samples, readouts, _ = _inputs(n=20)
     with pytest.raises(ValueError, match="no readout for method 'poi'"):
