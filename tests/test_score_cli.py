@@ -172,7 +172,7 @@ def test_the_default_recipe_ranks_by_poi_and_its_late_training_margins(faces, tm
     np.testing.assert_allclose(prior_network, frame["poi_pin_given_prob"].to_numpy(), atol=1e-6)
     # (POI's uncertainty is JS(q, given) by its own function, so it pins the soft label to q)
     soft = torch.from_numpy(np.stack(frame["soft_label"].to_list()))
-    given = torch.from_numpy(frame["given_label"].map(result.classes.index).to_numpy())
+    given = torch.tensor(frame["given_label"].map(result.classes.index).to_numpy())
     np.testing.assert_allclose(
         js_uncertainty(soft, given).numpy(), frame["poi_uncertainty"].to_numpy(), atol=1e-5
     )
