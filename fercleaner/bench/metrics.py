@@ -97,15 +97,8 @@ def get_reliability_curve(
     """
     quality = np.asarray(label_quality, dtype=np.float64)
     right = ~np.asarray(is_noisy, dtype=bool)
-    which = np.clip((quality * bins).astype(int), 0, bins - 1)
-    out: dict[str, list[float]] = {"mean_quality": [], "fraction_correct": [], "count": []}
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            out["mean_quality"].append(float(quality[members].mean()))
-            out["fraction_correct"].append(float(right[members].mean()))
-            out["count"].append(int(members.sum()))
-    return out
+    means, outcomes, counts, _ = _bin_means(quality, right, bins)
+    return {"mean_quality": means, "fraction_correct": outcomes, "count": counts}
 
 
 def get_soft_label_reliability(
@@ -128,27 +121,37 @@ def get_soft_label_reliability(
     keep = votes.sum(axis=1) > 0
     share = _normalise(votes[keep])
     prob = np.asarray(soft_label, dtype=np.float64)[keep]
-    curve, ece = _binned_gap(prob.ravel(), share.ravel(), bins)
+    means, shares, counts, ece = _bin_means(prob.ravel(), share.ravel(), bins)
     top = prob.argmax(axis=1)
     rows = np.arange(len(top))
-    _, top_ece = _binned_gap(prob[rows, top], share[rows, top], bins)
-    return {**curve, "ece": ece, "top_ece": top_ece}
+    *_, top_ece = _bin_means(prob[rows, top], share[rows, top], bins)
+    return {
+        "mean_soft": means,
+        "vote_share": shares,
+        "count": counts,
+        "ece": ece,
+        "top_ece": top_ece,
+    }
 
 
-def _binned_gap(prob: np.ndarray, share: np.ndarray, bins: int) -> tuple[dict[str, list], float]:
-    """Equal-width bins of `prob`: the curve (mean prob, mean share, count) and the ECE."""
-    which = np.clip((prob * bins).astype(int), 0, bins - 1)
-    curve: dict[str, list] = {"mean_soft": [], "vote_share": [], "count": []}
+def _bin_means(
+    x: np.ndarray, y: np.ndarray, bins: int
+) -> tuple[list[float], list[float], list[int], float]:
+    """Equal-width bins of `x` in [0, 1] (empty ones omitted): mean x, mean y and count per
+    bin, and the count-weighted mean gap |mean x - mean y| (the ECE; NaN with no point)."""
+    which = np.clip((x * bins).astype(int), 0, bins - 1)
+    means: list[float] = []
+    outcomes: list[float] = []
+    counts: list[int] = []
     gap = 0.0
     for b in range(bins):
         members = which == b
         if members.any():
-            mean_prob, mean_share = float(prob[members].mean()), float(share[members].mean())
-            curve["mean_soft"].append(mean_prob)
-            curve["vote_share"].append(mean_share)
-            curve["count"].append(int(members.sum()))
-            gap += members.sum() * abs(mean_prob - mean_share)
-    return curve, float(gap / len(prob)) if len(prob) else float("nan")
+            means.append(float(x[members].mean()))
+            outcomes.append(float(y[members].mean()))
+            counts.append(int(members.sum()))
+            gap += counts[-1] * abs(means[-1] - outcomes[-1])
+    return means, outcomes, counts, float(gap / len(x)) if len(x) else float("nan")
 
 
 def get_consensus_metrics(
