@@ -33,7 +33,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import average_precision_score, f1_score
 from sklearn.neighbors import NearestNeighbors
 
-from fercleaner.bench.references import get_default_reference_cache, read_cached_reference
+from fercleaner.bench.references import get_default_reference_cache, read_cached_references
 
 
 def get_hog(images: np.ndarray, *, cell: int = 6, bins: int = 9) -> np.ndarray:
@@ -84,7 +84,7 @@ def score_run(bench_out: Path, cache: Path) -> dict[str, float]:
     rows = np.arange(len(ids))
     ours = scores["label_quality"].to_numpy(float)
     mine = np.stack(scores["pred_probs"].to_list())
-    plain = read_cached_reference(bench_out, cache, classes)
+    plain = read_cached_references(bench_out, cache, classes).get(1)
     if plain is None:
         header = json.loads((bench_out / "bench.json").read_text())
         raise SystemExit(

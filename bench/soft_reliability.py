@@ -24,7 +24,7 @@ import pandas as pd
 
 from fercleaner.arrays import to_matrix
 from fercleaner.bench.metrics import get_soft_label_metrics, get_soft_label_reliability
-from fercleaner.bench.references import get_default_reference_cache, read_cached_reference
+from fercleaner.bench.references import get_default_reference_cache, read_cached_references
 from fercleaner.bench.systems import align_columns
 from fercleaner.scoring import read_scores
 
@@ -43,10 +43,10 @@ def read_soft_labels(bench_out: Path, cache: Path) -> tuple[np.ndarray, dict[str
     votes = to_matrix(truth.loc[ids, "votes"])
     ours = to_matrix(scored.frame["soft_label"])
     soft = {"fercleaner": align_columns(ours, list(scored.classes), classes)}
+    cached = read_cached_references(bench_out, cache, classes, folds=list(REFERENCES.values()))
     for name, folds in REFERENCES.items():
-        table = read_cached_reference(bench_out, cache, classes, folds=folds)
-        if table is not None:
-            soft[name] = np.stack(table.loc[ids, "pred_probs"].to_list())
+        if folds in cached:
+            soft[name] = np.stack(cached[folds].loc[ids, "pred_probs"].to_list())
     return votes, soft
 
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -178,38 +179,42 @@ def get_default_reference_cache() -> Path:
     return default_cache_root() / "bench-references"
 
 
-def read_cached_reference(
-    bench_out: Path, cache: Path, classes: list[str], *, folds: int = 1
-) -> pd.DataFrame | None:
-    """The probabilities a finished bench run's reference left in the cache (offline analysis).
+def read_cached_references(
+    bench_out: Path, cache: Path, classes: list[str], *, folds: Sequence[int] = (1,)
+) -> dict[int, pd.DataFrame]:
+    """The probabilities a finished bench run's references left in the cache (offline analysis).
 
     Args:
         bench_out: one bench run's output folder (its bench.json and noisy/ copy).
-        folds: 1 for the plain reference (in-sample), K for cleanlab's K-fold (out-of-fold).
+        folds: which references: 1 for the plain one (in-sample), K for cleanlab's K-fold
+            (out-of-fold). The run's images are hashed once for all of them.
 
     Returns:
-        sample_id -> `pred_probs` ((C,) arrays in `classes` order), or None when the run
-        never trained that reference with this cache.
+        folds -> a frame of sample_id -> `pred_probs` ((C,) arrays in `classes` order), for
+        each reference the run trained with this cache (the others are left out).
     """
     header = json.loads((bench_out / "bench.json").read_text())
     truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet")
     images = get_images_digest(
         bench_out / "noisy" / "dataset", truth["sample_id"].astype(str).tolist()
     )
-    key = reference_cache_key(
-        truth,
-        folds=folds,
-        recipe=PlainRecipe(epochs=header["reference_epochs"]),
-        seed=header["protocol"]["seed"],
-        images=images,
-    )
-    path = cache / f"{key}.parquet"
-    if not path.is_file() or not path.with_suffix(".json").is_file():
-        return None
-    classes_there = json.loads(path.with_suffix(".json").read_text())["classes"]
-    table = pd.read_parquet(path).set_index("sample_id")
-    probs = align_columns(np.stack(table["pred_probs"].to_list()), classes_there, classes)
-    return pd.DataFrame({"pred_probs": list(probs)}, index=table.index)
+    found = {}
+    for k in folds:
+        key = reference_cache_key(
+            truth,
+            folds=k,
+            recipe=PlainRecipe(epochs=header["reference_epochs"]),
+            seed=header["protocol"]["seed"],
+            images=images,
+        )
+        path = cache / f"{key}.parquet"
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            continue
+        classes_there = json.loads(path.with_suffix(".json").read_text())["classes"]
+        table = pd.read_parquet(path).set_index("sample_id")
+        probs = align_columns(np.stack(table["pred_probs"].to_list()), classes_there, classes)
+        found[k] = pd.DataFrame({"pred_probs": list(probs)}, index=table.index)
+    return found
 
 
 def _get_probs(
