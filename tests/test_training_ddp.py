@@ -77,23 +77,7 @@ def test_two_cpu_processes_write_one_complete_scores_file(tmp_path):
     write_synthetic_dataset(faces, n=50, layout="imagefolder", seed=2, noise_rate=0.2, size=32)
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "fercleaner",
-        "score",
-        str(faces),
-        "--out",
-        str(run),
-        "--recipe",
-        "quick",
-        *TINY,
-    ]
+    command = _torchrun_score(faces, run)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     scores = read_scores(run / "scores.parquet")
@@ -108,7 +92,8 @@ def test_two_cpu_processes_write_one_complete_scores_file(tmp_path):
     assert list(run.glob("scores*")) == [run / "scores.parquet"]
 
 
-def _torchrun_score(faces, run, *extra: str) -> list[str]:
+def _torchrun_score(faces, run, *extra: str, method: str | None = None) -> list[str]:
+    """`torchrun --nproc_per_node 2 -m fercleaner score` with the quick recipe made tiny."""
     return [
         sys.executable,
         "-m",
@@ -124,10 +109,8 @@ def _torchrun_score(faces, run, *extra: str) -> list[str]:
         str(run),
         "--recipe",
         "quick",
-        "--method",
-        "baseline",
+        *(["--method", method] if method else []),
         *TINY,
-        "train.epochs=12",
         *extra,
     ]
 
@@ -148,6 +131,10 @@ def _worker_of_rank(launcher_pid: int, rank: int) -> int | None:
     return None
 
 
+#: Room for a kill after the first checkpoint of the killed-rank test.
+EPOCHS_12 = ("train.epochs=12",)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(420)  # four torchrun launches; each wait below is bounded within it
 def test_a_killed_rank_leaves_a_run_that_resume_completes(tmp_path):
@@ -162,7 +149,7 @@ def test_a_killed_rank_leaves_a_run_that_resume_completes(tmp_path):
     write_synthetic_dataset(faces, n=64, layout="imagefolder", seed=3, noise_rate=0.2, size=32)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = subprocess.run(
-        _torchrun_score(faces, tmp_path / "straight"),
+        _torchrun_score(faces, tmp_path / "straight", *EPOCHS_12, method="baseline"),
         capture_output=True,
         text=True,
         env=env,
@@ -173,7 +160,7 @@ def test_a_killed_rank_leaves_a_run_that_resume_completes(tmp_path):
     run = tmp_path / "run"
     checkpoint = run / "checkpoints" / "baseline" / "fold0.pt"
     launcher = subprocess.Popen(
-        _torchrun_score(faces, run),
+        _torchrun_score(faces, run, *EPOCHS_12, method="baseline"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -201,7 +188,7 @@ def test_a_killed_rank_leaves_a_run_that_resume_completes(tmp_path):
     assert stopped_after < 11, "the job finished before the kill; the test needs more epochs"
 
     resumed = subprocess.run(
-        _torchrun_score(faces, run, "--resume"),
+        _torchrun_score(faces, run, *EPOCHS_12, "--resume", method="baseline"),
         capture_output=True,
         text=True,
         env=env,
