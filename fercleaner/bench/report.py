@@ -304,16 +304,26 @@ def _plot_reliability(path: Path, result) -> None:
     with_votes = any((v.get("soft_reliability") or {}).get("mean_soft") for v in systems.values())
     fig, axes = plt.subplots(1, 2 if with_votes else 1, figsize=(11 if with_votes else 5.5, 4.5))
     axes = np.atleast_1d(axes)
-    panels = [
-        ("reliability", "mean_quality", "fraction_correct", "Reliability of label_quality"),
-        ("soft_reliability", "mean_soft", "vote_share", "Soft label against the votes"),
-    ]
-    labels = [
-        ("label_quality (bin mean)", "fraction of given labels correct"),
-        ("soft-label probability of a class (bin mean)", "share of the votes for that class"),
-    ]
+    panels = (  # (metrics key, x, y, title, x label, y label)
+        (
+            "reliability",
+            "mean_quality",
+            "fraction_correct",
+            "Reliability of label_quality",
+            "label_quality (bin mean)",
+            "fraction of given labels correct",
+        ),
+        (
+            "soft_reliability",
+            "mean_soft",
+            "vote_share",
+            "Soft label against the votes",
+            "soft-label probability of a class (bin mean)",
+            "share of the votes for that class",
+        ),
+    )
     styles = ("-", "--", ":", "-.")
-    for ax, (key, x, y, title), (xlabel, ylabel) in zip(axes, panels, labels, strict=False):
+    for ax, (key, x, y, title, xlabel, ylabel) in zip(axes, panels, strict=False):
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":", label="calibrated")
         for number, (name, values) in enumerate(systems.items()):
             curve = values.get(key) or {}
