@@ -134,6 +134,9 @@ def test_issue_type_metrics_by_hand():
     assert m["mislabeled"]["count"] == 2 and m["mislabeled"]["precision"] == 0.5
     assert m["mislabeled"]["base_rate"] == pytest.approx(2 / 5)
     assert m["mislabeled"]["lift"] == pytest.approx(1.25)
+    # a perfect precision would give lift 1 / base rate: the most any rule can reach
+    assert m["ambiguous"]["max_lift"] == pytest.approx(5 / 3)
+    assert m["mislabeled"]["max_lift"] == pytest.approx(5 / 2)
     assert m["confusion"] == {
         "ambiguous": {"people_ambiguous": 2, "people_mislabeled": 0, "neither": 0},
         "mislabeled": {"people_ambiguous": 1, "people_mislabeled": 1, "neither": 1},
@@ -147,5 +150,6 @@ def test_issue_type_metrics_by_hand():
     assert with_unknown["mislabeled"]["precision"] == 0.5
     nothing = get_issue_type_metrics(votes, given, np.zeros(6, bool), np.full(6, "none"))
     assert nothing["ambiguous"]["count"] == 0 and math.isnan(nothing["ambiguous"]["precision"])
+    assert math.isnan(nothing["ambiguous"]["max_lift"])
     with pytest.raises(ValueError, match="votes must be"):
         get_issue_type_metrics(votes, given[:5], flags, types)

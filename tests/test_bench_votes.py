@@ -305,8 +305,13 @@ def test_votes_suite_is_three_k_by_three_seeds_and_summarises_per_k(tmp_path):
             },
             "issue_types": {
                 "fercleaner_votes": {
-                    "ambiguous": {"precision": 0.6, "base_rate": 0.3, "lift": 2.0},
-                    "mislabeled": {"precision": 0.5, "base_rate": 0.4, "lift": 1.25},
+                    "ambiguous": {"precision": 0.6, "base_rate": 0.3, "lift": 2.0, "max_lift": 3.3},
+                    "mislabeled": {
+                        "precision": 0.5,
+                        "base_rate": 0.8,
+                        "lift": 0.625,
+                        "max_lift": 1.25,
+                    },
                 }
             },
         }
@@ -325,6 +330,10 @@ def test_votes_suite_is_three_k_by_three_seeds_and_summarises_per_k(tmp_path):
     targets = issue["target_on_means"]
     assert targets["fercleaner_votes_ambiguous_precision_at_least_1.5x_base_rate"] is True
     assert targets["fercleaner_votes_mislabeled_precision_at_least_1.5x_base_rate"] is False
+    # a base rate of 0.8 caps the lift at 1.25: no rule could meet 1.5x, and the check says so
+    assert targets["fercleaner_votes_ambiguous_reachable_by_any_rule"] is True
+    assert targets["fercleaner_votes_mislabeled_reachable_by_any_rule"] is False
+    assert issue["systems"]["fercleaner_votes"]["mislabeled"]["max_lift"]["mean"] == 1.25
 
     dataset = _ferplus(tmp_path, n=60)
     lines = []
@@ -451,7 +460,13 @@ def test_run_issue_types_leave_out_images_the_run_did_not_score():
     )
     metrics = get_run_issue_types(scores, truth, ["neutral", "happiness"])
     assert metrics["flagged"] == 1
-    assert metrics["mislabeled"] == {"count": 1, "precision": 1.0, "base_rate": 1.0, "lift": 1.0}
+    assert metrics["mislabeled"] == {
+        "count": 1,
+        "precision": 1.0,
+        "base_rate": 1.0,
+        "lift": 1.0,
+        "max_lift": 1.0,
+    }
 
 
 _SKIPPING_SCORER = """

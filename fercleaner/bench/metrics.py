@@ -222,9 +222,10 @@ def get_issue_type_metrics(
 
     Returns:
         For `ambiguous` and `mislabeled`: count, precision, base_rate, lift (precision /
-        base rate; NaN where undefined); `flagged`; `confusion`: per type given, how many
-        images people call ambiguous and mislabeled (the 2x2; an image may count in both
-        columns) and neither.
+        base rate; NaN where undefined), max_lift (1 / base rate: the lift of a perfect
+        precision, so a lift target above it cannot be met by any rule); `flagged`;
+        `confusion`: per type given, how many images people call ambiguous and mislabeled
+        (the 2x2; an image may count in both columns) and neither.
     """
     votes = np.asarray(votes, dtype=np.float64)
     n = len(votes)
@@ -253,7 +254,14 @@ def get_issue_type_metrics(
         precision = float(truth[given_type].mean()) if count else float("nan")
         base_rate = float(truth[flags].mean()) if flags.any() else float("nan")
         lift = precision / base_rate if count and base_rate > 0 else float("nan")
-        out[name] = {"count": count, "precision": precision, "base_rate": base_rate, "lift": lift}
+        max_lift = 1.0 / base_rate if base_rate > 0 else float("nan")
+        out[name] = {
+            "count": count,
+            "precision": precision,
+            "base_rate": base_rate,
+            "lift": lift,
+            "max_lift": max_lift,
+        }
         confusion[name] = {
             "people_ambiguous": int((given_type & people["ambiguous"]).sum()),
             "people_mislabeled": int((given_type & people["mislabeled"]).sum()),

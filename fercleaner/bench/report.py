@@ -121,14 +121,19 @@ def get_votes_target_check(
 
 
 def get_issue_type_target(issue_types: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Issue 10 part 3: per system, each type's precision at least 1.5x its base rate."""
+    """Issue 10 part 3: per system, each type's precision at least 1.5x its base rate, and
+    whether any rule could reach that: not when the base rate exceeds 1 / 1.5, since a
+    precision cannot exceed 1 (`max_lift`)."""
     limit = TARGETS["issue_type_lift"]
     check: dict[str, Any] = {}
     for system, values in issue_types.items():
         for kind in ("ambiguous", "mislabeled"):
-            lift = (values.get(kind) or {}).get("lift")
+            stats = values.get(kind) or {}
+            lift, max_lift = stats.get("lift"), stats.get("max_lift")
             key = f"{system}_{kind}_precision_at_least_{limit}x_base_rate"
             check[key] = None if _missing(lift) else bool(lift >= limit)
+            if not _missing(max_lift):
+                check[f"{system}_{kind}_reachable_by_any_rule"] = bool(max_lift >= limit)
     return check
 
 
@@ -142,14 +147,16 @@ def render_issue_types(issue_types: Mapping[str, Mapping[str, Any]]) -> list[str
         "Issue types against all the votes (ambiguous: no strict majority or vote entropy "
         "above the median; mislabeled: a strict majority disagrees with the given label):",
         "",
-        "| system | type | flagged as | precision | base rate | lift "
+        "| system | type | flagged as | precision | base rate | lift | highest possible lift "
         "| people: ambiguous | people: mislabeled | neither |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for system, values in issue_types.items():
         for kind in ("ambiguous", "mislabeled"):
             stats = values.get(kind) or {}
-            cells = [_cell(stats.get(k)) for k in ("count", "precision", "base_rate", "lift")]
+            cells = [
+                _cell(stats.get(k)) for k in ("count", "precision", "base_rate", "lift", "max_lift")
+            ]
             confusion = values.get("confusion", {}).get(kind, {})
             cells += [
                 _cell(confusion.get(k))

@@ -45,6 +45,9 @@ SUMMARY_METRICS = (
     "cpu_s",
 )
 
+#: Per-type statistics of `get_issue_type_metrics` summarised over the runs.
+ISSUE_TYPE_STATS = ("precision", "base_rate", "lift", "max_lift")
+
 
 def summarize_suite(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per system and metric: mean ± sd, per-run deltas to the best reference, target on means."""
@@ -89,13 +92,14 @@ def summarize_suite(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize_issue_types(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Per system and type: mean ± sd over the runs of precision, base rate and lift
-    (runs whose data had votes), and the issue-type target on the means of the lifts."""
+    """Per system and type: mean ± sd over the runs of precision, base rate, lift and the
+    highest possible lift (runs whose data had votes), and the issue-type target on the
+    means."""
     collected: dict[str, dict[str, dict[str, list[float]]]] = {}
     for result in results.values():
         for system, values in (result.get("issue_types") or {}).items():
             for kind in ("ambiguous", "mislabeled"):
-                for stat in ("precision", "base_rate", "lift"):
+                for stat in ISSUE_TYPE_STATS:
                     value = (values.get(kind) or {}).get(stat)
                     if not _is_nan(value):
                         bucket = collected.setdefault(system, {}).setdefault(kind, {})
@@ -108,7 +112,10 @@ def summarize_issue_types(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         for system, kinds in collected.items()
     }
     means = {
-        system: {kind: {"lift": stats.get("lift", {}).get("mean")} for kind, stats in kinds.items()}
+        system: {
+            kind: {stat: stats[stat]["mean"] for stat in ("lift", "max_lift") if stat in stats}
+            for kind, stats in kinds.items()
+        }
         for system, kinds in summary.items()
     }
     return {"systems": summary, "target_on_means": get_issue_type_target(means)}
@@ -197,10 +204,13 @@ def _render_issue_type_summary(issue_types: dict[str, Any]) -> list[str]:
     if not issue_types.get("systems"):
         return []
     lines = ["", "Issue types against all the votes (mean ± sd over the runs):", ""]
-    lines += ["| system | type | precision | base rate | lift |", "|---|---|---:|---:|---:|"]
+    lines += [
+        "| system | type | precision | base rate | lift | highest possible lift |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for system, kinds in issue_types["systems"].items():
         for kind, stats in kinds.items():
-            cells = [_format_stats(stats.get(s), s) for s in ("precision", "base_rate", "lift")]
+            cells = [_format_stats(stats.get(s), s) for s in ISSUE_TYPE_STATS]
             lines.append(f"| {system} | {kind} | " + " | ".join(cells) + " |")
     lines += ["", "Issue-type target on the means:"]
     lines += [f"- {key}: {value}" for key, value in issue_types["target_on_means"].items()]
