@@ -1,0 +1,137 @@
+"""Which `mislabeled` rule would people agree with? Offline, on finished bench runs with votes.
+
+Issue 10 (part 3) asks that `mislabeled` flags be right (a strict majority of all the
+votes disagrees with the given label) at least 1.5x as often as flagged images are in
+general. This script re-types the flagged images of finished runs under the shipped rule
+(`fercleaner.scoring.get_issue_type`, recomputed from each run's own scores) and stricter
+alternatives, and checks each against the votes with the bench's own metric
+(`get_issue_type_metrics`). It also reports how well each score column separates
+people-mislabeled from the other flagged images (ROC AUC), the evidence a rule can use.
+
+Prints one JSON object: per rule, mean ± sd over the runs of count, precision, base rate
+and lift; per column, the mean AUC.
+
+    .venv/bin/python bench/issue_type_rules.py DIR/val-s0 DIR/train0-s0 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from fercleaner.arrays import to_matrix
+from fercleaner.bench.metrics import get_issue_type_metrics
+from fercleaner.scoring import get_issue_type, read_scores
+
+
+def read_run(bench_out: Path) -> dict[str, np.ndarray]:
+    """A finished run's scores joined to its votes, classes in the run's order."""
+    scored = read_scores(bench_out / "runs" / "fercleaner" / "scores.parquet")
+    frame = scored.frame
+    index = {name: i for i, name in enumerate(scored.classes)}
+    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id")
+    ids = frame["sample_id"].astype(str).to_numpy()
+    bench_classes = json.loads((bench_out / "bench.json").read_text())["classes"]
+    if list(bench_classes) != list(scored.classes):
+        raise SystemExit(f"{bench_out}: the run's classes differ from the bench's; not handled")
+    return {
+        "votes": to_matrix(truth.loc[ids, "votes"]),
+        "given": frame["given_label"].astype(str).map(index).to_numpy(dtype=np.int64),
+        "soft": to_matrix(frame["soft_label"]),
+        "flags": frame["is_label_issue"].to_numpy(dtype=bool),
+        "uncertainty": frame["uncertainty"].to_numpy(dtype=np.float64),
+        "label_quality": frame["label_quality"].to_numpy(dtype=np.float64),
+    }
+
+
+def _retype(run: dict[str, np.ndarray], mislabeled: np.ndarray) -> np.ndarray:
+    """Flagged images typed `mislabeled` where the mask says so, else `ambiguous`."""
+    types = np.where(mislabeled, "mislabeled", "ambiguous").astype(object)
+    types[~run["flags"]] = "none"
+    return types
+
+
+def get_rules(run: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Issue types per rule; every rule leaves the flags as they are."""
+    shipped = get_issue_type(
+        run["given"], run["soft"], is_label_issue=run["flags"], uncertainty=run["uncertainty"]
+    )
+    quality = run["label_quality"][run["flags"]]
+    rows = np.arange(len(run["given"]))
+    others = run["soft"].copy()
+    others[rows, run["given"]] = -np.inf
+    proposal_mass = run["soft"][rows, others.argmax(axis=1)]
+    below_median = run["label_quality"] < np.median(quality)
+    strict = shipped.copy()
+    strict[(shipped == "mislabeled") & ~below_median] = "ambiguous"
+    return {
+        "shipped": shipped,
+        "shipped_and_quality_below_flagged_median": strict,
+        "quality_in_flagged_lowest_quarter": _retype(
+            run, run["label_quality"] < np.quantile(quality, 0.25)
+        ),
+        "soft_label_majority_for_proposal": _retype(run, proposal_mass > 0.5),
+    }
+
+
+def get_separation(run: dict[str, np.ndarray]) -> dict[str, float]:
+    """ROC AUC of each column for people-mislabeled among the flagged images."""
+    votes, given, flags = run["votes"], run["given"], run["flags"]
+    rows = np.arange(len(given))
+    top = votes.argmax(axis=1)
+    people = (votes[rows, top] * 2 > votes.sum(axis=1)) & (top != given)
+    soft = run["soft"]
+    others = soft.copy()
+    others[rows, given] = -np.inf
+    proposal = others.argmax(axis=1)
+    entropy = -(soft * np.log(np.clip(soft, 1e-12, 1.0))).sum(axis=1)
+    columns: dict[str, np.ndarray] = {
+        "low label_quality": -run["label_quality"],
+        "soft[proposal] - soft[given]": soft[rows, proposal] - soft[rows, given],
+        "low soft[given]": -soft[rows, given],
+        "soft[proposal]": soft[rows, proposal],
+        "low soft-label entropy": -entropy,
+        "uncertainty": run["uncertainty"],
+    }
+    return {name: float(roc_auc_score(people[flags], v[flags])) for name, v in columns.items()}
+
+
+def _mean_sd(values: list[float]) -> dict[str, float]:
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "sd": sd}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="finished bench run folders")
+    args = parser.parse_args(argv)
+    per_rule: dict[str, dict[str, list[float]]] = {}
+    aucs: dict[str, list[float]] = {}
+    for folder in args.runs:
+        run = read_run(folder)
+        for rule, types in get_rules(run).items():
+            metrics = get_issue_type_metrics(run["votes"], run["given"], run["flags"], types)
+            stats = per_rule.setdefault(rule, {})
+            for key in ("count", "precision", "base_rate", "lift"):
+                stats.setdefault(key, []).append(float(metrics["mislabeled"][key]))
+        for column, auc in get_separation(run).items():
+            aucs.setdefault(column, []).append(auc)
+    out = {
+        "runs": [str(r) for r in args.runs],
+        "mislabeled_by_rule": {
+            rule: {k: _mean_sd(v) for k, v in stats.items()} for rule, stats in per_rule.items()
+        },
+        "auc_people_mislabeled_among_flagged": {k: float(np.mean(v)) for k, v in aucs.items()},
+    }
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
