@@ -31,18 +31,21 @@ from fercleaner.scoring import get_issue_type, read_scores
 
 
 def read_run(bench_out: Path) -> dict[str, np.ndarray]:
-    """A finished run's scores joined to its votes, classes in the run's order."""
+    """A finished run's scores joined to its votes. The votes and `truth_given` are in the
+    bench's class order (as the bench checks issue types); `given` and `soft` in the run's
+    own (a class nobody was given is not among them), which the rules read."""
     scored = read_scores(bench_out / "runs" / "fercleaner" / "scores.parquet")
     frame = scored.frame
-    index = {name: i for i, name in enumerate(scored.classes)}
-    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id")
     ids = frame["sample_id"].astype(str).to_numpy()
+    truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet")
+    truth = truth.set_index(truth["sample_id"].astype(str)).loc[ids]
     bench_classes = json.loads((bench_out / "bench.json").read_text())["classes"]
-    if list(bench_classes) != list(scored.classes):
-        raise SystemExit(f"{bench_out}: the run's classes differ from the bench's; not handled")
+    in_bench = {name: i for i, name in enumerate(bench_classes)}
+    in_run = {name: i for i, name in enumerate(scored.classes)}
     return {
-        "votes": to_matrix(truth.loc[ids, "votes"]),
-        "given": frame["given_label"].astype(str).map(index).to_numpy(dtype=np.int64),
+        "votes": to_matrix(truth["votes"]),
+        "truth_given": truth["given_label"].astype(str).map(in_bench).to_numpy(dtype=np.int64),
+        "given": frame["given_label"].astype(str).map(in_run).to_numpy(dtype=np.int64),
         "soft": to_matrix(frame["soft_label"]),
         "flags": frame["is_label_issue"].to_numpy(dtype=bool),
         "uncertainty": frame["uncertainty"].to_numpy(dtype=np.float64),
@@ -85,7 +88,7 @@ def get_separation(run: dict[str, np.ndarray]) -> dict[str, float]:
     votes, given, flags = run["votes"], run["given"], run["flags"]
     rows = np.arange(len(given))
     top = votes.argmax(axis=1)
-    people = (votes[rows, top] * 2 > votes.sum(axis=1)) & (top != given)
+    people = (votes[rows, top] * 2 > votes.sum(axis=1)) & (top != run["truth_given"])
     soft = run["soft"]
     others = soft.copy()
     others[rows, given] = -np.inf
@@ -107,7 +110,7 @@ def _mean_sd(values: list[float]) -> dict[str, float]:
     return {"mean": float(np.mean(values)), "sd": sd}
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="finished bench run folders")
     args = parser.parse_args(argv)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     for folder in args.runs:
         run = read_run(folder)
         for rule, types in get_rules(run).items():
-            metrics = get_issue_type_metrics(run["votes"], run["given"], run["flags"], types)
+            metrics = get_issue_type_metrics(run["votes"], run["truth_given"], run["flags"], types)
             stats = per_rule.setdefault(rule, {})
             for key in ("count", "precision", "base_rate", "lift"):
                 stats.setdefault(key, []).append(float(metrics["mislabeled"][key]))
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     json.dump(out, sys.stdout, indent=2)
     print()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
