@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from _bench_helpers import load_bench_script
 
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "fercleaner_bench_ablation", REPO / "bench" / "ablation.py"
-)
-ablation = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ablation)
+ablation = load_bench_script("ablation")
 
 
 def _suite(root: Path, runs: dict[str, tuple[float, float]]) -> Path:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from _dataset_files import write_ferplus_valid
+from _bench_helpers import load_bench_script, run_annotator_bench
 from sklearn.metrics import f1_score
 
-from fercleaner.bench import run_benchmark
-
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "fercleaner_bench_extra_evidence", REPO / "bench" / "extra_evidence.py"
-)
-extra_evidence = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(extra_evidence)
-FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
+extra_evidence = load_bench_script("extra_evidence")
 
 
 def test_scores_join_the_benchs_own_reference_over_the_runs_classes(tmp_path):
@@ -33,17 +22,9 @@ def test_scores_join_the_benchs_own_reference_over_the_runs_classes(tmp_path):
         row = [0] * 10
         row[2 * (i % 4)], row[2 * ((i + 1) % 4)] = 7, 3
         votes.append(row)
-    out, cache = tmp_path / "bench", tmp_path / "refs"
-    result = run_benchmark(
-        write_ferplus_valid(tmp_path, votes),
-        out=out,
-        protocol="annotator",
-        seed=0,
-        splits=["val"],
-        references=["plain"],
-        reference_epochs=1,
-        reference_cache=cache,
-        score_command=FAKE_SCORE,
+    cache = tmp_path / "refs"
+    out = run_annotator_bench(
+        tmp_path, votes, references=["plain"], reference_epochs=1, reference_cache=cache
     )
     (entry,) = cache.glob("*.parquet")
     decoy = pd.read_parquet(entry)
@@ -66,7 +47,8 @@ def test_scores_join_the_benchs_own_reference_over_the_runs_classes(tmp_path):
     assert run["f1_fercleaner"] == pytest.approx(f1_score(is_noisy, argmax_flags))
     for name in ("hog_knn10", "pixel_pca_knn30_fused", "two_models_rank_mean"):
         assert 0 < run[name] <= 1, name
-    assert result["systems"]["plain_ce"]["samples_scored"] == len(scores)
+    systems = json.loads((out / "bench.json").read_text())["systems"]
+    assert systems["plain_ce"]["samples_scored"] == len(scores)
 
     with pytest.raises(SystemExit, match="no cached plain reference"):
         extra_evidence.score_run(out, tmp_path / "elsewhere")

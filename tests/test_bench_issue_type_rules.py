@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from _dataset_files import write_ferplus_valid
+from _bench_helpers import load_bench_script, run_annotator_bench
 
-from fercleaner.bench import run_benchmark
-
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "fercleaner_bench_issue_type_rules", REPO / "bench" / "issue_type_rules.py"
-)
-issue_type_rules = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(issue_type_rules)
-FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
+issue_type_rules = load_bench_script("issue_type_rules")
 
 
 def test_the_shipped_rule_reproduces_the_benchs_own_check(tmp_path, capsys):
@@ -27,16 +16,7 @@ def test_the_shipped_rule_reproduces_the_benchs_own_check(tmp_path, capsys):
         row = [0] * 10
         row[2 * (i % 3)], row[2 * ((i + 1) % 3)] = 6 + i % 4, 4 - i % 4
         votes.append(row)
-    out = tmp_path / "bench"
-    run_benchmark(
-        write_ferplus_valid(tmp_path, votes),
-        out=out,
-        protocol="annotator",
-        seed=0,
-        splits=["val"],
-        references=[],
-        score_command=FAKE_SCORE,
-    )
+    out = run_annotator_bench(tmp_path, votes, references=[])
     assert issue_type_rules.main([str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     bench = json.loads((out / "bench.json").read_text())["issue_types"]["fercleaner"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -10,18 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from _bench_helpers import load_bench_script
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _scale_fields() -> tuple[str, ...]:
     """`bench/scale.py`'s FIELDS: every figure issue 11 names."""
-    spec = importlib.util.spec_from_file_location(
-        "fercleaner_bench_scale", REPO / "bench" / "scale.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FIELDS
+    return load_bench_script("scale").FIELDS
 
 
 @pytest.mark.slow

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from _dataset_files import write_ferplus_valid
+from _bench_helpers import load_bench_script, run_annotator_bench
 
-from fercleaner.bench import run_benchmark
-
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location(
-    "fercleaner_bench_soft_reliability", REPO / "bench" / "soft_reliability.py"
-)
-soft_reliability = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(soft_reliability)
-FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
+soft_reliability = load_bench_script("soft_reliability")
 
 
 def test_offline_figures_match_the_benchs_own_and_the_plot_is_drawn(tmp_path, capsys):
@@ -27,17 +16,9 @@ def test_offline_figures_match_the_benchs_own_and_the_plot_is_drawn(tmp_path, ca
         row = [0] * 10
         row[2 * (i % 3)], row[2 * ((i + 1) % 3)] = 6 + i % 3, 4 - i % 3
         votes.append(row)
-    out, cache = tmp_path / "bench", tmp_path / "refs"
-    run_benchmark(
-        write_ferplus_valid(tmp_path, votes),
-        out=out,
-        protocol="annotator",
-        seed=0,
-        splits=["val"],
-        references=["plain"],
-        reference_epochs=1,
-        reference_cache=cache,
-        score_command=FAKE_SCORE,
+    cache = tmp_path / "refs"
+    out = run_annotator_bench(
+        tmp_path, votes, references=["plain"], reference_epochs=1, reference_cache=cache
     )
     plot = tmp_path / "soft.png"
     assert soft_reliability.main([str(out), "--cache", str(cache), "--plot", str(plot)]) == 0

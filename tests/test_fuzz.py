@@ -10,15 +10,14 @@ rows reconciled. A case with a `known_defect` in another area is expected to fai
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
-import sys
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
+from _bench_helpers import load_bench_script
 from fuzz_cases import CASES, LAYOUTS, OK, PROBLEMS, USAGE, Case, imagefolder
 
 from fercleaner.datasets import PROBLEM_KINDS
@@ -26,17 +25,7 @@ from fercleaner.datasets import PROBLEM_KINDS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _load_runner():
-    spec = importlib.util.spec_from_file_location(
-        "fercleaner_bench_fuzz", REPO / "bench" / "fuzz.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
-
-
-fuzz = _load_runner()
+fuzz = load_bench_script("fuzz")
 
 
 def _params():
