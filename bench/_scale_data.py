@@ -102,7 +102,7 @@ def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: 
     import pandas as pd
 
     from fercleaner.review.store import Decision, DecisionStore
-    from fercleaner.scoring import write_scores
+    from fercleaner.scoring import sort_most_suspect_first, write_scores
 
     rng = np.random.default_rng(3)
     c = len(CLASSES)
@@ -145,7 +145,8 @@ def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: 
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "review.sqlite").unlink(missing_ok=True)
-    write_scores(frame, run_dir / "scores.parquet", metadata=meta)
+    # stored most suspect first, as `fercleaner score` stores a run
+    write_scores(sort_most_suspect_first(frame), run_dir / "scores.parquet", metadata=meta)
     # the 1,000 most suspect (half of a small run) stay undecided: the queue has work in it
     order = np.argsort(quality, kind="stable")[min(1000, n // 2) :][:decisions]
     actions = np.array(["keep", "accept", "exclude"])[rng.integers(0, 3, len(order))]

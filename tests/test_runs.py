@@ -204,7 +204,14 @@ def test_written_tables_open_again_and_leave_no_temp_files(tmp_path: Path) -> No
     assert path == run_dir / SCORES_FILE
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(RUN_FILES)
     assert json.loads((run_dir / RUN_FILE).read_text()) == {"run_id": "r1"}
-    assert read_run(run_dir).run_id == "r1"
+    run = read_run(run_dir)
+    assert run.run_id == "r1"
+    # stored most suspect first, every row kept: review opens it without moving a row
+    stored = run.scores
+    assert stored["label_quality"].is_monotonic_increasing
+    assert sorted(stored["sample_id"]) == sorted(frame["sample_id"])
+    assert stored["sample_id"].iloc[0] == frame.loc[frame["label_quality"].idxmin(), "sample_id"]
+    assert open_run(run_dir).scores["sample_id"].tolist() == stored["sample_id"].tolist()
 
 
 # -- the demo opens the run the same way ------------------------------------------------

@@ -27,7 +27,7 @@ from fercleaner.export import export_run
 from fercleaner.review.actions import make_decision
 from fercleaner.review.store import DecisionStore
 from fercleaner.runs import read_run
-from fercleaner.scoring import assemble_scores, write_scores
+from fercleaner.scoring import assemble_scores, sort_most_suspect_first, write_scores
 from fercleaner.scoring.crowd import CROWD_COLUMNS
 from fercleaner.synth import write_synthetic_dataset
 
@@ -126,7 +126,7 @@ def test_ferplus_votes_reach_the_scores(tmp_path):
     names = np.array(dataset.classes, dtype=object)
     assert clear.sum() >= 10
     assert (scores["consensus_label"].to_numpy()[clear] == names[votes.argmax(1)][clear]).all()
-    assert read_run(run).scores["given_label"].tolist() == dataset.samples["given_label"].tolist()
+    assert scores["given_label"].tolist() == dataset.samples["given_label"].tolist()
 
 
 def test_rafdb_distributions_are_one_annotation_each(tmp_path):
@@ -224,5 +224,8 @@ def test_without_votes_scores_parquet_is_what_scoring_wrote_before(tmp_path):
         method_name="predictions",
         flag_rule="noise_rate",
     )
-    write_scores(expected, tmp_path / "expected.parquet", metadata=metadata)
+    # stored most suspect first, as every run is (`write_run_tables`)
+    write_scores(
+        sort_most_suspect_first(expected), tmp_path / "expected.parquet", metadata=metadata
+    )
     assert written.read_bytes() == (tmp_path / "expected.parquet").read_bytes()

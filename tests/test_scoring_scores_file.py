@@ -13,7 +13,14 @@ import pytest
 from _scoring_data import make_data
 
 from fercleaner.errors import ScoresFormatError
-from fercleaner.scoring import SCORE_COLUMNS, assemble_scores, read_scores, write_scores
+from fercleaner.scoring import (
+    SCORE_COLUMNS,
+    assemble_scores,
+    is_most_suspect_first,
+    read_scores,
+    sort_most_suspect_first,
+    write_scores,
+)
 
 CLASSES = ["neutral", "happiness", "surprise", "sadness"]
 META = {"classes": CLASSES, "method": "baseline", "recipe": {"name": "quick"}, "run_id": "r1"}
@@ -168,3 +175,29 @@ def test_assemble_rejects_mismatched_inputs():
         assemble_scores(bad, CLASSES, readouts, method_name="mtac")
     with pytest.raises(ValueError, match="lacks columns \\['path'\\]"):
         assemble_scores(samples.drop(columns="path"), CLASSES, readouts, method_name="mtac")
+
+
+def test_most_suspect_first_orders_by_quality_then_sample_id():
+    frame = pd.DataFrame(
+        {
+            "sample_id": ["d", "c", "b", "a", "e"],
+            "label_quality": [0.9, 0.2, 0.5, 0.2, 0.1],
+            "payload": [1, 2, 3, 4, 5],
+        },
+        index=[10, 11, 12, 13, 14],
+    )
+    assert not is_most_suspect_first(frame)
+    ordered = sort_most_suspect_first(frame)
+    # e (0.1); a and c tie at 0.2, by sample_id; b (0.5); d (0.9); rows move whole
+    assert ordered["sample_id"].tolist() == ["e", "a", "c", "b", "d"]
+    assert ordered["payload"].tolist() == [5, 4, 2, 3, 1]
+    assert ordered.index.tolist() == [0, 1, 2, 3, 4]
+    assert is_most_suspect_first(ordered)
+    assert sort_most_suspect_first(ordered).equals(ordered)
+    swapped = ordered.copy()
+    swapped["sample_id"] = ["e", "c", "a", "b", "d"]  # the tie out of order
+    assert not is_most_suspect_first(swapped)
+    assert sort_most_suspect_first(swapped)["sample_id"].tolist() == ["e", "a", "c", "b", "d"]
+    with_nan = ordered.assign(label_quality=[0.1, 0.2, np.nan, 0.5, 0.9])
+    assert not is_most_suspect_first(with_nan)
+    assert is_most_suspect_first(ordered.iloc[:1]) and is_most_suspect_first(ordered.iloc[:0])

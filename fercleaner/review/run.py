@@ -17,7 +17,7 @@ import pandas as pd
 from fercleaner.errors import FercleanerError
 from fercleaner.review.store import DEFAULT_BUSY_TIMEOUT_S, DecisionStore
 from fercleaner.runs import STORE_FILE, Run, RunError, read_run
-from fercleaner.scoring import SCORE_COLUMNS
+from fercleaner.scoring import SCORE_COLUMNS, sort_most_suspect_first
 
 __all__ = ["REVIEW_COLUMNS", "ImageNotInRunError", "ReviewRun", "RunError", "open_run"]
 
@@ -100,10 +100,9 @@ def open_run(run_dir: str | os.PathLike[str]) -> ReviewRun:
         ScoresFormatError: the scores file is malformed or foreign (names what is wrong).
     """
     run = read_run(run_dir)
-    frame = (
-        run.scores.sort_values(["label_quality", "sample_id"], kind="stable")
-        .reset_index(drop=True)
-        .astype({"label_quality": "float64", "uncertainty": "float64", "is_label_issue": bool})
+    # runs written by `fercleaner score` are stored in this order: then nothing moves
+    frame = sort_most_suspect_first(run.scores).astype(
+        {"label_quality": "float64", "uncertainty": "float64", "is_label_issue": bool}
     )
     method_columns = [
         c

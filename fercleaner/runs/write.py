@@ -36,6 +36,9 @@ def write_run_tables(
 ) -> Path:
     """Write the four tables of a run (creating `run_dir`); return the scores file's path.
 
+    The scores are stored most suspect first (`fercleaner.scoring.SCORES_ORDER`), the
+    order review shows them in.
+
     Args:
         run_dir: the run directory.
         scores: the scores frame (`fercleaner.scoring.assemble_scores`).
@@ -45,11 +48,11 @@ def write_run_tables(
         dynamics: per-sample per-epoch training signals.
         events: relabel events.
     """
-    from fercleaner.scoring import write_scores
+    from fercleaner.scoring import sort_most_suspect_first, write_scores
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = write_scores(scores, scores_path(run_dir), metadata=metadata)
+    path = write_scores(sort_most_suspect_first(scores), scores_path(run_dir), metadata=metadata)
     write_table_atomic(problems, run_dir / PROBLEMS_FILE)
     write_table_atomic(dynamics, run_dir / DYNAMICS_FILE)
     write_table_atomic(events, run_dir / EVENTS_FILE)

@@ -23,7 +23,14 @@ from fercleaner.scoring.crowd import (
 from fercleaner.scoring.flags import FLAG_RULES, find_label_issues
 from fercleaner.scoring.issue_types import ISSUE_TYPES, get_issue_type, propose_labels
 from fercleaner.scoring.quality import LABEL_QUALITY_METHODS, get_label_quality
-from fercleaner.scoring.scores_file import ScoresFile, read_scores, write_scores
+from fercleaner.scoring.scores_file import (
+    SCORES_ORDER,
+    ScoresFile,
+    is_most_suspect_first,
+    read_scores,
+    sort_most_suspect_first,
+    write_scores,
+)
 from fercleaner.scoring.thresholds import (
     estimate_confident_joint,
     estimate_issue_counts,
@@ -36,6 +43,7 @@ __all__ = [
     "CROWD_COLUMNS",
     "ISSUE_TYPES",
     "LABEL_QUALITY_METHODS",
+    "SCORES_ORDER",
     "SCORE_COLUMNS",
     "CombinedReadout",
     "apply_crowd_votes",
@@ -52,8 +60,10 @@ __all__ = [
     "get_issue_type",
     "get_label_quality",
     "get_sample_votes",
+    "is_most_suspect_first",
     "propose_labels",
     "read_scores",
     "score_labels",
+    "sort_most_suspect_first",
     "write_scores",
 ]

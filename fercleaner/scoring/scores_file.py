@@ -36,6 +36,30 @@ _LABEL_COLUMNS = ("given_label", "predicted_label", "proposed_label")
 #: Optional crowd columns that hold a class name, a [0, 1] value, or a per-class list.
 _CROWD_LABEL, _CROWD_QUALITY, _CROWD_LIST = "consensus_label", "consensus_quality", "votes"
 _LIST_TYPES = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+#: Row order of a run's scores file: most suspect first (ascending `label_quality`, ties
+#: by `sample_id`), the order review shows, so opening a 1M-row run need not sort it.
+SCORES_ORDER = ("label_quality", "sample_id")
+
+
+def sort_most_suspect_first(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` in `SCORES_ORDER` (stable), indexed 0..N-1; returned as is when already so."""
+    if is_most_suspect_first(frame):
+        return frame.reset_index(drop=True)
+    return frame.sort_values(list(SCORES_ORDER), kind="stable").reset_index(drop=True)
+
+
+def is_most_suspect_first(frame: pd.DataFrame) -> bool:
+    """Whether the rows are in `SCORES_ORDER` (one vectorised pass; NaN quality: False)."""
+    quality = frame["label_quality"].to_numpy(dtype=np.float64)
+    if len(quality) < 2:
+        return not np.isnan(quality).any()
+    before, after = quality[:-1], quality[1:]
+    if not (after >= before).all():
+        return False
+    ties = np.flatnonzero(before == after)  # only these need their sample_ids compared
+    ids = frame["sample_id"]
+    later = ids.iloc[ties + 1].to_numpy(dtype=object)
+    return bool((later >= ids.iloc[ties].to_numpy(dtype=object)).all())
 
 
 @dataclass(frozen=True)
