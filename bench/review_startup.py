@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from fercleaner.review.queue import QueueFilter, find_queue
     from fercleaner.review.run import open_run
     from fercleaner.review.store import Decision, DecisionStore
+    from fercleaner.scoring import sort_most_suspect_first
 
     work = Path(tempfile.mkdtemp(prefix="fercleaner-bench-review-"))
     result: dict = {"bench": "review_startup", "n": args.n, "flag_rate": args.flag_rate}
@@ -53,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         frame.loc[flag, "proposed_label"] = proposed[flag]
         frame.loc[flag, "label_quality"] = rng.random(int(flag.sum())) * 0.3
         run_dir = work / "run"
-        write_scores_file(run_dir / "scores.parquet", frame, dataset_root=work / "faces")
+        # stored most suspect first, as `fercleaner score` stores a run
+        write_scores_file(
+            run_dir / "scores.parquet",
+            sort_most_suspect_first(frame),
+            dataset_root=work / "faces",
+        )
         result["flagged"] = int(flag.sum())
         result["scores_mb"] = round((run_dir / "scores.parquet").stat().st_size / 2**20, 2)
 

@@ -115,6 +115,11 @@ def bench_out(tmp_path_factory):
 def test_targets_are_what_export_writes(bench_out):
     found = get_training_targets(bench_out, variants=VARIANTS)
     scores = read_scores(bench_out / "runs" / "fercleaner" / "scores.parquet").frame
+    # rows in the truth file's order, not the run's most-suspect-first storage, so that a
+    # seed draws the same hold-out whatever order a run stores its rows in
+    truth_order = pd.read_parquet(bench_out / "noisy" / "truth.parquet")["sample_id"]
+    assert list(found["sample_ids"]) == truth_order.astype(str).tolist()
+    assert list(found["sample_ids"]) != scores["sample_id"].astype(str).tolist()
     scores = scores.set_index("sample_id").loc[found["sample_ids"]]
     classes = found["classes"]
     targets = found["targets"]

@@ -60,9 +60,11 @@ def get_training_targets(
 ) -> dict[str, Any]:
     """Per variant an (N, C) target matrix for the run's samples, plus the samples and truth.
 
-    Rows follow the run's scores; `relabel` and `soft` are the export's manifests for a
-    run nobody reviewed. The returned `given` ((N, C) one-hot given labels) is there even
-    when the `given` variant is not asked for: it counts the rows each variant changes.
+    Rows follow the bench's truth file (the noisy dataset's order, not the order the run
+    stored its scores in, so a seed draws the same hold-out from any run); `relabel` and
+    `soft` are the export's manifests for a run nobody reviewed. The returned `given`
+    ((N, C) one-hot given labels) is there even when the `given` variant is not asked for:
+    it counts the rows each variant changes.
 
     Raises:
         ValueError: an unknown variant, or no run `system` under `bench_out/runs/` (names
@@ -85,21 +87,23 @@ def get_training_targets(
     run = read_run(runs / system)
     classes = list(run.classes)
     index = {name: i for i, name in enumerate(classes)}
-    ids = run.scores["sample_id"].astype(str).to_numpy()
+    scores = run.scores.set_index(run.scores["sample_id"].astype(str))
     truth = pd.read_parquet(bench_out / "noisy" / "truth.parquet").set_index("sample_id")
-    truth = truth.loc[ids]
+    truth = truth[truth.index.astype(str).isin(scores.index)]
+    ids = truth.index.astype(str).to_numpy()
+    scores = scores.loc[ids]
     eye = np.eye(len(classes), dtype=np.float32)
 
     def manifest_for(policy: str) -> pd.DataFrame:
         manifest, _ = build_manifest(run, pd.DataFrame(), policy=policy, min_confidence=0.0)
         return manifest.set_index("sample_id").loc[ids]
 
-    given = eye[run.scores["given_label"].astype(str).map(index).to_numpy()]
+    given = eye[scores["given_label"].astype(str).map(index).to_numpy()]
     make = {
         "given": lambda: given,
         "relabel": lambda: eye[manifest_for("relabel")["label"].to_numpy()],
         "soft": lambda: np.stack(manifest_for("soft")["soft_label"].to_list()),
-        "soft_all": lambda: _normalise_rows(np.stack(run.scores["soft_label"].to_list())),
+        "soft_all": lambda: _normalise_rows(np.stack(scores["soft_label"].to_list())),
         "majority": lambda: eye[truth["true_label"].astype(str).map(index).to_numpy()],
     }
     targets = {name: make[name]().astype(np.float32) for name in VARIANTS if name in variants}

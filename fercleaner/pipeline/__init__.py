@@ -78,7 +78,7 @@ class ScoreResult:
     run_dir: Path
     scores_path: Path
     scores: pd.DataFrame
-    """The scores frame as written."""
+    """The scores frame as written (most suspect first, `fercleaner.scoring.SCORES_ORDER`)."""
     classes: list[str]
     problems: pd.DataFrame
     """Ingestion + decode problems (excluded samples)."""
@@ -326,7 +326,7 @@ def _write_run(
     world_size: int,
 ) -> ScoreResult:
     """Assemble the scores from the readouts and write the run directory (run.json last)."""
-    from fercleaner.scoring import assemble_scores
+    from fercleaner.scoring import assemble_scores, sort_most_suspect_first
     from fercleaner.scoring.crowd import apply_crowd_votes, get_sample_votes
 
     t = time.perf_counter()
@@ -339,7 +339,7 @@ def _write_run(
     )
     # crowd votes (FERPlus, RAF-DB, votes_<class> columns): the consensus joins the scores
     crowd = apply_crowd_votes(scores, get_sample_votes(samples, classes), classes)
-    scores = crowd.scores
+    scores = sort_most_suspect_first(crowd.scores)  # the order the file is stored in
     metadata = build_scores_metadata(
         classes=classes,
         methods=[r.method for r in results],

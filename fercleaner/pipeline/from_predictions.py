@@ -33,7 +33,7 @@ def write_predictions_run(
     timings: dict[str, float],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score the dataset with the file's probabilities and write the run; (scores, run.json)."""
-    from fercleaner.scoring import assemble_scores
+    from fercleaner.scoring import assemble_scores, sort_most_suspect_first
     from fercleaner.scoring.crowd import apply_crowd_votes, get_sample_votes
 
     samples = dataset.samples.reset_index(drop=True)
@@ -54,7 +54,7 @@ def write_predictions_run(
         flag_rule=recipe.score.flag_rule,
     )
     crowd = apply_crowd_votes(scores, get_sample_votes(samples, classes), classes)
-    scores = crowd.scores
+    scores = sort_most_suspect_first(crowd.scores)  # the order the file is stored in
     metadata = build_scores_metadata(
         classes=classes,
         methods=[PREDICTIONS_SOURCE],

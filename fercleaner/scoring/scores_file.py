@@ -42,7 +42,7 @@ SCORES_ORDER = ("label_quality", "sample_id")
 
 
 def sort_most_suspect_first(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` in `SCORES_ORDER` (stable), indexed 0..N-1; returned as is when already so."""
+    """`frame` in `SCORES_ORDER` (stable), indexed 0..N-1; no rows move when already so."""
     if is_most_suspect_first(frame):
         return frame.reset_index(drop=True)
     return frame.sort_values(list(SCORES_ORDER), kind="stable").reset_index(drop=True)
@@ -50,14 +50,15 @@ def sort_most_suspect_first(frame: pd.DataFrame) -> pd.DataFrame:
 
 def is_most_suspect_first(frame: pd.DataFrame) -> bool:
     """Whether the rows are in `SCORES_ORDER` (one vectorised pass; NaN quality: False)."""
-    quality = frame["label_quality"].to_numpy(dtype=np.float64)
+    quality_column, id_column = SCORES_ORDER
+    quality = frame[quality_column].to_numpy(dtype=np.float64)
     if len(quality) < 2:
         return not np.isnan(quality).any()
     before, after = quality[:-1], quality[1:]
     if not (after >= before).all():
         return False
     ties = np.flatnonzero(before == after)  # only these need their sample_ids compared
-    ids = frame["sample_id"]
+    ids = frame[id_column]
     later = ids.iloc[ties + 1].to_numpy(dtype=object)
     return bool((later >= ids.iloc[ties].to_numpy(dtype=object)).all())
 
