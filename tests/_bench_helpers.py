@@ -12,8 +12,6 @@ from typing import Any
 
 from _dataset_files import write_ferplus_valid
 
-from fercleaner.bench import run_benchmark
-
 REPO = Path(__file__).resolve().parents[1]
 
 #: `run_benchmark(score_command=...)` that scores from the bench's truth, no training.
@@ -34,6 +32,8 @@ def load_bench_script(name: str) -> ModuleType:
 def run_annotator_bench(root: Path, votes: Sequence[Sequence[int]], **options: Any) -> Path:
     """A finished `annotator` bench (seed 0, the val split, the stand-in scorer unless
     `options` say otherwise) on a FERPlus validation folder with these votes; its out dir."""
+    from fercleaner.bench import run_benchmark
+
     out = root / "bench"
     settings: dict[str, Any] = {
         "protocol": "annotator",

@@ -21,17 +21,19 @@ def test_the_shipped_rule_reproduces_the_benchs_own_check(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     bench = json.loads((out / "bench.json").read_text())["issue_types"]["fercleaner"]
     rules = printed["mislabeled_by_rule"]
-    # the script recomputes the shipped rule from the scores; the bench read the run's column
+    # the run's classes (3 with votes) are not the bench's 8: the join and the class spaces
+    # must line up for the script's figures to be the bench's own
+    assert len(json.loads((out / "bench.json").read_text())["classes"]) == 8
     assert bench["mislabeled"]["count"] > 0
     for key in ("count", "precision", "base_rate", "lift"):
         assert rules["shipped"][key]["mean"] == pytest.approx(bench["mislabeled"][key]), key
         assert rules["shipped"][key]["sd"] == 0.0  # one run
-    # the stricter cut keeps a subset of the shipped rule's mislabeled images
-    strict = rules["shipped_and_quality_below_flagged_median"]["count"]["mean"]
-    assert strict <= rules["shipped"]["count"]["mean"]
-    flagged = bench["flagged"]
-    quarter = rules["quality_in_flagged_lowest_quarter"]["count"]["mean"]
-    assert 0 < quarter <= flagged / 4 + 1
+    assert set(rules) == {
+        "shipped",
+        "shipped_and_quality_below_flagged_median",
+        "quality_in_flagged_lowest_quarter",
+        "soft_label_majority_for_proposal",
+    }
     aucs = printed["auc_people_mislabeled_among_flagged"]
     assert set(aucs) >= {"low label_quality", "soft[proposal] - soft[given]"}
     assert all(0.0 <= value <= 1.0 for value in aucs.values())

@@ -195,6 +195,25 @@ def get_consensus_metrics(
     }
 
 
+def get_people_issue_types(
+    votes: np.ndarray, given_labels: np.ndarray, *, vote_totals: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """(N,) bool per type: what all the votes say of each image (an image can be both).
+
+    `ambiguous`: no strict majority, or vote entropy above the median over the N images;
+    `mislabeled`: a strict majority names a class other than the given one. `vote_totals`
+    as in `get_issue_type_metrics`.
+    """
+    votes = np.asarray(votes, dtype=np.float64)
+    given = np.asarray(given_labels, dtype=np.int64)
+    totals = votes.sum(axis=1) if vote_totals is None else np.asarray(vote_totals, float)
+    top = votes.argmax(axis=1)
+    majority = votes[np.arange(len(votes)), top] * 2 > totals
+    entropy = get_vote_entropy(votes)
+    median = np.median(entropy) if len(votes) else np.nan
+    return {"ambiguous": ~majority | (entropy > median), "mislabeled": majority & (top != given)}
+
+
 def get_issue_type_metrics(
     votes: np.ndarray,
     given_labels: np.ndarray,
@@ -205,9 +224,7 @@ def get_issue_type_metrics(
 ) -> dict[str, object]:
     """`issue_type` checked against people (issue 10, part 3).
 
-    People call an image ambiguous when its votes have no strict majority or their entropy
-    is above the median entropy of all N images, and mislabeled when a strict majority
-    names a class other than the given one (an image can be both). Precision of a type =
+    What people call each image is `get_people_issue_types`. Precision of a type =
     share of the images given that type that people call so; its base rate = the same
     share among all flagged images (any type), so precision / base rate > 1 means the type
     tells something the flag alone does not.
@@ -237,15 +254,8 @@ def get_issue_type_metrics(
             f"votes must be (N, C) with N = len(given_labels) = len(is_label_issue) = "
             f"len(issue_type); got votes {votes.shape}, {len(given)}, {len(flags)}, {len(types)}"
         )
-    totals = votes.sum(axis=1) if vote_totals is None else np.asarray(vote_totals, float)
-    top = votes.argmax(axis=1)
-    majority = votes[np.arange(n), top] * 2 > totals
-    entropy = get_vote_entropy(votes)
-    median = float(np.median(entropy)) if n else float("nan")
-    people = {
-        "ambiguous": ~majority | (entropy > median),
-        "mislabeled": majority & (top != given),
-    }
+    people = get_people_issue_types(votes, given, vote_totals=vote_totals)
+    median = float(np.median(get_vote_entropy(votes))) if n else float("nan")
     out: dict[str, object] = {"flagged": int(flags.sum()), "median_vote_entropy": median}
     confusion: dict[str, dict[str, int]] = {}
     for name, truth in people.items():

@@ -250,7 +250,11 @@ def render_markdown(result: Mapping[str, Any]) -> str:
         lines += [f"- {key}: {value}" for key, value in target.items()]
     issue_target = result.get("issue_type_target", {})
     if issue_target:
-        lines += ["", "Issue-type target (precision >= 1.5x base rate among flagged):"]
+        lines += [
+            "",
+            "Issue-type target (precision >= 1.5x base rate among flagged; "
+            "`reachable_by_any_rule`: whether a precision of 1 would reach it):",
+        ]
         lines += [f"- {key}: {value}" for key, value in issue_target.items()]
     return "\n".join(lines) + "\n"
 

@@ -212,7 +212,11 @@ def _render_issue_type_summary(issue_types: dict[str, Any]) -> list[str]:
         for kind, stats in kinds.items():
             cells = [_format_stats(stats.get(s), s) for s in ISSUE_TYPE_STATS]
             lines.append(f"| {system} | {kind} | " + " | ".join(cells) + " |")
-    lines += ["", "Issue-type target on the means:"]
+    lines += [
+        "",
+        "Issue-type target on the means (`reachable_by_any_rule`: whether a precision of 1 "
+        "would reach it):",
+    ]
     lines += [f"- {key}: {value}" for key, value in issue_types["target_on_means"].items()]
     return lines
 
