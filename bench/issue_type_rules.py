@@ -8,8 +8,8 @@ alternatives, and checks each against the votes with the bench's own metric
 (`get_issue_type_metrics`). It also reports how well each score column separates
 people-mislabeled from the other flagged images (ROC AUC), the evidence a rule can use.
 
-Prints one JSON object: per rule, mean ± sd over the runs of count, precision, base rate
-and lift; per column, the mean AUC.
+Prints one JSON object: per rule, mean ± sd (and the number of runs) of count, precision,
+base rate and lift; per column, the mean AUC.
 
     .venv/bin/python bench/issue_type_rules.py DIR/val-s0 DIR/train0-s0 ...
 """
@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from fercleaner.arrays import to_matrix
+from fercleaner.arrays import get_entropy, to_matrix
 from fercleaner.bench.metrics import get_issue_type_metrics, get_people_issue_types
+from fercleaner.bench.suite_report import get_mean_sd
 from fercleaner.scoring import propose_labels, read_scores
 
 
@@ -96,9 +97,8 @@ def get_separation(run: dict[str, np.ndarray]) -> dict[str, float]:
     flagged images are all, or none, people-mislabeled)."""
     flags = run["flags"]
     people = get_people_issue_types(run["votes"], run["truth_given"])["mislabeled"][flags]
-    soft = run["soft"]
     proposal_mass, given_mass = _proposal_and_given_mass(run)
-    entropy = -(soft * np.log(np.clip(soft, 1e-12, 1.0))).sum(axis=1)
+    entropy = get_entropy(run["soft"])
     columns: dict[str, np.ndarray] = {
         "low label_quality": -run["label_quality"],
         "soft[proposal] - soft[given]": proposal_mass - given_mass,
@@ -110,11 +110,6 @@ def get_separation(run: dict[str, np.ndarray]) -> dict[str, float]:
     if people.all() or not people.any():
         return {name: float("nan") for name in columns}
     return {name: float(roc_auc_score(people, v[flags])) for name, v in columns.items()}
-
-
-def _mean_sd(values: list[float]) -> dict[str, float]:
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return {"mean": float(np.mean(values)), "sd": sd}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "runs": [str(r) for r in args.runs],
         "mislabeled_by_rule": {
-            rule: {k: _mean_sd(v) for k, v in stats.items()} for rule, stats in per_rule.items()
+            rule: {k: get_mean_sd(v) for k, v in stats.items()} for rule, stats in per_rule.items()
         },
         "auc_people_mislabeled_among_flagged": {k: float(np.nanmean(v)) for k, v in aucs.items()},
     }

@@ -204,14 +204,22 @@ def get_people_issue_types(
     `mislabeled`: a strict majority names a class other than the given one. `vote_totals`
     as in `get_issue_type_metrics`.
     """
+    return _people_issue_types(votes, given_labels, vote_totals)[0]
+
+
+def _people_issue_types(
+    votes: np.ndarray, given_labels: np.ndarray, vote_totals: np.ndarray | None
+) -> tuple[dict[str, np.ndarray], float]:
+    """`get_people_issue_types` and the median vote entropy it cuts at (NaN with no image)."""
     votes = np.asarray(votes, dtype=np.float64)
     given = np.asarray(given_labels, dtype=np.int64)
     totals = votes.sum(axis=1) if vote_totals is None else np.asarray(vote_totals, float)
     top = votes.argmax(axis=1)
     majority = votes[np.arange(len(votes)), top] * 2 > totals
     entropy = get_vote_entropy(votes)
-    median = np.median(entropy) if len(votes) else np.nan
-    return {"ambiguous": ~majority | (entropy > median), "mislabeled": majority & (top != given)}
+    median = float(np.median(entropy)) if len(votes) else float("nan")
+    people = {"ambiguous": ~majority | (entropy > median), "mislabeled": majority & (top != given)}
+    return people, median
 
 
 def get_issue_type_metrics(
@@ -254,8 +262,7 @@ def get_issue_type_metrics(
             f"votes must be (N, C) with N = len(given_labels) = len(is_label_issue) = "
             f"len(issue_type); got votes {votes.shape}, {len(given)}, {len(flags)}, {len(types)}"
         )
-    people = get_people_issue_types(votes, given, vote_totals=vote_totals)
-    median = float(np.median(get_vote_entropy(votes))) if n else float("nan")
+    people, median = _people_issue_types(votes, given, vote_totals)
     out: dict[str, object] = {"flagged": int(flags.sum()), "median_vote_entropy": median}
     confusion: dict[str, dict[str, int]] = {}
     for name, truth in people.items():
