@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _bench_helpers import FAKE_SCORE
 from _dataset_files import write_ferplus_valid
 from typer.testing import CliRunner
 
@@ -15,8 +16,6 @@ from fercleaner.bench import plan_systems, run_benchmark, run_measured
 from fercleaner.bench.runner import get_slice
 from fercleaner.cli import app
 from fercleaner.errors import FercleanerError
-
-FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
 
 
 def _ferplus(root: Path, n: int = 80, seed: int = 0) -> Path:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
+from _bench_helpers import FAKE_SCORE
 
 from fercleaner.bench.suite import SUITES, run_suite, summarize_suite
 from fercleaner.errors import FercleanerError
-
-FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
 
 
 def _result(ours: dict, plain: dict, cleanlab: dict) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _bench_helpers import FAKE_SCORE
 from _dataset_files import write_ferplus_valid
 from sklearn.metrics import average_precision_score
 from typer.testing import CliRunner
@@ -29,7 +30,6 @@ from fercleaner.scoring import read_scores
 from fercleaner.scoring.consensus import get_consensus
 
 CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
-FAKE_SCORE = [sys.executable, str(Path(__file__).with_name("_fake_score.py"))]
 
 
 def _table(votes: list[list[int]], **extra) -> pd.DataFrame:
