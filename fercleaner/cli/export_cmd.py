@@ -60,6 +60,7 @@ def export_command(
         check_output_dir(imagefolder, what="--imagefolder")
     with (
         cli_errors(),
+        progress_bar("exporting rows") as rows_progress,
         progress_bar("writing image folder", active=imagefolder is not None) as progress,
     ):
         result = export_run(
@@ -71,6 +72,7 @@ def export_command(
             imagefolder=imagefolder,
             imagefolder_mode="copy" if copy else "symlink",
             progress=progress,
+            rows_progress=rows_progress,
         )
     _render(result.summary, result.out)
 

@@ -3,16 +3,19 @@
 Human decisions (the review store) always win; model proposals are applied only as the
 policy and the confidence threshold say; excluded samples stay in the manifest with
 `action = exclude` and weight 0 so the training code decides, and nothing disappears
-silently. `export_run` opens the run (`fercleaner.runs.read_run`), resolves the labels
-(`resolve`), and writes the manifests (`manifest`), `changes.csv` (`changes`),
-`summary.json` and optionally an image folder (`imagefolder`).
+silently. `export_run` reads the run a row group at a time (`fercleaner.runs.stream_run`),
+resolves each batch's labels against its samples' decisions (`resolve`), and writes the
+manifests (`manifest`), `changes.csv` (`changes`), `summary.json` and optionally an image
+folder (`imagefolder`); memory is one batch, not the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from fercleaner import __version__
-from fercleaner.atomic import write_json_atomic, write_text_atomic
+from fercleaner.atomic import atomic_open, write_json_atomic
 from fercleaner.export.changes import (
     CHANGES_COLUMNS,
     FORMULA_PREFIXES,
@@ -28,10 +31,18 @@ from fercleaner.export.changes import (
     neutralise_formula,
 )
 from fercleaner.export.errors import ExportError
-from fercleaner.export.imagefolder import MAX_NAME_BYTES, check_output_names, write_imagefolder
+from fercleaner.export.imagefolder import (
+    MAX_NAME_BYTES,
+    check_imagefolder_empty,
+    check_output_names,
+    link_images,
+    write_imagefolder,
+)
 from fercleaner.export.manifest import (
     MANIFEST_COLUMNS,
+    ManifestWriters,
     hf_features,
+    read_manifest_batches,
     write_manifest,
     write_manifests,
 )
@@ -42,7 +53,9 @@ from fercleaner.export.resolve import (
     build_manifest,
     read_decisions,
 )
-from fercleaner.runs import Run, read_run
+from fercleaner.review.store import DecisionStore
+from fercleaner.runs import STORE_FILE, Run, stream_run
+from fercleaner.scoring import SCORES_ROW_GROUP_ROWS
 
 __all__ = [
     "CHANGES_COLUMNS",
@@ -54,6 +67,7 @@ __all__ = [
     "SPLIT_ORDER",
     "ExportError",
     "ExportResult",
+    "ManifestWriters",
     "build_manifest",
     "check_output_names",
     "export_run",
@@ -61,6 +75,7 @@ __all__ = [
     "hf_features",
     "neutralise_formula",
     "read_decisions",
+    "read_manifest_batches",
     "write_imagefolder",
     "write_manifest",
     "write_manifests",
@@ -96,6 +111,8 @@ def export_run(
     imagefolder: str | os.PathLike[str] | None = None,
     imagefolder_mode: str = "symlink",
     progress: Callable[[int, int], None] | None = None,
+    rows_progress: Callable[[int, int], None] | None = None,
+    batch_rows: int = SCORES_ROW_GROUP_ROWS,
 ) -> ExportResult:
     """Write cleaned manifests, `changes.csv` and `summary.json` for a reviewed run.
 
@@ -111,13 +128,18 @@ def export_run(
             left out) for tools that want class folders; must be empty or absent.
         imagefolder_mode: `symlink` or `copy`.
         progress: called as `progress(done, total)` while the image folder is written.
+        rows_progress: called as `rows_progress(done, total)` after each batch of rows
+            is resolved and written.
+        batch_rows: rows read, resolved and written at a time; memory grows with it, not
+            with the run.
 
     Returns:
         What was written.
 
     Raises:
         ExportError: a bad option, output folder, decision or name from the run.
-        RunError, ScoresFormatError: the run cannot be opened (`fercleaner.runs.read_run`).
+        RunError, ScoresFormatError, SamplePathError: the run cannot be read
+            (`fercleaner.runs.stream_run`); nothing is written then.
     """
     if policy not in POLICIES:
         raise ExportError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
@@ -129,28 +151,149 @@ def export_run(
     _check_utf8_path(out, "--out")
     if imagefolder is not None:
         _check_utf8_path(imagefolder, "--imagefolder")
-    run = read_run(run_dir)
+    stream = stream_run(run_dir)
+    run = stream.header
     out = Path(out).expanduser().resolve()
     if out == run.run_dir:
         raise ExportError(f"--out {out} is the run directory itself; pick another folder")
-    decisions = read_decisions(run, reviewers)
-    manifest, notes = build_manifest(
-        run, decisions, policy=policy, min_confidence=float(min_confidence)
-    )
-    # a run directory is input like any other: check every value that becomes a path
-    # part before anything is written
-    check_output_names(manifest, source=str(run.scores_path), imagefolder=imagefolder is not None)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = check_imagefolder_empty(imagefolder) if imagefolder is not None else None
     meta = _export_metadata(run, policy, float(min_confidence), reviewers)
-    manifests = write_manifests(manifest, out, classes=run.classes, metadata=meta)
     changes_path = out / "changes.csv"
-    write_text_atomic(changes_path, format_changes_csv(manifest, notes))
-    folder = None
-    if imagefolder is not None:
-        folder = write_imagefolder(manifest, imagefolder, mode=imagefolder_mode, progress=progress)
-    summary = _summary(manifest, meta, manifests, changes_path, folder, decisions, run)
+    tally = _Tally()
+    with _output_folder(out):
+        # a run directory is input like any other: every value that becomes a path part
+        # is checked, batch by batch, before any output file replaces an old one
+        names_seen: dict[tuple[str, str, str], str] = {}
+        with (
+            _open_store(run) as store,
+            ManifestWriters(out, classes=run.classes, metadata=meta) as writers,
+            atomic_open(changes_path, "w", encoding="utf-8", newline="") as changes,
+        ):
+            changes.write(format_changes_csv(pd.DataFrame(columns=list(MANIFEST_COLUMNS)), {}))
+            for batch in stream.batches(batch_rows):
+                ids = batch.scores["sample_id"]
+                decisions = (
+                    store.current_decisions_of(ids, reviewers=reviewers)
+                    if store is not None
+                    else read_decisions(batch, reviewers)
+                )
+                manifest, notes = build_manifest(
+                    batch, decisions, policy=policy, min_confidence=float(min_confidence)
+                )
+                check_output_names(
+                    manifest,
+                    source=str(run.scores_path),
+                    imagefolder=folder is not None,
+                    seen=names_seen,
+                )
+                writers.write(manifest)
+                changes.write(format_changes_csv(manifest, notes, header=False))
+                tally.add(manifest, len(decisions))
+                if rows_progress is not None:
+                    rows_progress(tally.rows, stream.num_rows)
+            decided = 0 if store is None else store.count_current_decisions(reviewers=reviewers)
+    manifests = writers.paths
+    if folder is not None:
+        columns = ["sample_id", "path", "split", "label_name", "action"]
+        batches = read_manifest_batches(manifests.values(), columns)
+        total = tally.rows - tally.actions["exclude"]
+        folder = link_images(batches, folder, mode=imagefolder_mode, progress=progress, total=total)
+    summary = tally.summary(
+        meta, manifests, changes_path, folder, orphans=decided - tally.decisions
+    )
     write_json_atomic(out / "summary.json", summary)
     return ExportResult(out, manifests, changes_path, summary, folder)
+
+
+@contextlib.contextmanager
+def _output_folder(out: Path) -> Iterator[None]:
+    """Create `out` for the export; remove it again if the export fails and left it empty
+    (a refused run leaves no trace)."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only an empty folder: the temp files are gone by now
+        raise
+
+
+@contextlib.contextmanager
+def _open_store(run: Run) -> Iterator[DecisionStore | None]:
+    """The run's review store read from one state of it (None when nobody reviewed the run:
+    export does not create a store)."""
+    path = run.run_dir / STORE_FILE
+    if not path.is_file():
+        yield None
+        return
+    with DecisionStore(path) as store, store.snapshot():
+        yield store
+
+
+@dataclass
+class _Tally:
+    """What summary.json counts, added up one manifest batch at a time."""
+
+    rows: int = 0
+    changed: int = 0
+    decisions: int = 0
+    actions: Counter = field(default_factory=Counter)
+    decided_by: Counter = field(default_factory=Counter)
+    before: Counter = field(default_factory=Counter)
+    after: Counter = field(default_factory=Counter)
+    splits: dict[str, list] = field(default_factory=dict)  # split -> [rows, Counter]
+
+    def add(self, manifest: pd.DataFrame, decisions: int) -> None:
+        self.rows += len(manifest)
+        self.changed += int((manifest["label_name"] != manifest["given_label"]).sum())
+        self.decisions += decisions
+        self.actions.update(manifest["action"].value_counts().to_dict())
+        self.decided_by.update(manifest["decided_by"].value_counts().to_dict())
+        self.before.update(manifest["given_label"].value_counts().to_dict())
+        self.after.update(manifest["label_name"].value_counts().to_dict())
+        for split, part in manifest.groupby("split", sort=False):
+            rows_actions = self.splits.setdefault(str(split), [0, Counter()])
+            rows_actions[0] += len(part)
+            rows_actions[1].update(part["action"].value_counts().to_dict())
+
+    def summary(
+        self,
+        meta: dict[str, Any],
+        manifests: dict[str, Path],
+        changes: Path,
+        folder: Path | None,
+        *,
+        orphans: int,
+    ) -> dict[str, Any]:
+        """The content of summary.json: the metadata, counts per action, split and label, files."""
+
+        def counts(counter: Counter) -> dict[str, int]:
+            return {str(k): int(v) for k, v in sorted(counter.items())}
+
+        return {
+            **meta,
+            "rows": self.rows,
+            "changed_labels": self.changed,
+            "actions": counts(self.actions),
+            "decided_by": counts(self.decided_by),
+            "splits": {
+                split: {
+                    "rows": self.splits[split][0],
+                    "actions": {str(k): int(v) for k, v in self.splits[split][1].most_common()},
+                }
+                for split in manifests
+            },
+            "labels_before": counts(self.before),
+            "labels_after": counts(self.after),
+            "decisions_for_unknown_samples": orphans,
+            "files": {
+                **{split: p.name for split, p in manifests.items()},
+                "changes": changes.name,
+            },
+            "imagefolder": str(folder) if folder else None,
+        }
 
 
 def _export_metadata(
@@ -185,43 +328,3 @@ def _check_utf8_path(path: str | os.PathLike[str], what: str) -> None:
             f"{what} {shown} is not valid UTF-8, so its Parquet files cannot be read or"
             " written; rename it, or choose a folder whose path is valid UTF-8"
         ) from None
-
-
-def _summary(
-    manifest: pd.DataFrame,
-    meta: dict[str, Any],
-    manifests: dict[str, Path],
-    changes: Path,
-    folder: Path | None,
-    decisions: pd.DataFrame,
-    run: Run,
-) -> dict[str, Any]:
-    """The content of summary.json: the metadata, counts per action, split and label, files."""
-
-    def counts(col: str) -> dict[str, int]:
-        return {str(k): int(v) for k, v in manifest[col].value_counts().sort_index().items()}
-
-    per_split = {
-        split: {
-            "rows": int(len(part)),
-            "actions": {str(k): int(v) for k, v in part["action"].value_counts().items()},
-        }
-        for split, part in manifest.groupby("split", sort=False)
-    }
-    orphans = int((~decisions["sample_id"].isin(run.scores["sample_id"])).sum())
-    return {
-        **meta,
-        "rows": int(len(manifest)),
-        "changed_labels": int((manifest["label_name"] != manifest["given_label"]).sum()),
-        "actions": counts("action"),
-        "decided_by": counts("decided_by"),
-        "splits": per_split,
-        "labels_before": counts("given_label"),
-        "labels_after": counts("label_name"),
-        "decisions_for_unknown_samples": orphans,
-        "files": {
-            **{split: p.name for split, p in manifests.items()},
-            "changes": changes.name,
-        },
-        "imagefolder": str(folder) if folder else None,
-    }

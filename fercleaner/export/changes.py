@@ -25,11 +25,14 @@ CHANGES_COLUMNS: tuple[str, ...] = (
 )
 
 
-def format_changes_csv(manifest: pd.DataFrame, notes: dict[str, str]) -> str:
+def format_changes_csv(
+    manifest: pd.DataFrame, notes: dict[str, str], *, header: bool = True
+) -> str:
     """One row per sample whose final label differs from its given label.
 
     Every cell is text a reviewer typed or a dataset named, so each is passed through
-    `neutralise_formula` before it reaches a spreadsheet.
+    `neutralise_formula` before it reaches a spreadsheet. `header=False` formats the
+    rows only, to append one batch of the manifest after another.
     """
     changed = manifest[manifest["label_name"] != manifest["given_label"]]
     table = pd.DataFrame(
@@ -52,7 +55,9 @@ def format_changes_csv(manifest: pd.DataFrame, notes: dict[str, str]) -> str:
     table = table.map(neutralise_formula)
     # quote every field: minimal quoting leaves a lone CR in a note unquoted (the csv
     # module only quotes the line terminator's characters), which splits the row
-    return table.to_csv(index=False, na_rep="", lineterminator="\n", quoting=csv.QUOTE_ALL)
+    return table.to_csv(
+        index=False, header=header, na_rep="", lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
 
 
 def neutralise_formula(cell: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -35,34 +35,65 @@ def write_imagefolder(
     outside `folder`.
     """
     check_output_names(manifest, source="the manifest", imagefolder=True)
+    folder = check_imagefolder_empty(folder)
+    total = int((manifest["action"] != "exclude").sum())
+    return link_images([manifest], folder, mode=mode, progress=progress, total=total)
+
+
+def check_imagefolder_empty(folder: str | os.PathLike[str]) -> Path:
+    """The folder resolved, or ExportError when it holds anything (old links would mix in)."""
     folder = Path(folder).expanduser().resolve()
     if folder.exists() and any(folder.iterdir()):
         raise ExportError(
             f"image folder {folder} is not empty; pass a new or empty folder so old links "
             "cannot mix with this export"
         )
-    rows = manifest[manifest["action"] != "exclude"]
-    total = len(rows)
-    for done, r in enumerate(rows.itertuples(index=False), start=1):
-        source = Path(r.path)
-        if not source.is_file() or source.suffix.lower() in (".csv", ".tsv"):
-            raise ExportError(
-                f"sample {r.sample_id!r}: {source} is not an image file (pixel-CSV datasets "
-                "have no files to link); export without --imagefolder"
-            )
-        target = folder / r.split / r.label_name / _imagefolder_name(r.sample_id, r.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if mode == "symlink":
-            target.symlink_to(source)
-        else:
-            shutil.copy2(source, target)
-        if progress is not None:
-            progress(done, total)
+    return folder
+
+
+def link_images(
+    manifests: Iterable[pd.DataFrame],
+    folder: Path,
+    *,
+    mode: str = "symlink",
+    progress: Callable[[int, int], None] | None = None,
+    total: int = 0,
+) -> Path:
+    """Link (or copy) every non-excluded row of each manifest batch into `folder`.
+
+    The names must already be checked (`check_output_names` over all the batches) and
+    the folder found empty (`check_imagefolder_empty`); `total` is for `progress`.
+    """
+    done = 0
+    for manifest in manifests:
+        rows = manifest[manifest["action"] != "exclude"]
+        for r in rows.itertuples(index=False):
+            source = Path(r.path)
+            if not source.is_file() or source.suffix.lower() in (".csv", ".tsv"):
+                raise ExportError(
+                    f"sample {r.sample_id!r}: {source} is not an image file (pixel-CSV datasets "
+                    "have no files to link); export without --imagefolder"
+                )
+            target = folder / r.split / r.label_name / _imagefolder_name(r.sample_id, r.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if mode == "symlink":
+                target.symlink_to(source)
+            else:
+                shutil.copy2(source, target)
+            done += 1
+            if progress is not None:
+                progress(done, total)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def check_output_names(manifest: pd.DataFrame, *, source: str, imagefolder: bool) -> None:
+def check_output_names(
+    manifest: pd.DataFrame,
+    *,
+    source: str,
+    imagefolder: bool,
+    seen: dict[tuple[str, str, str], str] | None = None,
+) -> None:
     """Refuse any manifest value that would not be one plain name under the output folders.
 
     Splits name the manifest files (`<out>/<split>.parquet`); with `imagefolder`, splits
@@ -74,6 +105,8 @@ def check_output_names(manifest: pd.DataFrame, *, source: str, imagefolder: bool
         manifest: `build_manifest` output (`sample_id`, `path`, `split`, `label_name`).
         source: where the values came from, for the message (the run's scores file).
         imagefolder: also check label folders and sample file names.
+        seen: the image-folder files of the batches checked before this one (updated),
+            so collisions are found across a manifest checked a batch at a time.
 
     Raises:
         ExportError: names `source`, the column, the bad value, one sample and the fix.
@@ -94,7 +127,7 @@ def check_output_names(manifest: pd.DataFrame, *, source: str, imagefolder: bool
                 )
     if not imagefolder:
         return
-    seen: dict[tuple[str, str, str], str] = {}
+    seen = {} if seen is None else seen
     rows = manifest[manifest["action"] != "exclude"]
     for sample_id, path, split, label in rows[
         ["sample_id", "path", "split", "label_name"]

@@ -7,8 +7,10 @@ storage) and `label_name` is the same label spelled out, like `given_label`.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,118 @@ _SCHEMA = pa.schema(
 )
 
 
+class ManifestWriters:
+    """`<out>/<split>.parquet` for every split, written a batch of rows at a time.
+
+    A context manager: each split's file is written to a temp file beside it, in row
+    groups of exactly `row_group_rows` rows (the last one shorter) whatever the batch
+    sizes, and replaces `<out>/<split>.parquet` only when the `with` block ends without an
+    error; on an error every temp file is removed and no manifest is touched. Memory is
+    at most one row group per split, however many rows pass through.
+    """
+
+    def __init__(
+        self,
+        out: Path,
+        *,
+        classes: Sequence[str],
+        metadata: dict[str, Any],
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> None:
+        if row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be >= 1; got {row_group_rows}")
+        self.out, self.classes, self.metadata = Path(out), list(classes), dict(metadata)
+        self.row_group_rows = row_group_rows
+        self._stack = contextlib.ExitStack()
+        self._files: dict[str, _ManifestFile] = {}
+
+    def __enter__(self) -> ManifestWriters:
+        self._stack.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        if exc[0] is None:
+            try:
+                for file in self._files.values():
+                    file.flush(final=True)
+            except BaseException:
+                self._stack.__exit__(*sys.exc_info())  # removes every temp file
+                raise
+        return self._stack.__exit__(*exc)
+
+    @property
+    def paths(self) -> dict[str, Path]:
+        """Split name -> manifest path, for the splits seen: train, val, test, then others."""
+        return {split: self.out / f"{split}.parquet" for split in order_splits(self._files)}
+
+    def write(self, manifest: pd.DataFrame) -> None:
+        """Add rows (`MANIFEST_COLUMNS`, any splits) to their splits' files, in order."""
+        for split, part in manifest.groupby("split", sort=False):
+            split = str(split)
+            if split not in self._files:
+                path = self.out / f"{split}.parquet"
+                meta = {**self.metadata, "split": split}
+                self._files[split] = self._stack.enter_context(
+                    _ManifestFile(path, self.classes, meta, self.row_group_rows)
+                )
+            self._files[split].write(part)
+
+
+class _ManifestFile:
+    """One manifest file: a temp file in exact row groups, renamed over `path` on success."""
+
+    def __init__(
+        self, path: Path, classes: Sequence[str], metadata: dict[str, Any], row_group_rows: int
+    ) -> None:
+        if row_group_rows < 1:
+            raise ValueError(f"row_group_rows must be >= 1; got {row_group_rows}")
+        self.path, self.row_group_rows = Path(path), row_group_rows
+        self.schema = _SCHEMA.with_metadata(
+            {
+                b"fercleaner": json.dumps(metadata).encode(),
+                b"huggingface": json.dumps({"info": {"features": hf_features(classes)}}).encode(),
+            }
+        )
+        self._stack = contextlib.ExitStack()
+        self._pending: list[pa.Table] = []
+
+    def __enter__(self) -> _ManifestFile:
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._writer = stack.enter_context(pq.ParquetWriter(tmp, self.schema))
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._stack.__exit__(*exc)
+
+    def write(self, part: pd.DataFrame) -> None:
+        self._pending.append(_to_table(part, self.schema))
+        self.flush(final=False)
+
+    def flush(self, *, final: bool) -> None:
+        """Write every full row group pending (and the rest when `final`)."""
+        rows = sum(t.num_rows for t in self._pending)
+        size = self.row_group_rows
+        if rows < size and not (final and rows):
+            return
+        table = pa.concat_tables(self._pending)
+        full = rows - rows % size
+        for start in range(0, full, size):
+            self._writer.write_table(table.slice(start, size), row_group_size=size)
+        rest = table.slice(full)
+        if final and rest.num_rows:
+            self._writer.write_table(rest, row_group_size=size)
+            rest = rest.slice(rest.num_rows)
+        self._pending = [rest] if rest.num_rows else []
+
+
+def order_splits(splits: Iterable[str]) -> list[str]:
+    """Splits in manifest order: train, val, test, then the others sorted."""
+    present = set(splits)
+    return [s for s in SPLIT_ORDER if s in present] + sorted(present - set(SPLIT_ORDER))
+
+
 def write_manifests(
     manifest: pd.DataFrame,
     out: Path,
@@ -73,26 +187,17 @@ def write_manifests(
 ) -> dict[str, Path]:
     """Write `<out>/<split>.parquet` for every split present (train, val, test, then others).
 
-    Each file is written in row groups of `row_group_rows` (see `write_manifest`).
+    Each file is written in row groups of `row_group_rows` (see `ManifestWriters`).
 
     Returns:
         split name -> manifest path.
     """
-    manifests = {}
-    splits = [s for s in SPLIT_ORDER if (manifest["split"] == s).any()]
-    splits += sorted(set(manifest["split"]) - set(SPLIT_ORDER))
-    for split in splits:
-        part = manifest[manifest["split"] == split].reset_index(drop=True)
-        path = out / f"{split}.parquet"
-        write_manifest(
-            part,
-            path,
-            classes=classes,
-            metadata={**metadata, "split": split},
-            row_group_rows=row_group_rows,
-        )
-        manifests[split] = path
-    return manifests
+    with ManifestWriters(
+        out, classes=classes, metadata=metadata, row_group_rows=row_group_rows
+    ) as writers:
+        for split in order_splits(manifest["split"].unique()):
+            writers.write(manifest[manifest["split"] == split])
+    return writers.paths
 
 
 def write_manifest(
@@ -108,18 +213,19 @@ def write_manifest(
     The rows are converted and written `row_group_rows` at a time, one Parquet row group
     each, so the writer's extra memory is one group's, not the whole manifest's.
     """
-    if row_group_rows < 1:
-        raise ValueError(f"row_group_rows must be >= 1; got {row_group_rows}")
-    schema = _SCHEMA.with_metadata(
-        {
-            b"fercleaner": json.dumps(metadata).encode(),
-            b"huggingface": json.dumps({"info": {"features": hf_features(classes)}}).encode(),
-        }
-    )
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for start in range(0, max(len(frame), 1), row_group_rows):
-            part = frame.iloc[start : start + row_group_rows]
-            writer.write_table(_to_table(part, schema), row_group_size=row_group_rows)
+    with _ManifestFile(Path(path), classes, metadata, row_group_rows) as file:
+        for start in range(0, len(frame), row_group_rows):
+            file.write(frame.iloc[start : start + row_group_rows])
+        file.flush(final=True)
+
+
+def read_manifest_batches(
+    paths: Iterable[Path], columns: Sequence[str] | None = None
+) -> Iterator[pd.DataFrame]:
+    """Manifest rows back from their files, one row group at a time."""
+    for path in paths:
+        for batch in pq.ParquetFile(path).iter_batches(columns=columns):
+            yield batch.to_pandas()
 
 
 def _to_table(part: pd.DataFrame, schema: pa.Schema) -> pa.Table:

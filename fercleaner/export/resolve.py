@@ -27,7 +27,7 @@ POLICIES: tuple[str, ...] = ("relabel", "drop", "soft")
 #: The review action the model takes under each policy (`fercleaner.review.actions`).
 POLICY_ACTIONS: Mapping[str, str] = {"relabel": "accept", "drop": "exclude", "soft": "ambiguous"}
 
-#: Manifest split order; other split names follow, sorted.
+#: Manifest file order; other split names follow, sorted.
 SPLIT_ORDER: tuple[str, ...] = ("train", "val", "test")
 
 #: Columns of `read_decisions` when the run has no review store.
@@ -57,9 +57,12 @@ def build_manifest(
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The final label of every sample: human decision, else the policy, else the given label.
 
+    Works on a whole run or on one batch of it (`fercleaner.runs.RunStream.batches`,
+    with the decisions of that batch's samples).
+
     Returns:
-        (manifest with `MANIFEST_COLUMNS` sorted by split then sample_id, notes per
-        sample_id from the human decisions).
+        (manifest with `MANIFEST_COLUMNS` in the run's stored order, most suspect first;
+        notes per sample_id from the human decisions).
     """
     s = run.scores
     classes = run.classes
@@ -110,8 +113,7 @@ def build_manifest(
             "run_id": run.run_id,
         }
     )
-    order = np.lexsort((manifest["sample_id"].to_numpy(), _split_rank(manifest["split"])))
-    return manifest.iloc[order].reset_index(drop=True), notes
+    return manifest, notes
 
 
 def _apply_policy(
@@ -227,8 +229,3 @@ def _human_soft(values: Any, c: int, sample_id: str) -> np.ndarray:
             f"expected {c} non-negative numbers"
         )
     return vec / vec.sum()
-
-
-def _split_rank(split: pd.Series) -> np.ndarray:
-    rank = {s: i for i, s in enumerate(SPLIT_ORDER)}
-    return np.array([rank.get(s, len(rank)) for s in split], dtype=np.int64)

@@ -28,6 +28,7 @@ statistics in `review.agreement` (all re-exported here).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -232,17 +233,13 @@ class DecisionStore:
         newest = int(rows[-1][0]) if rows else int(event_id)
         return newest, {sample_id: bool(decided) for _, sample_id, decided in rows}
 
-    def current_decisions_of(self, sample_ids: Sequence[str]) -> pd.DataFrame:
-        """The current decisions of a few samples (indexed lookup; same columns as below)."""
-        ids = [str(s) for s in sample_ids]
-        if not ids:
-            return self.current_decisions().iloc[0:0]
-        marks = ", ".join("?" * len(ids))
-        return self._frame(
-            "SELECT e.* FROM current AS c JOIN events AS e ON e.event_id = c.event_id "
-            f"WHERE c.sample_id IN ({marks}) ORDER BY e.event_id",
-            tuple(ids),
-        ).drop(columns=["undoes"])
+    def current_decisions_of(
+        self, sample_ids: Sequence[str], *, reviewers: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The current decisions of the given samples (indexed lookups; columns as
+        `current_decisions`). The ids travel as one JSON parameter, so a batch of 65k is
+        one query."""
+        return self._current(json.dumps([str(s) for s in sample_ids]), reviewers)
 
     def current_decisions(self, *, reviewers: Sequence[str] | None = None) -> pd.DataFrame:
         """The current decision per sample: its last live event (one row per decided sample).
@@ -255,22 +252,56 @@ class DecisionStore:
             Columns `event_id, sample_id, action, label, soft_label (list|None), reviewer,
             decided_at, note`, one row per sample, ordered by `event_id`.
         """
+        return self._current(None, reviewers)
+
+    def count_current_decisions(self, *, reviewers: Sequence[str] | None = None) -> int:
+        """How many samples have a current decision (`len(current_decisions(...))`, counted
+        inside SQLite)."""
         if reviewers is None:
-            return self._frame(
+            sql, params = "SELECT COUNT(*) FROM current", ()
+        else:
+            live, params = self._live_of(reviewers)
+            sql = f"SELECT COUNT(DISTINCT sample_id) FROM ({live})"
+        with self._lock:
+            return int(self._conn.execute(sql, params).fetchone()[0])
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read everything inside from one state of the store (a read transaction: a
+        decision made meanwhile in another process is not seen halfway through an export).
+        """
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute("SELECT COUNT(*) FROM current").fetchone()  # pins the state
+                yield
+            finally:
+                self._conn.execute("COMMIT")
+
+    def _current(self, ids: str | None, reviewers: Sequence[str] | None) -> pd.DataFrame:
+        """Current decisions of the samples in `ids` (a JSON list; None: every sample)."""
+        among = "IN (SELECT value FROM json_each(?))"
+        params = () if ids is None else (ids,)
+        if reviewers is None:  # the `current` index, looked up by sample
+            where = "" if ids is None else f"WHERE c.sample_id {among} "
+            sql = (
                 "SELECT e.* FROM current AS c JOIN events AS e ON e.event_id = c.event_id "
-                "ORDER BY e.event_id",
-                (),
-            ).drop(columns=["undoes"])
-        live, params = LIVE_EVENTS, ()
-        if reviewers is not None:
-            names = [check_reviewer(r) for r in reviewers]
-            live += f" AND e.reviewer IN ({', '.join('?' * len(names))})"
-            params = tuple(names)
+                f"{where}ORDER BY e.event_id"
+            )
+            return self._frame(sql, params).drop(columns=["undoes"])
+        live, names = self._live_of(reviewers)
+        where = "" if ids is None else f" AND e.sample_id {among}"
         sql = (
-            f"WITH live AS ({live}) SELECT * FROM live WHERE event_id IN "
+            f"WITH live AS ({live}{where}) SELECT * FROM live WHERE event_id IN "
             "(SELECT MAX(event_id) FROM live GROUP BY sample_id) ORDER BY event_id"
         )
-        return self._frame(sql, params).drop(columns=["undoes"])
+        return self._frame(sql, names + params).drop(columns=["undoes"])
+
+    @staticmethod
+    def _live_of(reviewers: Sequence[str]) -> tuple[str, tuple]:
+        """The live events of `reviewers` (SQL and its parameters)."""
+        names = tuple(check_reviewer(r) for r in reviewers)
+        return f"{LIVE_EVENTS} AND e.reviewer IN ({', '.join('?' * len(names))})", names
 
     def reviewer_decisions(self, *, shared_only: bool = False) -> pd.DataFrame:
         """Each reviewer's current decision per sample (one row per reviewer and sample).

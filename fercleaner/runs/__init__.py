@@ -3,7 +3,8 @@
 `layout` names the files (nobody else spells them), `write` writes them atomically,
 `record` lays out the scores metadata and run.json, and `read` opens a run like any other
 input (`read_run`: the scores contract, unique sample ids, every image under the dataset
-root). Review, the review launcher, export, bench and the demo go through here.
+root; `stream_run`: the same, a batch at a time). Review, the review launcher, export,
+bench and the demo go through here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fercleaner.runs.layout import (
     SamplePathError,
     scores_path,
 )
-from fercleaner.runs.read import Run, check_sample_paths, read_run
+from fercleaner.runs.read import Run, RunStream, check_sample_paths, read_run, stream_run
 from fercleaner.runs.record import (
     build_run_info,
     build_scores_metadata,
@@ -46,6 +47,7 @@ __all__ = [
     "STORE_FILE",
     "Run",
     "RunError",
+    "RunStream",
     "SamplePathError",
     "build_run_info",
     "build_scores_metadata",
@@ -54,6 +56,7 @@ __all__ = [
     "read_run",
     "remove_stale_run_temporaries",
     "scores_path",
+    "stream_run",
     "summarize_scores",
     "write_run_info",
     "write_run_tables",

@@ -1,23 +1,27 @@
 """Open a run directory like any other input: find its scores, validate them, check image paths.
 
-`read_run` is the one way review, the review launcher, export and the demo open a run.
-Beyond the scores contract (`fercleaner.scoring.read_scores`) it checks that sample ids are
-unique and that every image `path` lies under the dataset root the run records, so a
-doctored run cannot make export copy, or the app show, any other file.
+`read_run` is the one way review, the review launcher and the demo open a run;
+`stream_run` opens it for reading in batches (export, whose memory must not grow with
+the run). Beyond the scores contract (`fercleaner.scoring.read_scores`) both check that
+sample ids are unique and that every image `path` lies under the dataset root the run
+records, so a doctored run cannot make export copy, or the app show, any other file.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from fercleaner.errors import ScoresFormatError
 from fercleaner.runs.layout import SCORES_FILE, RunError, SamplePathError, scores_path
-from fercleaner.scoring import read_scores
+from fercleaner.scoring import SCORES_ROW_GROUP_ROWS, open_scores, read_scores
 
 _RESCORE = "re-run `fercleaner score` on the dataset to write the run again"
 
@@ -28,8 +32,8 @@ class Run:
 
     Attributes:
         run_dir: the run directory (absolute, symbolic links resolved).
-        scores: the scores table as stored; `sample_id` is unique and every `path` lies
-            under `dataset_root`.
+        scores: the scores table as stored (from `RunStream.batches`: one batch of it);
+            `sample_id` is unique and every `path` lies under `dataset_root`.
         classes: class names in the order of `pred_probs` / `soft_label`.
         metadata: the scores file's `fercleaner` metadata.
     """
@@ -65,6 +69,70 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
         SamplePathError: a row's image path is not absolute or lies outside the dataset
             root (names the file, the row, the sample and the path).
     """
+    run_dir, path = _find_scores(run_dir)
+    scores_file = read_scores(path)  # validates columns, metadata and values
+    frame, metadata = scores_file.frame, dict(scores_file.metadata)
+    _check_unique_ids(frame, path)
+    check_sample_paths(frame, _dataset_root(metadata, path), source=path)
+    return Run(run_dir=run_dir, scores=frame, classes=scores_file.classes, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class RunStream:
+    """A run opened for reading in batches (`stream_run`): the header is checked, no row read.
+
+    Attributes:
+        header: the run with an empty scores table (its columns, no rows).
+        num_rows: rows in the scores file.
+    """
+
+    header: Run
+    num_rows: int
+
+    def batches(self, rows: int = SCORES_ROW_GROUP_ROWS) -> Iterator[Run]:
+        """Yield the run in stored order, `rows` rows at a time, each batch checked as
+        `read_run` checks the whole table.
+
+        Sample ids are checked unique across batches with an 8-byte hash per row, so the
+        memory that grows with the run is 8 bytes a row; the check of the last batch is
+        only complete once the generator has finished.
+
+        Raises:
+            ScoresFormatError, SamplePathError: as `read_run` (the row named in the file).
+        """
+        path = self.header.scores_path
+        stream = open_scores(path)
+        root = _dataset_root(self.header.metadata, path)
+        hashes = []
+        for first_row, frame in stream.batches(rows):
+            _check_unique_ids(frame, path)
+            check_sample_paths(frame, root, source=path, first_row=first_row)
+            hashes.append(pd.util.hash_pandas_object(frame["sample_id"], index=False).to_numpy())
+            yield replace(self.header, scores=frame)
+        seen = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+        if len(np.unique(seen)) != len(seen):  # a repeat, or (rarely) a hash collision
+            ids = pq.read_table(path, columns=["sample_id"]).column(0).to_pandas()
+            _check_unique_ids(pd.DataFrame({"sample_id": ids}), path)
+
+
+def stream_run(run_dir: str | os.PathLike[str]) -> RunStream:
+    """Open a run directory for `RunStream.batches` (memory one batch, not the whole run).
+
+    Raises:
+        RunError, ScoresFormatError: as `read_run`, for the folder, the file's footer and
+            its metadata; row errors come from `RunStream.batches`.
+    """
+    run_dir, path = _find_scores(run_dir)
+    stream = open_scores(path)
+    metadata = dict(stream.metadata)
+    _dataset_root(metadata, path)  # refuse a run without one before any row is read
+    columns = pq.read_schema(path).empty_table().to_pandas()
+    header = Run(run_dir=run_dir, scores=columns, classes=stream.classes, metadata=metadata)
+    return RunStream(header=header, num_rows=stream.num_rows)
+
+
+def _find_scores(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(the run directory resolved, its scores file), or RunError saying what is missing."""
     run_dir = Path(run_dir).expanduser().resolve()
     if not run_dir.is_dir():
         raise RunError(
@@ -84,14 +152,12 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
             f"run directory {shown} is not valid UTF-8, so its {SCORES_FILE} cannot be read;"
             " rename the folder (or one above it) to a UTF-8 name"
         ) from None
-    scores_file = read_scores(path)  # validates columns, metadata and values
-    frame, metadata = scores_file.frame, dict(scores_file.metadata)
-    _check_unique_ids(frame, path)
-    check_sample_paths(frame, _dataset_root(metadata, path), source=path)
-    return Run(run_dir=run_dir, scores=frame, classes=scores_file.classes, metadata=metadata)
+    return run_dir, path
 
 
-def check_sample_paths(frame: pd.DataFrame, root: str, *, source: str | os.PathLike[str]) -> None:
+def check_sample_paths(
+    frame: pd.DataFrame, root: str, *, source: str | os.PathLike[str], first_row: int = 0
+) -> None:
     """Refuse any row whose image `path` is not an absolute path under `root`.
 
     The test is on the names, with `.` and `..` resolved (`os.path.normpath`), not on the
@@ -103,6 +169,7 @@ def check_sample_paths(frame: pd.DataFrame, root: str, *, source: str | os.PathL
         frame: a scores table (`sample_id`, `path`).
         root: the run's recorded dataset root, absolute.
         source: the scores file, for the message.
+        first_row: the row of `source` that `frame`'s first row is (a batch's offset).
 
     Raises:
         SamplePathError: names `source`, the row (0-based, as stored), the sample, the
@@ -122,9 +189,9 @@ def check_sample_paths(frame: pd.DataFrame, root: str, *, source: str | os.PathL
         if reason is not None:
             sample = frame["sample_id"].iloc[row]
             raise SamplePathError(
-                f"{source}: row {row} (sample {sample!r}) {reason}; review and export read only"
-                f" images under the dataset root the run records ({root!r}). If the dataset"
-                f" moved, {_RESCORE}"
+                f"{source}: row {first_row + row} (sample {sample!r}) {reason}; review and"
+                f" export read only images under the dataset root the run records ({root!r})."
+                f" If the dataset moved, {_RESCORE}"
             )
 
 

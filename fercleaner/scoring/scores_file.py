@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,9 @@ _LIST_TYPES = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_
 #: Row order of a run's scores file: most suspect first (ascending `label_quality`, ties
 #: by `sample_id`), the order review shows, so opening a 1M-row run need not sort it.
 SCORES_ORDER = ("label_quality", "sample_id")
+#: Rows per Parquet row group of a scores file: `ScoresStream.batches` (export) then
+#: holds one group at a time, however many rows the run has.
+SCORES_ROW_GROUP_ROWS = 65_536
 
 
 def sort_most_suspect_first(frame: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +120,7 @@ def write_scores(
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: meta})
     path = Path(path)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(table, tmp, row_group_size=SCORES_ROW_GROUP_ROWS)
     return path
 
 
@@ -128,6 +131,54 @@ def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
         ScoresFormatError: the file is missing, not Parquet, lacks the `fercleaner`
             metadata or contract columns (named), or holds values outside the contract.
     """
+    stream = open_scores(path)
+    try:
+        table = pq.read_table(stream.path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ScoresFormatError(f"{stream.path} is not a readable Parquet file ({exc})") from None
+    frame = _validated_frame(table, stream.classes, stream.path, first_row=0)
+    return ScoresFile(frame=frame, metadata=stream.metadata, classes=stream.classes)
+
+
+@dataclass(frozen=True)
+class ScoresStream:
+    """A scores file opened for reading in batches: its header checked, no row read yet.
+
+    Memory stays at one batch however large the file (with `write_scores`' row groups).
+    """
+
+    path: Path
+    metadata: dict[str, Any]
+    classes: list[str]
+    num_rows: int
+
+    def batches(self, rows: int = SCORES_ROW_GROUP_ROWS) -> Iterator[tuple[int, pd.DataFrame]]:
+        """Yield `(first_row, frame)` for consecutive batches of at most `rows` rows, in
+        stored order, each validated like `read_scores` (errors name the row in the file).
+
+        Raises:
+            ScoresFormatError: as `read_scores`, at the batch holding the first bad row.
+        """
+        if rows < 1:
+            raise ValueError(f"rows must be >= 1; got {rows}")
+        first_row = 0
+        try:
+            reader = pq.ParquetFile(self.path).iter_batches(batch_size=rows)
+            for batch in reader:
+                table = pa.Table.from_batches([batch])
+                yield first_row, _validated_frame(table, self.classes, self.path, first_row)
+                first_row += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise ScoresFormatError(f"{self.path} is not a readable Parquet file ({exc})") from None
+
+
+def open_scores(path: str | os.PathLike[str]) -> ScoresStream:
+    """Open a scores file for `ScoresStream.batches`: check it exists, is Parquet, and has
+    the contract columns and metadata (reads the footer only).
+
+    Raises:
+        ScoresFormatError: as `read_scores`, for everything the footer tells.
+    """
     path = Path(path)
     if not path.is_file():
         raise ScoresFormatError(
@@ -135,12 +186,12 @@ def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
             "create RUN_DIR/scores.parquet"
         )
     try:
-        table = pq.read_table(path)
+        footer = pq.ParquetFile(path)
+        schema, num_rows = footer.schema_arrow, footer.metadata.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise ScoresFormatError(f"{path} is not a readable Parquet file ({exc})") from None
-    names = table.column_names
-    missing = [c for c in (*SCORE_COLUMNS, "path") if c not in names]
-    raw_meta = (table.schema.metadata or {}).get(METADATA_KEY)
+    missing = [c for c in (*SCORE_COLUMNS, "path") if c not in schema.names]
+    raw_meta = (schema.metadata or {}).get(METADATA_KEY)
     if raw_meta is None or missing:
         what = []
         if missing:
@@ -165,10 +216,17 @@ def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
         raise ScoresFormatError(
             f"{path}: metadata 'classes' must be a non-empty list of names; got {classes!r}"
         )
+    return ScoresStream(path=path, metadata=metadata, classes=list(classes), num_rows=num_rows)
+
+
+def _validated_frame(
+    table: pa.Table, classes: list[str], path: Path, first_row: int
+) -> pd.DataFrame:
+    """`table` as pandas after the contract checks (rows named from `first_row` on)."""
     lengths = {c: _list_lengths(table, c, path) for c in (*DISTRIBUTION_COLUMNS, _CROWD_LIST)}
     frame = table.to_pandas()
-    _check_values(frame, classes, path, lengths)
-    return ScoresFile(frame=frame, metadata=metadata, classes=list(classes))
+    _check_values(frame, classes, path, lengths, first_row)
+    return frame
 
 
 def _list_lengths(table: pa.Table, column: str, path: Path) -> np.ndarray | None:
@@ -187,9 +245,14 @@ def _list_lengths(table: pa.Table, column: str, path: Path) -> np.ndarray | None
 
 
 def _check_values(
-    frame: pd.DataFrame, classes: list[str], path: Path, lengths: dict[str, np.ndarray | None]
+    frame: pd.DataFrame,
+    classes: list[str],
+    path: Path,
+    lengths: dict[str, np.ndarray | None],
+    first_row: int,
 ) -> None:
-    """Raise ScoresFormatError naming the first row and value that breaks the contract."""
+    """Raise ScoresFormatError naming the first row (in the file: `first_row` + the row in
+    `frame`) and value that breaks the contract."""
     crowd = [c for c in CROWD_COLUMNS if c in frame.columns]
     if crowd and len(crowd) != len(CROWD_COLUMNS):
         missing = [c for c in CROWD_COLUMNS if c not in frame.columns]
@@ -202,14 +265,14 @@ def _check_values(
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ScoresFormatError(
-                f"{path}: row {row} column {column!r} holds {frame[column].iloc[row]!r}, "
-                f"not one of the classes {classes}"
+                f"{path}: row {first_row + row} column {column!r} holds"
+                f" {frame[column].iloc[row]!r}, not one of the classes {classes}"
             )
     bad = ~frame["issue_type"].isin(ISSUE_TYPES)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ScoresFormatError(
-            f"{path}: row {row} issue_type {frame['issue_type'].iloc[row]!r} "
+            f"{path}: row {first_row + row} issue_type {frame['issue_type'].iloc[row]!r} "
             f"is not one of {list(ISSUE_TYPES)}"
         )
     for column in ("label_quality",) + ((_CROWD_QUALITY,) if crowd else ()):
@@ -218,7 +281,7 @@ def _check_values(
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ScoresFormatError(
-                f"{path}: row {row} {column} {quality[row]!r} is outside [0, 1]"
+                f"{path}: row {first_row + row} {column} {quality[row]!r} is outside [0, 1]"
             )
     for column in DISTRIBUTION_COLUMNS + ((_CROWD_LIST,) if crowd else ()):
         nullable = column == _CROWD_LIST
@@ -227,6 +290,6 @@ def _check_values(
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ScoresFormatError(
-                f"{path}: row {row} column {column!r} has {counts[row]} values; "
+                f"{path}: row {first_row + row} column {column!r} has {counts[row]} values; "
                 f"expected one per class ({len(classes)})"
             )
