@@ -108,6 +108,19 @@ def test_overview_shows_progress_and_reviewer_agreement(run_dir: Path) -> None:
     ]
 
 
+def test_overview_count_tables_are_crosstabs_with_margins(run_dir: Path) -> None:
+    import pandas as pd
+
+    from fercleaner.app.data import count_table
+    from fercleaner.runs import read_run
+
+    scores = read_run(run_dir).scores
+    scores.loc[scores["given_label"] == "fear", "split"] = "train"  # a zero cell
+    for rows, columns in (("given_label", "split"), ("given_label", "issue_type")):
+        expected = pd.crosstab(scores[rows], scores[columns], margins=True)
+        pd.testing.assert_frame_equal(count_table(scores, rows, columns), expected)
+
+
 def test_a_bad_run_shows_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(keys.ENV_RUN_DIR, str(tmp_path / "missing"))
     at = AppTest.from_file(APP, default_timeout=60)

@@ -33,6 +33,7 @@ def test_store_is_wal_with_full_sync(store: DecisionStore) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+    assert conn.execute("PRAGMA mmap_size").fetchone()[0] > 0  # reads through a memory map
 
 
 def test_last_decision_wins_and_history_is_kept(store: DecisionStore) -> None:

@@ -76,6 +76,10 @@ STORE_FILENAME = STORE_FILE  # the run directory's name for it (fercleaner.runs)
 #: How long a write waits for another process to release the store's write lock.
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
+#: Most of the store file SQLite reads through a memory map (address space, not memory:
+#: the pages are the OS's file cache); a million decisions take ~150 MB.
+MMAP_BYTES = 1 << 30
+
 
 def store_path(run_dir: str | os.PathLike[str]) -> Path:
     """The store file of a run directory."""
@@ -113,6 +117,9 @@ class DecisionStore:
             self._conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout_s * 1000)}")
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._conn.execute("PRAGMA synchronous=FULL")
+            # reads through a memory map: the Overview's count over a million current
+            # decisions (a lookup per decision) took 1.8 s through read() calls, 1.2 s so
+            self._conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             schema.check_version(self._conn, self.path)
             if schema.needs_setup(self._conn):  # only then take the write lock: readers never wait
                 with self._transaction():

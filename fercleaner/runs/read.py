@@ -110,7 +110,9 @@ class RunStream:
             hashes.append(pd.util.hash_pandas_object(frame["sample_id"], index=False).to_numpy())
             yield replace(self.header, scores=frame)
         seen = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
-        if len(np.unique(seen)) != len(seen):  # a repeat, or (rarely) a hash collision
+        del hashes
+        seen.sort()  # in place: no second copy of the hashes
+        if (seen[1:] == seen[:-1]).any():  # a repeat, or (rarely) a hash collision
             ids = pq.read_table(path, columns=["sample_id"]).column(0).to_pandas()
             _check_unique_ids(pd.DataFrame({"sample_id": ids}), path)
 

@@ -144,7 +144,8 @@ def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
 class ScoresStream:
     """A scores file opened for reading in batches: its header checked, no row read yet.
 
-    Memory stays at one batch however large the file (with `write_scores`' row groups).
+    Memory stays at one row group however large the file (`write_scores` writes groups
+    of `SCORES_ROW_GROUP_ROWS`; a file written as one group is read whole, then sliced).
     """
 
     path: Path
@@ -163,11 +164,14 @@ class ScoresStream:
             raise ValueError(f"rows must be >= 1; got {rows}")
         first_row = 0
         try:
-            reader = pq.ParquetFile(self.path).iter_batches(batch_size=rows)
-            for batch in reader:
-                table = pa.Table.from_batches([batch])
-                yield first_row, _validated_frame(table, self.classes, self.path, first_row)
-                first_row += batch.num_rows
+            reader = pq.ParquetFile(self.path)
+            # a row group at a time: `iter_batches` kept ~100 MB more per million rows read
+            for group in range(reader.metadata.num_row_groups):
+                table = reader.read_row_group(group)
+                for start in range(0, table.num_rows, rows):
+                    part = table.slice(start, rows)
+                    yield first_row, _validated_frame(part, self.classes, self.path, first_row)
+                    first_row += part.num_rows
         except (pa.ArrowException, OSError) as exc:
             raise ScoresFormatError(f"{self.path} is not a readable Parquet file ({exc})") from None
 
