@@ -43,7 +43,8 @@ def get_run(run_dir: str) -> ReviewRun:
 @st.cache_resource
 def get_store(run_dir: str) -> DecisionStore:
     """One store connection per server (it serialises its own access)."""
-    return get_run(run_dir).open_store(busy_timeout_s=STORE_BUSY_TIMEOUT_S)
+    # memory-mapped reads: the Overview's counts over a million decisions (DecisionStore)
+    return get_run(run_dir).open_store(busy_timeout_s=STORE_BUSY_TIMEOUT_S, memory_map=True)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -265,12 +266,16 @@ def _export(work: Path, part: str, n: int) -> dict:
     t0 = time.perf_counter()
     result = export_run(work / "run", out)
     seconds = time.perf_counter() - t0
+    # the export's own peak, before the streaming read below (pyarrow.dataset's read-ahead
+    # alone reaches ~500 MB) adds to the process's
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     train = result.manifests["train"]
     meta = pq.ParquetFile(train).metadata
     t0 = time.perf_counter()
     rows = sum(b.num_rows for b in ds.dataset(train).to_batches(batch_size=65_536))
     return {
         "export_s": round(seconds, 2),
+        "export_only_peak_rss_mb": round(peak_mb, 1),
         "export_rows": int(result.summary["rows"]),
         "export_train_row_groups": meta.num_row_groups,
         "export_train_largest_row_group": max(

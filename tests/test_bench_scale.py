@@ -42,3 +42,6 @@ def test_every_stage_fills_its_fields_and_the_browser_times_the_review(tmp_path)
     assert result["review_click_s"] == result["browser_click_s"]
     assert result["review_apptest_click_s"] > 0
     assert result["decisions_in_store"] == 100 and result["export_rows"] == 300
+    # the export's own peak, not the streaming read after it
+    assert result["export_peak_rss_mb"] == result["export_only_peak_rss_mb"]
+    assert result["export_process_peak_rss_mb"] >= result["export_peak_rss_mb"]

@@ -33,7 +33,16 @@ def test_store_is_wal_with_full_sync(store: DecisionStore) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
-    assert conn.execute("PRAGMA mmap_size").fetchone()[0] > 0  # reads through a memory map
+    assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 0  # export's one pass: no map
+
+
+def test_the_app_reads_its_store_through_a_memory_map(tmp_path: Path) -> None:
+    from run_fixtures import make_run
+
+    from fercleaner.app.data import get_store
+
+    store = get_store(str(make_run(tmp_path, n=8)))  # the app's handle, one per server
+    assert store._conn.execute("PRAGMA mmap_size").fetchone()[0] > 0
 
 
 def test_last_decision_wins_and_history_is_kept(store: DecisionStore) -> None:

@@ -49,9 +49,11 @@ class ReviewRun(Run):
         """Where this run's review decisions live."""
         return self.run_dir / STORE_FILE
 
-    def open_store(self, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> DecisionStore:
+    def open_store(
+        self, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S, memory_map: bool = False
+    ) -> DecisionStore:
         """Open (creating on first use) this run's decision store; see `DecisionStore`."""
-        return DecisionStore(self.store_path, busy_timeout_s=busy_timeout_s)
+        return DecisionStore(self.store_path, busy_timeout_s=busy_timeout_s, memory_map=memory_map)
 
     def has_sample(self, sample_id: str) -> bool:
         """Whether `sample_id` is one of the run's samples."""

@@ -76,8 +76,8 @@ STORE_FILENAME = STORE_FILE  # the run directory's name for it (fercleaner.runs)
 #: How long a write waits for another process to release the store's write lock.
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
-#: Most of the store file SQLite reads through a memory map (address space, not memory:
-#: the pages are the OS's file cache); a million decisions take ~150 MB.
+#: Most of the store file SQLite reads through a memory map when asked (`memory_map`):
+#: address space, its pages the OS's file cache; a million decisions take ~150 MB.
 MMAP_BYTES = 1 << 30
 
 
@@ -96,10 +96,19 @@ class DecisionStore:
         path: the store file (created on first use).
         busy_timeout_s: how long opening and each write wait for another process to
             release the write lock before raising `ReviewStoreBusyError`.
+        memory_map: read the file through a memory map (`MMAP_BYTES`): the review app's
+            Overview counts a million current decisions, a lookup each, in 1.2 s instead
+            of 1.8 s. The mapped pages count in the process's resident memory (the file's
+            size, ~150 MB per million decisions), so a one-pass reader such as export
+            leaves it off.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        memory_map: bool = False,
     ) -> None:
         self.path = Path(path)
         self.busy_timeout_s = float(busy_timeout_s)
@@ -117,9 +126,8 @@ class DecisionStore:
             self._conn.execute(f"PRAGMA busy_timeout={round(self.busy_timeout_s * 1000)}")
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._conn.execute("PRAGMA synchronous=FULL")
-            # reads through a memory map: the Overview's count over a million current
-            # decisions (a lookup per decision) took 1.8 s through read() calls, 1.2 s so
-            self._conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            if memory_map:
+                self._conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             schema.check_version(self._conn, self.path)
             if schema.needs_setup(self._conn):  # only then take the write lock: readers never wait
                 with self._transaction():
