@@ -23,6 +23,7 @@ STAGES: tuple[tuple[str, str, str | None], ...] = (
     ("ingest csv", "ingest_csv_wall_s", "ingest_csv_peak_rss_mb"),
     ("cache build affectnet", "cache_affectnet_wall_s", "cache_affectnet_peak_rss_mb"),
     ("cache build csv", "cache_csv_wall_s", "cache_csv_peak_rss_mb"),
+    # the review server's peak RSS sits with its first image (it opens the run then)
     ("review: first image", "review_first_image_s", "review_peak_rss_mb"),
     ("review: decision click", "review_click_s", None),
     ("review: filter change", "review_filter_s", None),
@@ -99,11 +100,11 @@ def plot(series: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for s in series:
+    for i, s in enumerate(series):
         for axis, key in ((left, "seconds"), (right, "rss_mb")):
             points = sorted((n, v) for n, v in s[key].items() if v is not None)
-            if points:
-                axis.plot(*zip(*points, strict=True), marker="o", label=s["stage"])
+            if points:  # one colour per stage in both panels
+                axis.plot(*zip(*points, strict=True), marker="o", color=f"C{i}", label=s["stage"])
     for axis, what in ((left, "wall seconds"), (right, "peak RSS (MB)")):
         axis.set_xscale("log")
         axis.set_yscale("log")
