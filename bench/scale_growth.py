@@ -28,7 +28,8 @@ STAGES: tuple[tuple[str, str, str | None], ...] = (
     ("review: decision click", "review_click_s", None),
     ("review: filter change", "review_filter_s", None),
     ("review: Overview", "review_overview_s", None),
-    ("export", "export_run_wall_s", "export_peak_rss_mb"),
+    # the export call itself (export_s), not its child process's start and read-back
+    ("export", "export_s", "export_peak_rss_mb"),
 )
 
 
@@ -122,7 +123,11 @@ def plot(series: list[dict], path: Path) -> None:
 
 
 def _n_text(n: int) -> str:
-    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k"
+    """10000 -> 10k, 1000000 -> 1M, 1500000 -> 1.5M, 300 -> 300."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            return f"{n / size:g}{suffix}"
+    return str(n)
 
 
 def main(argv: list[str] | None = None) -> int:

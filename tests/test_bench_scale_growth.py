@@ -25,16 +25,16 @@ def test_the_exponent_says_linear_flat_or_quadratic() -> None:
 
 def test_files_for_one_n_merge_and_the_table_lists_each_measured_stage(tmp_path: Path) -> None:
     files = [
-        _write(tmp_path / "a.json", 10_000, ingest_affectnet_wall_s=4.0, export_run_wall_s=1.0),
+        _write(tmp_path / "a.json", 10_000, ingest_affectnet_wall_s=4.0, export_s=1.0),
         _write(tmp_path / "b.json", 100_000, ingest_affectnet_wall_s=40.0),
         # the export of 100k measured in another run: merged with b.json
-        _write(tmp_path / "c.json", 100_000, export_run_wall_s=5.0, export_peak_rss_mb=None),
+        _write(tmp_path / "c.json", 100_000, export_s=5.0, export_peak_rss_mb=None),
         _write(
             tmp_path / "d.json",
             1_000_000,
             ingest_affectnet_wall_s=400.0,
             ingest_affectnet_peak_rss_mb=1000.0,
-            export_run_wall_s=50.0,
+            export_s=50.0,
             export_peak_rss_mb=300.0,
         ),
     ]
@@ -64,3 +64,13 @@ def test_a_file_that_is_not_a_scale_output_is_refused_by_name(tmp_path: Path) ->
     bad.write_text(json.dumps({"bench": "annotator"}))
     with pytest.raises(SystemExit, match="bench.json: not a bench/scale.py JSON output"):
         growth.read_results([bad])
+
+
+def test_sample_counts_read_as_people_write_them() -> None:
+    assert [growth._n_text(n) for n in (300, 2_500, 10_000, 1_000_000, 1_500_000)] == [
+        "300",
+        "2.5k",
+        "10k",
+        "1M",
+        "1.5M",
+    ]

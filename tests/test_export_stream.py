@@ -268,3 +268,77 @@ def test_a_snapshot_does_not_see_a_decision_made_meanwhile(tmp_path: Path) -> No
             assert reader.count_current_decisions() == 1
             assert reader.current_decisions_of([sid(2)]).empty
         assert reader.count_current_decisions() == 2
+
+
+def test_a_failure_finishing_the_manifests_leaves_changes_csv_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fercleaner.export.manifest as manifest_module
+
+    run_dir = make_run(tmp_path, n=20)
+    out = tmp_path / "out"
+    export_run(run_dir, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _review(run_dir)  # the next export would change changes.csv
+
+    def disk_full(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(manifest_module._ManifestFile, "finish", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export_run(run_dir, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_the_image_folder_cannot_be_the_output_folder(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, n=6)
+    with pytest.raises(ExportError, match="is the --out folder"):
+        export_run(run_dir, tmp_path / "out", imagefolder=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_changes_header_is_what_a_whole_export_writes() -> None:
+    from fercleaner.export import changes_csv_header, format_changes_csv
+
+    empty = pd.DataFrame(columns=list(MANIFEST_COLUMNS))
+    assert changes_csv_header() == format_changes_csv(empty, {})
+
+
+def test_the_cli_shows_the_rows_then_the_image_folder(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from fercleaner.cli import app
+
+    monkeypatch.setenv("FERCLEANER_PROGRESS_INTERVAL", "0")
+    run_dir = make_run(tmp_path, n=12)
+    res = CliRunner().invoke(
+        app,
+        [
+            "export",
+            str(run_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--imagefolder",
+            str(tmp_path / "f"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = res.output.index("exporting rows 12/12 (100%)")
+    assert rows < res.output.index("writing image folder ")
+
+
+def test_batch_lookups_are_exact_for_any_id_and_any_number_of_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fercleaner.review.store as store_module
+
+    monkeypatch.setattr(store_module, "IDS_PER_QUERY", 3)
+    ids = ["a", "a\x00b", 'q"uote', "[x]", *(sid(i) for i in range(6))]
+    with DecisionStore(tmp_path / "review.sqlite") as store:
+        for sample_id in reversed(ids):
+            store.record(Decision(sample_id, "keep", "neutral"), reviewer="ann")
+        for reviewers in (None, ["ann"]):
+            found = store.current_decisions_of(["a\x00b"], reviewers=reviewers)
+            assert found["sample_id"].tolist() == ["a\x00b"]  # not "a"
+            every = store.current_decisions_of([*ids, "missing"], reviewers=reviewers)
+            assert every["sample_id"].tolist() == list(reversed(ids))  # event order

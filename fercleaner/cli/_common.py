@@ -251,33 +251,56 @@ def progress_bar(label: str, *, active: bool = True) -> Iterator[Callable[[int, 
     if not active:
         yield None
         return
+    with progress_bars(label) as (update,):
+        yield update
+
+
+@contextlib.contextmanager
+def progress_bars(*labels: str) -> Iterator[list[Callable[[int, int], None]]]:
+    """One `progress(done, total)` callback per label (as `progress_bar`), all in one display.
+
+    For commands with phases (export: rows, then the image folder): rich shows one live
+    display at a time, so nested `progress_bar`s fail on older rich. A phase's bar or
+    lines appear on its first call, its rate counts from then.
+    """
     if not err_console.is_terminal:
         lines = LineProgress(err_console)
-        started = time.monotonic()
-
-        def line(done: int, total: int) -> None:
-            if total == 0 and done == 0:  # the count is not known yet
-                lines.report((label, "start"), f"{label}: listing the samples")
-                return
-            elapsed = time.monotonic() - started
-            rate = done / elapsed if elapsed > 0 else 0.0
-            share = f" ({done / total:.0%})" if total else ""
-            eta = f", eta {clock_text((total - done) / rate)}" if rate > 0 and total else ""
-            lines.report(
-                label, f"{label} {done:,}/{total:,}{share}, {rate:,.0f}/s{eta}", final=done >= total
-            )
-
-        yield line
+        yield [_progress_lines(lines, label) for label in labels]
         return
     from rich.progress import Progress
 
     with Progress(console=err_console, transient=True) as bar:
-        task = None
+        yield [_progress_task(bar, label) for label in labels]
 
-        def update(done: int, total: int) -> None:
-            nonlocal task
-            if task is None:
-                task = bar.add_task(label, total=total or None)  # None: a pulsing bar
-            bar.update(task, completed=done, total=total or None)
 
-        yield update
+def _progress_lines(lines: LineProgress, label: str) -> Callable[[int, int], None]:
+    started: float | None = None
+
+    def line(done: int, total: int) -> None:
+        nonlocal started
+        if total == 0 and done == 0:  # the count is not known yet
+            lines.report((label, "start"), f"{label}: listing the samples")
+            return
+        now = time.monotonic()
+        started = now if started is None else started
+        elapsed = now - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        share = f" ({done / total:.0%})" if total else ""
+        eta = f", eta {clock_text((total - done) / rate)}" if rate > 0 and total else ""
+        lines.report(
+            label, f"{label} {done:,}/{total:,}{share}, {rate:,.0f}/s{eta}", final=done >= total
+        )
+
+    return line
+
+
+def _progress_task(bar: Any, label: str) -> Callable[[int, int], None]:
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = bar.add_task(label, total=total or None)  # None: a pulsing bar
+        bar.update(task, completed=done, total=total or None)
+
+    return update

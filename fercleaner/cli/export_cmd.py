@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from fercleaner.cli._common import cli_errors, console, err_console, print_table, progress_bar
+from fercleaner.cli._common import cli_errors, console, err_console, print_table, progress_bars
 
 
 def register(app: typer.Typer) -> None:
@@ -60,8 +60,7 @@ def export_command(
         check_output_dir(imagefolder, what="--imagefolder")
     with (
         cli_errors(),
-        progress_bar("exporting rows") as rows_progress,
-        progress_bar("writing image folder", active=imagefolder is not None) as progress,
+        progress_bars("exporting rows", "writing image folder") as (rows_progress, progress),
     ):
         result = export_run(
             run_dir,

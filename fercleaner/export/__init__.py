@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -27,6 +27,7 @@ from fercleaner.atomic import atomic_open, write_json_atomic
 from fercleaner.export.changes import (
     CHANGES_COLUMNS,
     FORMULA_PREFIXES,
+    changes_csv_header,
     format_changes_csv,
     neutralise_formula,
 )
@@ -51,10 +52,11 @@ from fercleaner.export.resolve import (
     POLICY_ACTIONS,
     SPLIT_ORDER,
     build_manifest,
+    no_decisions,
     read_decisions,
 )
 from fercleaner.review.store import DecisionStore
-from fercleaner.runs import STORE_FILE, Run, stream_run
+from fercleaner.runs import STORE_FILE, Run, RunStream, stream_run
 from fercleaner.scoring import SCORES_ROW_GROUP_ROWS
 
 __all__ = [
@@ -69,11 +71,13 @@ __all__ = [
     "ExportResult",
     "ManifestWriters",
     "build_manifest",
+    "changes_csv_header",
     "check_output_names",
     "export_run",
     "format_changes_csv",
     "hf_features",
     "neutralise_formula",
+    "no_decisions",
     "read_decisions",
     "read_manifest_batches",
     "write_imagefolder",
@@ -130,8 +134,9 @@ def export_run(
         progress: called as `progress(done, total)` while the image folder is written.
         rows_progress: called as `rows_progress(done, total)` after each batch of rows
             is resolved and written.
-        batch_rows: rows read, resolved and written at a time; memory grows with it, not
-            with the run.
+        batch_rows: at most this many rows are read, resolved and written at a time (a
+            batch never spans a row group of the scores file); memory grows with it,
+            not with the run.
 
     Returns:
         What was written.
@@ -156,42 +161,40 @@ def export_run(
     out = Path(out).expanduser().resolve()
     if out == run.run_dir:
         raise ExportError(f"--out {out} is the run directory itself; pick another folder")
-    folder = check_imagefolder_empty(imagefolder) if imagefolder is not None else None
+    folder = None
+    if imagefolder is not None:
+        folder = check_imagefolder_empty(imagefolder)
+        if folder == out:
+            raise ExportError(
+                f"--imagefolder {folder} is the --out folder; pick a folder of its own so the"
+                " class folders do not mix with the manifests"
+            )
     meta = _export_metadata(run, policy, float(min_confidence), reviewers)
     changes_path = out / "changes.csv"
-    tally = _Tally()
-    with _output_folder(out):
-        # a run directory is input like any other: every value that becomes a path part
-        # is checked, batch by batch, before any output file replaces an old one
-        names_seen: dict[tuple[str, str, str], str] = {}
-        with (
-            _open_store(run) as store,
-            ManifestWriters(out, classes=run.classes, metadata=meta) as writers,
-            atomic_open(changes_path, "w", encoding="utf-8", newline="") as changes,
-        ):
-            changes.write(format_changes_csv(pd.DataFrame(columns=list(MANIFEST_COLUMNS)), {}))
-            for batch in stream.batches(batch_rows):
-                ids = batch.scores["sample_id"]
-                decisions = (
-                    store.current_decisions_of(ids, reviewers=reviewers)
-                    if store is not None
-                    else read_decisions(batch, reviewers)
-                )
-                manifest, notes = build_manifest(
-                    batch, decisions, policy=policy, min_confidence=float(min_confidence)
-                )
-                check_output_names(
-                    manifest,
-                    source=str(run.scores_path),
-                    imagefolder=folder is not None,
-                    seen=names_seen,
-                )
-                writers.write(manifest)
-                changes.write(format_changes_csv(manifest, notes, header=False))
-                tally.add(manifest, len(decisions))
-                if rows_progress is not None:
-                    rows_progress(tally.rows, stream.num_rows)
-            decided = 0 if store is None else store.count_current_decisions(reviewers=reviewers)
+    with (
+        _output_folder(out),
+        _open_store(run) as store,
+        # changes.csv is renamed last, after every manifest: both are finished (written
+        # and closed under temp names) inside the block, so only renames remain
+        atomic_open(changes_path, "w", encoding="utf-8", newline="") as changes,
+        ManifestWriters(out, classes=run.classes, metadata=meta) as writers,
+    ):
+        tally = _write_batches(
+            stream,
+            store,
+            writers,
+            changes,
+            policy=policy,
+            min_confidence=float(min_confidence),
+            reviewers=reviewers,
+            imagefolder=folder is not None,
+            batch_rows=batch_rows,
+            rows_progress=rows_progress,
+        )
+        decided = 0 if store is None else store.count_current_decisions(reviewers=reviewers)
+        writers.finish()
+        changes.flush()
+        os.fsync(changes.fileno())
     manifests = writers.paths
     if folder is not None:
         columns = ["sample_id", "path", "split", "label_name", "action"]
@@ -203,6 +206,48 @@ def export_run(
     )
     write_json_atomic(out / "summary.json", summary)
     return ExportResult(out, manifests, changes_path, summary, folder)
+
+
+def _write_batches(
+    stream: RunStream,
+    store: DecisionStore | None,
+    writers: ManifestWriters,
+    changes: IO[str],
+    *,
+    policy: str,
+    min_confidence: float,
+    reviewers: Sequence[str] | None,
+    imagefolder: bool,
+    batch_rows: int,
+    rows_progress: Callable[[int, int], None] | None,
+) -> _Tally:
+    """Resolve and write the run batch by batch; return what summary.json counts.
+
+    A run directory is input like any other: every value that becomes a path part is
+    checked, batch by batch, before any output file replaces an old one. With
+    `imagefolder` that check keeps one entry per linked image (two samples must not
+    become one file), the one part of an export whose memory grows with the run.
+    """
+    tally = _Tally()
+    source = str(stream.header.scores_path)
+    names_seen: dict[tuple[str, str, str], str] = {}
+    changes.write(changes_csv_header())
+    for batch in stream.batches(batch_rows):
+        decisions = (
+            no_decisions()
+            if store is None
+            else store.current_decisions_of(batch.scores["sample_id"], reviewers=reviewers)
+        )
+        manifest, notes = build_manifest(
+            batch, decisions, policy=policy, min_confidence=min_confidence
+        )
+        check_output_names(manifest, source=source, imagefolder=imagefolder, seen=names_seen)
+        writers.write(manifest)
+        changes.write(format_changes_csv(manifest, notes, header=False))
+        tally.add(manifest, len(decisions))
+        if rows_progress is not None:
+            rows_progress(tally.rows, stream.num_rows)
+    return tally
 
 
 @contextlib.contextmanager
@@ -243,7 +288,8 @@ class _Tally:
     decided_by: Counter = field(default_factory=Counter)
     before: Counter = field(default_factory=Counter)
     after: Counter = field(default_factory=Counter)
-    splits: dict[str, list] = field(default_factory=dict)  # split -> [rows, Counter]
+    split_rows: Counter = field(default_factory=Counter)
+    split_actions: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, manifest: pd.DataFrame, decisions: int) -> None:
         self.rows += len(manifest)
@@ -254,9 +300,9 @@ class _Tally:
         self.before.update(manifest["given_label"].value_counts().to_dict())
         self.after.update(manifest["label_name"].value_counts().to_dict())
         for split, part in manifest.groupby("split", sort=False):
-            rows_actions = self.splits.setdefault(str(split), [0, Counter()])
-            rows_actions[0] += len(part)
-            rows_actions[1].update(part["action"].value_counts().to_dict())
+            self.split_rows[str(split)] += len(part)
+            actions = self.split_actions.setdefault(str(split), Counter())
+            actions.update(part["action"].value_counts().to_dict())
 
     def summary(
         self,
@@ -280,8 +326,8 @@ class _Tally:
             "decided_by": counts(self.decided_by),
             "splits": {
                 split: {
-                    "rows": self.splits[split][0],
-                    "actions": {str(k): int(v) for k, v in self.splits[split][1].most_common()},
+                    "rows": self.split_rows[split],
+                    "actions": {str(k): int(v) for k, v in self.split_actions[split].most_common()},
                 }
                 for split in manifests
             },

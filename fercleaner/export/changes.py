@@ -60,6 +60,12 @@ def format_changes_csv(
     )
 
 
+def changes_csv_header() -> str:
+    """The header line of `changes.csv` (for a file written batch by batch), quoted as
+    `format_changes_csv` quotes every field."""
+    return ",".join(f'"{name}"' for name in CHANGES_COLUMNS) + "\n"
+
+
 def neutralise_formula(cell: Any) -> Any:
     """A CSV cell that a spreadsheet will show as text, never evaluate as a formula.
 

@@ -43,11 +43,16 @@ _DECISION_COLUMNS = [
 ]
 
 
+def no_decisions() -> pd.DataFrame:
+    """The decisions of a run nobody reviewed: none, in `read_decisions`' columns."""
+    return pd.DataFrame(columns=_DECISION_COLUMNS)
+
+
 def read_decisions(run: Run, reviewers: Sequence[str] | None) -> pd.DataFrame:
     """Current decisions, without creating a store for a run nobody reviewed."""
     path = run.run_dir / STORE_FILE
     if not path.is_file():
-        return pd.DataFrame(columns=_DECISION_COLUMNS)
+        return no_decisions()
     with DecisionStore(path) as store:
         return store.current_decisions(reviewers=reviewers)
 

@@ -28,7 +28,6 @@ statistics in `review.agreement` (all re-exported here).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -76,6 +75,9 @@ STORE_FILENAME = STORE_FILE  # the run directory's name for it (fercleaner.runs)
 #: How long a write waits for another process to release the store's write lock.
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
+#: Sample ids per `current_decisions_of` query (SQLite allows 32,766 bound values).
+IDS_PER_QUERY = 10_000
+
 #: Most of the store file SQLite reads through a memory map when asked (`memory_map`):
 #: address space, its pages the OS's file cache; a million decisions take ~150 MB.
 MMAP_BYTES = 1 << 30
@@ -96,11 +98,10 @@ class DecisionStore:
         path: the store file (created on first use).
         busy_timeout_s: how long opening and each write wait for another process to
             release the write lock before raising `ReviewStoreBusyError`.
-        memory_map: read the file through a memory map (`MMAP_BYTES`): the review app's
-            Overview counts a million current decisions, a lookup each, in 1.2 s instead
-            of 1.8 s. The mapped pages count in the process's resident memory (the file's
-            size, ~150 MB per million decisions), so a one-pass reader such as export
-            leaves it off.
+        memory_map: read the file through a memory map (`MMAP_BYTES`): faster random
+            reads, such as the review app's Overview counting every current decision
+            (docs/benchmarks.md, "Scale"). The mapped pages count in the process's
+            resident memory, so a one-pass reader such as export leaves it off.
     """
 
     def __init__(
@@ -251,10 +252,19 @@ class DecisionStore:
     def current_decisions_of(
         self, sample_ids: Sequence[str], *, reviewers: Sequence[str] | None = None
     ) -> pd.DataFrame:
-        """The current decisions of the given samples (indexed lookups; columns as
-        `current_decisions`). The ids travel as one JSON parameter, so a batch of 65k is
-        one query."""
-        return self._current(json.dumps([str(s) for s in sample_ids]), reviewers)
+        """The current decisions of the given samples (columns as `current_decisions`).
+
+        Indexed lookups by sample, `IDS_PER_QUERY` ids per query: a 65k-id batch of an
+        export costs milliseconds however many decisions the store holds, with or
+        without a reviewer filter.
+        """
+        ids = [str(s) for s in sample_ids]
+        parts = [
+            self._current(ids[start : start + IDS_PER_QUERY], reviewers)
+            for start in range(0, len(ids), IDS_PER_QUERY)
+        ] or [self._current([], reviewers)]
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        return frame.sort_values("event_id", kind="stable", ignore_index=True)
 
     def current_decisions(self, *, reviewers: Sequence[str] | None = None) -> pd.DataFrame:
         """The current decision per sample: its last live event (one row per decided sample).
@@ -293,30 +303,37 @@ class DecisionStore:
             finally:
                 self._conn.execute("COMMIT")
 
-    def _current(self, ids: str | None, reviewers: Sequence[str] | None) -> pd.DataFrame:
-        """Current decisions of the samples in `ids` (a JSON list; None: every sample)."""
-        among = "IN (SELECT value FROM json_each(?))"
-        params = () if ids is None else (ids,)
+    def _current(self, ids: list[str] | None, reviewers: Sequence[str] | None) -> pd.DataFrame:
+        """Current decisions of the samples `ids` (None: of every sample)."""
+        among = "" if ids is None else f" IN ({', '.join('?' * len(ids))})"
+        params = () if ids is None else tuple(ids)
         if reviewers is None:  # the `current` index, looked up by sample
-            where = "" if ids is None else f"WHERE c.sample_id {among} "
+            where = "" if ids is None else f"WHERE c.sample_id{among} "
             sql = (
                 "SELECT e.* FROM current AS c JOIN events AS e ON e.event_id = c.event_id "
                 f"{where}ORDER BY e.event_id"
             )
             return self._frame(sql, params).drop(columns=["undoes"])
-        live, names = self._live_of(reviewers)
-        where = "" if ids is None else f" AND e.sample_id {among}"
+        live, names = self._live_of(reviewers, by_sample=ids is not None)
+        if ids is not None:
+            live += f" AND e.sample_id{among}"
         sql = (
-            f"WITH live AS ({live}{where}) SELECT * FROM live WHERE event_id IN "
+            f"WITH live AS ({live}) SELECT * FROM live WHERE event_id IN "
             "(SELECT MAX(event_id) FROM live GROUP BY sample_id) ORDER BY event_id"
         )
         return self._frame(sql, names + params).drop(columns=["undoes"])
 
     @staticmethod
-    def _live_of(reviewers: Sequence[str]) -> tuple[str, tuple]:
-        """The live events of `reviewers` (SQL and its parameters)."""
+    def _live_of(reviewers: Sequence[str], *, by_sample: bool = False) -> tuple[str, tuple]:
+        """The live events of `reviewers` (SQL and its parameters).
+
+        `by_sample`: the caller adds a sample condition, and the reviewer condition gets a
+        `+` that keeps SQLite off the reviewer index (which would scan every event of
+        those reviewers, for each batch of an export).
+        """
         names = tuple(check_reviewer(r) for r in reviewers)
-        return f"{LIVE_EVENTS} AND e.reviewer IN ({', '.join('?' * len(names))})", names
+        column = "+e.reviewer" if by_sample else "e.reviewer"
+        return f"{LIVE_EVENTS} AND {column} IN ({', '.join('?' * len(names))})", names
 
     def reviewer_decisions(self, *, shared_only: bool = False) -> pd.DataFrame:
         """Each reviewer's current decision per sample (one row per reviewer and sample).

@@ -90,8 +90,8 @@ class RunStream:
     num_rows: int
 
     def batches(self, rows: int = SCORES_ROW_GROUP_ROWS) -> Iterator[Run]:
-        """Yield the run in stored order, `rows` rows at a time, each batch checked as
-        `read_run` checks the whole table.
+        """Yield the run in stored order, at most `rows` rows at a time (a batch never
+        spans a Parquet row group), each batch checked as `read_run` checks the whole table.
 
         Sample ids are checked unique across batches with an 8-byte hash per row, so the
         memory that grows with the run is 8 bytes a row; the check of the last batch is

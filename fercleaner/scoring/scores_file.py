@@ -154,8 +154,9 @@ class ScoresStream:
     num_rows: int
 
     def batches(self, rows: int = SCORES_ROW_GROUP_ROWS) -> Iterator[tuple[int, pd.DataFrame]]:
-        """Yield `(first_row, frame)` for consecutive batches of at most `rows` rows, in
-        stored order, each validated like `read_scores` (errors name the row in the file).
+        """Yield `(first_row, frame)` for consecutive batches of at most `rows` rows (a
+        batch never spans a row group), in stored order, each validated like
+        `read_scores` (errors name the row in the file).
 
         Raises:
             ScoresFormatError: as `read_scores`, at the batch holding the first bad row.
