@@ -294,6 +294,8 @@ class DecisionStore:
     def snapshot(self) -> Iterator[None]:
         """Read everything inside from one state of the store (a read transaction: a
         decision made meanwhile in another process is not seen halfway through an export).
+
+        For reads only: a write inside would start a second transaction and fail.
         """
         with self._lock:
             self._conn.execute("BEGIN")
