@@ -342,3 +342,14 @@ def test_batch_lookups_are_exact_for_any_id_and_any_number_of_ids(
             assert found["sample_id"].tolist() == ["a\x00b"]  # not "a"
             every = store.current_decisions_of([*ids, "missing"], reviewers=reviewers)
             assert every["sample_id"].tolist() == list(reversed(ids))  # event order
+
+
+def test_a_finished_export_removes_what_a_killed_one_left(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    left = [out / ".train.parquet.abcd1234.tmp", out / ".changes.csv.abcd1234.tmp"]
+    other = out / ".notes.txt.abcd1234.tmp"  # not an export file: kept
+    for path in (*left, other):
+        path.write_bytes(b"half")
+    export_run(make_run(tmp_path, n=12), out)
+    assert not any(p.exists() for p in left) and other.exists()

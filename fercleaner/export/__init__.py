@@ -23,7 +23,7 @@ from typing import IO, Any
 import pandas as pd
 
 from fercleaner import __version__
-from fercleaner.atomic import atomic_open, write_json_atomic
+from fercleaner.atomic import atomic_open, remove_stale_temporaries, write_json_atomic
 from fercleaner.export.changes import (
     CHANGES_COLUMNS,
     FORMULA_PREFIXES,
@@ -205,6 +205,9 @@ def export_run(
         meta, manifests, changes_path, folder, orphans=decided - tally.decisions
     )
     write_json_atomic(out / "summary.json", summary)
+    # what an export killed mid-write left beside these files (never another file's)
+    own = {path.name for path in manifests.values()} | {changes_path.name, "summary.json"}
+    remove_stale_temporaries(out, targets=own)
     return ExportResult(out, manifests, changes_path, summary, folder)
 
 
