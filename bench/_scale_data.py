@@ -1,9 +1,9 @@
 """bench/scale.py's data: N cheap images in the `affectnet` and `csv` layouts and a scored run.
 
-A few hundred distinct 48x48 PNGs hard-linked to N paths, and a run (10% flagged) whose
-review store already holds decisions. Each part is written by a child process of
-`bench/scale.py` (`generate:<part>`); numpy, pandas and PIL are imported inside the
-functions so the parent stays small.
+A few hundred distinct 48x48 PNGs hard-linked to N paths, a model's predictions for the
+csv dataset, and a run (10% flagged) whose review store already holds decisions. Each
+part is written by a child process of `bench/scale.py` (`generate:<part>`); numpy,
+pandas and PIL are imported inside the functions so the parent stays small.
 """
 
 from __future__ import annotations
@@ -16,15 +16,20 @@ IMAGE_PX = 48
 PER_FOLDER = 1000
 FLAG_RATE = 0.1
 CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear"]
+#: The csv dataset's predictions file (`fercleaner score --predictions`), under the work dir.
+PREDICTIONS_FILE = "csv-predictions.npz"
 
 
 def generate_part(work: Path, part: str, n: int, decisions: int) -> dict:
-    """Write one part under `work`: the `affectnet` or `csv` dataset, or the scored `run`."""
+    """Write one part under `work`: the `affectnet` or `csv` dataset, a model's
+    `predictions` for the csv dataset, or the scored `run`."""
     tiles = _write_tiles(work / "tiles")
     if part == "affectnet":
         _write_affectnet(work / "affectnet", tiles, n)
     elif part == "csv":
         _write_csv(work / "csv", tiles, n)
+    elif part == "predictions":
+        _write_predictions(work / PREDICTIONS_FILE, work / "csv" / "labels.csv")
     else:
         return {"decisions_in_store": _write_run(work / "run", work / "tiles", tiles, n, decisions)}
     return {}
@@ -93,6 +98,25 @@ def _write_csv(root: Path, tiles: list[Path], n: int) -> None:
     splits = np.array(["train", "train", "train", "val", "test"])[np.arange(n) % 5]
     lines = [f"images/{names[i]},{labels[i]},{splits[i]}\n" for i in range(n)]
     (root / "labels.csv").write_text("path,label,split\n" + "".join(lines))
+
+
+def _write_predictions(path: Path, labels_csv: Path) -> None:
+    """A model's probabilities for every image of the csv dataset (`fercleaner score
+    --predictions`): the given class at ~0.7, and 10% of rows confident in another class."""
+    import numpy as np
+    import pandas as pd
+
+    labels = pd.read_csv(labels_csv)
+    rng = np.random.default_rng(4)
+    n, c = len(labels), len(CLASSES)
+    given = labels["label"].map({name: i for i, name in enumerate(CLASSES)}).to_numpy()
+    probs = (0.3 * rng.dirichlet(np.full(c, 0.3), n)).astype(np.float32)
+    probs[np.arange(n), given] += 0.7
+    wrong = rng.random(n) < FLAG_RATE
+    other = (given[wrong] + rng.integers(1, c, int(wrong.sum()))) % c
+    probs[wrong] = 0.05 / c
+    probs[np.flatnonzero(wrong), other] += 0.95
+    np.savez(path, sample_id=labels["path"].to_numpy(dtype=str), pred_probs=probs)
 
 
 def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: int) -> int:

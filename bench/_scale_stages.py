@@ -1,5 +1,6 @@
-"""bench/scale.py's stage children: ingest, cache (and a killed, resumed build), review
-(AppTest and Chromium), export.
+"""bench/scale.py's stage children: ingest, cache (and a killed, resumed build), score
+(from a model's predictions: readout and writing the run, no training), review (AppTest
+and Chromium), export.
 
 `child_main` runs in a child process of `bench/scale.py` (`--child STAGE:PART`), runs one
 stage or writes one part of the data (`_scale_data`), and leaves its figures as JSON in
@@ -16,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from _scale_data import IMAGE_PX, generate_part
+from _scale_data import IMAGE_PX, PREDICTIONS_FILE, generate_part
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,6 +38,7 @@ def child_main(
             "review": _review,
             "browser": _browser,
             "export": _export,
+            "score": _score,
         }[stage]
         figures = run(work, part, n)
     (work / f"child-{name.replace(':', '-')}.json").write_text(json.dumps(figures))
@@ -252,6 +254,25 @@ def _browser(work: Path, part: str, n: int) -> dict:
         "browser_filter_s": round(filtered, 3),
         "browser_filter_class": wanted,
         "browser_overview_s": round(overview, 3),
+    }
+
+
+def _score(work: Path, part: str, n: int) -> dict:
+    """`fercleaner score DATASET --predictions FILE` on the csv dataset: reading the
+    dataset, the readout and writing the run, as for a trained model (training and
+    inference are not measured: they are hours of CPU at these N)."""
+    from fercleaner.pipeline import score_dataset
+
+    out = work / "score-run"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    result = score_dataset(work / part, out, layout=part, predictions=work / PREDICTIONS_FILE)
+    seconds = time.perf_counter() - t0
+    return {
+        "score_s": round(seconds, 2),
+        "score_samples": len(result.scores),
+        "score_flagged": int(result.scores["is_label_issue"].sum()),
+        "score_timings_s": {k: round(v, 2) for k, v in result.run_info["timings"].items()},
     }
 
 

@@ -18,7 +18,9 @@ filter change, the overview page); `browser` times the same four steps as a user
 them, in Chromium against `fercleaner review` (Playwright; needs Debian's chromium), from
 the command's start or the click to the element that shows the result. When `browser`
 runs, the issue's `review_*` fields are Chromium's and AppTest's move to
-`review_apptest_*`. `score` is not measured here (its fields stay null). A `--workdir`
+`review_apptest_*`. `score` runs `fercleaner score --predictions` on the csv dataset
+with a generated model's probabilities: reading, the readout and writing the run, not
+training or inference (hours of CPU at these N). A `--workdir`
 that already holds data for the same N is reused.
 
 The data generators are in `bench/_scale_data.py`, the stage children in
@@ -96,16 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     decisions = args.n if args.decisions is None else args.decisions
     result: dict = {"bench": "scale", "n": args.n, "stages": stages, "cpus": os.cpu_count()}
     result.update(dict.fromkeys(FIELDS))
-    result["score_note"] = "not measured by bench/scale.py (scoring is issue 11's training part)"
+    result["score_note"] = (
+        "score: `fercleaner score --predictions` (reading, readout, writing the run);"
+        " training and inference are not measured"
+    )
     try:
         needs = stages + (["cache"] if args.kill_after is not None else [])
         result["generate_s"], result["decisions_in_store"] = _generate(
             work, args.n, needs, decisions
         )
         for stage in stages:
-            if stage == "score":
-                continue
-            for part in LAYOUTS if stage in ("ingest", "cache") else ("run",):
+            parts = {"ingest": LAYOUTS, "cache": LAYOUTS, "score": ("csv",)}.get(stage, ("run",))
+            for part in parts:
                 result.update(_run_child(f"{stage}:{part}", args.n, work))
         if args.kill_after is not None:
             result.update(
@@ -173,6 +177,8 @@ def _generate(work: Path, n: int, stages: list[str], decisions: int) -> tuple[fl
     wanted = []
     if {"ingest", "cache"} & set(stages):
         wanted += list(LAYOUTS)
+    if "score" in stages:
+        wanted += [p for p in ("csv", "predictions") if p not in wanted]
     if {"review", "browser", "export"} & set(stages):
         wanted.append("run")
     for part in wanted:

@@ -23,6 +23,8 @@ STAGES: tuple[tuple[str, str, str | None], ...] = (
     ("ingest csv", "ingest_csv_wall_s", "ingest_csv_peak_rss_mb"),
     ("cache build affectnet", "cache_affectnet_wall_s", "cache_affectnet_peak_rss_mb"),
     ("cache build csv", "cache_csv_wall_s", "cache_csv_peak_rss_mb"),
+    # `fercleaner score --predictions`: reading, readout and writing the run, no training
+    ("score from predictions (csv)", "score_s", "score_csv_peak_rss_mb"),
     # the review server's peak RSS sits with its first image (it opens the run then)
     ("review: first image", "review_first_image_s", "review_peak_rss_mb"),
     ("review: decision click", "review_click_s", None),

@@ -24,7 +24,7 @@ def test_every_stage_fills_its_fields_and_the_browser_times_the_review(tmp_path)
     pytest.importorskip("playwright.sync_api")
     if shutil.which("chromium") is None:
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    stages = "ingest,cache,review,browser,export"
+    stages = "ingest,cache,score,review,browser,export"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "scale.py"), "--n", "300", "--stages", stages]
         + ["--workdir", str(tmp_path / "work"), "--decisions", "100"],
@@ -42,6 +42,9 @@ def test_every_stage_fills_its_fields_and_the_browser_times_the_review(tmp_path)
     assert result["review_click_s"] == result["browser_click_s"]
     assert result["review_apptest_click_s"] > 0
     assert result["decisions_in_store"] == 100 and result["export_rows"] == 300
+    # scoring from the generated model's predictions: every csv image, ~10% flagged
+    assert result["score_samples"] == 300 and 0 < result["score_flagged"] < 100
+    assert result["score_csv_peak_rss_mb"] > 0
     # the export's own peak, not the streaming read after it
     assert result["export_peak_rss_mb"] == result["export_only_peak_rss_mb"]
     assert result["export_process_peak_rss_mb"] >= result["export_peak_rss_mb"]
