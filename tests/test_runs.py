@@ -237,3 +237,35 @@ def test_the_demo_evaluates_a_run_and_refuses_a_doctored_one(
     assert main([str(run_dir), str(tmp_path / "truth.parquet")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "'/etc/passwd'" in err and "\n" not in err
+
+
+def test_a_table_given_in_parts_is_written_a_row_group_per_part(tmp_path: Path) -> None:
+    from fercleaner.runs import write_tables_atomic
+
+    parts = [
+        pd.DataFrame({"sample_id": ["a", "b"], "epoch": [0, 0], "margin": [0.1, 0.2]}),
+        pd.DataFrame({"sample_id": ["a"], "epoch": [1], "margin": [0.3]}),
+    ]
+    path = tmp_path / "dynamics.parquet"
+    write_tables_atomic(iter(parts), path)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2
+    pd.testing.assert_frame_equal(pd.read_parquet(path), pd.concat(parts, ignore_index=True))
+    write_tables_atomic(iter([]), tmp_path / "empty.parquet")  # nothing trained: still a file
+    assert pd.read_parquet(tmp_path / "empty.parquet").empty
+
+
+def test_a_table_failing_midway_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+    from fercleaner.runs import write_tables_atomic
+
+    path = tmp_path / "dynamics.parquet"
+    old = pd.DataFrame({"sample_id": ["old"], "epoch": [0], "margin": [0.5]})
+    write_tables_atomic([old], path)
+
+    def parts():
+        yield pd.DataFrame({"sample_id": ["a"], "epoch": [0], "margin": [0.1]})
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        write_tables_atomic(parts(), path)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), old)
+    assert [p.name for p in tmp_path.iterdir()] == ["dynamics.parquet"]

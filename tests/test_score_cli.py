@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 from run_fixtures import TINY_TRAINING
@@ -71,6 +72,8 @@ def test_score_command_writes_the_run_directory(faces, tmp_path):
     assert info["seed"] == 0 and info["timings"]["total_s"] > 0
     dynamics = pd.read_parquet(run / "dynamics.parquet")
     assert set(dynamics["sample_id"]) == set(frame["sample_id"])
+    # written an epoch at a time: one row group per epoch trained (here 1)
+    assert pq.ParquetFile(run / "dynamics.parquet").metadata.num_row_groups == 1
     assert (run / "events.parquet").is_file()
     assert (run / "checkpoints" / "baseline" / "fold0.pt").is_file()
     assert f"fercleaner review {run}" in " ".join(result.output.split())

@@ -9,7 +9,9 @@ import torch
 from fercleaner.scoring import assemble_scores
 from fercleaner.training.dynamics import (
     DynamicsAccumulator,
+    DynamicsRecord,
     get_dynamics_readout,
+    get_dynamics_table,
     get_late_epochs,
 )
 
@@ -110,3 +112,19 @@ def test_a_label_learned_only_late_ranks_as_more_suspect_and_nothing_else_change
     for column in ("predicted_label", "proposed_label", "is_label_issue", "uncertainty"):
         assert both[column].tolist() == alone[column].tolist()
     np.testing.assert_allclose(np.stack(both["soft_label"]), np.stack(alone["soft_label"]))
+
+
+def test_the_long_table_comes_an_epoch_at_a_time_with_the_same_rows() -> None:
+    nan = np.nan
+    margins = np.array(
+        [[0.1, nan, 0.3, nan], [nan, nan, nan, nan], [0.2, 0.4, nan, -0.1]], dtype=np.float64
+    )
+    dynamics = _accumulator(margins)
+    ids = np.array(["a", "b", "c", "d"])
+    record = DynamicsRecord(dynamics.per_epoch, ids, "poi", 2)
+    parts = list(record.tables())
+    assert [p["epoch"].unique().tolist() for p in parts] == [[0], [2]]  # epoch 1 trained none
+    assert [p["sample_id"].tolist() for p in parts] == [["a", "c"], ["a", "b", "d"]]
+    whole = get_dynamics_table(dynamics, sample_ids=ids, method="poi", fold=2)
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    assert (whole["method"] == "poi").all() and (whole["fold"] == 2).all()

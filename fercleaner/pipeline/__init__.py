@@ -354,7 +354,8 @@ def _write_run(
         scores=scores,
         metadata=metadata,
         problems=problems,
-        dynamics=pd.concat([r.dynamics for r in results], ignore_index=True),
+        # an epoch of one fold at a time: the whole long table is epochs x N rows
+        dynamics=(table for r in results for table in r.iter_dynamics_tables()),
         events=pd.concat([r.events for r in results], ignore_index=True),
     )
     timings["write_s"] = time.perf_counter() - t

@@ -34,6 +34,7 @@ from fercleaner.runs.write import (
     write_run_info,
     write_run_tables,
     write_table_atomic,
+    write_tables_atomic,
 )
 
 __all__ = [
@@ -61,4 +62,5 @@ __all__ = [
     "write_run_info",
     "write_run_tables",
     "write_table_atomic",
+    "write_tables_atomic",
 ]

@@ -7,12 +7,15 @@ so a kill leaves either the old or the new version; run.json is written last.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fercleaner.atomic import atomic_path, remove_stale_temporaries, write_json_atomic
 from fercleaner.runs.layout import (
@@ -31,7 +34,7 @@ def write_run_tables(
     scores: pd.DataFrame,
     metadata: Mapping[str, Any],
     problems: pd.DataFrame,
-    dynamics: pd.DataFrame,
+    dynamics: pd.DataFrame | Iterable[pd.DataFrame],
     events: pd.DataFrame,
 ) -> Path:
     """Write the four tables of a run (creating `run_dir`); return the scores file's path.
@@ -45,7 +48,9 @@ def write_run_tables(
         metadata: the scores file's `fercleaner` metadata (`classes`, `method`, `recipe`,
             `run_id`, `dataset_root`, ...; see docs/architecture.md).
         problems: ingestion and decode problems.
-        dynamics: per-sample per-epoch training signals.
+        dynamics: per-sample per-epoch training signals: a frame, or its parts (one
+            epoch of one fold each), written a part per row group so the whole table
+            (epochs x N rows) is never in memory.
         events: relabel events.
     """
     from fercleaner.scoring import sort_most_suspect_first, write_scores
@@ -54,7 +59,10 @@ def write_run_tables(
     run_dir.mkdir(parents=True, exist_ok=True)
     path = write_scores(sort_most_suspect_first(scores), scores_path(run_dir), metadata=metadata)
     write_table_atomic(problems, run_dir / PROBLEMS_FILE)
-    write_table_atomic(dynamics, run_dir / DYNAMICS_FILE)
+    if isinstance(dynamics, pd.DataFrame):
+        write_table_atomic(dynamics, run_dir / DYNAMICS_FILE)
+    else:
+        write_tables_atomic(dynamics, run_dir / DYNAMICS_FILE)
     write_table_atomic(events, run_dir / EVENTS_FILE)
     return path
 
@@ -68,14 +76,35 @@ def write_run_info(run_dir: str | os.PathLike[str], info: Mapping[str, Any]) -> 
 
 def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Atomic Parquet write; object columns holding mixed values are stored as strings."""
-    frame = frame.copy()
-    for name in frame.columns:
-        if frame[name].dtype == object:
-            values = frame[name]
-            if not values.map(lambda v: v is None or isinstance(v, str)).all():
-                frame[name] = values.map(lambda v: None if v is None else str(v))
     with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
+        _as_text(frame).to_parquet(tmp, index=False)
+
+
+def write_tables_atomic(parts: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> None:
+    """Atomic Parquet write of a table given in parts with the same columns, one row group
+    per part (memory: one part); no part writes an empty table."""
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(path))
+        writer = None
+        for part in parts:
+            table = pa.Table.from_pandas(_as_text(part), preserve_index=False)
+            if writer is None:
+                writer = stack.enter_context(pq.ParquetWriter(tmp, table.schema))
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            pd.DataFrame().to_parquet(tmp, index=False)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with object columns that mix values and text stored as text (a shallow
+    copy when one changes; the caller's frame is never modified)."""
+    mixed = {
+        name: frame[name].map(lambda v: None if v is None else str(v))
+        for name in frame.columns
+        if frame[name].dtype == object
+        and not frame[name].map(lambda v: v is None or isinstance(v, str)).all()
+    }
+    return frame.assign(**mixed) if mixed else frame
 
 
 def remove_stale_run_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:

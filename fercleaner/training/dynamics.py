@@ -10,7 +10,8 @@ Swayamdipta et al. 2020 "dataset cartography" for the per-sample mean and variab
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -88,22 +89,54 @@ class DynamicsAccumulator:
             self.per_epoch[key] = state[key].numpy().copy()
 
 
+@dataclass(frozen=True)
+class DynamicsRecord:
+    """One fold's per-epoch signals and what names their rows: dynamics.parquet's long
+    table (one row per epoch and trained sample), produced an epoch at a time.
+
+    At a million images and 30 epochs the long table is 30M rows (1.9 GB in pandas);
+    the signals it comes from are 480 MB, so a run keeps these and writes the table one
+    epoch per Parquet row group (`fercleaner.runs.write_run_tables`).
+    """
+
+    per_epoch: dict[str, np.ndarray]
+    """Signal -> (epochs, N) float32, NaN where a sample was not trained on in an epoch."""
+    sample_ids: np.ndarray
+    """(N,) the rows' sample ids."""
+    method: str
+    fold: int
+
+    def tables(self) -> Iterator[pd.DataFrame]:
+        """The long table's rows of each epoch that trained any sample, in epoch order."""
+        for epoch in range(len(self.per_epoch["given_prob"])):
+            rows = np.flatnonzero(np.isfinite(self.per_epoch["given_prob"][epoch]))
+            if len(rows):
+                yield self._table(np.full(len(rows), epoch), rows)
+
+    def table(self) -> pd.DataFrame:
+        """The whole long table at once (for callers that want a frame; a run does not)."""
+        epoch, row = np.nonzero(np.isfinite(self.per_epoch["given_prob"]))
+        return self._table(epoch, row)
+
+    def _table(self, epoch: np.ndarray, row: np.ndarray) -> pd.DataFrame:
+        table = pd.DataFrame(
+            {
+                "method": pd.Series([self.method] * len(row), dtype=str),
+                "fold": np.full(len(row), self.fold, dtype=np.int32),
+                "epoch": epoch.astype(np.int32),
+                "sample_id": pd.Series(np.asarray(self.sample_ids)[row], dtype=str),
+            }
+        )
+        for key in DYNAMICS_SIGNALS:
+            table[key] = self.per_epoch[key][epoch, row]
+        return table
+
+
 def get_dynamics_table(
     dynamics: DynamicsAccumulator, *, sample_ids: np.ndarray, method: str, fold: int
 ) -> pd.DataFrame:
     """Long table, one row per (epoch, trained sample): method, fold, epoch, sample_id, signals."""
-    epoch, row = np.nonzero(np.isfinite(dynamics.per_epoch["given_prob"]))
-    table = pd.DataFrame(
-        {
-            "method": pd.Series([method] * len(row), dtype=str),
-            "fold": np.full(len(row), fold, dtype=np.int32),
-            "epoch": epoch.astype(np.int32),
-            "sample_id": pd.Series(np.asarray(sample_ids)[row], dtype=str),
-        }
-    )
-    for key in DYNAMICS_SIGNALS:
-        table[key] = dynamics.per_epoch[key][epoch, row]
-    return table
+    return DynamicsRecord(dynamics.per_epoch, sample_ids, method, fold).table()
 
 
 def get_dynamics_readout(

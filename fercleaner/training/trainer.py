@@ -10,6 +10,7 @@ its model trained on (`outputs["trained_on"]`), so it never has to guess.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from fercleaner.training.checkpoint import get_data_fingerprint
 from fercleaner.training.crossfit import assign_folds, get_fold_indices, merge_readouts
 from fercleaner.training.device import resolve_device, resolve_precision
 from fercleaner.training.distributed import DistInfo, gather_to_main
-from fercleaner.training.dynamics import get_dynamics_readout, get_dynamics_table
+from fercleaner.training.dynamics import DynamicsRecord, get_dynamics_readout
 from fercleaner.training.loop import FitJob, fit_model, get_steps
 from fercleaner.training.predict import predict_samples
 from fercleaner.training.progress import Eta, ProgressFn, TrainProgress
@@ -64,14 +65,26 @@ class TrainResult:
     """The method's `readout` over all N samples (cross-fitted when folds > 1)."""
     dynamics_readout: dict[str, np.ndarray] | None
     """Training-dynamics source in readout shape (folds == 1 only), else None."""
-    dynamics: pd.DataFrame
-    """Long table: method, fold, epoch, sample_id and the per-epoch signals."""
+    dynamics_records: list[DynamicsRecord]
+    """Per fold, the per-epoch signals behind dynamics.parquet's long table."""
     events: pd.DataFrame
     """Method events (e.g. relabels) with method, fold, sample_id."""
     seconds: float
     images_trained: int
     precision: str
     device: str
+
+    @property
+    def dynamics(self) -> pd.DataFrame:
+        """The long table (method, fold, epoch, sample_id, the per-epoch signals) at once;
+        a run writes it an epoch at a time (`iter_dynamics_tables`)."""
+        tables = [record.table() for record in self.dynamics_records]
+        return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+    def iter_dynamics_tables(self) -> Iterator[pd.DataFrame]:
+        """The long table, an epoch of one fold at a time (memory: one epoch's rows)."""
+        for record in self.dynamics_records:
+            yield from record.tables()
 
 
 def train_and_score(
@@ -104,7 +117,8 @@ def train_and_score(
     timer = Eta(total_steps=_total_train_steps(data, recipe, dist_info))
 
     fold_readouts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []
-    dynamics_tables, event_tables = [], []
+    dynamics_records: list[DynamicsRecord] = []
+    event_tables = []
     dynamics_readout = None
     images_trained = 0
     for fold in range(cfg.folds):
@@ -149,8 +163,8 @@ def train_and_score(
         outputs["index"] = eval_idx
         outputs["trained_on"] = np.isin(eval_idx, train_idx)
         fold_readouts.append((eval_idx, method.readout(outputs, data.labels[eval_idx])))
-        dynamics_tables.append(
-            get_dynamics_table(dynamics, sample_ids=data.sample_ids, method=method_name, fold=fold)
+        dynamics_records.append(
+            DynamicsRecord(dynamics.per_epoch, data.sample_ids, method_name, fold)
         )
         event_tables.append(_events_table(events, data.sample_ids, method_name, fold))
         if cfg.folds == 1:
@@ -161,7 +175,7 @@ def train_and_score(
         method=method_name,
         readout=merge_readouts(fold_readouts, n),
         dynamics_readout=dynamics_readout,
-        dynamics=pd.concat(dynamics_tables, ignore_index=True),
+        dynamics_records=dynamics_records,
         events=pd.concat(event_tables, ignore_index=True),
         seconds=time.perf_counter() - start,
         images_trained=images_trained * dist_info.world_size,
