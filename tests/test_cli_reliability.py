@@ -403,3 +403,25 @@ def test_check_output_dir_creates_nothing(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputError, match="is a file, not a folder"):
         check_output_dir(tmp_path / "f" / "run", what="--out")
+
+
+def test_progress_lines_count_the_rate_from_the_first_count(monkeypatch):
+    """A phase whose first report already counts rows (a whole batch) must not credit them
+    to the time after it: the rate starts at the first report."""
+    from rich.console import Console
+
+    from fercleaner.cli import _common
+
+    now = [100.0]
+    monkeypatch.setattr(_common.time, "monotonic", lambda: now[0])
+    out = Console(record=True, width=200)
+    line = _common._progress_lines(LineProgress(out, interval_s=0, clock=lambda: now[0]), "rows")
+    for t, done in [(100.0, 100), (101.0, 200), (102.0, 300)]:
+        now[0] = t
+        line(done, 300)
+    printed = [text.split(" ", 1)[1] for text in out.export_text().splitlines()]
+    assert printed == [
+        "rows 100/300 (33%)",  # no rate from one report
+        "rows 200/300 (67%), 100/s, eta 0:01",
+        "rows 300/300 (100%), 100/s, eta 0:00",
+    ]

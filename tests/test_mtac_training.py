@@ -51,7 +51,7 @@ def test_mtac_resume_after_kill_matches_a_straight_run(tmp_path):
     straight = train_and_score(data, recipe, method_name="mtac", run_dir=tmp_path / "a")
     assert len(straight.events) > 0, "the tiny run should relabel something"
     assert {"sample_id", "epoch", "from_class", "to_class"} <= set(straight.events.columns)
-    assert np.isfinite(straight.dynamics["confidence"]).all()  # forward's (B,) confidence
+    assert np.isfinite(straight.dynamics_table()["confidence"]).all()  # forward's (B,) confidence
     # relabels hit the planted flips (every 8th sample) and mostly restore the clean class
     assert set(straight.events["index"]) <= set(range(0, 96, 8))
     relabeled = np.flatnonzero(straight.readout["relabeled_at"] >= 0)

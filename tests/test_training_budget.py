@@ -56,4 +56,4 @@ def test_train_and_score_resolves_auto_for_api_callers():
     assert recipe.train.epochs == "auto"
     result = train_and_score(data, recipe, method_name="baseline")
     assert result.readout["pred_probs"].shape == (n, 2)
-    assert result.dynamics["epoch"].max() == 29  # 30 epochs for 24 images
+    assert result.dynamics_table()["epoch"].max() == 29  # 30 epochs for 24 images

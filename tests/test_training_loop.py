@@ -69,8 +69,8 @@ def test_train_and_score_contract(tmp_path, precision):
         dyn["label_quality_signal"].shape == (n,) and np.isfinite(dyn["label_quality_signal"]).all()
     )
     # one row per sample per epoch, given_prob equal to the mean the readout reports
-    assert len(result.dynamics) == n
-    assert set(result.dynamics["sample_id"]) == set(data.sample_ids)
+    table = result.dynamics_table()
+    assert len(table) == n and set(table["sample_id"]) == set(data.sample_ids)
     assert (tmp_path / "checkpoints" / "baseline" / "fold0.pt").is_file()
 
 
@@ -129,10 +129,11 @@ def test_cross_fitting_never_predicts_a_training_sample(tmp_path):
     recipe = load_recipe("quick", overrides=[*TINY, "train.folds=2", "train.epochs=1"])
     result = train_and_score(data, recipe, method_name="baseline", run_dir=None)
     assert result.dynamics_readout is None  # in-sample dynamics would leak
-    folds_per_sample = result.dynamics.groupby("sample_id")["fold"].nunique()
+    table = result.dynamics_table()
+    folds_per_sample = table.groupby("sample_id")["fold"].nunique()
     assert len(folds_per_sample) == len(data.labels) and (folds_per_sample == 1).all()
     # stratified: each fold leaves out half of every class
-    held_out = 1 - result.dynamics.drop_duplicates("sample_id").set_index("sample_id")["fold"]
+    held_out = 1 - table.drop_duplicates("sample_id").set_index("sample_id")["fold"]
     by_class = held_out.groupby(data.labels[np.argsort(data.sample_ids)]).mean()
     assert np.allclose(by_class, 0.5)
     assert result.readout["pred_probs"].shape == (len(data.labels), 4)
@@ -189,7 +190,7 @@ def test_training_labels_events_and_method_confidence(tmp_path, registered):
     result = train_and_score(data, recipe, method_name="test_relabel_probe", run_dir=tmp_path)
     assert result.events["sample_id"].tolist() == [data.sample_ids[3]]
     assert result.events["to_label"].tolist() == ["neutral"]
-    assert np.allclose(result.dynamics["confidence"], 0.25)
+    assert np.allclose(result.dynamics_table()["confidence"], 0.25)
     assert np.allclose(result.dynamics_readout["confidence_mean"], 0.25)
 
 

@@ -274,22 +274,21 @@ def progress_bars(*labels: str) -> Iterator[list[Callable[[int, int], None]]]:
 
 
 def _progress_lines(lines: LineProgress, label: str) -> Callable[[int, int], None]:
-    started: float | None = None
+    first: tuple[float, int] | None = None  # (time, done) of the first count: rates from it
 
     def line(done: int, total: int) -> None:
-        nonlocal started
+        nonlocal first
         if total == 0 and done == 0:  # the count is not known yet
             lines.report((label, "start"), f"{label}: listing the samples")
             return
         now = time.monotonic()
-        started = now if started is None else started
-        elapsed = now - started
-        rate = done / elapsed if elapsed > 0 else 0.0
+        first = (now, done) if first is None else first
+        elapsed, counted = now - first[0], done - first[1]
+        rate = counted / elapsed if elapsed > 0 and counted > 0 else 0.0
         share = f" ({done / total:.0%})" if total else ""
+        speed = f", {rate:,.0f}/s" if rate > 0 else ""
         eta = f", eta {clock_text((total - done) / rate)}" if rate > 0 and total else ""
-        lines.report(
-            label, f"{label} {done:,}/{total:,}{share}, {rate:,.0f}/s{eta}", final=done >= total
-        )
+        lines.report(label, f"{label} {done:,}/{total:,}{share}{speed}{eta}", final=done >= total)
 
     return line
 

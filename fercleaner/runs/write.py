@@ -81,8 +81,12 @@ def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Non
 
 
 def write_tables_atomic(parts: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> None:
-    """Atomic Parquet write of a table given in parts with the same columns, one row group
-    per part (memory: one part); no part writes an empty table."""
+    """Atomic Parquet write of a table given in parts (memory: one part).
+
+    Each part is written as its own row group (split further past pyarrow's default
+    group size); the first part sets the column types and later parts are cast to them,
+    so the parts must have the same columns and types. No parts: a table with no columns.
+    """
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(atomic_path(path))
         writer = None
@@ -96,15 +100,18 @@ def write_tables_atomic(parts: Iterable[pd.DataFrame], path: str | os.PathLike[s
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with object columns that mix values and text stored as text (a shallow
-    copy when one changes; the caller's frame is never modified)."""
-    mixed = {
-        name: frame[name].map(lambda v: None if v is None else str(v))
-        for name in frame.columns
-        if frame[name].dtype == object
-        and not frame[name].map(lambda v: v is None or isinstance(v, str)).all()
-    }
-    return frame.assign(**mixed) if mixed else frame
+    """`frame` with object columns that mix values and text stored as text; a copy only
+    when one changes (the caller's frame is never modified)."""
+    out = frame
+    for name in frame.columns:
+        values = frame[name]
+        if (
+            values.dtype == object
+            and not values.map(lambda v: v is None or isinstance(v, str)).all()
+        ):
+            out = out.copy(deep=False) if out is frame else out
+            out[name] = values.map(lambda v: None if v is None else str(v))
+    return out
 
 
 def remove_stale_run_temporaries(run_dir: str | os.PathLike[str]) -> list[Path]:

@@ -94,9 +94,10 @@ class DynamicsRecord:
     """One fold's per-epoch signals and what names their rows: dynamics.parquet's long
     table (one row per epoch and trained sample), produced an epoch at a time.
 
-    At a million images and 30 epochs the long table is 30M rows (1.9 GB in pandas);
-    the signals it comes from are 480 MB, so a run keeps these and writes the table one
-    epoch per Parquet row group (`fercleaner.runs.write_run_tables`).
+    The long table has epochs x N rows and takes several times the memory of the
+    signals it comes from, so a run keeps these and writes the table one epoch per
+    Parquet row group (`fercleaner.runs.write_run_tables`; figures in
+    docs/benchmarks.md, "Scale").
     """
 
     per_epoch: dict[str, np.ndarray]

@@ -74,10 +74,10 @@ class TrainResult:
     precision: str
     device: str
 
-    @property
-    def dynamics(self) -> pd.DataFrame:
-        """The long table (method, fold, epoch, sample_id, the per-epoch signals) at once;
-        a run writes it an epoch at a time (`iter_dynamics_tables`)."""
+    def dynamics_table(self) -> pd.DataFrame:
+        """The long table (method, fold, epoch, sample_id, the per-epoch signals), built
+        whole on each call (epochs x N rows); a run writes it an epoch at a time
+        (`iter_dynamics_tables`)."""
         tables = [record.table() for record in self.dynamics_records]
         return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
