@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from fercleaner.errors import ScoresFormatError
 from fercleaner.runs.layout import SCORES_FILE, RunError, SamplePathError, scores_path
-from fercleaner.scoring import SCORES_ROW_GROUP_ROWS, open_scores, read_scores
+from fercleaner.scoring import SCORES_ROW_GROUP_ROWS, ScoresStream, open_scores, read_scores
 
 _RESCORE = "re-run `fercleaner score` on the dataset to write the run again"
 
@@ -83,11 +83,18 @@ class RunStream:
 
     Attributes:
         header: the run with an empty scores table (its columns, no rows).
-        num_rows: rows in the scores file.
+        scores: its scores file, opened (footer and metadata checked).
+        dataset_root: the root every image path must lie under.
     """
 
     header: Run
-    num_rows: int
+    scores: ScoresStream
+    dataset_root: str
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the scores file."""
+        return self.scores.num_rows
 
     def batches(self, rows: int = SCORES_ROW_GROUP_ROWS) -> Iterator[Run]:
         """Yield the run in stored order, at most `rows` rows at a time (a batch never
@@ -100,13 +107,11 @@ class RunStream:
         Raises:
             ScoresFormatError, SamplePathError: as `read_run` (the row named in the file).
         """
-        path = self.header.scores_path
-        stream = open_scores(path)
-        root = _dataset_root(self.header.metadata, path)
+        path = self.scores.path
         hashes = []
-        for first_row, frame in stream.batches(rows):
+        for first_row, frame in self.scores.batches(rows):
             _check_unique_ids(frame, path)
-            check_sample_paths(frame, root, source=path, first_row=first_row)
+            check_sample_paths(frame, self.dataset_root, source=path, first_row=first_row)
             hashes.append(pd.util.hash_pandas_object(frame["sample_id"], index=False).to_numpy())
             yield replace(self.header, scores=frame)
         seen = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
@@ -127,10 +132,10 @@ def stream_run(run_dir: str | os.PathLike[str]) -> RunStream:
     run_dir, path = _find_scores(run_dir)
     stream = open_scores(path)
     metadata = dict(stream.metadata)
-    _dataset_root(metadata, path)  # refuse a run without one before any row is read
-    columns = pq.read_schema(path).empty_table().to_pandas()
+    root = _dataset_root(metadata, path)  # refuse a run without one before any row is read
+    columns = stream.schema.empty_table().to_pandas()
     header = Run(run_dir=run_dir, scores=columns, classes=stream.classes, metadata=metadata)
-    return RunStream(header=header, num_rows=stream.num_rows)
+    return RunStream(header=header, scores=stream, dataset_root=root)
 
 
 def _find_scores(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -152,6 +152,8 @@ class ScoresStream:
     metadata: dict[str, Any]
     classes: list[str]
     num_rows: int
+    schema: pa.Schema
+    """The file's columns and their types (its footer)."""
 
     def batches(self, rows: int = SCORES_ROW_GROUP_ROWS) -> Iterator[tuple[int, pd.DataFrame]]:
         """Yield `(first_row, frame)` for consecutive batches of at most `rows` rows (a
@@ -221,7 +223,9 @@ def open_scores(path: str | os.PathLike[str]) -> ScoresStream:
         raise ScoresFormatError(
             f"{path}: metadata 'classes' must be a non-empty list of names; got {classes!r}"
         )
-    return ScoresStream(path=path, metadata=metadata, classes=list(classes), num_rows=num_rows)
+    return ScoresStream(
+        path=path, metadata=metadata, classes=list(classes), num_rows=num_rows, schema=schema
+    )
 
 
 def _validated_frame(
