@@ -107,16 +107,26 @@ def _write_predictions(path: Path, labels_csv: Path) -> None:
     import pandas as pd
 
     labels = pd.read_csv(labels_csv)
-    rng = np.random.default_rng(4)
-    n, c = len(labels), len(CLASSES)
     given = labels["label"].map({name: i for i, name in enumerate(CLASSES)}).to_numpy()
+    probs, _, _ = _model_probs(np.random.default_rng(4), given)
+    np.savez(path, sample_id=labels["path"].to_numpy(dtype=str), pred_probs=probs)
+
+
+def _model_probs(rng, given):
+    """(probs (N, C) float32, flagged (N,) bool, proposed (N,)): a model that gives the
+    given class ~0.7, except on `FLAG_RATE` of the rows, where it is confident (0.95) in
+    another class, the proposal."""
+    import numpy as np
+
+    n, c = len(given), len(CLASSES)
     probs = (0.3 * rng.dirichlet(np.full(c, 0.3), n)).astype(np.float32)
     probs[np.arange(n), given] += 0.7
-    wrong = rng.random(n) < FLAG_RATE
-    other = (given[wrong] + rng.integers(1, c, int(wrong.sum()))) % c
-    probs[wrong] = 0.05 / c
-    probs[np.flatnonzero(wrong), other] += 0.95
-    np.savez(path, sample_id=labels["path"].to_numpy(dtype=str), pred_probs=probs)
+    flag = rng.random(n) < FLAG_RATE
+    proposed = given.copy()
+    proposed[flag] = (given[flag] + rng.integers(1, c, int(flag.sum()))) % c
+    probs[flag] = 0.05 / c
+    probs[flag, proposed[flag]] += 0.95
+    return probs, flag, proposed
 
 
 def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: int) -> int:
@@ -131,13 +141,7 @@ def _write_run(run_dir: Path, root: Path, tiles: list[Path], n: int, decisions: 
     rng = np.random.default_rng(3)
     c = len(CLASSES)
     given = rng.integers(0, c, n)
-    probs = (0.3 * rng.dirichlet(np.full(c, 0.3), n)).astype(np.float32)
-    probs[np.arange(n), given] += 0.7
-    flag = rng.random(n) < FLAG_RATE
-    proposed = given.copy()
-    proposed[flag] = (given[flag] + rng.integers(1, c, int(flag.sum()))) % c
-    probs[flag] = 0.05 / c
-    probs[flag, proposed[flag]] += 0.95
+    probs, flag, proposed = _model_probs(rng, given)
     quality = probs[np.arange(n), given].astype(np.float64)
     names = np.array(CLASSES, dtype=object)
     soft = (0.5 * probs + 0.5 * np.eye(c, dtype=np.float32)[given]).astype(np.float32)
