@@ -263,7 +263,9 @@ class DecisionStore:
             self._current(ids[start : start + IDS_PER_QUERY], reviewers)
             for start in range(0, len(ids), IDS_PER_QUERY)
         ] or [self._current([], reviewers)]
-        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if len(parts) == 1:
+            return parts[0]  # ordered by event_id in SQL
+        frame = pd.concat(parts, ignore_index=True)
         return frame.sort_values("event_id", kind="stable", ignore_index=True)
 
     def current_decisions(self, *, reviewers: Sequence[str] | None = None) -> pd.DataFrame:
