@@ -1,6 +1,6 @@
 """bench/scale.py's stage children: ingest, cache (and a killed, resumed build), score
-(from a model's predictions: readout and writing the run, no training), review (AppTest
-and Chromium), export.
+(from a model's predictions: readout and writing the run, no training), the training
+dynamics' bookkeeping, review (AppTest and Chromium), export.
 
 `child_main` runs in a child process of `bench/scale.py` (`--child STAGE:PART`), runs one
 stage or writes one part of the data (`_scale_data`), and leaves its figures as JSON in
@@ -39,6 +39,7 @@ def child_main(
             "browser": _browser,
             "export": _export,
             "score": _score,
+            "dynamics": _dynamics,
         }[stage]
         figures = run(work, part, n)
     (work / f"child-{name.replace(':', '-')}.json").write_text(json.dumps(figures))
@@ -274,6 +275,73 @@ def _score(work: Path, part: str, n: int) -> dict:
         "score_flagged": int(result.scores["is_label_issue"].sum()),
         "score_timings_s": {k: round(v, 2) for k, v in result.run_info["timings"].items()},
     }
+
+
+#: Epochs the `dynamics` stage records: the `ferplus` and `paper` recipes' 30.
+DYNAMICS_EPOCHS = 30
+#: Samples per recorded step: the bookkeeping's cost is per sample, not per step.
+DYNAMICS_BATCH = 512
+
+
+def _dynamics(work: Path, part: str, n: int) -> dict:
+    """One fold's training-dynamics bookkeeping at N samples, as the trainer does it: every
+    sample recorded once per epoch (random logits stand in for a model's), the epoch
+    stored (a file beside the checkpoint), a checkpoint saved, then the `dynamics` readout
+    and dynamics.parquet written an epoch at a time."""
+    import numpy as np
+    import torch
+
+    from fercleaner.runs import write_tables_atomic
+    from fercleaner.training.checkpoint import save_checkpoint
+    from fercleaner.training.dynamics import (
+        DynamicsAccumulator,
+        DynamicsRecord,
+        EpochSignals,
+        get_dynamics_readout,
+    )
+
+    torch.set_num_threads(1)
+    start_rss = _rss_mb()
+    folder = work / "dynamics-run"
+    shutil.rmtree(folder, ignore_errors=True)
+    checkpoint = folder / "fold0.pt"
+    accumulator = DynamicsAccumulator(n, EpochSignals(checkpoint.with_suffix(".dynamics")))
+    generator = torch.Generator().manual_seed(0)
+    given = torch.randint(0, 8, (n,), generator=generator)
+    t0 = time.perf_counter()
+    for epoch in range(DYNAMICS_EPOCHS):
+        order = torch.randperm(n, generator=generator)
+        for index in order.split(DYNAMICS_BATCH):
+            logits = torch.randn(len(index), 8, generator=generator)
+            accumulator.record(epoch, index, logits, given[index])
+        accumulator.finish_epoch(epoch, reduce=lambda a: a)
+        save_checkpoint(checkpoint, {"epoch": epoch, "dynamics": accumulator.state()})
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    readout = get_dynamics_readout(accumulator)
+    assert len(readout["margin_late"]) == n
+    readout_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sample_ids = np.array([f"img{i:07d}.png" for i in range(n)])
+    record = DynamicsRecord(accumulator.signals, sample_ids, "baseline", 0)
+    write_tables_atomic(record.arrow_tables(), folder / "dynamics.parquet")
+    table_s = time.perf_counter() - t0
+    files = sorted(checkpoint.with_suffix(".dynamics").iterdir())
+    return {
+        "dynamics_epochs": DYNAMICS_EPOCHS,
+        "dynamics_train_s": round(train_s, 2),
+        "dynamics_readout_s": round(readout_s, 2),
+        "dynamics_table_s": round(table_s, 2),
+        "dynamics_start_rss_mb": round(start_rss, 1),
+        "dynamics_checkpoint_mb": round(checkpoint.stat().st_size / 2**20, 2),
+        "dynamics_epoch_files_mb": round(sum(f.stat().st_size for f in files) / 2**20, 1),
+    }
+
+
+def _rss_mb() -> float:
+    """This process's resident set now (the stage's peak is the parent's wait4 figure)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _export(work: Path, part: str, n: int) -> dict:

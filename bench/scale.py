@@ -11,7 +11,8 @@ export's own peak, read in its process before the manifest is streamed back (tha
 pyarrow.dataset's, is in `export_process_peak_rss_mb`).
 
     nice -n 19 .venv/bin/python bench/scale.py --n 100000 \
-        [--stages ingest,cache,score,review,browser,export] [--workdir DIR] [--decisions N]
+        [--stages ingest,cache,score,dynamics,review,browser,export] [--workdir DIR] \
+        [--decisions N]
 
 `review` times Streamlit's `AppTest` script runs (a first render, a decision click, a
 filter change, the overview page); `browser` times the same four steps as a user sees
@@ -20,7 +21,10 @@ the command's start or the click to the element that shows the result. When `bro
 runs, the issue's `review_*` fields are Chromium's and AppTest's move to
 `review_apptest_*`. `score` runs `fercleaner score --predictions` on the csv dataset
 with a generated model's probabilities: reading, the readout and writing the run, not
-training or inference (hours of CPU at these N). A `--workdir`
+training or inference (hours of CPU at these N). `dynamics` drives the trainer's
+training-dynamics bookkeeping for one fold (`DYNAMICS_EPOCHS` epochs of every sample's
+per-step record, the epoch files, a checkpoint per epoch, the readout and
+dynamics.parquet) with random logits in place of a model. A `--workdir`
 that already holds data for the same N is reused.
 
 The data generators are in `bench/_scale_data.py`, the stage children in
@@ -45,7 +49,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 
 from _scale_stages import child_main  # noqa: E402  (found through the path above)
 
-STAGES = ("ingest", "cache", "score", "review", "browser", "export")
+STAGES = ("ingest", "cache", "score", "dynamics", "review", "browser", "export")
 LAYOUTS = ("affectnet", "csv")
 
 #: Every field the issue names, null until its stage runs.
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for stage in stages:
             parts = {"ingest": LAYOUTS, "cache": LAYOUTS, "score": ("csv",)}.get(stage, ("run",))
+            if stage == "dynamics":
+                parts = ("train",)  # generates what it records itself
             for part in parts:
                 result.update(_run_child(f"{stage}:{part}", args.n, work))
         if args.kill_after is not None:

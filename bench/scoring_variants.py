@@ -113,17 +113,20 @@ def _rebuild_dynamics(path: Path, frame: pd.DataFrame, method: str) -> dict[str,
     from fercleaner.training.dynamics import (
         DYNAMICS_SIGNALS,
         DynamicsAccumulator,
+        EpochSignals,
         get_dynamics_readout,
     )
 
     table = pd.read_parquet(path)
     table = table[(table["method"] == method) & (table["fold"] == 0)]
     position = pd.Series(np.arange(len(frame)), index=frame["sample_id"].astype(str))
-    rows = position.loc[table["sample_id"].astype(str)].to_numpy()
-    epochs = int(table["epoch"].max()) + 1
-    accumulator = DynamicsAccumulator(epochs, len(frame))
-    for signal in DYNAMICS_SIGNALS:
-        accumulator.per_epoch[signal][table["epoch"].to_numpy(), rows] = table[signal].to_numpy()
+    accumulator = DynamicsAccumulator(len(frame), EpochSignals())
+    for epoch, rows in table.groupby("epoch"):
+        index = position.loc[rows["sample_id"].astype(str)].to_numpy()
+        values = {k: np.full(len(frame), np.nan, np.float32) for k in DYNAMICS_SIGNALS}
+        for signal in DYNAMICS_SIGNALS:
+            values[signal][index] = rows[signal].to_numpy()
+        accumulator.signals.put(int(epoch), values)
     return get_dynamics_readout(accumulator)
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+from fercleaner.errors import CheckpointError
 from fercleaner.scoring import assemble_scores
 from fercleaner.training.dynamics import (
     DynamicsAccumulator,
     DynamicsRecord,
+    EpochSignals,
     get_dynamics_readout,
     get_dynamics_table,
     get_late_epochs,
@@ -18,13 +21,13 @@ from fercleaner.training.dynamics import (
 CLASSES = ["neutral", "happiness", "surprise"]
 
 
-def _accumulator(margins: np.ndarray) -> DynamicsAccumulator:
+def _accumulator(margins: np.ndarray, folder=None) -> DynamicsAccumulator:
     """An accumulator whose per-epoch margins are `margins` (epochs, N), fed through `record`.
 
-    NaN = the sample was not trained on that epoch.
+    NaN = the sample was not trained on that epoch; `folder` keeps the epochs as files.
     """
     epochs, n = margins.shape
-    dynamics = DynamicsAccumulator(epochs, n)
+    dynamics = DynamicsAccumulator(n, EpochSignals(folder))
     given = torch.zeros(n, dtype=torch.long)
     for epoch in range(epochs):
         seen = np.isfinite(margins[epoch])
@@ -121,10 +124,69 @@ def test_the_long_table_comes_an_epoch_at_a_time_with_the_same_rows() -> None:
     )
     dynamics = _accumulator(margins)
     ids = np.array(["a", "b", "c", "d"])
-    record = DynamicsRecord(dynamics.per_epoch, ids, "poi", 2)
+    record = DynamicsRecord(dynamics.signals, ids, "poi", 2)
     parts = list(record.tables())
     assert [p["epoch"].unique().tolist() for p in parts] == [[0], [2]]  # epoch 1 trained none
     assert [p["sample_id"].tolist() for p in parts] == [["a", "c"], ["a", "b", "d"]]
     whole = get_dynamics_table(dynamics, sample_ids=ids, method="poi", fold=2)
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
     assert (whole["method"] == "poi").all() and (whole["fold"] == 2).all()
+
+
+def test_epochs_kept_as_files_give_the_same_readout_and_table_as_in_memory(tmp_path) -> None:
+    nan = np.nan
+    margins = np.array(
+        [[0.1, nan, 0.3, -0.2], [0.5, 0.2, nan, -0.4], [0.6, 0.4, 0.3, -0.1], [0.6, 0.5, 0.4, 0.0]]
+    )
+    in_memory = _accumulator(margins)
+    on_disk = _accumulator(margins, folder=tmp_path / "fold0.dynamics")
+    assert sorted(p.name for p in (tmp_path / "fold0.dynamics").iterdir()) == [
+        f"epoch{e:04d}.npy" for e in range(4)
+    ]
+    for key, value in get_dynamics_readout(in_memory).items():
+        np.testing.assert_array_equal(get_dynamics_readout(on_disk)[key], value, err_msg=key)
+    ids = np.array(["a", "b", "c", "d"])
+    pd.testing.assert_frame_equal(
+        DynamicsRecord(on_disk.signals, ids, "mtac", 0).table(),
+        DynamicsRecord(in_memory.signals, ids, "mtac", 0).table(),
+    )
+    # the readout is the old whole-array formula: std over the epochs each sample was seen
+    given = np.stack([in_memory.signals.get(e)["given_prob"] for e in range(4)])
+    np.testing.assert_allclose(
+        get_dynamics_readout(on_disk)["given_prob_std"], np.nanstd(given, axis=0), rtol=1e-6
+    )
+
+
+def test_a_checkpoint_names_the_epoch_files_and_a_resume_drops_later_ones(tmp_path) -> None:
+    folder = tmp_path / "fold0.dynamics"
+    margins = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
+    dynamics = _accumulator(margins[:2], folder=folder)
+    state = dynamics.state()
+    assert state["epochs"].tolist() == [0, 1] and "values" not in state  # values stay on disk
+    # epoch 2 finished and was written, but the kill came before its checkpoint
+    _accumulator(margins, folder=folder)
+    resumed = DynamicsAccumulator(2, EpochSignals(folder))
+    resumed.load_state(state)
+    assert resumed.signals.epochs() == [0, 1]
+    (folder / "epoch0001.npy").unlink()
+    with pytest.raises(CheckpointError, match=r"epoch\(s\) \[1\] are missing"):
+        DynamicsAccumulator(2, EpochSignals(folder)).load_state(state)
+
+
+def test_in_memory_epochs_go_into_the_checkpoint_and_come_back() -> None:
+    dynamics = _accumulator(np.array([[0.1, np.nan], [0.3, 0.4]]))
+    state = dynamics.state()
+    assert state["values"].shape == (2, 4, 2)
+    restored = DynamicsAccumulator(2, EpochSignals())
+    restored.load_state(state)
+    assert restored.signals.epochs() == [0, 1]
+    for key, value in get_dynamics_readout(dynamics).items():
+        np.testing.assert_array_equal(get_dynamics_readout(restored)[key], value, err_msg=key)
+
+
+def test_a_rank_that_keeps_nothing_still_takes_part_in_the_reduction() -> None:
+    reduced = []
+    dynamics = DynamicsAccumulator(3, None)
+    dynamics.record(0, torch.tensor([0, 2]), torch.zeros(2, 3), torch.tensor([0, 1]))
+    dynamics.finish_epoch(0, reduce=lambda a: reduced.append(a.shape) or a)
+    assert reduced == [(6, 3)] and dynamics.state()["epochs"].tolist() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -118,10 +119,29 @@ def test_resume_after_kill_gives_the_same_scores(tmp_path):
         np.testing.assert_allclose(
             resumed.dynamics_readout[key], straight.dynamics_readout[key], atol=1e-5
         )
+    # the dynamics live beside the checkpoint, one file per epoch; the checkpoint names them
+    folder = tmp_path / "b" / "checkpoints" / "baseline" / "fold0.dynamics"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch0000.npy", "epoch0001.npy"]
+    saved = load_checkpoint(tmp_path / "b" / "checkpoints" / "baseline" / "fold0.pt")
+    assert saved["dynamics"]["epochs"].tolist() == [0, 1] and "values" not in saved["dynamics"]
+    pd.testing.assert_frame_equal(
+        resumed.dynamics_table(), straight.dynamics_table(), check_exact=False, atol=1e-5
+    )
 
     other = load_recipe("quick", overrides=[*TINY, "train.augment.erase_prob=0.3", "train.lr=0.1"])
     with pytest.raises(CheckpointError, match="train.lr"):
         train_and_score(data, other, method_name="baseline", run_dir=tmp_path / "b", resume=True)
+
+
+def test_a_new_run_in_an_old_runs_folder_reads_only_its_own_epochs(tmp_path):
+    data = _data()
+    longer = load_recipe("quick", overrides=[*TINY, "train.epochs=3"])
+    train_and_score(data, longer, method_name="baseline", run_dir=tmp_path)
+    shorter = load_recipe("quick", overrides=[*TINY, "train.epochs=1"])
+    result = train_and_score(data, shorter, method_name="baseline", run_dir=tmp_path)
+    assert result.dynamics_table()["epoch"].unique().tolist() == [0]
+    folder = tmp_path / "checkpoints" / "baseline" / "fold0.dynamics"
+    assert [p.name for p in folder.iterdir()] == ["epoch0000.npy"]
 
 
 def test_cross_fitting_never_predicts_a_training_sample(tmp_path):

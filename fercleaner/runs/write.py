@@ -34,7 +34,7 @@ def write_run_tables(
     scores: pd.DataFrame,
     metadata: Mapping[str, Any],
     problems: pd.DataFrame,
-    dynamics: pd.DataFrame | Iterable[pd.DataFrame],
+    dynamics: pd.DataFrame | Iterable[pd.DataFrame | pa.Table],
     events: pd.DataFrame,
 ) -> Path:
     """Write the four tables of a run (creating `run_dir`); return the scores file's path.
@@ -80,8 +80,10 @@ def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Non
         _as_text(frame).to_parquet(tmp, index=False)
 
 
-def write_tables_atomic(parts: Iterable[pd.DataFrame], path: str | os.PathLike[str]) -> None:
-    """Atomic Parquet write of a table given in parts (memory: one part).
+def write_tables_atomic(
+    parts: Iterable[pd.DataFrame | pa.Table], path: str | os.PathLike[str]
+) -> None:
+    """Atomic Parquet write of a table given in parts (memory: one part), pandas or Arrow.
 
     Each part is written as its own row group (split further past pyarrow's default
     group size); the first part sets the column types and later parts are cast to them,
@@ -91,7 +93,11 @@ def write_tables_atomic(parts: Iterable[pd.DataFrame], path: str | os.PathLike[s
         tmp = stack.enter_context(atomic_path(path))
         writer = None
         for part in parts:
-            table = pa.Table.from_pandas(_as_text(part), preserve_index=False)
+            table = (
+                part
+                if isinstance(part, pa.Table)
+                else pa.Table.from_pandas(_as_text(part), preserve_index=False)
+            )
             if writer is None:
                 writer = stack.enter_context(pq.ParquetWriter(tmp, table.schema))
             writer.write_table(table.cast(writer.schema))

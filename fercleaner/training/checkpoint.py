@@ -1,8 +1,9 @@
 """Per-epoch checkpoints: written atomically, loaded `weights_only=True`, checked against the run.
 
 A checkpoint carries everything needed to continue a killed run bit-for-bit: model,
-optimizer, grad-scaler and method extra state, RNG states, the training dynamics so
-far, and the resolved recipe + class list + data fingerprint it belongs to. A kill
+optimizer, grad-scaler and method extra state, RNG states, the epochs of training
+dynamics so far (their values are files beside it, `fold<k>.dynamics/`, written an epoch
+at a time), and the resolved recipe + class list + data fingerprint it belongs to. A kill
 during a save leaves the previous checkpoint and a stray temp file, which
 `remove_stale_checkpoint_temporaries` clears before a run (re)starts.
 """
@@ -19,8 +20,8 @@ import torch
 from fercleaner.atomic import atomic_path, remove_stale_temporaries
 from fercleaner.errors import CheckpointError
 
-#: Bumped when the checkpoint layout changes incompatibly.
-CHECKPOINT_FORMAT = 1
+#: Bumped when the checkpoint layout changes incompatibly (2: dynamics as epoch files).
+CHECKPOINT_FORMAT = 2
 
 
 def get_data_fingerprint(sample_ids: np.ndarray, labels: np.ndarray, train_mask: np.ndarray) -> str:
@@ -66,7 +67,8 @@ def load_checkpoint(path: str | Path, *, expect: dict[str, Any] | None = None) -
         ) from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
-            f"checkpoint {path} is not a fercleaner checkpoint of format {CHECKPOINT_FORMAT}."
+            f"checkpoint {path} is not a fercleaner checkpoint of format {CHECKPOINT_FORMAT}"
+            " (another version wrote it); run without --resume."
         )
     mismatched = [k for k, v in (expect or {}).items() if state.get(k) != v]
     if mismatched:

@@ -10,16 +10,92 @@ Swayamdipta et al. 2020 "dataset cartography" for the per-sample mean and variab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 import torch.nn.functional as F
 
+from fercleaner.atomic import atomic_open
+from fercleaner.errors import CheckpointError
+
 #: Per-epoch signals, in table column order.
 DYNAMICS_SIGNALS = ("given_prob", "max_prob", "margin", "confidence")
+
+
+class EpochSignals:
+    """Each finished epoch's per-sample signals, kept one epoch per file (or in memory).
+
+    An epochs x N array per signal grows with both (480 bytes a sample per fold at 30
+    epochs, 480 MB at 1M images), and a checkpoint that carries it rewrites all of it
+    every epoch. With a `folder`, each epoch is one atomically written (signals, N)
+    float32 `.npy` file, so the run holds one epoch at a time and a checkpoint only
+    names the epochs on disk. Without one (API callers, tests) the epochs stay in memory.
+    """
+
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = None if folder is None else Path(folder)
+        self._in_memory: dict[int, np.ndarray] = {}
+
+    def put(self, epoch: int, values: dict[str, np.ndarray]) -> None:
+        """Store `epoch`'s signals: `DYNAMICS_SIGNALS` -> (N,) arrays."""
+        stacked = np.stack([np.asarray(values[k], np.float32) for k in DYNAMICS_SIGNALS])
+        if self.folder is None:
+            self._in_memory[epoch] = stacked
+            return
+        with atomic_open(self._file(epoch), "wb") as fh:
+            np.save(fh, stacked, allow_pickle=False)
+
+    def epochs(self) -> list[int]:
+        """The stored epochs, ascending."""
+        if self.folder is None:
+            return sorted(self._in_memory)
+        if not self.folder.is_dir():
+            return []
+        return sorted(
+            int(match[1])
+            for path in self.folder.iterdir()
+            if (match := _EPOCH_FILE.fullmatch(path.name)) is not None
+        )
+
+    def get(self, epoch: int) -> dict[str, np.ndarray]:
+        """`epoch`'s signals: `DYNAMICS_SIGNALS` -> (N,) float32, NaN where not trained on."""
+        if self.folder is None:
+            stacked = self._in_memory[epoch]
+        else:
+            stacked = np.load(self._file(epoch), allow_pickle=False)
+        return dict(zip(DYNAMICS_SIGNALS, stacked, strict=True))
+
+    def keep_only(self, epochs: Iterable[int]) -> None:
+        """Drop every stored epoch not in `epochs` (a resumed run's epochs after its checkpoint).
+
+        Raises:
+            CheckpointError: an epoch in `epochs` is not stored (its file was deleted).
+        """
+        wanted, stored = set(epochs), set(self.epochs())
+        missing = sorted(wanted - stored)
+        if missing:
+            raise CheckpointError(
+                f"training dynamics of epoch(s) {missing} are missing from {self.folder};"
+                " run without --resume (the run's checkpoints need them)."
+            )
+        for epoch in stored - wanted:
+            if self.folder is None:
+                del self._in_memory[epoch]
+            else:
+                self._file(epoch).unlink(missing_ok=True)
+
+    def _file(self, epoch: int) -> Path:
+        assert self.folder is not None
+        return self.folder / f"epoch{epoch:04d}.npy"
+
+
+_EPOCH_FILE = re.compile(r"epoch(\d{4,})\.npy")
 
 
 class DynamicsAccumulator:
@@ -29,12 +105,10 @@ class DynamicsAccumulator:
     epoch (DDP padding) are averaged.
     """
 
-    def __init__(self, epochs: int, num_samples: int) -> None:
-        self.epochs, self.n = epochs, num_samples
-        #: signal -> (epochs, N) float32, NaN where a sample was not trained on in an epoch.
-        self.per_epoch = {
-            k: np.full((epochs, num_samples), np.nan, np.float32) for k in DYNAMICS_SIGNALS
-        }
+    def __init__(self, num_samples: int, signals: EpochSignals | None = None) -> None:
+        """`signals=None` keeps nothing: a DDP rank that only takes part in the reduction."""
+        self.n = num_samples
+        self.signals = signals
         self._local: dict[str, torch.Tensor] | None = None
 
     def record(
@@ -67,26 +141,43 @@ class DynamicsAccumulator:
             )
 
     def finish_epoch(self, epoch: int, reduce: Callable[[np.ndarray], np.ndarray]) -> None:
-        """Fold this epoch's sums into per-epoch means; `reduce` sums arrays over DDP ranks."""
+        """Store this epoch's per-sample means; `reduce` sums arrays over DDP ranks."""
         if self._local is None:
             return
         local = {k: v.cpu().numpy() for k, v in self._local.items()}
         self._local = None
         stacked = reduce(np.stack([local[k] for k in (*DYNAMICS_SIGNALS, "count", "conf_count")]))
         sums = dict(zip((*DYNAMICS_SIGNALS, "count", "conf_count"), stacked, strict=True))
+        if self.signals is None:
+            return
         with np.errstate(invalid="ignore", divide="ignore"):
-            for key in ("given_prob", "max_prob", "margin"):
-                self.per_epoch[key][epoch] = sums[key] / sums["count"]
-            self.per_epoch["confidence"][epoch] = sums["confidence"] / sums["conf_count"]
+            means = {k: sums[k] / sums["count"] for k in ("given_prob", "max_prob", "margin")}
+            means["confidence"] = sums["confidence"] / sums["conf_count"]
+        self.signals.put(epoch, means)
 
     def state(self) -> dict[str, torch.Tensor]:
-        """Tensors for a checkpoint."""
-        return {k: torch.from_numpy(v.copy()) for k, v in self.per_epoch.items()}
+        """Tensors for a checkpoint: the epochs stored, and their values unless on disk."""
+        if self.signals is None:
+            return {"epochs": torch.zeros(0, dtype=torch.int64)}
+        epochs = self.signals.epochs()
+        state = {"epochs": torch.tensor(epochs, dtype=torch.int64)}
+        if self.signals.folder is None:
+            state["values"] = torch.from_numpy(
+                np.stack([np.stack(list(self.signals.get(e).values())) for e in epochs])
+                if epochs
+                else np.zeros((0, len(DYNAMICS_SIGNALS), self.n), np.float32)
+            )
+        return state
 
     def load_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what `state` returned (older checkpoints' extra keys are ignored)."""
-        for key in DYNAMICS_SIGNALS:
-            self.per_epoch[key] = state[key].numpy().copy()
+        """Restore what `state` returned; stored epochs after the checkpoint's are dropped."""
+        if self.signals is None:
+            return
+        epochs = [int(e) for e in state["epochs"]]
+        if "values" in state:
+            for epoch, values in zip(epochs, state["values"].numpy(), strict=True):
+                self.signals.put(epoch, dict(zip(DYNAMICS_SIGNALS, values, strict=True)))
+        self.signals.keep_only(epochs)
 
 
 @dataclass(frozen=True)
@@ -100,49 +191,62 @@ class DynamicsRecord:
     docs/benchmarks.md, "Scale").
     """
 
-    per_epoch: dict[str, np.ndarray]
-    """Signal -> (epochs, N) float32, NaN where a sample was not trained on in an epoch."""
+    signals: EpochSignals
     sample_ids: np.ndarray
     """(N,) the rows' sample ids."""
     method: str
     fold: int
 
+    def arrow_tables(self) -> Iterator[pa.Table]:
+        """The long table's rows of each epoch that trained any sample, in epoch order.
+
+        Arrow, not pandas: a frame of a million Python strings per epoch took twice the
+        memory and time of the rest of the bookkeeping (docs/benchmarks.md, "Scale").
+        """
+        sample_ids = pa.array(np.asarray(self.sample_ids, dtype=object), type=pa.string())
+        for epoch in self.signals.epochs():
+            values = self.signals.get(epoch)
+            rows = np.flatnonzero(np.isfinite(values["given_prob"]))
+            if len(rows) == 0:
+                continue
+            columns = {
+                "method": pa.array(np.full(len(rows), self.method, dtype=object), pa.string()),
+                "fold": pa.array(np.full(len(rows), self.fold, dtype=np.int32)),
+                "epoch": pa.array(np.full(len(rows), epoch, dtype=np.int32)),
+                "sample_id": sample_ids.take(pa.array(rows)),
+            }
+            for key in DYNAMICS_SIGNALS:
+                columns[key] = pa.array(np.asarray(values[key], np.float32)[rows])
+            yield pa.table(columns)
+
     def tables(self) -> Iterator[pd.DataFrame]:
-        """The long table's rows of each epoch that trained any sample, in epoch order."""
-        for epoch in range(len(self.per_epoch["given_prob"])):
-            rows = np.flatnonzero(np.isfinite(self.per_epoch["given_prob"][epoch]))
-            if len(rows):
-                yield self._table(np.full(len(rows), epoch), rows)
+        """`arrow_tables` as pandas frames."""
+        return (table.to_pandas() for table in self.arrow_tables())
 
     def table(self) -> pd.DataFrame:
         """The whole long table at once (for callers that want a frame; a run does not)."""
-        epoch, row = np.nonzero(np.isfinite(self.per_epoch["given_prob"]))
-        return self._table(epoch, row)
-
-    def _table(self, epoch: np.ndarray, row: np.ndarray) -> pd.DataFrame:
-        table = pd.DataFrame(
-            {
-                "method": pd.Series([self.method] * len(row), dtype=str),
-                "fold": np.full(len(row), self.fold, dtype=np.int32),
-                "epoch": epoch.astype(np.int32),
-                "sample_id": pd.Series(np.asarray(self.sample_ids)[row], dtype=str),
-            }
-        )
-        for key in DYNAMICS_SIGNALS:
-            table[key] = self.per_epoch[key][epoch, row]
-        return table
+        parts = list(self.arrow_tables())
+        if not parts:
+            return pd.DataFrame(
+                {
+                    "method": pd.Series(dtype=object),
+                    "fold": pd.Series(dtype=np.int32),
+                    "epoch": pd.Series(dtype=np.int32),
+                    "sample_id": pd.Series(dtype=object),
+                    **{k: pd.Series(dtype=np.float32) for k in DYNAMICS_SIGNALS},
+                }
+            )
+        return pa.concat_tables(parts).to_pandas()
 
 
 def get_dynamics_table(
     dynamics: DynamicsAccumulator, *, sample_ids: np.ndarray, method: str, fold: int
 ) -> pd.DataFrame:
     """Long table, one row per (epoch, trained sample): method, fold, epoch, sample_id, signals."""
-    return DynamicsRecord(dynamics.per_epoch, sample_ids, method, fold).table()
+    return DynamicsRecord(_signals_of(dynamics), sample_ids, method, fold).table()
 
 
-def get_dynamics_readout(
-    dynamics: DynamicsAccumulator,
-) -> dict[str, np.ndarray]:
+def get_dynamics_readout(dynamics: DynamicsAccumulator) -> dict[str, np.ndarray]:
     """The `dynamics` scoring source: a ranking signal, not a prediction.
 
     `label_quality_signal` = (1 + late AUM) / 2, where late AUM is the mean margin (given
@@ -158,18 +262,34 @@ def get_dynamics_readout(
     `data.splits`) get NaN: the source does not speak for them, and the combination ranks
     them by the method alone (`combine_sources`), since an eval-mode margin of an unseen
     image is not on the scale of a training-mode one.
+
+    Reads one epoch at a time (two passes), so memory is a few arrays of N.
     """
-    given = dynamics.per_epoch["given_prob"]
-    margin = dynamics.per_epoch["margin"]
-    late = margin[get_late_epochs(margin)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        columns = {
-            "given_prob_mean": _nanmean(given),
-            "given_prob_std": _nanstd(given),
-            "margin_mean": _nanmean(margin),
-            "margin_late": _nanmean(late),
-            "confidence_mean": _nanmean(dynamics.per_epoch["confidence"]),
-        }
+    signals = _signals_of(dynamics)
+    n = dynamics.n
+    mean = {k: _RunningMean(n) for k in ("given_prob", "margin", "confidence")}
+    recorded = []
+    for epoch in signals.epochs():
+        values = signals.get(epoch)
+        if np.isfinite(values["given_prob"]).any():
+            recorded.append(epoch)
+        for key, running in mean.items():
+            running.add(values[key])
+    late_start = _late_start(recorded)
+    spread, late = _RunningMean(n), _RunningMean(n)
+    given_mean = mean["given_prob"].value()
+    for epoch in recorded:
+        values = signals.get(epoch)
+        spread.add((values["given_prob"] - given_mean) ** 2)
+        if epoch >= late_start:
+            late.add(values["margin"])
+    columns = {
+        "given_prob_mean": given_mean,
+        "given_prob_std": np.sqrt(spread.value()),
+        "margin_mean": mean["margin"].value(),
+        "margin_late": late.value(),
+        "confidence_mean": mean["confidence"].value(),
+    }
     return {
         "label_quality_signal": np.clip((1.0 + columns["margin_late"]) / 2.0, 0.0, 1.0).astype(
             np.float32
@@ -183,18 +303,35 @@ def get_late_epochs(per_epoch: np.ndarray) -> slice:
     recorded = np.flatnonzero(np.isfinite(per_epoch).any(axis=1))
     if len(recorded) == 0:
         return slice(0, 0)
+    return slice(_late_start(recorded.tolist()), int(recorded[-1]) + 1)
+
+
+def _late_start(recorded: list[int]) -> int:
+    """First late epoch of the `recorded` epochs (ascending): the second half's first."""
+    if not recorded:
+        return 0
     count = len(recorded)
-    return slice(int(recorded[count // 2]) if count > 1 else int(recorded[0]), recorded[-1] + 1)
+    return int(recorded[count // 2]) if count > 1 else int(recorded[0])
 
 
-def _nanmean(a: np.ndarray) -> np.ndarray:
-    count = np.isfinite(a).sum(axis=0)
-    total = np.nansum(a, axis=0)
-    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+class _RunningMean:
+    """Per-sample mean of arrays added one at a time, NaN entries skipped (NaN if none)."""
+
+    def __init__(self, n: int) -> None:
+        self.total = np.zeros(n, np.float64)
+        self.count = np.zeros(n, np.int32)
+
+    def add(self, values: np.ndarray) -> None:
+        finite = np.isfinite(values)
+        self.total += np.where(finite, values, 0.0)
+        self.count += finite
+
+    def value(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.total / np.maximum(self.count, 1), np.nan)
 
 
-def _nanstd(a: np.ndarray) -> np.ndarray:
-    mean = _nanmean(a)
-    count = np.isfinite(a).sum(axis=0)
-    sq = np.nansum((a - mean) ** 2, axis=0)
-    return np.where(count > 0, np.sqrt(sq / np.maximum(count, 1)), np.nan)
+def _signals_of(dynamics: DynamicsAccumulator) -> EpochSignals:
+    if dynamics.signals is None:
+        raise ValueError("this accumulator keeps no signals (a DDP rank other than the main one)")
+    return dynamics.signals

@@ -23,7 +23,7 @@ from fercleaner.training.augment import augment_batch, to_model_input
 from fercleaner.training.checkpoint import load_checkpoint, save_checkpoint
 from fercleaner.training.device import Precision
 from fercleaner.training.distributed import DistInfo, all_reduce_sum, barrier, shard_indices
-from fercleaner.training.dynamics import DynamicsAccumulator
+from fercleaner.training.dynamics import DynamicsAccumulator, EpochSignals
 from fercleaner.training.progress import Eta, ProgressFn, TrainProgress
 from fercleaner.training.schedule import get_lr
 
@@ -67,6 +67,8 @@ def fit_model(data, train_idx: np.ndarray, job: FitJob) -> tuple[Method, Dynamic
     cfg = job.recipe.train
     state = _setup(data, train_idx, job)
     start_epoch = _resume(state, job) if job.resume else 0
+    if start_epoch == 0 and state.dynamics.signals is not None:
+        state.dynamics.signals.keep_only([])  # an earlier run's epochs in the same folder
     job.timer.skip(start_epoch * state.steps_per_epoch)
     given = torch.from_numpy(data.labels).to(job.device)  # (N,)
     seen = 0
@@ -111,9 +113,17 @@ def _setup(data, train_idx: np.ndarray, job: FitJob) -> _State:
         model=model,
         optimizer=_optimizer(method, cfg),
         scaler=torch.amp.GradScaler(job.device.type, enabled=job.precision.use_grad_scaler),
-        dynamics=DynamicsAccumulator(cfg.epochs, len(data.labels)),
+        dynamics=DynamicsAccumulator(len(data.labels), _dynamics_signals(job)),
         steps_per_epoch=steps_per_epoch,
     )
+
+
+def _dynamics_signals(job: FitJob) -> EpochSignals | None:
+    """Where the main rank keeps each epoch's dynamics: files beside the fold's checkpoint
+    (`fold<k>.dynamics/`), in memory without one; other DDP ranks keep none."""
+    if not job.dist_info.is_main:
+        return None
+    return EpochSignals(None if job.checkpoint is None else job.checkpoint.with_suffix(".dynamics"))
 
 
 def _resume(state: _State, job: FitJob) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
 from fercleaner.config import Recipe, recipe_to_dict
@@ -81,10 +82,10 @@ class TrainResult:
         tables = [record.table() for record in self.dynamics_records]
         return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
-    def iter_dynamics_tables(self) -> Iterator[pd.DataFrame]:
+    def iter_dynamics_tables(self) -> Iterator[pa.Table]:
         """The long table, an epoch of one fold at a time (memory: one epoch's rows)."""
         for record in self.dynamics_records:
-            yield from record.tables()
+            yield from record.arrow_tables()
 
 
 def train_and_score(
@@ -164,7 +165,7 @@ def train_and_score(
         outputs["trained_on"] = np.isin(eval_idx, train_idx)
         fold_readouts.append((eval_idx, method.readout(outputs, data.labels[eval_idx])))
         dynamics_records.append(
-            DynamicsRecord(dynamics.per_epoch, data.sample_ids, method_name, fold)
+            DynamicsRecord(dynamics.signals, data.sample_ids, method_name, fold)
         )
         event_tables.append(_events_table(events, data.sample_ids, method_name, fold))
         if cfg.folds == 1:
