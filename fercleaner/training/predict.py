@@ -43,7 +43,7 @@ def predict_samples(
     device = next(method.parameters()).device
     local = eval_idx[dist_info.rank :: dist_info.world_size]
     batches = np.array_split(local, max(1, math.ceil(len(local) / recipe.score.batch_size)))
-    parts: list[dict[str, np.ndarray]] = []
+    local_out: dict[str, np.ndarray] = {}
     start = time.perf_counter()
     done = 0
     for step, idx in enumerate(batches):
@@ -59,7 +59,7 @@ def predict_samples(
             if recipe.score.tta_flip:
                 mirrored = method.predict(x.flip(3))
                 out = {k: _mean_if_float(v, mirrored.get(k)) for k, v in out.items()}
-        parts.append({k: _to_numpy(v) for k, v in out.items()})
+        _put_rows(local_out, {k: _to_numpy(v) for k, v in out.items()}, done, len(local))
         done += len(idx)
         if progress is not None and dist_info.is_main:
             elapsed = time.perf_counter() - start
@@ -78,15 +78,30 @@ def predict_samples(
                     eta_s=elapsed / (step + 1) * (len(batches) - step - 1),
                 )
             )
-    local_out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
     gathered = gather_to_main((local, local_out), dist_info)
     if gathered is None:
         return {}
     return _in_caller_order(gathered, eval_idx, n=len(rows))
 
 
+def _put_rows(
+    outputs: dict[str, np.ndarray], batch: dict[str, np.ndarray], start: int, total: int
+) -> None:
+    """Write a batch's outputs at rows `start:` of `outputs`, allocated (`total` rows) by the
+    first batch: one copy of each output, not a list of batches concatenated at the end."""
+    if not outputs:
+        outputs.update({k: np.empty((total, *v.shape[1:]), v.dtype) for k, v in batch.items()})
+    for key, value in batch.items():
+        outputs[key][start : start + len(value)] = value
+
+
 def _in_caller_order(gathered, eval_idx: np.ndarray, *, n: int) -> dict[str, np.ndarray]:
-    """Concatenate every rank's (indices, outputs) and reorder the rows to follow `eval_idx`."""
+    """Concatenate every rank's (indices, outputs) and reorder the rows to follow `eval_idx`.
+
+    One process predicted `eval_idx` in order: its arrays are returned as they are.
+    """
+    if len(gathered) == 1 and np.array_equal(gathered[0][0], eval_idx):
+        return gathered[0][1]
     order = np.concatenate([idx for idx, _ in gathered])
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(len(order))
