@@ -1,6 +1,7 @@
 """bench/scale.py's stage children: ingest, cache (and a killed, resumed build), score
-(from a model's predictions: readout and writing the run, no training), the training
-dynamics' bookkeeping, review (AppTest and Chromium), export.
+(from a model's predictions: readout and writing the run, no training), infer (the whole
+`score` path with a small training), the training dynamics' bookkeeping, review (AppTest
+and Chromium), export.
 
 `child_main` runs in a child process of `bench/scale.py` (`--child STAGE:PART`), runs one
 stage or writes one part of the data (`_scale_data`), and leaves its figures as JSON in
@@ -40,6 +41,7 @@ def child_main(
             "export": _export,
             "score": _score,
             "dynamics": _dynamics,
+            "infer": _infer,
         }[stage]
         figures = run(work, part, n)
     (work / f"child-{name.replace(':', '-')}.json").write_text(json.dumps(figures))
@@ -275,6 +277,73 @@ def _score(work: Path, part: str, n: int) -> dict:
         "score_flagged": int(result.scores["is_label_issue"].sum()),
         "score_timings_s": {k: round(v, 2) for k, v in result.run_info["timings"].items()},
     }
+
+
+#: The `infer` stage's recipe changes: one epoch of timm's 0.5M-parameter `test_resnet` on
+#: the 1% `val` split, so training is small and every other step runs at full N.
+INFER_OVERRIDES = (
+    "data.splits=[val]",
+    "backbone.name=test_resnet",
+    "train.epochs=1",
+    "train.warmup_epochs=0",
+    "train.num_threads=2",
+)
+
+
+def _infer(work: Path, part: str, n: int) -> dict:
+    """`fercleaner score DATASET --recipe quick` with `INFER_OVERRIDES` on the csv dataset:
+    reading, the image cache, a small training, inference over all N (flip-averaged), the
+    readout with the training dynamics, and writing the run."""
+    from fercleaner.pipeline import score_dataset
+
+    out = work / "infer-run"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    with _AnonymousPeak() as anonymous:
+        result = score_dataset(
+            work / part, out, recipe="quick", layout=part, overrides=list(INFER_OVERRIDES)
+        )
+    seconds = time.perf_counter() - t0
+    timings = result.run_info["timings"]
+    return {
+        "infer_s": round(seconds, 2),
+        "infer_samples": len(result.scores),
+        "infer_trained_on": int(result.run_info["counts"]["trained_on"]),
+        "infer_timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "infer_overrides": list(INFER_OVERRIDES),
+        # the peak without file-backed pages: the cache memmap's pages that inference read
+        # count in the process's peak RSS (`infer_csv_peak_rss_mb`), not in this
+        "infer_anonymous_peak_mb": round(anonymous.peak_mb, 1),
+    }
+
+
+class _AnonymousPeak:
+    """The largest anonymous resident set (`RssAnon`: heap, not mapped files) of this
+    process while the block runs, sampled every 0.1 s by a thread."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _AnonymousPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while True:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("RssAnon:"):
+                        self.peak_mb = max(self.peak_mb, int(line.split()[1]) / 1024)
+            if self._stop.wait(0.1):
+                return
 
 
 #: Epochs the `dynamics` stage records: the `ferplus` and `paper` recipes' 30.

@@ -11,7 +11,7 @@ export's own peak, read in its process before the manifest is streamed back (tha
 pyarrow.dataset's, is in `export_process_peak_rss_mb`).
 
     nice -n 19 .venv/bin/python bench/scale.py --n 100000 \
-        [--stages ingest,cache,score,dynamics,review,browser,export] [--workdir DIR] \
+        [--stages ingest,cache,score,infer,dynamics,review,browser,export] [--workdir DIR] \
         [--decisions N]
 
 `review` times Streamlit's `AppTest` script runs (a first render, a decision click, a
@@ -24,7 +24,10 @@ with a generated model's probabilities: reading, the readout and writing the run
 training or inference (hours of CPU at these N). `dynamics` drives the trainer's
 training-dynamics bookkeeping for one fold (`DYNAMICS_EPOCHS` epochs of every sample's
 per-step record, the epoch files, a checkpoint per epoch, the readout and
-dynamics.parquet) with random logits in place of a model. A `--workdir`
+dynamics.parquet) with random logits in place of a model. `infer` runs the whole
+`fercleaner score` path on the csv dataset, the image cache and inference over every
+sample included, with a small training (`_scale_stages.INFER_OVERRIDES`: one epoch of
+a tiny network on the 1% `val` split). A `--workdir`
 that already holds data for the same N is reused.
 
 The data generators are in `bench/_scale_data.py`, the stage children in
@@ -49,7 +52,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 
 from _scale_stages import child_main  # noqa: E402  (found through the path above)
 
-STAGES = ("ingest", "cache", "score", "dynamics", "review", "browser", "export")
+STAGES = ("ingest", "cache", "score", "infer", "dynamics", "review", "browser", "export")
 LAYOUTS = ("affectnet", "csv")
 
 #: Every field the issue names, null until its stage runs.
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             work, args.n, needs, decisions
         )
         for stage in stages:
-            parts = {"ingest": LAYOUTS, "cache": LAYOUTS, "score": ("csv",)}.get(stage, ("run",))
+            parts = {"ingest": LAYOUTS, "cache": LAYOUTS, "score": ("csv",), "infer": ("csv",)}
+            parts = parts.get(stage, ("run",))
             if stage == "dynamics":
                 parts = ("train",)  # generates what it records itself
             for part in parts:
@@ -185,6 +189,8 @@ def _generate(work: Path, n: int, stages: list[str], decisions: int) -> tuple[fl
         wanted += list(LAYOUTS)
     if "score" in stages:
         wanted += [p for p in ("csv", "predictions") if p not in wanted]
+    if "infer" in stages and "csv" not in wanted:
+        wanted.append("csv")
     if {"review", "browser", "export"} & set(stages):
         wanted.append("run")
     for part in wanted:
