@@ -15,7 +15,7 @@ import pytest
 
 from fercleaner.arrays import get_probability_readout, to_matrix
 from fercleaner.errors import ScoresFormatError
-from fercleaner.scoring import assemble_scores, read_scores, write_scores
+from fercleaner.scoring import ScoreColumns, assemble_scores, read_scores, write_scores
 from fercleaner.scoring.consensus import get_consensus
 from fercleaner.scoring.crowd import (
     CROWD_COLUMNS,
@@ -202,3 +202,18 @@ def test_a_crowd_of_two_or_more_backing_the_given_label_clears_the_models_flag()
     assert after["issue_type"].iloc[0] == "none" and after["proposed_label"].iloc[0] == "neutral"
     assert after["proposed_label"].iloc[3] == "happiness"
     assert crowd.summary["flags_cleared_by_consensus"] == 1
+
+
+def test_a_run_s_columns_get_the_same_crowd_as_a_frame() -> None:
+    frame = _scores()
+    columns = ScoreColumns.from_frame(frame)
+    pd.testing.assert_frame_equal(columns.frame(), frame)
+    crowd = apply_crowd_votes(columns, VOTES, CLASSES)
+    assert isinstance(crowd.scores, ScoreColumns)
+    after = crowd.scores.frame()
+    pd.testing.assert_frame_equal(after, apply_crowd_votes(frame, VOTES, CLASSES).scores)
+    assert list(after.columns[-5:]) == [*CROWD_COLUMNS, "path"]
+    assert after["votes"].iloc[C] is None and after["votes"].iloc[H] is None
+    # the columns themselves hold numbers only: (N, K) rows, nulls on the side
+    assert crowd.scores.columns["votes"].shape == (len(GIVEN), len(CLASSES))
+    assert crowd.scores.null_rows["votes"].tolist() == [row.sum() == 0 for row in VOTES]

@@ -15,9 +15,11 @@ from _scoring_data import make_data
 from fercleaner.errors import ScoresFormatError
 from fercleaner.scoring import (
     SCORE_COLUMNS,
+    assemble_columns,
     assemble_scores,
     is_most_suspect_first,
     read_scores,
+    scores_file,
     sort_most_suspect_first,
     write_scores,
 )
@@ -201,3 +203,35 @@ def test_most_suspect_first_orders_by_quality_then_sample_id():
     with_nan = ordered.assign(label_quality=[0.1, 0.2, np.nan, 0.5, 0.9])
     assert not is_most_suspect_first(with_nan)
     assert is_most_suspect_first(ordered.iloc[:1]) and is_most_suspect_first(ordered.iloc[:0])
+
+
+def test_columns_write_a_row_group_at_a_time_the_file_the_sorted_frame_gives(tmp_path, monkeypatch):
+    samples, readouts, _ = _inputs(n=50)
+    columns = assemble_columns(samples, CLASSES, readouts, method_name="mtac")
+    frame = columns.frame()
+    pd.testing.assert_frame_equal(
+        frame, assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    )
+    order = columns.most_suspect_first()
+    np.testing.assert_array_equal(
+        frame["sample_id"].to_numpy()[order], sort_most_suspect_first(frame)["sample_id"]
+    )
+    pd.testing.assert_frame_equal(
+        columns.frame(order[:7]), sort_most_suspect_first(frame).iloc[:7].reset_index(drop=True)
+    )
+    monkeypatch.setattr(scores_file, "SCORES_ROW_GROUP_ROWS", 16)
+    by_groups = write_scores(columns, tmp_path / "a.parquet", metadata=META, order=order)
+    whole = write_scores(sort_most_suspect_first(frame), tmp_path / "b.parquet", metadata=META)
+    meta = pq.ParquetFile(by_groups).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [16, 16, 16, 2]
+    assert pq.read_schema(by_groups).equals(pq.read_schema(whole), check_metadata=True)
+    pd.testing.assert_frame_equal(read_scores(by_groups).frame, read_scores(whole).frame)
+    assert read_scores(by_groups).metadata == META
+
+
+def test_columns_of_no_rows_write_an_empty_scores_file(tmp_path):
+    samples, readouts, _ = _inputs(n=10)
+    columns = assemble_columns(samples, CLASSES, readouts, method_name="mtac")
+    empty = write_scores(columns, tmp_path / "s.parquet", metadata=META, order=np.arange(0))
+    assert pq.ParquetFile(empty).metadata.num_rows == 0
+    assert list(read_scores(empty).frame.columns) == list(columns.frame().columns)

@@ -1,8 +1,11 @@
 """`score_dataset`: read a dataset, decode it once, train, score every sample, write RUN_DIR.
 
-    read_dataset -> build_cache -> train_and_score (per method) -> assemble_scores
+    read_dataset -> build_cache -> train_and_score (per method) -> assemble_columns
                  -> apply_crowd_votes (when the dataset has votes)
                  -> RUN_DIR/{scores, problems, dynamics, events}.parquet + run.json
+
+The scores stay columns (`fercleaner.scoring.ScoreColumns`) until they are written, a
+row group at a time.
 
 Ingestion and decode problems are recorded in problems.parquet and excluded; they never
 abort the run. Under `torchrun` every rank trains its shard and rank 0 writes the files
@@ -15,6 +18,7 @@ seconds, not after training.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -77,13 +81,20 @@ class ScoreResult:
 
     run_dir: Path
     scores_path: Path
-    scores: pd.DataFrame
-    """The scores frame as written (most suspect first, `fercleaner.scoring.SCORES_ORDER`)."""
     classes: list[str]
     problems: pd.DataFrame
     """Ingestion + decode problems (excluded samples)."""
     run_info: dict[str, Any] = field(default_factory=dict)
     """The content of run.json."""
+
+    @functools.cached_property
+    def scores(self) -> pd.DataFrame:
+        """The scores frame as written (most suspect first, `fercleaner.scoring.SCORES_ORDER`),
+        read from `scores_path` on first use: a run writes its scores a row group at a
+        time and never holds a frame of every row (about 600 bytes a sample at its peak)."""
+        from fercleaner.scoring import read_scores
+
+        return read_scores(self.scores_path).frame
 
 
 def score_dataset(
@@ -211,13 +222,12 @@ def _score_from_predictions(
     recipe = dataclasses.replace(
         recipe, score=dataclasses.replace(recipe.score, flag_rule=flag_rule)
     )
-    scores, run_info = write_predictions_run(
+    run_info = write_predictions_run(
         dataset, predictions, run_dir, recipe, started=started, timings=timings
     )
     return ScoreResult(
         run_dir=run_dir,
         scores_path=run_dir / SCORES_FILE,
-        scores=scores,
         classes=list(dataset.classes),
         problems=dataset.problems,
         run_info=run_info,
@@ -326,7 +336,7 @@ def _write_run(
     world_size: int,
 ) -> ScoreResult:
     """Assemble the scores from the readouts and write the run directory (run.json last)."""
-    from fercleaner.scoring import assemble_scores, sort_most_suspect_first
+    from fercleaner.scoring.assemble import assemble_columns
     from fercleaner.scoring.crowd import apply_crowd_votes, get_sample_votes
 
     t = time.perf_counter()
@@ -334,12 +344,12 @@ def _write_run(
     readouts: dict[str, dict[str, np.ndarray]] = {r.method: r.readout for r in results}
     if recipe.score.dynamics and primary.dynamics_readout is not None:
         readouts["dynamics"] = primary.dynamics_readout
-    scores = assemble_scores(
+    scores = assemble_columns(
         samples, classes, readouts, method_name=primary.method, flag_rule=recipe.score.flag_rule
     )
     # crowd votes (FERPlus, RAF-DB, votes_<class> columns): the consensus joins the scores
     crowd = apply_crowd_votes(scores, get_sample_votes(samples, classes), classes)
-    scores = sort_most_suspect_first(crowd.scores)  # the order the file is stored in
+    scores = crowd.scores  # written most suspect first, a row group at a time
     metadata = build_scores_metadata(
         classes=classes,
         methods=[r.method for r in results],
@@ -381,7 +391,6 @@ def _write_run(
     return ScoreResult(
         run_dir=run_dir,
         scores_path=scores_path,
-        scores=scores,
         classes=classes,
         problems=problems,
         run_info=run_info,

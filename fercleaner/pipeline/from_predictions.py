@@ -31,9 +31,9 @@ def write_predictions_run(
     *,
     started: float,
     timings: dict[str, float],
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score the dataset with the file's probabilities and write the run; (scores, run.json)."""
-    from fercleaner.scoring import assemble_scores, sort_most_suspect_first
+) -> dict[str, Any]:
+    """Score the dataset with the file's probabilities and write the run; returns run.json."""
+    from fercleaner.scoring.assemble import assemble_columns
     from fercleaner.scoring.crowd import apply_crowd_votes, get_sample_votes
 
     samples = dataset.samples.reset_index(drop=True)
@@ -46,7 +46,7 @@ def write_predictions_run(
     readout = get_probability_readout(probs, labels)
     if predictions.embeddings is not None:
         readout["outlier_score"] = get_outlier_score(predictions.embeddings)
-    scores = assemble_scores(
+    scores = assemble_columns(
         samples,
         classes,
         {PREDICTIONS_SOURCE: readout},
@@ -54,7 +54,7 @@ def write_predictions_run(
         flag_rule=recipe.score.flag_rule,
     )
     crowd = apply_crowd_votes(scores, get_sample_votes(samples, classes), classes)
-    scores = sort_most_suspect_first(crowd.scores)  # the order the file is stored in
+    scores = crowd.scores  # written most suspect first, a row group at a time
     metadata = build_scores_metadata(
         classes=classes,
         methods=[PREDICTIONS_SOURCE],
@@ -87,4 +87,4 @@ def write_predictions_run(
         consensus=crowd.summary,
     )
     write_run_info(run_dir, run_info)
-    return scores, run_info
+    return run_info

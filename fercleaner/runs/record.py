@@ -15,6 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from fercleaner.scoring.columns import ScoreColumns
+
+#: The scores columns `summarize_scores` reads.
+_SUMMARY_COLUMNS = ("given_label", "proposed_label", "is_label_issue", "issue_type")
+
 
 def new_run_id() -> str:
     """A run id: local time to the second and 6 random hex digits (`20250101T120000-a1b2c3`)."""
@@ -68,7 +73,7 @@ def build_scores_metadata(
 def build_run_info(
     metadata: Mapping[str, Any],
     *,
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | ScoreColumns,
     results: Sequence[Any],
     counts: Mapping[str, int],
     channels: int,
@@ -80,7 +85,7 @@ def build_run_info(
 
     Args:
         metadata: `build_scores_metadata` output.
-        scores: the scores frame as written.
+        scores: the scores as written (a frame, or a run's `ScoreColumns`).
         results: one `fercleaner.training.trainer.TrainResult` per method, primary first.
         counts: `rows_listed`, `ingested`, `problems`, `quarantined_decode`, `trained_on`
             (the flag counts, the scored samples and the relabel events are added here).
@@ -125,7 +130,7 @@ def build_run_info(
 def build_predictions_run_info(
     metadata: Mapping[str, Any],
     *,
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | ScoreColumns,
     counts: Mapping[str, int],
     timings: Mapping[str, float],
     predictions_file: str,
@@ -172,9 +177,11 @@ def _identity(metadata: Mapping[str, Any], timings: Mapping[str, float]) -> dict
 
 
 def summarize_scores(
-    scores: pd.DataFrame, classes: Sequence[str], *, top: int = 5
+    scores: pd.DataFrame | ScoreColumns, classes: Sequence[str], *, top: int = 5
 ) -> dict[str, Any]:
     """Per-class counts and flags, issue-type counts and the top given->proposed confusions."""
+    if isinstance(scores, ScoreColumns):  # only the four columns the summary reads
+        scores = scores.frame(columns=_SUMMARY_COLUMNS)
     flagged = scores[scores["is_label_issue"]]
     per_class = []
     for name in classes:

@@ -26,12 +26,13 @@ from fercleaner.runs.layout import (
     RUN_FILES,
     scores_path,
 )
+from fercleaner.scoring.columns import ScoreColumns
 
 
 def write_run_tables(
     run_dir: str | os.PathLike[str],
     *,
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | ScoreColumns,
     metadata: Mapping[str, Any],
     problems: pd.DataFrame,
     dynamics: pd.DataFrame | Iterable[pd.DataFrame | pa.Table],
@@ -44,7 +45,8 @@ def write_run_tables(
 
     Args:
         run_dir: the run directory.
-        scores: the scores frame (`fercleaner.scoring.assemble_scores`).
+        scores: the scores, a frame (`fercleaner.scoring.assemble_scores`) or columns
+            (`assemble_columns`: written a row group at a time, no frame of every row).
         metadata: the scores file's `fercleaner` metadata (`classes`, `method`, `recipe`,
             `run_id`, `dataset_root`, ...; see docs/architecture.md).
         problems: ingestion and decode problems.
@@ -57,7 +59,14 @@ def write_run_tables(
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = write_scores(sort_most_suspect_first(scores), scores_path(run_dir), metadata=metadata)
+    if isinstance(scores, pd.DataFrame):
+        path = write_scores(
+            sort_most_suspect_first(scores), scores_path(run_dir), metadata=metadata
+        )
+    else:
+        path = write_scores(
+            scores, scores_path(run_dir), metadata=metadata, order=scores.most_suspect_first()
+        )
     write_table_atomic(problems, run_dir / PROBLEMS_FILE)
     if isinstance(dynamics, pd.DataFrame):
         write_table_atomic(dynamics, run_dir / DYNAMICS_FILE)

@@ -2,17 +2,18 @@
 
 Per-class thresholds and the confident joint (`thresholds`), label quality (`quality`),
 the `is_label_issue` decision (`flags`), issue types and proposals (`issue_types`),
-the combination of several sources (`combine`), the scores frame (`assemble`), the
-scores file I/O (`scores_file`) and `score_labels` (`api`), the whole scoring on a
-user's own probabilities with cleanlab's argument conventions; crowd votes and the
-model's consensus (`consensus`) and what it changes in the scores (`crowd`). No torch,
-no I/O outside `scores_file`.
+the combination of several sources (`combine`), the scores as columns and as a frame
+(`columns`, `assemble`), the scores file I/O (`scores_file`) and `score_labels` (`api`),
+the whole scoring on a user's own probabilities with cleanlab's argument conventions;
+crowd votes and the model's consensus (`consensus`) and what it changes in the scores
+(`crowd`). No torch, no I/O outside `scores_file`.
 """
 
 from __future__ import annotations
 
 from fercleaner.scoring.api import score_labels
-from fercleaner.scoring.assemble import SCORE_COLUMNS, assemble_scores
+from fercleaner.scoring.assemble import SCORE_COLUMNS, assemble_columns, assemble_scores
+from fercleaner.scoring.columns import ScoreColumns
 from fercleaner.scoring.combine import COMBINE_RULES, CombinedReadout, combine_sources
 from fercleaner.scoring.crowd import (
     CROWD_COLUMNS,
@@ -50,9 +51,11 @@ __all__ = [
     "SCORES_ROW_GROUP_ROWS",
     "SCORE_COLUMNS",
     "CombinedReadout",
+    "ScoreColumns",
     "apply_crowd_votes",
     "ScoresFile",
     "ScoresStream",
+    "assemble_columns",
     "assemble_scores",
     "combine_sources",
     "estimate_confident_joint",

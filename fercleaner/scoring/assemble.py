@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from fercleaner.scoring.columns import ScoreColumns
 from fercleaner.scoring.combine import combine_sources
 from fercleaner.scoring.flags import find_label_issues
 from fercleaner.scoring.issue_types import _issue_types, propose_labels
@@ -36,13 +38,24 @@ def assemble_scores(
     samples: pd.DataFrame,
     classes: Sequence[str],
     readouts: Mapping[str, Mapping[str, np.ndarray]],
+    **options: Any,
+) -> pd.DataFrame:
+    """The scores frame of docs/architecture.md: `assemble_columns` with the same
+    arguments (`method_name`, `combine`, `weights`, `flag_rule`), as one frame."""
+    return assemble_columns(samples, classes, readouts, **options).frame()
+
+
+def assemble_columns(
+    samples: pd.DataFrame,
+    classes: Sequence[str],
+    readouts: Mapping[str, Mapping[str, np.ndarray]],
     *,
     method_name: str,
     combine: str = "rank_mean",
     weights: Mapping[str, float] | None = None,
     flag_rule: str = "noise_rate",
-) -> pd.DataFrame:
-    """Return the scores frame of docs/architecture.md.
+) -> ScoreColumns:
+    """The scores of docs/architecture.md as columns (a frame's rows are built on demand).
 
     Args:
         samples: sample table with at least `sample_id, split, given_label, path`, rows
@@ -57,7 +70,7 @@ def assemble_scores(
 
     Returns:
         One row per sample: the contract columns, `<source>_<column>` for every source's
-        signals and method columns, then `path`.
+        signals and method columns, then `path`; list columns as (N, k) float32.
     """
     missing = [c for c in SAMPLE_COLUMNS if c not in samples.columns]
     if missing:
@@ -100,36 +113,33 @@ def assemble_scores(
     )
     proposed = propose_labels(labels, combined.soft_label, issue_type=issue_type)
     names = np.array(classes, dtype=object)
-    frame = pd.DataFrame(
-        {
-            "sample_id": samples["sample_id"].astype(str).to_numpy(),
-            "split": samples["split"].astype(str).to_numpy(),
-            "given_label": given_names,
-            "predicted_label": names[combined.pred_probs.argmax(axis=1)],
-            "proposed_label": names[proposed],
-            "label_quality": combined.label_quality,
-            "is_label_issue": is_issue,
-            "issue_type": issue_type,
-            "uncertainty": combined.uncertainty,
-            "pred_probs": _as_lists(combined.pred_probs),
-            "soft_label": _as_lists(combined.soft_label),
-        }
-    )
-    extra: dict[str, object] = {}
+    columns = {
+        "sample_id": _text(samples["sample_id"]),
+        "split": _text(samples["split"]),
+        "given_label": _text(samples["given_label"]),
+        "predicted_label": names[combined.pred_probs.argmax(axis=1)],
+        "proposed_label": names[proposed],
+        "label_quality": combined.label_quality,
+        "is_label_issue": is_issue,
+        "issue_type": issue_type,
+        "uncertainty": combined.uncertainty,
+        "pred_probs": np.asarray(combined.pred_probs, dtype=np.float32),
+        "soft_label": np.asarray(combined.soft_label, dtype=np.float32),
+    }
+    extra: dict[str, np.ndarray] = {}
     for source, readout in readouts.items():
         for key, value in readout.items():
             shared = any(key in r for name, r in readouts.items() if name != method_name)
             if source == method_name and key in DISTRIBUTION_COLUMNS and not shared:
                 continue  # the contract columns are exactly this source's arrays
             value = np.asarray(value)
-            extra[f"{source}_{key}"] = _as_lists(value) if value.ndim == 2 else value
-    if extra:
-        frame = pd.concat([frame, pd.DataFrame(extra)], axis=1)
-    frame["path"] = samples["path"].astype(str).to_numpy()
-    return frame
+            extra[f"{source}_{key}"] = value.astype(np.float32) if value.ndim == 2 else value
+    clash = sorted(set(extra) & set(columns))
+    if clash:
+        raise ValueError(f"readout columns {clash} would replace contract columns of the scores")
+    return ScoreColumns({**columns, **extra, "path": _text(samples["path"])})
 
 
-def _as_lists(matrix: np.ndarray) -> list[np.ndarray]:
-    """(N, k) array -> N float32 rows (how pandas holds a Parquet list<float32> column)."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    return list(matrix)
+def _text(series: pd.Series):
+    """A text column as pandas' string array: Arrow-backed, no Python object per row."""
+    return series.astype(str).array

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fercleaner.arrays import to_matrix
+from fercleaner.scoring.columns import ScoreColumns
 from fercleaner.scoring.consensus import get_consensus
 
 #: Columns `apply_crowd_votes` adds to scores.parquet (only when some image has votes).
@@ -37,8 +37,8 @@ MIN_CONSENSUS_QUALITY = 0.5
 class CrowdScores:
     """The scores after the crowd spoke, and what the run summary says about it."""
 
-    scores: pd.DataFrame
-    """The scores frame (the input itself when no image had votes)."""
+    scores: pd.DataFrame | ScoreColumns
+    """The scores, of the input's kind (the input itself when no image had votes)."""
     summary: dict[str, Any] | None
     """Counts and fitted values for run.json's `consensus` entry; None without votes."""
 
@@ -119,7 +119,7 @@ def find_consensus_issues(
 
 
 def apply_crowd_votes(
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | ScoreColumns,
     votes: np.ndarray | None,
     classes: Sequence[str],
     *,
@@ -128,32 +128,39 @@ def apply_crowd_votes(
     """Combine the votes with the scores' `pred_probs` and write the consensus into the scores.
 
     Args:
-        scores: the assembled scores frame (`fercleaner.scoring.assemble_scores`).
+        scores: the assembled scores, a frame (`fercleaner.scoring.assemble_scores`) or
+            columns (`assemble_columns`, what a run uses).
         votes: (N, K) from `get_sample_votes`, rows following `scores`; None = no votes.
         classes: class names of the probability columns.
         min_quality: the consensus flag's confidence (see `find_consensus_issues`).
 
     Returns:
-        Without votes, `scores` itself and no summary. With votes, a new frame with the
-        `CROWD_COLUMNS` before `path`; voted rows take the expected vote distribution
-        as `soft_label` and the posterior at the given label as `label_quality`; rows the
-        consensus flags become `mislabeled` issues; flagged voted rows propose the
-        consensus label where it differs from the given one.
+        Without votes, `scores` itself and no summary. With votes, new scores of the same
+        kind with the `CROWD_COLUMNS` before `path`; voted rows take the expected vote
+        distribution as `soft_label` and the posterior at the given label as
+        `label_quality`; rows the consensus flags become `mislabeled` issues; flagged
+        voted rows propose the consensus label where it differs from the given one.
     """
     if votes is None:
         return CrowdScores(scores=scores, summary=None)
+    if isinstance(scores, pd.DataFrame):
+        crowd = apply_crowd_votes(
+            ScoreColumns.from_frame(scores), votes, classes, min_quality=min_quality
+        )
+        return CrowdScores(scores=crowd.scores.frame(), summary=crowd.summary)
+    columns = scores.columns
     classes = list(classes)
     k = len(classes)
     index = {name: i for i, name in enumerate(classes)}
-    labels = scores["given_label"].astype(str).map(index).to_numpy(dtype=np.int64)
-    probs = to_matrix(scores["pred_probs"], dtype=np.float64, width=k)
+    labels = pd.Series(columns["given_label"]).astype(str).map(index).to_numpy(dtype=np.int64)
+    probs = np.asarray(columns["pred_probs"], dtype=np.float64).reshape(-1, k)
     probs = probs / probs.sum(axis=1, keepdims=True)  # float32 storage: renormalise
     consensus = get_consensus(votes, probs)
     voted = consensus.votes > 0
     disagrees = find_consensus_issues(
         labels, consensus.label, consensus.quality, consensus.votes, min_quality=min_quality
     )
-    was_flagged = scores["is_label_issue"].to_numpy(dtype=bool)
+    was_flagged = np.asarray(columns["is_label_issue"], dtype=bool)
     # a crowd of two or more that confidently backs the given label overrules the model's
     # flag (one vote cannot: it is usually the given label itself)
     backs = (
@@ -162,32 +169,33 @@ def apply_crowd_votes(
     cleared = was_flagged & backs
     flags = (was_flagged & ~cleared) | disagrees
     names = np.array(classes, dtype=object)
-    soft = to_matrix(scores["soft_label"], dtype=np.float32, width=k)
+    soft = np.array(columns["soft_label"], dtype=np.float32).reshape(-1, k)
     soft[voted] = consensus.vote_distribution[voted]
     # the consensus's belief in the given label ranks voted images (CROWDLAB's label
     # quality); unvoted images keep the model's, already a probability of the given label
-    quality = scores["label_quality"].to_numpy(dtype=np.float64).copy()
+    old_quality = np.asarray(columns["label_quality"])
+    quality = old_quality.astype(np.float64)
     quality[voted] = consensus.soft_label[voted, labels[voted]]
-    issue_type = scores["issue_type"].to_numpy(dtype=object).copy()
+    issue_type = np.asarray(columns["issue_type"], dtype=object).copy()
     issue_type[disagrees] = "mislabeled"
     issue_type[cleared] = "none"
-    proposed = scores["proposed_label"].to_numpy(dtype=object).copy()
+    old_proposed = np.asarray(columns["proposed_label"], dtype=object)
+    proposed = old_proposed.copy()
     proposed[cleared] = names[labels[cleared]]  # unflagged: the given label stands
     relabel = flags & voted & (consensus.label != labels)
     proposed[relabel] = names[consensus.label[relabel]]
-
-    frame = scores.drop(columns="path").assign(
-        label_quality=quality.astype(scores["label_quality"].dtype),
+    crowd = scores.replace(
+        label_quality=quality.astype(old_quality.dtype),
         proposed_label=proposed,
         is_label_issue=flags,
         issue_type=issue_type,
-        soft_label=list(soft),
-        votes=[v.astype(np.float32) if on else None for v, on in zip(votes, voted, strict=True)],
+        soft_label=soft,
+        votes=votes.astype(np.float32),
         vote_count=consensus.votes,
         consensus_label=names[consensus.label],
         consensus_quality=consensus.quality,
     )
-    frame["path"] = scores["path"].to_numpy()
+    crowd = ScoreColumns(crowd.columns, {**crowd.null_rows, "votes": ~voted})
     summary = {
         "images_with_votes": int(voted.sum()),
         "images_with_one_vote": int((voted & (consensus.votes <= 1.0 + 1e-3)).sum()),
@@ -199,11 +207,9 @@ def apply_crowd_votes(
         "disagreements": int(disagrees.sum()),
         "flags_from_consensus": int((disagrees & ~was_flagged).sum()),
         "flags_cleared_by_consensus": int(cleared.sum()),
-        "proposals_from_consensus": int(
-            (relabel & (scores["proposed_label"].to_numpy(dtype=object) != proposed)).sum()
-        ),
+        "proposals_from_consensus": int((relabel & (old_proposed != proposed)).sum()),
     }
-    return CrowdScores(scores=frame, summary=summary)
+    return CrowdScores(scores=crowd, summary=summary)
 
 
 def describe_consensus(summary: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ crowd columns (`fercleaner.scoring.crowd.CROWD_COLUMNS`: `votes` list<float32> o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ from fercleaner.arrays import to_matrix
 from fercleaner.atomic import atomic_path
 from fercleaner.errors import ScoresFormatError
 from fercleaner.scoring.assemble import DISTRIBUTION_COLUMNS, SCORE_COLUMNS
+from fercleaner.scoring.columns import ScoreColumns
 from fercleaner.scoring.crowd import CROWD_COLUMNS
 from fercleaner.scoring.issue_types import ISSUE_TYPES
 
@@ -82,24 +84,57 @@ class ScoresFile:
 
 
 def write_scores(
-    frame: pd.DataFrame, path: str | os.PathLike[str], *, metadata: Mapping[str, Any]
+    scores: pd.DataFrame | ScoreColumns,
+    path: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, Any],
+    order: np.ndarray | None = None,
 ) -> Path:
-    """Atomically write `frame` to `path` as Parquet with `metadata` as JSON under key `fercleaner`.
+    """Atomically write the scores to `path` as Parquet with `metadata` as JSON under key
+    `fercleaner`, in row groups of `SCORES_ROW_GROUP_ROWS`.
 
     `metadata` must contain `classes`, `method` and `recipe`; list columns are stored as
-    list<float32> (`votes` with nulls for images without votes). Returns the path written.
+    list<float32> (`votes` with nulls for images without votes). `ScoreColumns` (what a
+    run writes) are written `order`'s rows (default: all, as they are) a row group at a
+    time, so no frame of every row is built; a frame is written in its own order.
+    Returns the path written.
     """
     missing_meta = [k for k in REQUIRED_METADATA if k not in metadata]
     if missing_meta:
         raise ScoresFormatError(
             f"scores metadata lacks {missing_meta}; it must contain {list(REQUIRED_METADATA)}"
         )
-    missing = [c for c in (*SCORE_COLUMNS, "path") if c not in frame.columns]
+    missing = [c for c in (*SCORE_COLUMNS, "path") if c not in scores.columns]
     if missing:
         raise ScoresFormatError(
-            f"cannot write scores to {path}: the frame lacks columns {missing}; "
-            "build it with fercleaner.scoring.assemble_scores"
+            f"cannot write scores to {path}: the scores lack columns {missing}; "
+            "build them with fercleaner.scoring.assemble_scores"
         )
+    if isinstance(scores, pd.DataFrame):
+        if order is not None:
+            raise ValueError("`order` is for ScoreColumns; sort a frame before writing it")
+        parts: Iterator[pd.DataFrame] = iter([scores])
+    else:
+        rows = np.arange(len(scores)) if order is None else np.asarray(order)
+        starts = range(0, max(len(rows), 1), SCORES_ROW_GROUP_ROWS)
+        parts = (scores.frame(rows[s : s + SCORES_ROW_GROUP_ROWS]) for s in starts)
+    meta = json.dumps(dict(metadata), default=str).encode()
+    path = Path(path)
+    with atomic_path(path) as tmp, contextlib.ExitStack() as stack:
+        writer = None
+        for part in parts:
+            table = _to_arrow(part)
+            if writer is None:
+                schema = table.schema.with_metadata(
+                    {**(table.schema.metadata or {}), METADATA_KEY: meta}
+                )
+                writer = stack.enter_context(pq.ParquetWriter(tmp, schema))
+            writer.write_table(table.cast(writer.schema), row_group_size=SCORES_ROW_GROUP_ROWS)
+    return path
+
+
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """A scores frame as Arrow: list columns list<float32>, text as text."""
     columns = {}
     for name in frame.columns:
         series = frame[name]
@@ -115,13 +150,7 @@ def write_scores(
             columns[name] = pa.array(
                 series.to_numpy(dtype=object) if series.dtype == object else series
             )
-    table = pa.table(columns)
-    meta = json.dumps(dict(metadata), default=str).encode()
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), METADATA_KEY: meta})
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, row_group_size=SCORES_ROW_GROUP_ROWS)
-    return path
+    return pa.table(columns)
 
 
 def read_scores(path: str | os.PathLike[str]) -> ScoresFile:
