@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -39,6 +41,40 @@ def test_every_method_registers_a_documented_frozen_options_dataclass(name):
     assert [n for n in names if not docs.get(n, "").strip()] == []
     assert set(getattr(options_class, "checks", {})) <= set(names)
     assert options_from_dict(options_class, {}) == options_class()  # defaults are valid
+
+
+def test_the_torch_free_options_table_is_what_each_method_registers():
+    from fercleaner.methods.options import BUILTIN_OPTIONS
+    from fercleaner.methods.registry import list_methods
+
+    assert set(BUILTIN_OPTIONS) == set(list_methods())
+    for name, options_class in BUILTIN_OPTIONS.items():
+        assert get_method_class(name).options_class is options_class
+
+
+def test_checking_a_recipe_its_options_and_method_names_imports_no_torch(tmp_path):
+    # a `--predictions` run trains nothing: its checks must not cost torch's import
+    code = (
+        "import sys\n"
+        "from fercleaner.config import load_recipe, method_options\n"
+        "from fercleaner.errors import RegistryError\n"
+        "from fercleaner.pipeline.checks import check_before_work\n"
+        "from fercleaner.runs.record import get_versions\n"
+        "recipe = load_recipe('default', overrides=['method.options.tau=2'])\n"
+        "method_options(recipe.method, 'mtac')\n"
+        "check_before_work('quick', [], method='all', weights=None, layout=None,"
+        f" out_dir={str(tmp_path / 'run')!r})\n"
+        "try:\n"
+        "    check_before_work('quick', [], method='mtak', weights=None, layout=None,"
+        f" out_dir={str(tmp_path / 'run')!r})\n"
+        "except RegistryError as exc:\n"
+        "    assert \"Did you mean 'mtac'\" in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('a misspelt method passed')\n"
+        "assert 'torch' in get_versions()\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_a_bad_poi_option_is_one_line_at_load_not_a_type_error(tmp_path):

@@ -73,9 +73,9 @@ def method_options(method: MethodConfig, name: str) -> Any:
         RegistryError: `name` is not a registered method.
         ConfigError: the options do not fit `name`'s options dataclass.
     """
-    from fercleaner.methods.registry import get_method_class
+    from fercleaner.methods.registry import get_options_class
 
-    options_class = get_method_class(name).options_class
+    options_class = get_options_class(name)
     owner = method.options_for or method.name
     return options_from_dict(options_class, method.options if name == owner else {})
 
@@ -104,13 +104,13 @@ def method_option_problems(method: MethodConfig) -> list[str]:
     Only a single registered name owns options; `all`, a comma list or an unknown name
     (refused later by the registry, with the closest match) are not checked here.
     """
-    from fercleaner.methods.registry import get_method_class, list_methods
+    from fercleaner.methods.registry import get_options_class, list_methods
 
     owner = method.options_for or method.name
     if owner not in list_methods():
         return []
     errors: list[str] = []
-    _build_options(get_method_class(owner).options_class, method.options, errors)
+    _build_options(get_options_class(owner), method.options, errors)
     return errors
 
 

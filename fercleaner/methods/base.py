@@ -18,20 +18,7 @@ import torch
 from torch import nn
 
 from fercleaner.arrays import get_probability_readout
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Which timm backbone to build and where its weights come from."""
-
-    name: str = "resnet18"
-    """timm model name (any model timm can build with features_only=True)."""
-    pretrained: bool = False
-    """Load timm hub weights (needs internet on first use)."""
-    weights: str | None = None
-    """Local weights file (.safetensors or torch file), loaded with weights_only=True."""
-    drop_rate: float = 0.0
-    """Dropout before the classifier heads."""
+from fercleaner.config.recipe import BackboneSpec
 
 
 @dataclass(frozen=True)

@@ -18,33 +18,14 @@ here) is what was measured, so that is what ships.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercleaner.config import Check, in_range
 from fercleaner.methods.base import Batch, Method, MethodContext
+from fercleaner.methods.options import BaselineOptions
 from fercleaner.methods.registry import register_method
 from fercleaner.models import create_backbone
-
-
-@dataclass(frozen=True)
-class BaselineOptions:
-    """The baseline's `method.options`; empty = plain cross-entropy."""
-
-    small_loss_fraction: float = 0.0
-    """Share of each batch's highest losses left out of the loss (0 = plain cross-entropy)."""
-    small_loss_start: float = 0.4
-    """Fraction of the epochs trained on every sample before the selection starts."""
-
-    #: Range rules, checked with the recipe (`fercleaner.config.options_from_dict`).
-    checks: ClassVar[dict[str, Check]] = {
-        "small_loss_fraction": in_range(0, 1, high_open=True),
-        "small_loss_start": in_range(0, 1, high_open=True),
-    }
 
 
 @register_method("baseline", options=BaselineOptions)

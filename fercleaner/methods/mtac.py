@@ -51,16 +51,13 @@ decisions. The readout's arithmetic is in `mtac_readout.py`.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercleaner.config import Check, at_least, greater_than, in_range, one_of
 from fercleaner.methods.au_graph import (
     AUGraphClassifier,
     build_au_adjacency,
@@ -75,72 +72,12 @@ from fercleaner.methods.losses import (
 )
 from fercleaner.methods.mtac_memory import SampleMemory
 from fercleaner.methods.mtac_readout import get_mtac_readout
+from fercleaner.methods.options import MTACOptions
 from fercleaner.methods.rank_regularization import get_rank_margin, rank_regularization
 from fercleaner.methods.registry import register_method
 from fercleaner.models import create_backbone
 from fercleaner.priors import get_au_prior_matrix, get_va_centroids
 from fercleaner.training.distributed import get_process_rank
-
-
-@dataclass(frozen=True)
-class MTACOptions:
-    """MTAC's `method.options`; every field can be set in a recipe or as an override."""
-
-    high_ratio: float = 0.7
-    """Fraction of each batch counted as high-confidence (SCN's beta)."""
-    rank_margin: float | None = None
-    """delta_1 of the rank regulariser; None = scaled with the batch size (0.07 at 64)."""
-    rank_weight: float = 1.0
-    """Weight of the rank regularisation term."""
-    class_balance: bool = False
-    """Weight the CE by 1/sqrt(class count) (mean 1); off by default: it cost label-error AP on
-    FERPlus."""
-    au_weight: float | None = None
-    """Weight of the AU loss; None = 0.5 with dataset AU columns, 0.1 with prior-derived targets."""
-    va_weight: float | None = None
-    """Weight of the VA CCC loss; None = 0.5 with dataset VA columns, 0.1 with centroid targets."""
-    au_graph_threshold: float = 0.4
-    """Edge where P(AU_j | AU_i) >= this (ML-GCN's tau)."""
-    relabel: bool = True
-    """Relabel low-confidence samples after the warm-up."""
-    relabel_warmup: int | None = None
-    """Epochs before relabeling may start; None = max(1, round(0.4 * epochs))."""
-    relabel_margin: float = 0.3
-    """delta_2: required advantage of the best (centred) prototype similarity over the label's."""
-    prototype_momentum: float = 0.5
-    """Per-epoch EMA momentum of the class prototypes (weight of the old prototype)."""
-    confidence_epochs: int | None = None
-    """Training epochs averaged into `confidence_train`; None = max(1, ceil(0.3 * epochs))."""
-    soft_label: str = "probs"
-    """`probs` (the classifier's distribution) or `blend` (mean of it and the prototype softmax)."""
-    prototype_temperature: float = 0.1
-    """Temperature of the softmax over prototype cosine similarities."""
-    quality_prototype_weight: float = 0.0
-    """Share of the prototype softmax in label_quality_signal (the rest: the classifier's
-    p_given)."""
-
-    #: Range and choice rules, checked with the recipe (`fercleaner.config.options_from_dict`).
-    checks: ClassVar[dict[str, Check]] = {
-        "high_ratio": in_range(0, 1, low_open=True, high_open=True),
-        "rank_margin": at_least(0),
-        "rank_weight": at_least(0),
-        "au_weight": at_least(0),
-        "va_weight": at_least(0),
-        "au_graph_threshold": in_range(0, 1, low_open=True),
-        "relabel_warmup": at_least(1),
-        "relabel_margin": at_least(0),
-        "prototype_momentum": in_range(0, 1, high_open=True),
-        "confidence_epochs": at_least(1),
-        "soft_label": one_of("probs", "blend"),
-        "prototype_temperature": greater_than(0),
-        "quality_prototype_weight": in_range(0, 1),
-    }
-
-    def resolve(self, *, epochs: int) -> MTACOptions:
-        """These options with the epoch-dependent defaults filled in for an `epochs`-long run."""
-        warmup = self.relabel_warmup or max(1, round(0.4 * epochs))
-        conf_epochs = self.confidence_epochs or max(1, math.ceil(0.3 * epochs))
-        return replace(self, relabel_warmup=warmup, confidence_epochs=conf_epochs)
 
 
 @register_method("mtac", options=MTACOptions)

@@ -53,7 +53,6 @@ commands in the POI report, docs/benchmarks.md for the benchmark suite):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,65 +60,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercleaner.config import Check, at_least, greater_than, in_range, one_of
 from fercleaner.errors import ConfigError
 from fercleaner.methods.base import Batch, Method, MethodContext
 from fercleaner.methods.losses import get_aux_targets, sigmoid_rampup
+from fercleaner.methods.options import POIOptions
 from fercleaner.methods.patches import choose_patch_stage
 from fercleaner.methods.poi_losses import js_uncertainty, mutual_learning_kl, transfer_loss
 from fercleaner.methods.poi_pin import REGIONS, PriorInferenceNetwork
 from fercleaner.methods.registry import register_method
 from fercleaner.models import create_backbone
 from fercleaner.priors import AU_IDS, get_au_prior_matrix
-
-
-@dataclass(frozen=True)
-class POIOptions:
-    """POI's `method.options`; every field can be set from a recipe."""
-
-    trn_backbone: str = "shared"
-    """`shared` (one backbone pass for PIN and TRN) or `separate` (TRN has its own backbone, ~2x
-    cost)."""
-    region_stage: int | None = None
-    """Backbone stage whose map PIN crops; None = deepest non-final stage at least 6 cells wide."""
-    whole_from_last: bool = False
-    """Feed PIN's whole-face branch the deepest stage instead of the region stage's map."""
-    region_dim: int = 128
-    """Channels of each region branch's conv."""
-    tau: float = 4.0
-    """Initial scale of the prior evidence (learnable per region)."""
-    kappa: float = 0.5
-    """Softening of the AU norm in the evidence (0 = plain |a|)."""
-    temperature: float = 2.0
-    """Distillation temperature T of the PIN -> TRN transfer."""
-    ramp_epochs: float | None = None
-    """Epochs over which the transfer weight ramps up; None = a quarter of the run (at least 1)."""
-    dml_weight: float = 1.0
-    """Weight of the mutual-learning KL between region branches."""
-    au_weight: float = 1.0
-    """Weight of the AU loss on annotated AUs."""
-    weak_au_weight: float = 0.5
-    """Weight of the AU loss on targets derived from the label (rows with no AU annotation)."""
-    uncertainty: str = "js"
-    """`js` (parameter-free JS(q, onehot(y))/ln 2) or `learned` (a head trained to predict it)."""
-    quality_blend: float = 0.0
-    """Weight of TRN's p[given] in `label_quality_signal` (0 = PIN's q[given] only)."""
-
-    #: Range and choice rules, checked with the recipe (`fercleaner.config.options_from_dict`).
-    checks: ClassVar[dict[str, Check]] = {
-        "trn_backbone": one_of("shared", "separate"),
-        "uncertainty": one_of("js", "learned"),
-        "region_stage": at_least(0),
-        "region_dim": at_least(1),
-        "tau": greater_than(0),
-        "kappa": at_least(0),
-        "temperature": greater_than(0),
-        "ramp_epochs": greater_than(0),
-        "dml_weight": at_least(0),
-        "au_weight": at_least(0),
-        "weak_au_weight": at_least(0),
-        "quality_blend": in_range(0, 1),
-    }
 
 
 @register_method("poi", options=POIOptions)

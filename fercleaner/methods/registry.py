@@ -5,9 +5,12 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fercleaner.errors import RegistryError
-from fercleaner.methods.base import Method, MethodContext
+
+if TYPE_CHECKING:  # the base class imports torch; a recipe check needs none of it
+    from fercleaner.methods.base import Method, MethodContext
 
 _METHODS: dict[str, type[Method]] = {}
 #: Modules that register built-in methods on import; imported lazily on first lookup.
@@ -52,21 +55,39 @@ def _load_builtins() -> None:
 
 
 def list_methods() -> list[str]:
-    """Names of every registered method, sorted."""
-    _load_builtins()
-    return sorted(_METHODS)
+    """Names of every registered method, sorted (the built-ins without importing them)."""
+    from fercleaner.methods.options import BUILTIN_OPTIONS
+
+    return sorted(set(BUILTIN_OPTIONS) | set(_METHODS))
+
+
+def check_method(name: str) -> None:
+    """Raise unless `name` is a registered method; the error lists them and the closest.
+
+    Raises:
+        RegistryError: an unknown name.
+    """
+    names = list_methods()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise RegistryError(f"unknown method {name!r}; available: {', '.join(names)}.{hint}")
 
 
 def get_method_class(name: str) -> type[Method]:
-    """The class registered as `name`; an unknown name lists the valid ones and the closest."""
+    """The class registered as `name` (importing the built-ins, and torch, on first use)."""
+    check_method(name)
     _load_builtins()
-    if name not in _METHODS:
-        close = difflib.get_close_matches(name, list(_METHODS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RegistryError(
-            f"unknown method {name!r}; available: {', '.join(sorted(_METHODS))}.{hint}"
-        )
     return _METHODS[name]
+
+
+def get_options_class(name: str) -> type:
+    """The options dataclass of method `name`; a built-in's without importing torch."""
+    from fercleaner.methods.options import BUILTIN_OPTIONS
+
+    if name in BUILTIN_OPTIONS:
+        return BUILTIN_OPTIONS[name]
+    return get_method_class(name).options_class
 
 
 def create_method(name: str, context: MethodContext) -> Method:

@@ -52,7 +52,6 @@ LDL-ALSG for the topology), chosen as follows:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -61,7 +60,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercleaner.arrays import get_normalized_entropy
-from fercleaner.config import Check, at_least, in_range
 from fercleaner.errors import ConfigError
 from fercleaner.methods.base import Batch, Method, MethodContext
 from fercleaner.methods.losses import (
@@ -70,6 +68,7 @@ from fercleaner.methods.losses import (
     masked_mse,
     sigmoid_rampup,
 )
+from fercleaner.methods.options import UaplOptions
 from fercleaner.methods.patches import (
     choose_patch_stage,
     crop_regions,
@@ -95,53 +94,6 @@ REGION_NAMES: tuple[str, ...] = (
     "grid_bottom_left",
     "grid_bottom_right",
 )
-
-
-@dataclass(frozen=True)
-class UaplOptions:
-    """UAPL's `method.options`; every field can be set in a recipe."""
-
-    k: int = 8
-    """Neighbours per sample in each kNN graph."""
-    lambda_max: float = 1.0
-    """Weight of the task-guidance KL once ramped up."""
-    ramp_epochs: int | None = None
-    """Epochs over which lambda ramps up; None = epochs // 2 (at least 1)."""
-    margin: float = 0.1
-    """Required gap between the mean of a face's top-half gates and the rest."""
-    margin_weight: float = 1.0
-    """Weight of the gate margin loss."""
-    region_weight: float = 0.5
-    """Weight of the per-region auxiliary CE (each patch classifies the face on its own)."""
-    gate_target_weight: float = 1.0
-    """Weight of the BCE pulling each gate towards its region's certainty (0 = RAN-only gates)."""
-    au_weight: float = 0.5
-    """Weight of the AU head's BCE (annotated or weak prior targets)."""
-    va_weight: float = 0.5
-    """Weight of the VA head's MSE (annotated or centroid targets)."""
-    patch_stage: int | None = None
-    """Backbone stage to crop patches from; None = `choose_patch_stage`."""
-    patch_dim: int = 64
-    """Channels of each region's feature f_r."""
-    crop_size: int = 3
-    """Side of each roi crop on the patch stage map."""
-    neck_dim: int = 128
-    """Width of the embedding the heads (and the embedding kNN space) use."""
-    readout_self_weight: float = 0.5
-    """Share of the sample's own prediction in the readout soft label q (rest: neighbours)."""
-
-    #: Range rules, checked with the recipe (`fercleaner.config.options_from_dict`).
-    checks: ClassVar[dict[str, Check]] = {
-        "k": at_least(1),
-        "lambda_max": at_least(0),
-        "ramp_epochs": at_least(0),
-        "margin": at_least(0),
-        "patch_stage": at_least(0),
-        "patch_dim": at_least(4),
-        "crop_size": at_least(1),
-        "neck_dim": at_least(2),
-        "readout_self_weight": in_range(0, 1),
-    }
 
 
 @register_method("uapl", options=UaplOptions)

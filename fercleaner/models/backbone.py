@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fercleaner.config.recipe import BackboneSpec
 from fercleaner.errors import ConfigError, RegistryError
-from fercleaner.methods.base import BackboneSpec
 
 
 class Backbone(nn.Module):

@@ -135,9 +135,6 @@ def score_dataset(
         OutputError: `out_dir` is a file or not writable (checked before reading).
         DatasetError: the dataset cannot be read, or nothing is left to train on.
     """
-    from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
-    from fercleaner.training.distributed import init_distributed, shutdown_distributed
-
     timings: dict[str, float] = {}
     started = time.perf_counter()
     resolved, method_names, run_dir = check_before_work(
@@ -159,6 +156,10 @@ def score_dataset(
             ),
             started=started,
         )
+    # after the predictions branch: it trains nothing and never imports torch
+    from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
+    from fercleaner.training.distributed import init_distributed, shutdown_distributed
+
     dist_info = init_distributed()
     report = progress if (progress is not None and dist_info.is_main) else None
     try:

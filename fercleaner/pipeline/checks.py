@@ -35,7 +35,7 @@ def check_before_work(
         ConfigError: bad recipe or override, unknown method, unusable weights file.
         OutputError: `out_dir` is a file or not writable.
     """
-    from fercleaner.methods.registry import get_method_class, list_methods
+    from fercleaner.methods.registry import check_method, list_methods
 
     extra = [f"backbone.weights={weights}"] * bool(weights) + [f"data.layout={layout}"] * bool(
         layout
@@ -45,7 +45,7 @@ def check_before_work(
     resolved = resolve_recipe(recipe, [*extra, *overrides])
     method_names = list_method_names(resolved.method.name, list_methods())
     for name in method_names:
-        get_method_class(name)  # fail on a typo before any work
+        check_method(name)  # fail on a typo before any work
     run_dir = check_output_dir(out_dir, what="run directory")
     check_weights(resolved.backbone.weights)
     return resolved, method_names, run_dir

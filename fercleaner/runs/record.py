@@ -7,7 +7,9 @@ flags; `fercleaner.pipeline` gathers the numbers, this module lays them out.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import platform
+import sys
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -215,19 +217,27 @@ def summarize_scores(
 
 
 def get_versions() -> dict[str, str]:
-    """Versions of fercleaner, Python, torch and (when installed) timm, numpy, pandas, pyarrow."""
-    import torch
+    """Versions of fercleaner, Python, torch and (when installed) timm, numpy, pandas, pyarrow.
 
+    A module this process has imported reports its own `__version__` (torch's names its
+    CUDA build); the others the installed distribution's, read without importing them (a
+    `--predictions` run never imports torch).
+    """
     import fercleaner
 
-    versions = {
-        "fercleaner": fercleaner.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
-    for module in ("timm", "numpy", "pandas", "pyarrow"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            continue
+    versions = {"fercleaner": fercleaner.__version__, "python": platform.python_version()}
+    for module in ("torch", "timm", "numpy", "pandas", "pyarrow"):
+        version = _installed_version(module)
+        if version is not None:
+            versions[module] = version
     return versions
+
+
+def _installed_version(module: str) -> str | None:
+    loaded = sys.modules.get(module)
+    if loaded is not None and hasattr(loaded, "__version__"):
+        return str(loaded.__version__)
+    try:
+        return importlib.metadata.version(module)
+    except importlib.metadata.PackageNotFoundError:
+        return None
