@@ -273,8 +273,9 @@ def _score(work: Path, part: str, n: int) -> dict:
     seconds = time.perf_counter() - t0
     return {
         "score_s": round(seconds, 2),
-        "score_samples": len(result.scores),
-        "score_flagged": int(result.scores["is_label_issue"].sum()),
+        # from run.json: `result.scores` would read the whole file back into this process
+        "score_samples": int(result.run_info["summary"]["samples"]),
+        "score_flagged": int(result.run_info["summary"]["flagged"]),
         "score_timings_s": {k: round(v, 2) for k, v in result.run_info["timings"].items()},
     }
 
@@ -307,7 +308,7 @@ def _infer(work: Path, part: str, n: int) -> dict:
     timings = result.run_info["timings"]
     return {
         "infer_s": round(seconds, 2),
-        "infer_samples": len(result.scores),
+        "infer_samples": int(result.run_info["summary"]["samples"]),
         "infer_trained_on": int(result.run_info["counts"]["trained_on"]),
         "infer_timings_s": {k: round(v, 2) for k, v in timings.items()},
         "infer_overrides": list(INFER_OVERRIDES),

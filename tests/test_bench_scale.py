@@ -48,3 +48,23 @@ def test_every_stage_fills_its_fields_and_the_browser_times_the_review(tmp_path)
     # the export's own peak, not the streaming read after it
     assert result["export_peak_rss_mb"] == result["export_only_peak_rss_mb"]
     assert result["export_process_peak_rss_mb"] >= result["export_peak_rss_mb"]
+
+
+def test_the_infer_and_dynamics_stages_run_the_whole_score_path_at_n(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "scale.py"), "--n", "300"]
+        + ["--stages", "infer,dynamics", "--workdir", str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert not [k for k in result if k.endswith("_error")], result
+    # every image predicted and scored; only the 1% `val` split trained on
+    assert result["infer_samples"] == 300 and result["infer_trained_on"] == 3
+    assert 0 < result["infer_anonymous_peak_mb"] < result["infer_csv_peak_rss_mb"]
+    assert {"read_s", "cache_s", "train_baseline_s", "write_s"} <= set(result["infer_timings_s"])
+    # the dynamics live in epoch files: the checkpoint carries none of them
+    assert result["dynamics_epochs"] == 30 and result["dynamics_checkpoint_mb"] < 0.01
+    assert result["dynamics_epoch_files_mb"] > 0

@@ -143,6 +143,27 @@ def test_a_new_run_in_an_old_runs_folder_reads_only_its_own_epochs(tmp_path):
     folder = tmp_path / "checkpoints" / "baseline" / "fold0.dynamics"
     assert [p.name for p in folder.iterdir()] == ["epoch0000.npy"]
 
+    # a fresh run killed in its first epoch leaves nothing of the earlier run to resume
+    train_and_score(data, longer, method_name="baseline", run_dir=tmp_path / "b")
+
+    def kill_in_first_epoch(p):
+        if p.phase == "train" and p.epoch == 0:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        train_and_score(
+            data,
+            longer,
+            method_name="baseline",
+            run_dir=tmp_path / "b",
+            progress=kill_in_first_epoch,
+        )
+    assert not (tmp_path / "b" / "checkpoints" / "baseline" / "fold0.pt").exists()
+    resumed = train_and_score(
+        data, longer, method_name="baseline", run_dir=tmp_path / "b", resume=True
+    )
+    assert resumed.dynamics_table()["epoch"].unique().tolist() == [0, 1, 2]
+
 
 def test_cross_fitting_never_predicts_a_training_sample(tmp_path):
     data = _data()

@@ -90,8 +90,9 @@ class ScoreResult:
     @functools.cached_property
     def scores(self) -> pd.DataFrame:
         """The scores frame as written (most suspect first, `fercleaner.scoring.SCORES_ORDER`),
-        read from `scores_path` on first use: a run writes its scores a row group at a
-        time and never holds a frame of every row (about 600 bytes a sample at its peak)."""
+        read from `scores_path` on first use (the file as it is then): a run writes its
+        scores a row group at a time and never holds a frame of every row (about 600
+        bytes a sample at its peak)."""
         from fercleaner.scoring import read_scores
 
         return read_scores(self.scores_path).frame

@@ -147,7 +147,9 @@ def apply_crowd_votes(
         crowd = apply_crowd_votes(
             ScoreColumns.from_frame(scores), votes, classes, min_quality=min_quality
         )
-        return CrowdScores(scores=crowd.scores.frame(), summary=crowd.summary)
+        return CrowdScores(
+            scores=crowd.scores.frame().set_axis(scores.index), summary=crowd.summary
+        )
     columns = scores.columns
     classes = list(classes)
     k = len(classes)

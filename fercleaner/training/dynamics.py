@@ -203,14 +203,17 @@ class DynamicsRecord:
         Arrow, not pandas: a frame of a million Python strings per epoch took twice the
         memory and time of the rest of the bookkeeping (docs/benchmarks.md, "Scale").
         """
-        sample_ids = pa.array(np.asarray(self.sample_ids, dtype=object), type=pa.string())
+        # large_string: the type pandas' text columns had here, so runs stay one schema
+        sample_ids = pa.array(np.asarray(self.sample_ids, dtype=object), type=pa.large_string())
         for epoch in self.signals.epochs():
             values = self.signals.get(epoch)
             rows = np.flatnonzero(np.isfinite(values["given_prob"]))
             if len(rows) == 0:
                 continue
             columns = {
-                "method": pa.array(np.full(len(rows), self.method, dtype=object), pa.string()),
+                "method": pa.array(
+                    np.full(len(rows), self.method, dtype=object), pa.large_string()
+                ),
                 "fold": pa.array(np.full(len(rows), self.fold, dtype=np.int32)),
                 "epoch": pa.array(np.full(len(rows), epoch, dtype=np.int32)),
                 "sample_id": sample_ids.take(pa.array(rows)),
@@ -229,10 +232,10 @@ class DynamicsRecord:
         if not parts:
             return pd.DataFrame(
                 {
-                    "method": pd.Series(dtype=object),
+                    "method": pd.Series(dtype=str),
                     "fold": pd.Series(dtype=np.int32),
                     "epoch": pd.Series(dtype=np.int32),
-                    "sample_id": pd.Series(dtype=object),
+                    "sample_id": pd.Series(dtype=str),
                     **{k: pd.Series(dtype=np.float32) for k in DYNAMICS_SIGNALS},
                 }
             )

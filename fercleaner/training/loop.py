@@ -67,8 +67,8 @@ def fit_model(data, train_idx: np.ndarray, job: FitJob) -> tuple[Method, Dynamic
     cfg = job.recipe.train
     state = _setup(data, train_idx, job)
     start_epoch = _resume(state, job) if job.resume else 0
-    if start_epoch == 0 and state.dynamics.signals is not None:
-        state.dynamics.signals.keep_only([])  # an earlier run's epochs in the same folder
+    if start_epoch == 0 and job.dist_info.is_main:
+        _forget_earlier_run(state, job)
     job.timer.skip(start_epoch * state.steps_per_epoch)
     given = torch.from_numpy(data.labels).to(job.device)  # (N,)
     seen = 0
@@ -124,6 +124,16 @@ def _dynamics_signals(job: FitJob) -> EpochSignals | None:
     if not job.dist_info.is_main:
         return None
     return EpochSignals(None if job.checkpoint is None else job.checkpoint.with_suffix(".dynamics"))
+
+
+def _forget_earlier_run(state: _State, job: FitJob) -> None:
+    """Delete what an earlier run left in this fold's place: its epoch files and its
+    checkpoint, which a `--resume` after a kill in this run's first epoch would otherwise
+    continue (without the epoch files it refers to)."""
+    if state.dynamics.signals is not None:
+        state.dynamics.signals.keep_only([])
+    if job.checkpoint is not None:
+        job.checkpoint.unlink(missing_ok=True)
 
 
 def _resume(state: _State, job: FitJob) -> int:

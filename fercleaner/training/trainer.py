@@ -67,7 +67,9 @@ class TrainResult:
     dynamics_readout: dict[str, np.ndarray] | None
     """Training-dynamics source in readout shape (folds == 1 only), else None."""
     dynamics_records: list[DynamicsRecord]
-    """Per fold, the per-epoch signals behind dynamics.parquet's long table."""
+    """Per fold, the per-epoch signals behind dynamics.parquet's long table. With a
+    `run_dir` they are the epoch files under its checkpoints, read when the table is
+    asked for: a later run in the same folder replaces them."""
     events: pd.DataFrame
     """Method events (e.g. relabels) with method, fold, sample_id."""
     seconds: float
