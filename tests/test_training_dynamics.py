@@ -14,7 +14,6 @@ from fercleaner.training.dynamics import (
     DynamicsRecord,
     EpochSignals,
     get_dynamics_readout,
-    get_dynamics_table,
     get_late_epochs,
 )
 
@@ -125,10 +124,10 @@ def test_the_long_table_comes_an_epoch_at_a_time_with_the_same_rows() -> None:
     dynamics = _accumulator(margins)
     ids = np.array(["a", "b", "c", "d"])
     record = DynamicsRecord(dynamics.signals, ids, "poi", 2)
-    parts = list(record.tables())
+    parts = [table.to_pandas() for table in record.arrow_tables()]
     assert [p["epoch"].unique().tolist() for p in parts] == [[0], [2]]  # epoch 1 trained none
     assert [p["sample_id"].tolist() for p in parts] == [["a", "c"], ["a", "b", "d"]]
-    whole = get_dynamics_table(dynamics, sample_ids=ids, method="poi", fold=2)
+    whole = record.table()
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
     assert (whole["method"] == "poi").all() and (whole["fold"] == 2).all()
 

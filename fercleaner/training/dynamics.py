@@ -26,6 +26,17 @@ from fercleaner.errors import CheckpointError
 
 #: Per-epoch signals, in table column order.
 DYNAMICS_SIGNALS = ("given_prob", "max_prob", "margin", "confidence")
+#: dynamics.parquet's long table (text as large_string, the type pandas gave it when the
+#: table was built in pandas, so old and new runs are one schema).
+DYNAMICS_TABLE_SCHEMA = pa.schema(
+    [
+        ("method", pa.large_string()),
+        ("fold", pa.int32()),
+        ("epoch", pa.int32()),
+        ("sample_id", pa.large_string()),
+        *((key, pa.float32()) for key in DYNAMICS_SIGNALS),
+    ]
+)
 
 
 class EpochSignals:
@@ -203,7 +214,6 @@ class DynamicsRecord:
         Arrow, not pandas: a frame of a million Python strings per epoch took twice the
         memory and time of the rest of the bookkeeping (docs/benchmarks.md, "Scale").
         """
-        # large_string: the type pandas' text columns had here, so runs stay one schema
         sample_ids = pa.array(np.asarray(self.sample_ids, dtype=object), type=pa.large_string())
         for epoch in self.signals.epochs():
             values = self.signals.get(epoch)
@@ -211,42 +221,19 @@ class DynamicsRecord:
             if len(rows) == 0:
                 continue
             columns = {
-                "method": pa.array(
-                    np.full(len(rows), self.method, dtype=object), pa.large_string()
-                ),
-                "fold": pa.array(np.full(len(rows), self.fold, dtype=np.int32)),
-                "epoch": pa.array(np.full(len(rows), epoch, dtype=np.int32)),
+                "method": np.full(len(rows), self.method, dtype=object),
+                "fold": np.full(len(rows), self.fold),
+                "epoch": np.full(len(rows), epoch),
                 "sample_id": sample_ids.take(pa.array(rows)),
+                **{key: np.asarray(values[key])[rows] for key in DYNAMICS_SIGNALS},
             }
-            for key in DYNAMICS_SIGNALS:
-                columns[key] = pa.array(np.asarray(values[key], np.float32)[rows])
-            yield pa.table(columns)
-
-    def tables(self) -> Iterator[pd.DataFrame]:
-        """`arrow_tables` as pandas frames."""
-        return (table.to_pandas() for table in self.arrow_tables())
+            yield pa.table(columns, schema=DYNAMICS_TABLE_SCHEMA)
 
     def table(self) -> pd.DataFrame:
         """The whole long table at once (for callers that want a frame; a run does not)."""
         parts = list(self.arrow_tables())
-        if not parts:
-            return pd.DataFrame(
-                {
-                    "method": pd.Series(dtype=str),
-                    "fold": pd.Series(dtype=np.int32),
-                    "epoch": pd.Series(dtype=np.int32),
-                    "sample_id": pd.Series(dtype=str),
-                    **{k: pd.Series(dtype=np.float32) for k in DYNAMICS_SIGNALS},
-                }
-            )
-        return pa.concat_tables(parts).to_pandas()
-
-
-def get_dynamics_table(
-    dynamics: DynamicsAccumulator, *, sample_ids: np.ndarray, method: str, fold: int
-) -> pd.DataFrame:
-    """Long table, one row per (epoch, trained sample): method, fold, epoch, sample_id, signals."""
-    return DynamicsRecord(_signals_of(dynamics), sample_ids, method, fold).table()
+        whole = pa.concat_tables(parts) if parts else DYNAMICS_TABLE_SCHEMA.empty_table()
+        return whole.to_pandas()
 
 
 def get_dynamics_readout(dynamics: DynamicsAccumulator) -> dict[str, np.ndarray]:
