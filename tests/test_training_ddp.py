@@ -12,9 +12,16 @@ import pandas as pd
 import pytest
 import torch
 
+from fercleaner.errors import ConfigError
 from fercleaner.scoring import read_scores
 from fercleaner.synth import write_synthetic_dataset
-from fercleaner.training.distributed import all_reduce_tensor, get_process_rank, shard_indices
+from fercleaner.training.distributed import (
+    all_reduce_tensor,
+    choose_backend,
+    get_process_rank,
+    init_distributed,
+    shard_indices,
+)
 
 TINY = [
     "backbone.name=test_resnet",
@@ -31,6 +38,28 @@ def test_shards_cover_every_index_with_equal_counts():
     shards = [shard_indices(indices, rank=r, world_size=3) for r in range(3)]
     assert {len(s) for s in shards} == {4}
     assert sorted(set().union(*map(set, shards))) == indices
+
+
+def test_the_backend_follows_the_training_device():
+    assert choose_backend("auto", cuda_devices=2, local_world_size=2) == "nccl"
+    assert choose_backend("cuda", cuda_devices=8, local_world_size=4) == "nccl"
+    # a CPU run on a GPU machine reduces CPU tensors: gloo, however many GPUs
+    assert choose_backend("cpu", cuda_devices=2, local_world_size=4) == "gloo"
+    assert choose_backend("auto", cuda_devices=0, local_world_size=2) == "gloo"
+
+
+def test_more_cuda_processes_than_gpus_is_refused_before_nccl_would_be(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    # raised before any process group is joined: nothing to tear down, no peer awaited
+    with pytest.raises(ConfigError, match=r"2 processes on this machine but it has 1 GPU, "):
+        init_distributed("auto")
+    with pytest.raises(ConfigError, match=r"--nproc_per_node 1 \(or train.device=cpu"):
+        init_distributed("cuda")
+    assert not torch.distributed.is_initialized()
 
 
 def test_all_reduce_tensor_without_a_process_group_leaves_the_tensor_alone():

@@ -161,7 +161,7 @@ def score_dataset(
     from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
     from fercleaner.training.distributed import init_distributed, shutdown_distributed
 
-    dist_info = init_distributed()
+    dist_info = init_distributed(resolved.train.device)
     report = progress if (progress is not None and dist_info.is_main) else None
     try:
         if dist_info.is_main:  # what a kill -9 mid-write left behind (atomic writes)

@@ -3,7 +3,7 @@
 Without torchrun's environment (`WORLD_SIZE` unset or 1) every helper is a cheap no-op,
 so the trainer has one code path. Methods sum their per-sample state over ranks with
 `all_reduce_tensor` and ask `get_process_rank`; this module imports nothing else of
-fercleaner, so methods can use it without pulling in the trainer.
+fercleaner but its errors, so methods can use it without pulling in the trainer.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from fercleaner.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,24 +41,51 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed() -> DistInfo:
-    """Join the torchrun process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the torchrun process group when launched by torchrun.
+
+    `device` is the recipe's `train.device`: the backend follows where training runs
+    (nccl for CUDA, gloo for CPU), so `train.device=cpu` on a GPU machine reduces CPU
+    tensors with gloo.
+
+    Raises:
+        ConfigError: CUDA training with more processes on this machine than GPUs (NCCL
+            refuses two ranks on one GPU); the message says how many to start.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
     rank = int(os.environ["RANK"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    backend = choose_backend(device, cuda_devices=cuda_devices, local_world_size=local_world_size)
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(local_rank % torch.cuda.device_count())
+            torch.cuda.set_device(local_rank)
         dist.init_process_group(backend=backend)
     # Share the cores: two CPU processes each taking every core would thrash.
-    if not torch.cuda.is_available():
-        torch.set_num_threads(
-            max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world_size)))
-        )
+    if backend == "gloo":
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world_size))
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def choose_backend(device: str, *, cuda_devices: int, local_world_size: int) -> str:
+    """`nccl` when `device` (`auto`, `cuda` or `cpu`) trains on CUDA, else `gloo`.
+
+    Raises:
+        ConfigError: CUDA training with more processes on this machine than GPUs.
+    """
+    if device == "cpu" or cuda_devices == 0:
+        return "gloo"
+    if local_world_size > cuda_devices:
+        raise ConfigError(
+            f"torchrun started {local_world_size} processes on this machine but it has "
+            f"{cuda_devices} GPU{'s' if cuda_devices != 1 else ''}, and NCCL needs one GPU "
+            f"per process: use --nproc_per_node {cuda_devices} (or train.device=cpu to "
+            "train on the CPU with gloo)."
+        )
+    return "nccl"
 
 
 def shutdown_distributed(info: DistInfo) -> None:
