@@ -1,6 +1,8 @@
 """Atomic file writes: write a temp file beside the target, fsync, rename.
 
-A crash at any point leaves either the old file or the new one, never a torn file; a
+A crash at any point leaves either the old file or the new one, never a torn file. The
+new file gets the mode a plain `open` would give it (the old file's, else 0666 less the
+umask), not the 0600 of a temp file, so another account can read the outputs. A
 `kill -9` mid-write can also leave the temp file (`.NAME.XXXXXXXX.tmp`) beside it, which
 `remove_stale_temporaries` deletes. `check_output_dir` fails early on an output folder
 that cannot be written, before any work is done.
@@ -9,9 +11,11 @@ that cannot be written, before any work is done.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,11 +40,28 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _mode_for(target))
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _mode_for(target: Path) -> int:
+    """The permission bits `target` keeps (it exists) or a new file gets (0666 less umask)."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_get_umask()
+
+
+@functools.cache
+def _get_umask() -> int:
+    """This process's umask (read once: reading it means setting it for a moment)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
