@@ -19,6 +19,7 @@ from fercleaner.scoring import (
     assemble_columns,
     assemble_scores,
     is_most_suspect_first,
+    open_scores,
     read_scores,
     scores_file,
     sort_most_suspect_first,
@@ -166,6 +167,54 @@ def test_list_columns_are_checked_per_row_and_by_type(tmp_path):
     pq.write_table(flat, tmp_path / "flat.parquet")
     with pytest.raises(ScoresFormatError, match="column 'pred_probs' holds double, not one list"):
         read_scores(tmp_path / "flat.parquet")
+
+
+@pytest.mark.parametrize(
+    ("column", "row", "values", "what"),
+    [
+        ("soft_label", 7, "nan", "probabilities: finite, not negative, summing to more than 0"),
+        ("pred_probs", 3, "negative", "probabilities"),
+        ("soft_label", 0, "zeros", "summing to more than 0"),
+    ],
+)
+def test_distributions_hold_finite_non_negative_values(tmp_path, column, row, values, what):
+    samples, readouts, _ = _inputs(n=20)
+    frame = assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    vector = np.asarray(frame.at[row, column], dtype=np.float32).copy()
+    if values == "nan":
+        vector[1] = np.nan
+    elif values == "negative":
+        vector[0] = -0.25
+    else:
+        vector[:] = 0.0
+    frame.at[row, column] = vector
+    write_scores(frame, tmp_path / "bad.parquet", metadata=META)
+    with pytest.raises(ScoresFormatError, match=rf"row {row} column '{column}' holds .*{what}"):
+        read_scores(tmp_path / "bad.parquet")
+    # a stream names the same row, counted from the file's start, whatever the batch
+    with pytest.raises(ScoresFormatError, match=rf"row {row} column '{column}'"):
+        for _ in open_scores(tmp_path / "bad.parquet").batches(rows=4):
+            pass
+
+
+def test_vote_counts_are_finite_and_not_negative_where_an_image_has_votes(tmp_path):
+    samples, readouts, _ = _inputs(n=20)
+    frame = assemble_scores(samples, CLASSES, readouts, method_name="mtac")
+    votes = [None] * 20
+    votes[4] = np.arange(len(CLASSES), dtype=np.float32)
+    votes[9] = np.full(len(CLASSES), np.nan, dtype=np.float32)
+    crowd = frame.assign(
+        votes=votes,
+        vote_count=[0.0] * 20,
+        consensus_label=frame["given_label"],
+        consensus_quality=0.5,
+    )
+    write_scores(crowd, tmp_path / "votes.parquet", metadata=META)
+    with pytest.raises(ScoresFormatError, match=r"row 9 column 'votes' holds \[nan, .*vote counts"):
+        read_scores(tmp_path / "votes.parquet")
+    crowd.at[9, "votes"] = None  # no votes: fine; so are counts of 0
+    write_scores(crowd, tmp_path / "votes.parquet", metadata=META)
+    assert read_scores(tmp_path / "votes.parquet").frame["votes"].isna().sum() == 19
 
 
 def test_assemble_rejects_mismatched_inputs():

@@ -262,7 +262,37 @@ def _validated_frame(
     lengths = {c: _list_lengths(table, c, path) for c in (*DISTRIBUTION_COLUMNS, _CROWD_LIST)}
     frame = table.to_pandas()
     _check_values(frame, classes, path, lengths, first_row)
+    for column in DISTRIBUTION_COLUMNS + (_CROWD_LIST,):
+        if column in table.column_names:
+            _check_list_values(table.column(column), column, path, first_row, len(classes))
     return frame
+
+
+def _check_list_values(
+    values: pa.ChunkedArray, column: str, path: Path, first_row: int, num_classes: int
+) -> None:
+    """Raise ScoresFormatError naming the first row whose list holds a value that is not
+    finite or is negative, or (`pred_probs`, `soft_label`) sums to 0: downstream, an
+    argmax of NaN is class 0 and a soft label of NaN trains nothing. Lengths are checked."""
+    flat = pc.list_flatten(values).to_numpy(zero_copy_only=False).astype(np.float64)
+    bad_value = ~(np.isfinite(flat) & (flat >= 0))
+    if column != _CROWD_LIST:  # every row holds one value per class (checked before)
+        bad_row = bad_value.reshape(-1, num_classes).any(axis=1)
+        bad_row |= ~(flat.reshape(-1, num_classes).sum(axis=1) > 0)
+        rows = np.flatnonzero(bad_row)
+    else:
+        parents = pc.list_parent_indices(values).to_numpy(zero_copy_only=False)
+        rows = parents[bad_value][:1]
+    if len(rows):
+        row = int(rows[0])
+        shown = values[row].as_py()
+        raise ScoresFormatError(
+            f"{path}: row {first_row + row} column {column!r} holds {shown}; expected"
+            f" {'vote counts' if column == _CROWD_LIST else 'probabilities'}: finite,"
+            " not negative"
+            + ("" if column == _CROWD_LIST else ", summing to more than 0")
+            + " (re-create the file with `fercleaner score`)"
+        )
 
 
 def _list_lengths(table: pa.Table, column: str, path: Path) -> np.ndarray | None:
