@@ -19,6 +19,7 @@ from functools import partial
 from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from fercleaner.app import keys
@@ -65,29 +66,42 @@ def current_reviewer() -> str | None:
     return name
 
 
-def decide(run_dir: str, action: str, label: str | None = None) -> None:
-    """Record `action` on the sample on screen, then move to the next one in the queue."""
+def decide(run_dir: str, shown_id: str | None, action: str, label: str | None = None) -> None:
+    """Record `action` on `shown_id`, the sample drawn with the button, then move on.
+
+    The id comes with the click, not from `keys.CURRENT`: the first of two quick presses
+    (a doubled shortcut) already moved `keys.CURRENT` to a sample the reviewer has not
+    seen yet, so a click whose sample is no longer the current one records nothing.
+    """
     reviewer = current_reviewer()
     sample_id = st.session_state.get(keys.CURRENT)
-    if reviewer is None or sample_id is None:
+    if reviewer is None or shown_id is None:
+        return
+    shown = escape_markdown(shown_id)
+    if shown_id != sample_id:
+        st.session_state[keys.FLASH] = (
+            "warning",
+            f"Not recorded: this {action} click was for {shown}, which is no longer on "
+            "screen (a double press, or a click before the next image was drawn). "
+            "Decide on the sample shown now.",
+        )
         return
     run = get_run(run_dir)
     note = str(st.session_state.get(keys.NOTE) or "")
     # what the action records (label, soft label) is fercleaner.review.actions' table
     decision = make_decision(action, run.row(sample_id), run.classes, label=label, note=note)
     label = decision.label
-    before = get_store(run_dir).current_decisions_of([sample_id])
+    replaced = get_others_decisions(run_dir, [sample_id], reviewer)
     st.session_state[keys.NOTE] = ""  # the note travels with the decision, saved or kept
-    shown_id = escape_markdown(sample_id)
     waiting = len(st.session_state.get(keys.PENDING) or [])
-    if not save(run_dir, reviewer, [decision], f"{describe(action, label)} on {shown_id}"):
+    if not save(run_dir, reviewer, [decision], f"{describe(action, label)} on {shown}"):
         return  # stay on this sample: the message says the decision is kept, not saved
-    message = f"Saved {shown_id}: {describe(action, label)}"
+    message = f"Saved {shown}: {describe(action, label)}"
     if waiting:
         message += f" (and {waiting} earlier click(s) that were waiting to be saved)"
-    if len(before) and before["reviewer"].iloc[0] != reviewer:
-        # another reviewer (or tab) decided first: say so instead of overriding silently
-        prev = before.iloc[0]
+    if len(replaced):
+        # the reviewer saw this sample and its history: override, but say so
+        prev = replaced.iloc[0]
         message += (
             f". This replaces {escape_markdown(prev['reviewer'])}'s decision "
             f"({describe(prev['action'], prev['label'])}); both stay in the history."
@@ -96,6 +110,17 @@ def decide(run_dir: str, action: str, label: str | None = None) -> None:
     else:
         st.session_state[keys.FLASH] = ("success", message)
     st.session_state[keys.CURRENT] = step(sample_id, +1)
+
+
+def get_others_decisions(run_dir: str, sample_ids: Sequence[str], reviewer: str) -> pd.DataFrame:
+    """Current decisions on `sample_ids` made by anyone but `reviewer`, read from the store.
+
+    The one rule for "another reviewer (or tab) decided first": the queue overrides them
+    with a warning, batch accept leaves them alone. Columns as
+    `DecisionStore.current_decisions`; one row per such sample.
+    """
+    current = get_store(run_dir).current_decisions_of(sample_ids)
+    return current[current["reviewer"] != reviewer]
 
 
 def describe(action: str, label: str | None) -> str:
@@ -226,12 +251,19 @@ def reset_position() -> None:
 
 
 def accept_batch(run_dir: str, sample_ids: Sequence[str], proposed: str) -> None:
-    """Accept the proposal for every batch item not opted out, in one transaction."""
+    """Accept the proposal for every batch item not opted out, in one transaction.
+
+    The page drew only undecided samples, so a sample another reviewer decided since is
+    left as they decided it: nobody looked at their decision before this click.
+    """
     reviewer = current_reviewer()
     if reviewer is None:
         return
     skipped = {s for s in sample_ids if st.session_state.get(keys.batch_skip_key(s))}
-    chosen = [s for s in sample_ids if s not in skipped]
+    wanted = [s for s in sample_ids if s not in skipped]
+    taken = get_others_decisions(run_dir, wanted, reviewer)
+    taken_ids = set(taken["sample_id"])
+    chosen = [s for s in wanted if s not in taken_ids]
     shown = escape_markdown(proposed)
     run = get_run(run_dir)
     decisions = [make_decision("accept", run.row(s), run.classes) for s in chosen]
@@ -239,7 +271,13 @@ def accept_batch(run_dir: str, sample_ids: Sequence[str], proposed: str) -> None
         return
     left = st.session_state.setdefault(keys.BATCH_SKIPPED, set())
     left.update(skipped)
+    message = f"Accepted {len(chosen)} → {shown}; {len(skipped)} left for one-by-one review"
+    if not len(taken):
+        st.session_state[keys.FLASH] = ("success", message + ".")
+        return
+    who = ", ".join(escape_markdown(r) for r in sorted(set(taken["reviewer"])))
     st.session_state[keys.FLASH] = (
-        "success",
-        f"Accepted {len(chosen)} → {shown}; {len(skipped)} left for one-by-one review.",
+        "warning",
+        f"{message}; {len(taken)} skipped: decided by {who} after this page was drawn "
+        "(their decisions stand; see them in the queue with Show: Reviewed).",
     )

@@ -240,6 +240,8 @@ def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
     """Action buttons (with keyboard shortcuts), class buttons, note, undo and navigation."""
     run = get_run(run_dir)
     off = row is None
+    # the sample drawn here goes with every decision click (see `actions.decide`)
+    shown_id = None if off else str(row["sample_id"])
     cols = st.columns(4)
     proposed = "" if off else f" ({escape_markdown(row['proposed_label'])})"
     buttons = (
@@ -257,7 +259,7 @@ def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
             width="stretch",
             type="primary" if action == "accept" else "secondary",
             on_click=actions.decide,
-            args=(run_dir, action),
+            args=(run_dir, shown_id, action),
         )
     st.caption("Or choose the class:")
     class_cols = st.columns(len(run.classes))
@@ -269,7 +271,7 @@ def decision_bar_ui(run_dir: str, row: pd.Series | None) -> None:
             disabled=off,
             width="stretch",
             on_click=actions.decide,
-            args=(run_dir, "relabel", name),
+            args=(run_dir, shown_id, "relabel", name),
         )
     st.text_input("Note (saved with the next decision)", key=keys.NOTE, disabled=off)
     nav = st.columns(3)

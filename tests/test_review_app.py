@@ -13,6 +13,7 @@ from app_harness import APP, current, decisions, open_run_for_app, sid, start
 from streamlit.testing.v1 import AppTest
 
 from fercleaner.app import keys
+from fercleaner.app.markup import escape_markdown
 from fercleaner.review.store import Decision, DecisionStore
 
 
@@ -112,3 +113,27 @@ def test_overriding_another_reviewers_decision_is_announced(run_dir: Path) -> No
     with DecisionStore(run_dir / "review.sqlite") as store:
         assert list(store.history(sid(4))["reviewer"]) == ["bob", "ann"]
         assert store.current_decisions_of([sid(4)])["action"].tolist() == ["exclude"]
+
+
+@pytest.mark.parametrize(
+    ("button", "action", "label"),
+    [(keys.BTN_EXCLUDE, "exclude", None), (keys.relabel_key("anger"), "relabel", "anger")],
+)
+def test_a_click_for_a_sample_no_longer_on_screen_records_nothing(
+    run_dir, button, action, label
+) -> None:
+    at = start()
+    assert current(at) == sid(3)
+    # a doubled shortcut: the first press moved on to sid(0) before sid(0) was drawn, so
+    # the second press still carries sid(3), the sample on screen when it was pressed
+    at.session_state[keys.CURRENT] = sid(0)
+    at.button(key=button).click().run()
+    assert not at.exception
+    assert decisions(run_dir) == {}
+    assert f"Not recorded: this {action} click was for {escape_markdown(sid(3))}" in (
+        at.warning[0].value
+    )
+    assert current(at) == sid(0)  # now drawn: a click on it is a decision on it
+    at.button(key=button).click().run()
+    assert decisions(run_dir) == {sid(0): (action, label, "ann", "", None)}
+    assert "Saved" in at.success[0].value

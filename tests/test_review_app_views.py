@@ -86,6 +86,24 @@ def test_batch_accepts_all_but_the_opted_out(run_dir: Path) -> None:
     assert [c.key for c in at.checkbox] == [keys.batch_skip_key(sid(3))]
 
 
+def test_batch_accept_leaves_a_decision_made_after_the_page_was_drawn(run_dir: Path) -> None:
+    at = start()
+    at.sidebar.radio(key=keys.MODE).set_value("Batch").run()
+    assert at.button(key=keys.BATCH_ACCEPT).label == "Accept 3 as surprise"
+    with DecisionStore(run_dir / "review.sqlite") as store:  # another reviewer, meanwhile
+        store.record(Decision(sid(1), "keep", "happiness"), reviewer="bob")
+    at.button(key=keys.BATCH_ACCEPT).click().run()
+    assert not at.exception
+    got = decisions(run_dir)
+    assert got[sid(1)][:3] == ("keep", "happiness", "bob")
+    assert {got[s][:3] for s in (sid(0), sid(2))} == {("accept", "surprise", "ann")}
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        assert list(store.history(sid(1))["reviewer"]) == ["bob"]  # not replaced, not touched
+    warning = at.warning[0].value
+    assert "Accepted 2 → surprise" in warning
+    assert "1 skipped: decided by bob after this page was drawn" in warning
+
+
 def test_overview_shows_progress_and_reviewer_agreement(run_dir: Path) -> None:
     with DecisionStore(run_dir / "review.sqlite") as store:
         store.record(Decision(sid(0), "accept", "surprise"), reviewer="ann")
