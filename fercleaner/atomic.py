@@ -53,11 +53,11 @@ def _mode_for(target: Path) -> int:
     try:
         return stat.S_IMODE(target.stat().st_mode)
     except FileNotFoundError:
-        return 0o666 & ~_get_umask()
+        return 0o666 & ~get_umask()
 
 
 @functools.cache
-def _get_umask() -> int:
+def get_umask() -> int:
     """This process's umask (read once: reading it means setting it for a moment)."""
     mask = os.umask(0o022)
     os.umask(mask)
@@ -79,7 +79,12 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
 
 def write_json_atomic(target: str | os.PathLike[str], obj: Any) -> None:
     """Atomically replace `target` with `obj` as indented JSON."""
-    write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    write_text_atomic(target, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """`obj` as the indented JSON text (newline-terminated) every JSON file here holds."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -16,10 +16,10 @@ from fercleaner.atomic import atomic_path, write_text_atomic
 def umask_027():
     """Run under umask 027 (group may read, others nothing), restored afterwards."""
     old = os.umask(0o027)
-    atomic._get_umask.cache_clear()
+    atomic.get_umask.cache_clear()
     yield
     os.umask(old)
-    atomic._get_umask.cache_clear()
+    atomic.get_umask.cache_clear()
 
 
 def _mode(path) -> int:
@@ -45,5 +45,5 @@ def test_a_replaced_file_keeps_its_mode(tmp_path, umask_027):
 
 
 def test_reading_the_umask_leaves_it_as_it_was(umask_027):
-    assert atomic._get_umask() == 0o027
+    assert atomic.get_umask() == 0o027
     assert os.umask(0o027) == 0o027  # still set: the read put it back

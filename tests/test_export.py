@@ -218,6 +218,53 @@ def test_imagefolder_export(run_dir: Path, tmp_path: Path, mode: str) -> None:
         export_run(run_dir, tmp_path / "out2", imagefolder=tmp_path / "folders")
 
 
+def test_a_missing_image_refuses_the_imagefolder_export_before_any_file_changes(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out, folders = tmp_path / "out", tmp_path / "folders"
+    export_run(run_dir, out, policy="relabel")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    image = run_dir.parent / "faces" / sid(7)
+    kept = image.read_bytes()
+    image.unlink()
+    with pytest.raises(ExportError, match=rf"{sid(7)}.*is missing .*restore it, or export without"):
+        export_run(run_dir, out, policy="drop", imagefolder=folders)
+    # the earlier export stands whole (manifests and summary agree) and nothing was linked
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not folders.exists()
+    image.write_bytes(kept)  # restored: the same command now works
+    result = export_run(run_dir, out, policy="drop", imagefolder=folders)
+    assert result.summary["policy"] == "drop" and len(list(folders.rglob("*.png"))) > 0
+
+
+def test_a_failure_while_linking_leaves_no_half_written_image_folder(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from fercleaner.export import imagefolder
+
+    copied = []
+
+    def copy_then_fail(source, target):
+        if len(copied) == 5:
+            raise OSError(28, "No space left on device")
+        copied.append(shutil.copyfile(source, target))
+
+    monkeypatch.setattr(imagefolder.shutil, "copy2", copy_then_fail)
+    (tmp_path / "folders").mkdir()  # an empty folder given: it stays, empty
+    with pytest.raises(OSError, match="No space left"):
+        export_run(
+            run_dir, tmp_path / "out", imagefolder=tmp_path / "folders", imagefolder_mode="copy"
+        )
+    assert list((tmp_path / "folders").iterdir()) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".folders.")]
+    assert not (tmp_path / "out").exists()  # no manifest without its image folder
+    monkeypatch.undo()
+    export_run(run_dir, tmp_path / "out", imagefolder=tmp_path / "folders", imagefolder_mode="copy")
+    assert len(list((tmp_path / "folders").rglob("*.png"))) == 36
+
+
 def test_bad_options_are_refused(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="unknown policy 'keepall'"):
         export_run(run_dir, tmp_path / "o", policy="keepall")

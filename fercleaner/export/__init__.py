@@ -23,7 +23,7 @@ from typing import IO, Any
 import pandas as pd
 
 from fercleaner import __version__
-from fercleaner.atomic import atomic_open, remove_stale_temporaries, write_json_atomic
+from fercleaner.atomic import atomic_open, json_text, remove_stale_temporaries
 from fercleaner.export.changes import (
     CHANGES_COLUMNS,
     FORMULA_PREFIXES,
@@ -170,12 +170,14 @@ def export_run(
                 " class folders do not mix with the manifests"
             )
     meta = _export_metadata(run, policy, float(min_confidence), reviewers)
-    changes_path = out / "changes.csv"
+    changes_path, summary_path = out / "changes.csv", out / "summary.json"
     with (
         _output_folder(out),
         _open_store(run) as store,
-        # changes.csv is renamed last, after every manifest: both are finished (written
-        # and closed under temp names) inside the block, so only renames remain
+        # renamed in the reverse order: every manifest, changes.csv, then summary.json; all
+        # are finished (written and closed under temp names) inside the block, and so is
+        # the image folder, so a failure anywhere leaves the earlier export whole
+        atomic_open(summary_path, "w", encoding="utf-8") as summary_file,
         atomic_open(changes_path, "w", encoding="utf-8", newline="") as changes,
         ManifestWriters(out, classes=run.classes, metadata=meta) as writers,
     ):
@@ -195,18 +197,20 @@ def export_run(
         writers.finish()
         changes.flush()
         os.fsync(changes.fileno())
-    manifests = writers.paths
-    if folder is not None:
-        columns = ["sample_id", "path", "split", "label_name", "action"]
-        batches = read_manifest_batches(manifests.values(), columns)
-        total = tally.rows - tally.actions["exclude"]
-        folder = link_images(batches, folder, mode=imagefolder_mode, progress=progress, total=total)
-    summary = tally.summary(
-        meta, manifests, changes_path, folder, orphans=decided - tally.decisions
-    )
-    write_json_atomic(out / "summary.json", summary)
+        manifests = writers.paths
+        if folder is not None:
+            columns = ["sample_id", "path", "split", "label_name", "action"]
+            batches = read_manifest_batches(writers.finished_paths, columns)
+            total = tally.rows - tally.actions["exclude"]
+            folder = link_images(
+                batches, folder, mode=imagefolder_mode, progress=progress, total=total
+            )
+        summary = tally.summary(
+            meta, manifests, changes_path, folder, orphans=decided - tally.decisions
+        )
+        summary_file.write(json_text(summary))
     # what an export killed mid-write left beside these files (never another file's)
-    own = {path.name for path in manifests.values()} | {changes_path.name, "summary.json"}
+    own = {path.name for path in manifests.values()} | {changes_path.name, summary_path.name}
     remove_stale_temporaries(out, targets=own)
     return ExportResult(out, manifests, changes_path, summary, folder)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from fercleaner.atomic import get_umask
 from fercleaner.export.errors import ExportError
 
 #: Longest file or folder name most file systems accept, in bytes.
@@ -62,29 +64,52 @@ def link_images(
     """Link (or copy) every non-excluded row of each manifest batch into `folder`.
 
     The names must already be checked (`check_output_names` over all the batches) and
-    the folder found empty (`check_imagefolder_empty`); `total` is for `progress`.
+    the folder found empty (`check_imagefolder_empty`); `total` is for `progress`. The
+    tree is built in a temp folder beside `folder` and renamed into place, so a failure
+    (an image gone since the check, a full disk) leaves no half-written folder behind
+    and the same export can simply be run again.
     """
-    done = 0
-    for manifest in manifests:
-        rows = manifest[manifest["action"] != "exclude"]
-        for r in rows.itertuples(index=False):
-            source = Path(r.path)
-            if not source.is_file() or source.suffix.lower() in (".csv", ".tsv"):
-                raise ExportError(
-                    f"sample {r.sample_id!r}: {source} is not an image file (pixel-CSV datasets "
-                    "have no files to link); export without --imagefolder"
-                )
-            target = folder / r.split / r.label_name / _imagefolder_name(r.sample_id, r.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if mode == "symlink":
-                target.symlink_to(source)
-            else:
-                shutil.copy2(source, target)
-            done += 1
-            if progress is not None:
-                progress(done, total)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        done = 0
+        for manifest in manifests:
+            rows = manifest[manifest["action"] != "exclude"]
+            for r in rows.itertuples(index=False):
+                source = Path(r.path)
+                problem = _source_problem(source)
+                if problem is not None:
+                    raise ExportError(f"sample {r.sample_id!r}: {problem}")
+                name = _imagefolder_name(r.sample_id, r.path)
+                target = building / r.split / r.label_name / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if mode == "symlink":
+                    target.symlink_to(source)
+                else:
+                    shutil.copy2(source, target)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        building.chmod(0o777 & ~get_umask())  # mkdtemp made it 0700
+        os.replace(building, folder)  # onto an empty folder too (POSIX rename)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return folder
+
+
+def _source_problem(source: Path) -> str | None:
+    """Why the image at `source` cannot be linked (None: it can)."""
+    if source.suffix.lower() in (".csv", ".tsv"):
+        return (
+            f"{source} is a pixel-CSV row, not an image file (such datasets have no files "
+            "to link); export without --imagefolder"
+        )
+    if not source.is_file():
+        return (
+            f"the image {source} is missing (moved or deleted since the run was scored); "
+            "restore it, or export without --imagefolder"
+        )
+    return None
 
 
 def check_output_names(
@@ -132,6 +157,9 @@ def check_output_names(
     for sample_id, path, split, label in rows[
         ["sample_id", "path", "split", "label_name"]
     ].itertuples(index=False):
+        problem = _source_problem(Path(str(path)))
+        if problem is not None:
+            raise ExportError(f"{source}: sample {sample_id!r}: {problem}")
         name = _imagefolder_name(sample_id, path)
         reason = _name_problem(name, strict=False)
         if reason is not None:

@@ -109,6 +109,12 @@ class ManifestWriters:
         """Split name -> manifest path, for the splits seen: train, val, test, then others."""
         return {split: self.out / f"{split}.parquet" for split in order_splits(self._files)}
 
+    @property
+    def finished_paths(self) -> list[Path]:
+        """The finished manifests under their temp names, in `paths`' order: what can be
+        read back (for the image folder) before any of them replaces an old file."""
+        return [self._files[split].tmp for split in order_splits(self._files)]
+
     def write(self, manifest: pd.DataFrame) -> None:
         """Add rows (`MANIFEST_COLUMNS`, any splits) to their splits' files, in order."""
         for split, part in manifest.groupby("split", sort=False):
@@ -141,8 +147,8 @@ class _ManifestFile:
 
     def __enter__(self) -> _ManifestFile:
         with contextlib.ExitStack() as stack:
-            tmp = stack.enter_context(atomic_path(self.path))
-            self._writer = stack.enter_context(pq.ParquetWriter(tmp, self.schema))
+            self.tmp = stack.enter_context(atomic_path(self.path))
+            self._writer = stack.enter_context(pq.ParquetWriter(self.tmp, self.schema))
             self._stack = stack.pop_all()
         return self
 
