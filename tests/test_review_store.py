@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from _review_lock import count_events, store_locked
 
+from fercleaner.review.schema import SCHEMA_VERSION
 from fercleaner.review.store import (
     Decision,
     DecisionStore,
@@ -93,6 +94,13 @@ def test_ambiguous_keeps_the_soft_label(store: DecisionStore) -> None:
         (Decision("a", "destroy", "x"), "ann", "unknown review action 'destroy'"),
         (Decision("a", "undo", "x"), "ann", "unknown review action 'undo'"),
         (Decision("a", "relabel", None), "ann", "needs the resulting label"),
+        (
+            Decision("a", "ambiguous", "fear", soft_label=[0.5, float("nan")]),
+            "ann",
+            r"soft label of 'ambiguous' for sample 'a' is \[0.5, nan\]; it must be finite",
+        ),
+        (Decision("a", "ambiguous", "fear", soft_label=[1.2, -0.2]), "ann", "not negative"),
+        (Decision("a", "ambiguous", "fear", soft_label=[0.0, 0.0]), "ann", "sum to more than 0"),
         (Decision("a", "ambiguous", "x"), "ann", "needs a soft label"),
         (Decision("a", "keep", "x"), "  ", "reviewer name is empty"),
     ],
@@ -210,11 +218,76 @@ def test_current_index_matches_the_log_and_is_rebuilt_when_missing(tmp_path: Pat
         assert fast.equals(from_log)
         assert sorted(store.decided_ids()) == sorted(fast["sample_id"])
     conn = sqlite3.connect(path)
-    conn.execute("DELETE FROM current")
+    conn.execute("DROP TABLE current")
     conn.commit()
     conn.close()
     with DecisionStore(path) as store:
         assert store.current_decisions().equals(fast)
+
+
+def _stamp(path: Path, version: int, *, empty_current: bool = False) -> None:
+    """Set the store's schema version (and empty its `current` index) behind its back."""
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={version}")
+    if empty_current:
+        conn.execute("DELETE FROM current")
+    conn.commit()
+    conn.close()
+
+
+def _user_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_store_whose_every_decision_was_undone_opens_without_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "review.sqlite"
+    with DecisionStore(path) as store:
+        store.record(Decision("a", "accept", "fear"), reviewer="ann")
+        store.undo("a", reviewer="ann")  # `current` is empty, the log is not
+    with store_locked(path), DecisionStore(path, busy_timeout_s=0.2) as store:
+        assert store.current_decisions().empty and store.decided_ids() == []
+        assert list(store.history()["action"]) == ["accept", "undo"]
+
+
+@pytest.mark.parametrize("empty_current", [False, True], ids=["current-kept", "current-empty"])
+def test_a_version_1_store_is_migrated_once_and_keeps_its_decisions(
+    tmp_path: Path, empty_current: bool
+) -> None:
+    path = tmp_path / "review.sqlite"
+    with DecisionStore(path) as store:
+        store.record(Decision("a", "accept", "fear"), reviewer="ann")
+        store.record(Decision("b", "relabel", "sadness"), reviewer="bob")
+        store.record(Decision("c", "keep", "happy"), reviewer="ann")
+        store.undo("c", reviewer="ann")
+        expected = store.current_decisions()
+    # What fercleaner wrote before version 2: the same tables, stamped 1; its `current`
+    # may also be empty beside live decisions (it was rebuilt on open when empty).
+    _stamp(path, 1, empty_current=empty_current)
+    with store_locked(path), pytest.raises(ReviewStoreBusyError):
+        DecisionStore(path, busy_timeout_s=0.2)  # migrating writes, so it waits for the lock
+    assert _user_version(path) == 1 and count_events(path) == 4  # nothing half-done
+    with DecisionStore(path) as store:
+        assert store.current_decisions().equals(expected)
+    assert _user_version(path) == SCHEMA_VERSION
+    with store_locked(path), DecisionStore(path, busy_timeout_s=0.2) as store:  # migrated once
+        assert store.current_decisions().equals(expected)
+        assert sorted(store.decided_ids()) == ["a", "b"]
+    assert count_events(path) == 4
+
+
+def test_a_store_from_a_newer_fercleaner_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "review.sqlite"
+    DecisionStore(path).close()
+    _stamp(path, SCHEMA_VERSION + 1)
+    with pytest.raises(ReviewStoreError, match="upgrade fercleaner") as err:
+        DecisionStore(path)
+    assert str(path) in str(err.value)
 
 
 def test_opening_a_store_locked_past_the_timeout_is_busy_never_move_it_away(

@@ -7,6 +7,7 @@ the schema, the store and their callers share one definition.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,8 +104,20 @@ def decision_row(d: Decision, reviewer: str, now: str) -> tuple:
         raise ReviewStoreError(
             f"action 'ambiguous' for sample {d.sample_id!r} needs a soft label over the classes"
         )
-    soft = None if d.soft_label is None else json.dumps([float(x) for x in d.soft_label])
+    soft = None if d.soft_label is None else json.dumps(_checked_soft(d))
     return (str(d.sample_id), d.action, d.label, soft, reviewer, now, d.note or "")
+
+
+def _checked_soft(d: Decision) -> list[float]:
+    """The decision's soft label as floats; NaN, negative or all-zero is an error (an
+    export would train on it)."""
+    values = [float(x) for x in d.soft_label]
+    if not all(math.isfinite(x) and x >= 0 for x in values) or not sum(values) > 0:
+        raise ReviewStoreError(
+            f"the soft label of {d.action!r} for sample {d.sample_id!r} is {values}; it must"
+            " be finite, not negative and sum to more than 0 (check the run's scores file)"
+        )
+    return values
 
 
 def event_from_row(values: tuple) -> Event:

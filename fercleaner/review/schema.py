@@ -2,6 +2,12 @@
 
 Everything here must stay byte-compatible with `review.sqlite` files already on disk: a
 change to the tables, the indexes or `SCHEMA_VERSION` is a migration, not a refactor.
+
+Versions (SQLite's `user_version`): 0 is a new file; 1 has today's tables but says
+nothing about whether `current` was built from the log; 2 (same tables) says it was.
+Opening a version-1 store rebuilds `current` once and stamps 2, so whether opening must
+write is read from the version and the table list, never guessed from an empty `current`
+(a store whose every decision was undone has an empty `current` beside a non-empty log).
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ from pathlib import Path
 
 from fercleaner.review.events import ACTIONS, ReviewStoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Versions this fercleaner opens; older ones are migrated by `set_up`.
+READABLE_VERSIONS = frozenset({0, 1, SCHEMA_VERSION})
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -48,36 +57,41 @@ WHERE e.action != 'undo'
 
 
 def check_version(conn: sqlite3.Connection, path: Path) -> int:
-    """The store's schema version (0: new); a newer one is an error."""
+    """The store's schema version (0: new, 1: to migrate); a newer one is an error."""
     version = scalar(conn, "PRAGMA user_version")
-    if version not in (0, SCHEMA_VERSION):
+    if version not in READABLE_VERSIONS:
         raise ReviewStoreError(
             f"review store {path} has schema version {version}, this "
-            f"fercleaner reads version {SCHEMA_VERSION}; upgrade fercleaner"
+            f"fercleaner reads versions up to {SCHEMA_VERSION}; upgrade fercleaner"
         )
     return version
 
 
 def needs_setup(conn: sqlite3.Connection) -> bool:
-    """Whether opening must write: a new store, a missing table or index, or an empty
-    `current` index beside a non-empty log."""
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    if scalar(conn, "PRAGMA user_version") == 0 or not names >= SCHEMA_OBJECTS:
+    """Whether opening must write: a new or older-version store, or a missing table or index.
+
+    Never decided by what the tables hold: an empty `current` beside a non-empty log is a
+    store whose every decision was undone, and it opens without the write lock.
+    """
+    if scalar(conn, "PRAGMA user_version") != SCHEMA_VERSION:
         return True
-    has_current = scalar(conn, "SELECT EXISTS (SELECT 1 FROM current)")
-    return not has_current and bool(scalar(conn, "SELECT EXISTS (SELECT 1 FROM events)"))
+    return not schema_names(conn) >= SCHEMA_OBJECTS
 
 
 def set_up(conn: sqlite3.Connection, path: Path) -> None:
-    """Create what is missing, rebuild an empty `current` index, stamp a new store's version.
+    """Create what is missing, build `current` from the log if it is new or was never
+    known to be built (versions 0 and 1), then stamp `SCHEMA_VERSION`.
 
-    Call inside a write transaction, and only when `needs_setup` says so.
+    Call inside a write transaction, and only when `needs_setup` says so. The state is read
+    again here, under the write lock: another process may have set the store up meanwhile.
     """
+    version = check_version(conn, path)
+    had_current = "current" in schema_names(conn)
     for statement in filter(str.strip, SCHEMA.split(";")):
         conn.execute(statement)
-    if scalar(conn, "SELECT COUNT(*) FROM current") == 0:
+    if version < SCHEMA_VERSION or not had_current:
         rebuild_current(conn)
-    if check_version(conn, path) == 0:
+    if version != SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
@@ -93,6 +107,11 @@ def rebuild_current(conn: sqlite3.Connection, sample_id: str | None = None) -> N
         f"FROM ({LIVE_EVENTS} {where}) GROUP BY sample_id",
         params,
     )
+
+
+def schema_names(conn: sqlite3.Connection) -> set[str]:
+    """Names of the tables and indexes in the store."""
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
 
 
 def scalar(conn: sqlite3.Connection, sql: str) -> int:
