@@ -60,14 +60,43 @@ def test_review_cli_warns_when_exposed(run_dir, monkeypatch) -> None:
     assert "anyone who can reach it" in res.output
 
 
-def test_a_busy_port_is_an_error(run_dir: Path) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_busy_port_is_an_error(run_dir: Path, host: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        res = CliRunner().invoke(app, ["review", str(run_dir), "--port", str(port)])
+        res = CliRunner().invoke(app, ["review", str(run_dir), "--port", str(port), "--host", host])
     assert res.exit_code == 2
-    assert f"port {port} on 127.0.0.1 is in use" in res.output
+    assert f"port {port} on {host} is in use; pass another --port" in res.output
+    assert "not an address" not in res.output
+
+
+@pytest.mark.parametrize("port", ["8765", "0"])
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("no-such-host.invalid", "does not resolve"),  # a typo: the name has no address
+        ("192.0.2.1", "is not an address of this machine"),  # TEST-NET-1: never ours
+    ],
+)
+def test_a_host_the_app_cannot_listen_on_is_named_not_blamed_on_the_port(
+    run_dir: Path, host: str, why: str, port: str
+) -> None:
+    res = CliRunner().invoke(app, ["review", str(run_dir), "--port", port, "--host", host])
+    assert res.exit_code == 2
+    assert isinstance(res.exception, SystemExit)  # a one-line message, not a traceback
+    said = " ".join(res.output.split())  # the console wraps long lines
+    assert f"--host {host} {why}" in said
+    assert "--host localhost" in said and "--host 0.0.0.0" in said
+    assert "in use" not in said and "--port" not in said
+
+
+def test_the_launch_functions_raise_a_launch_error_for_a_bad_host() -> None:
+    with pytest.raises(launch.LaunchError, match="does not resolve"):
+        launch.find_free_port("no-such-host.invalid")
+    with pytest.raises(launch.LaunchError, match="not an address of this machine"):
+        launch.port_is_free("192.0.2.1", 8765)
 
 
 def test_missing_and_foreign_runs_are_errors(tmp_path: Path) -> None:

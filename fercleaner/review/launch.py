@@ -9,6 +9,7 @@ mapped in setup.py), so an installed fercleaner finds it the same way a checkout
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -23,9 +24,15 @@ ENV_RUN_DIR = "FERCLEANER_RUN_DIR"
 ENV_REVIEWER = "FERCLEANER_REVIEWER"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
+#: What to pass instead of a `--host` the app cannot listen on.
+HOST_FIX = (
+    "pass --host localhost (this machine only), --host 0.0.0.0 (every network interface) "
+    "or an IP address of this machine"
+)
+
 
 class LaunchError(FercleanerError):
-    """The review app cannot be started (port taken, app files missing)."""
+    """The review app cannot be started (host not of this machine, port taken, app missing)."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ def build_review_launch(
     Raises:
         RunError: no such folder, no scores file, or an image outside the dataset root.
         ScoresFormatError: the scores file is malformed or foreign (names what is wrong).
-        LaunchError: the port is taken or out of range, or the app files are missing.
+        LaunchError: the host does not resolve or is not an address of this machine, the
+            port is taken or out of range, or the app files are missing.
     """
     run_dir = read_run(run_dir).run_dir
     if port == 0:
@@ -126,20 +134,52 @@ def _login_name() -> str | None:
 
 
 def port_is_free(host: str, port: int) -> bool:
-    """Whether a server could listen on (host, port) right now."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
-        try:
-            sock.bind((host, port))
-        except OSError:
+    """Whether a server could listen on (host, port) right now.
+
+    Raises:
+        LaunchError: `host` does not resolve or is not an address of this machine (no port
+            would do), or the OS refused the port for another reason than its being in use.
+    """
+    try:
+        _bind(host, port, reuse_address=True)  # as the server will
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
             return False
+        raise _listen_error(host, port, exc) from exc
     return True
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS reports free on `host` (for tests and `--port 0`)."""
+    """A port the OS reports free on `host` (for tests and `--port 0`).
+
+    Raises:
+        LaunchError: `host` does not resolve or is not an address of this machine.
+    """
+    try:
+        return _bind(host, 0)
+    except OSError as exc:
+        raise _listen_error(host, 0, exc) from exc
+
+
+def _bind(host: str, port: int, *, reuse_address: bool = False) -> int:
+    """Bind a throwaway socket to (host, port) and return the port it got."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
         return int(sock.getsockname()[1])
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> LaunchError:
+    """The error for a failed bind that is not a port in use: mostly a wrong `--host`."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, socket.gaierror):  # the name does not resolve (typo, unknown name)
+        return LaunchError(f"--host {host} does not resolve to an address ({reason}); {HOST_FIX}")
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):  # resolves, but not to us
+        return LaunchError(
+            f"--host {host} is not an address of this machine, so the app cannot listen on "
+            f"it ({reason}); {HOST_FIX}"
+        )
+    shown = "any free port" if port == 0 else f"port {port}"
+    return LaunchError(f"cannot listen on {shown} on {host} ({reason}); pass another --port")
