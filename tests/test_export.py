@@ -141,6 +141,35 @@ def test_reviewer_filter_uses_only_their_decisions(run_dir: Path, tmp_path: Path
     assert m_ann.loc[sid(3), "action"] == "keep"
 
 
+def test_a_reviewer_who_decided_nothing_is_refused_naming_those_who_did(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ExportError, match=r"--reviewer ann: no decisions .*nobody has reviewed"):
+        export_run(run_dir, tmp_path / "out", reviewers=["ann"])  # no store yet
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(3), "keep", "sadness"), reviewer="alice")
+        store.record(Decision(sid(4), "exclude"), reviewer="bob")
+    with pytest.raises(ExportError, match=r"--reviewer alcie: .*reviewers of this run: alice, bob"):
+        export_run(run_dir, tmp_path / "out", reviewers=["alice", "alcie"])
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_every_human_decision_keeps_its_note_in_the_manifest(run_dir: Path, tmp_path: Path) -> None:
+    with DecisionStore(run_dir / "review.sqlite") as store:
+        store.record(Decision(sid(10), "exclude", note="blurry, not a face"), reviewer="ann")
+        store.record(Decision(sid(9), "relabel", "fear", note="=1+1"), reviewer="ann")
+        store.record(Decision(sid(0), "keep", "happiness"), reviewer="ann")
+    m = manifest(export_run(run_dir, tmp_path / "out"))
+    # an exclude changes no label, so changes.csv does not list it: the manifest keeps it
+    assert m.loc[sid(10), "note"] == "blurry, not a face"
+    assert m.loc[sid(9), "note"] == "=1+1"  # as typed: only changes.csv is neutralised
+    assert m.loc[sid(0), "note"] == ""  # a human decision without a note
+    assert pd.isna(m.loc[sid(11), "note"])  # nobody decided: null
+    changes = pd.read_csv(tmp_path / "out" / "changes.csv", keep_default_na=False)
+    assert sid(10) not in set(changes["sample_id"])
+    assert changes.set_index("sample_id").loc[sid(9), "note"] == "'=1+1"
+
+
 def test_changes_csv_has_one_row_per_changed_label(run_dir: Path, tmp_path: Path) -> None:
     with DecisionStore(run_dir / "review.sqlite") as store:
         store.record(Decision(sid(0), "keep", "happiness"), reviewer="ann")

@@ -19,7 +19,7 @@ from fercleaner.runs import read_run
 
 def _manifest(run_dir: Path) -> pd.DataFrame:
     run = read_run(run_dir)
-    frame, _ = build_manifest(run, read_decisions(run, None), policy="soft", min_confidence=0.0)
+    frame = build_manifest(run, read_decisions(run, None), policy="soft", min_confidence=0.0)
     return frame
 
 

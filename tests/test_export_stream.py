@@ -301,7 +301,7 @@ def test_the_changes_header_is_what_a_whole_export_writes() -> None:
     from fercleaner.export import changes_csv_header, format_changes_csv
 
     empty = pd.DataFrame(columns=list(MANIFEST_COLUMNS))
-    assert changes_csv_header() == format_changes_csv(empty, {})
+    assert changes_csv_header() == format_changes_csv(empty)
 
 
 def test_the_cli_shows_the_rows_then_the_image_folder(tmp_path: Path, monkeypatch) -> None:

@@ -95,7 +95,7 @@ def get_training_targets(
     eye = np.eye(len(classes), dtype=np.float32)
 
     def manifest_for(policy: str) -> pd.DataFrame:
-        manifest, _ = build_manifest(run, pd.DataFrame(), policy=policy, min_confidence=0.0)
+        manifest = build_manifest(run, pd.DataFrame(), policy=policy, min_confidence=0.0)
         return manifest.set_index("sample_id").loc[ids]
 
     given = eye[scores["given_label"].astype(str).map(index).to_numpy()]

@@ -181,6 +181,7 @@ def export_run(
         atomic_open(changes_path, "w", encoding="utf-8", newline="") as changes,
         ManifestWriters(out, classes=run.classes, metadata=meta) as writers,
     ):
+        _check_reviewers(reviewers, store, run)
         tally = _write_batches(
             stream,
             store,
@@ -245,12 +246,10 @@ def _write_batches(
             if store is None
             else store.current_decisions_of(batch.scores["sample_id"], reviewers=reviewers)
         )
-        manifest, notes = build_manifest(
-            batch, decisions, policy=policy, min_confidence=min_confidence
-        )
+        manifest = build_manifest(batch, decisions, policy=policy, min_confidence=min_confidence)
         check_output_names(manifest, source=source, imagefolder=imagefolder, seen=names_seen)
         writers.write(manifest)
-        changes.write(format_changes_csv(manifest, notes, header=False))
+        changes.write(format_changes_csv(manifest, header=False))
         tally.add(manifest, len(decisions))
         if rows_progress is not None:
             rows_progress(tally.rows, stream.num_rows)
@@ -270,6 +269,23 @@ def _output_folder(out: Path) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 out.rmdir()  # only an empty folder: the temp files are gone by now
         raise
+
+
+def _check_reviewers(
+    reviewers: Sequence[str] | None, store: DecisionStore | None, run: Run
+) -> None:
+    """Refuse a `--reviewer` who decided nothing in this run: a misspelt name would
+    otherwise export the model's choices in place of every human decision, silently."""
+    if reviewers is None:
+        return
+    known = [] if store is None else store.list_reviewers()
+    unknown = [name for name in reviewers if name not in known]
+    if unknown:
+        listed = ", ".join(known) if known else "none: nobody has reviewed it"
+        raise ExportError(
+            f"--reviewer {', '.join(unknown)}: no decisions by that name in"
+            f" {run.run_dir / STORE_FILE}; reviewers of this run: {listed}"
+        )
 
 
 @contextlib.contextmanager

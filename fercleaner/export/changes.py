@@ -25,9 +25,7 @@ CHANGES_COLUMNS: tuple[str, ...] = (
 )
 
 
-def format_changes_csv(
-    manifest: pd.DataFrame, notes: dict[str, str], *, header: bool = True
-) -> str:
+def format_changes_csv(manifest: pd.DataFrame, *, header: bool = True) -> str:
     """One row per sample whose final label differs from its given label.
 
     Every cell is text a reviewer typed or a dataset named, so each is passed through
@@ -48,7 +46,7 @@ def format_changes_csv(
                 "" if pd.isna(t) else t.isoformat() for t in changed["decided_at"].tolist()
             ],
             "label_quality": [f"{q:.6g}" for q in changed["label_quality"].tolist()],
-            "note": [notes.get(sid, "") or "" for sid in changed["sample_id"].tolist()],
+            "note": changed["note"].fillna(""),
         },
         columns=list(CHANGES_COLUMNS),
     )

@@ -37,6 +37,7 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "decided_by",
     "reviewer",
     "decided_at",
+    "note",
     "label_quality",
     "run_id",
 )
@@ -60,6 +61,7 @@ _SCHEMA = pa.schema(
         ("decided_by", pa.string()),
         ("reviewer", pa.string()),
         ("decided_at", pa.timestamp("us", tz="UTC")),
+        ("note", pa.string()),
         ("label_quality", pa.float64()),
         ("run_id", pa.string()),
     ]
@@ -263,7 +265,7 @@ def _to_table(part: pd.DataFrame, schema: pa.Schema) -> pa.Table:
         kind = schema.field(name).type
         if name == "soft_label":
             columns[name] = _list_column(part[name], kind)
-        elif name == "reviewer":
+        elif name in ("reviewer", "note"):
             columns[name] = pa.array(part[name].tolist(), type=kind, from_pandas=True)
         else:
             columns[name] = pa.array(part[name], type=kind, from_pandas=True)
@@ -301,6 +303,7 @@ def hf_features(classes: Sequence[str]) -> dict[str, Any]:
         "decided_by": value("string"),
         "reviewer": value("string"),
         "decided_at": value("timestamp[us, tz=UTC]"),
+        "note": value("string"),
         "label_quality": value("float64"),
         "run_id": value("string"),
     }

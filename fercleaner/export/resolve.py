@@ -59,15 +59,15 @@ def read_decisions(run: Run, reviewers: Sequence[str] | None) -> pd.DataFrame:
 
 def build_manifest(
     run: Run, decisions: pd.DataFrame, *, policy: str, min_confidence: float
-) -> tuple[pd.DataFrame, dict[str, str]]:
+) -> pd.DataFrame:
     """The final label of every sample: human decision, else the policy, else the given label.
 
     Works on a whole run or on one batch of it (`fercleaner.runs.RunStream.batches`,
     with the decisions of that batch's samples).
 
     Returns:
-        (manifest with `MANIFEST_COLUMNS` in the run's stored order, most suspect first;
-        notes per sample_id from the human decisions).
+        The manifest, `MANIFEST_COLUMNS` in the run's stored order (most suspect first);
+        `reviewer`, `decided_at` and `note` are null where no human decided.
     """
     s = run.scores
     classes = run.classes
@@ -87,16 +87,16 @@ def build_manifest(
     # Human decisions override everything.
     reviewer = np.full(n, None, dtype=object)
     decided_at = np.full(n, None, dtype=object)
-    notes: dict[str, str] = {}
+    note = np.full(n, None, dtype=object)
     if not decisions.empty:
         pos = {sample_id: i for i, sample_id in enumerate(s["sample_id"].tolist())}
         known = decisions[[sample_id in pos for sample_id in decisions["sample_id"]]]
-        notes = dict(zip(known["sample_id"], known["note"], strict=True))
         _apply_human(known, pos, given, given_idx, index, classes, label, soft, action)
         rows = np.array([pos[sid] for sid in known["sample_id"]], dtype=np.int64)
         decided_by[rows] = "human"
         reviewer[rows] = known["reviewer"].to_numpy(dtype=object)
         decided_at[rows] = known["decided_at"].to_numpy(dtype=object)
+        note[rows] = known["note"].fillna("").astype(str).to_numpy(dtype=object)
 
     manifest = pd.DataFrame(
         {
@@ -114,11 +114,12 @@ def build_manifest(
             "decided_at": pd.to_datetime(
                 pd.Series(decided_at, dtype=object), utc=True, format="ISO8601"
             ),
+            "note": note,
             "label_quality": s["label_quality"].to_numpy(dtype=np.float64),
             "run_id": run.run_id,
         }
     )
-    return manifest, notes
+    return manifest
 
 
 def _apply_policy(
