@@ -154,6 +154,24 @@ def test_a_reviewer_who_decided_nothing_is_refused_naming_those_who_did(
     assert not (tmp_path / "out").exists()  # refused before anything was written
 
 
+def test_a_new_export_removes_old_manifests_of_splits_it_has_not(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    export_run(run_dir, out)
+    # a split an earlier export of another run had, and a Parquet file of the user's
+    (out / "holdout.parquet").write_bytes((out / "val.parquet").read_bytes())
+    pd.DataFrame({"x": [1]}).to_parquet(out / "mine.parquet")
+    result = export_run(run_dir, out)
+    assert sorted(p.name for p in out.glob("*.parquet")) == [
+        "mine.parquet",
+        "test.parquet",
+        "train.parquet",
+        "val.parquet",
+    ]
+    assert sorted(result.manifests) == ["test", "train", "val"]
+
+
 def test_every_human_decision_keeps_its_note_in_the_manifest(run_dir: Path, tmp_path: Path) -> None:
     with DecisionStore(run_dir / "review.sqlite") as store:
         store.record(Decision(sid(10), "exclude", note="blurry, not a face"), reviewer="ann")

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from fercleaner import __version__
 from fercleaner.atomic import atomic_open, json_text, remove_stale_temporaries
@@ -41,6 +43,7 @@ from fercleaner.export.imagefolder import (
 )
 from fercleaner.export.manifest import (
     MANIFEST_COLUMNS,
+    MANIFEST_METADATA_KEYS,
     ManifestWriters,
     hf_features,
     read_manifest_batches,
@@ -213,6 +216,7 @@ def export_run(
     # what an export killed mid-write left beside these files (never another file's)
     own = {path.name for path in manifests.values()} | {changes_path.name, summary_path.name}
     remove_stale_temporaries(out, targets=own)
+    _remove_old_manifests(out, keep=set(manifests.values()))
     return ExportResult(out, manifests, changes_path, summary, folder)
 
 
@@ -269,6 +273,19 @@ def _output_folder(out: Path) -> Iterator[None]:
             with contextlib.suppress(OSError):
                 out.rmdir()  # only an empty folder: the temp files are gone by now
         raise
+
+
+def _remove_old_manifests(out: Path, *, keep: set[Path]) -> None:
+    """Delete the manifests an earlier export wrote to `out` for splits this one has not
+    (a `*.parquet` glob would read them as part of this export). Only files carrying a
+    manifest's metadata are touched: anything else in `out` is the user's."""
+    for path in out.glob("*.parquet"):
+        if path in keep or not path.is_file():
+            continue
+        with contextlib.suppress(OSError, pa.ArrowException):
+            metadata = pq.read_schema(path).metadata or {}
+            if set(metadata) >= MANIFEST_METADATA_KEYS:
+                path.unlink()
 
 
 def _check_reviewers(

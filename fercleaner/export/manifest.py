@@ -43,6 +43,10 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Schema metadata keys of every manifest: fercleaner's own (run, policy, split) and the
+#: Hugging Face features; both present = a file this module wrote.
+MANIFEST_METADATA_KEYS = frozenset({b"fercleaner", b"huggingface"})
+
 #: Rows per Parquet row group: readers that stream (`pyarrow.dataset`, HF `datasets`)
 #: hold one group at a time, and the writer converts one group at a time.
 ROW_GROUP_ROWS = 65_536
