@@ -88,8 +88,14 @@ def _load(path: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarray, np.nd
                     f"{path}: pred_probs has shape {probs.shape}; expected (N, {len(classes)}) "
                     f"with columns in the dataset's class order {classes}"
                 )
+            ids = data["sample_id"].astype(str)
+            if ids.ndim != 1 or len(ids) != len(probs):
+                raise PredictionsError(
+                    f"{path}: sample_id has shape {ids.shape} but pred_probs has {len(probs)} "
+                    "rows; save one sample_id per row of pred_probs, in the same order"
+                )
             embeddings = data["embeddings"] if "embeddings" in data.files else None
-            return data["sample_id"].astype(str), probs, embeddings
+            return ids, probs, embeddings
     if suffix == ".npy":
         array = np.load(path, allow_pickle=False)
         if array.dtype.names is None:

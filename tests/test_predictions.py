@@ -95,7 +95,13 @@ def test_npz_without_ids_and_plain_npy_say_how_to_save(tmp_path):
         read_predictions(tmp_path / "p.npy", classes=CLASSES, sample_ids=IDS)
 
 
-def _faces_and_predictions(tmp_path, *, drop: int = 0):
+def test_npz_with_fewer_ids_than_rows_is_refused_not_misaligned(tmp_path):
+    np.savez(tmp_path / "p.npz", sample_id=np.array(IDS[:2]), pred_probs=PROBS)
+    with pytest.raises(PredictionsError, match="sample_id has shape \\(2,\\) but pred_probs has 3"):
+        read_predictions(tmp_path / "p.npz", classes=CLASSES, sample_ids=IDS[:2])
+
+
+def _faces_and_predictions(tmp_path, *, drop: int = 0, rounding: float = 0.0):
     """40 synthetic faces with planted flips, and predictions that know the clean labels."""
     from fercleaner.datasets import read_dataset
     from fercleaner.synth import write_synthetic_dataset
@@ -111,6 +117,10 @@ def _faces_and_predictions(tmp_path, *, drop: int = 0):
     for row, sample_id in enumerate(ids):
         probs[row, classes.index(truth.loc[sample_id, "clean_label"])] = 1.0
     probs /= probs.sum(axis=1, keepdims=True)
+    if rounding:  # a float32 softmax's rounding: tiny negatives the reader lets through
+        small = probs[:, -1] < 0.5
+        probs[small, 0] += probs[small, -1] + rounding
+        probs[small, -1] = -rounding
     path = tmp_path / "preds.npz"
     np.savez(path, sample_id=np.array(ids), pred_probs=probs)
     return faces, path, truth
@@ -153,3 +163,22 @@ def test_score_with_predictions_refuses_training_options_and_missing_rows(tmp_pa
     assert "no prediction for 3 of the dataset's 40 images" in " ".join(missing.output.split())
     with_method = runner.invoke(app, [*argv, "--method", "mtac"])
     assert with_method.exit_code == 2 and "--method, --weights and --resume" in with_method.output
+
+
+def test_predictions_with_rounding_negatives_make_a_run_that_exports(tmp_path):
+    from typer.testing import CliRunner
+
+    from fercleaner.cli import app
+    from fercleaner.runs import read_run
+
+    faces, path, _ = _faces_and_predictions(tmp_path, rounding=5e-7)
+    run = tmp_path / "run"
+    runner = CliRunner()
+    scored = runner.invoke(
+        app, ["score", str(faces), "--out", str(run), "--predictions", str(path)]
+    )
+    assert scored.exit_code == 0, scored.output
+    written = np.stack(read_run(run).scores["pred_probs"].to_numpy())
+    assert (written >= 0).all() and np.allclose(written.sum(axis=1), 1)
+    exported = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "clean")])
+    assert exported.exit_code == 0, exported.output

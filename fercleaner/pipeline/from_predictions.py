@@ -40,7 +40,10 @@ def write_predictions_run(
     classes = list(dataset.classes)
     ids = samples["sample_id"].astype(str).tolist()
     predictions = read_predictions(predictions_path, classes=classes, sample_ids=ids)
-    probs = predictions.pred_probs / predictions.pred_probs.sum(axis=1, keepdims=True)
+    # Rows passed the reader's check within a rounding tolerance; clip the tiny negatives
+    # it lets through so every written distribution is one that review and export accept.
+    probs = np.clip(predictions.pred_probs, 0.0, None)
+    probs /= probs.sum(axis=1, keepdims=True)
     index = {name: i for i, name in enumerate(classes)}
     labels = samples["given_label"].astype(str).map(index).to_numpy(dtype=np.int64)
     readout = get_probability_readout(probs, labels)
