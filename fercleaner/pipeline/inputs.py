@@ -66,8 +66,8 @@ def resolve_channels(channels: int | str, dataset: Any, *, probe: int = 32) -> i
                 if image.mode in ("L", "LA", "I", "I;16", "1", "F"):
                     continue
                 rgb = np.asarray(image.convert("RGB").resize((32, 32)), dtype=np.int16)
-        except OSError:
-            continue  # the cache reports undecodable files
+        except Exception:  # PIL raises many types (OSError, DecompressionBombError, ...)
+            continue  # the cache reports undecodable files, naming each one
         if (
             np.abs(rgb[..., 0] - rgb[..., 1]).max() > 8
             or np.abs(rgb[..., 1] - rgb[..., 2]).max() > 8
