@@ -182,3 +182,33 @@ def test_predictions_with_rounding_negatives_make_a_run_that_exports(tmp_path):
     assert (written >= 0).all() and np.allclose(written.sum(axis=1), 1)
     exported = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "clean")])
     assert exported.exit_code == 0, exported.output
+
+
+def test_scoring_another_dataset_into_a_reviewed_run_is_refused(tmp_path):
+    """Review decisions are keyed by sample id: another dataset's ids would inherit them."""
+    from typer.testing import CliRunner
+
+    from fercleaner.cli import app
+    from fercleaner.review import Decision, DecisionStore
+    from fercleaner.runs import read_run
+
+    faces, path, _ = _faces_and_predictions(tmp_path / "a")
+    run = tmp_path / "run"
+    runner = CliRunner()
+    argv = ["score", str(faces), "--out", str(run), "--predictions", str(path)]
+    assert runner.invoke(app, argv).exit_code == 0
+    first = read_run(run).scores.iloc[0]
+    with DecisionStore(run / "review.sqlite") as store:
+        store.record(Decision(first["sample_id"], "exclude"), reviewer="ann")
+    again = runner.invoke(app, argv)  # the same dataset, scored again: decisions still apply
+    assert again.exit_code == 0, again.output
+
+    other, other_path, _ = _faces_and_predictions(tmp_path / "b")
+    argv = ["score", str(other), "--out", str(run), "--predictions", str(other_path)]
+    refused = runner.invoke(app, argv)
+    message = " ".join(refused.output.split())
+    assert refused.exit_code == 2, refused.output
+    assert "holds review decisions (review.sqlite)" in message and "new folder" in message
+    assert read_run(run).metadata["dataset_root"] == str(faces)  # nothing was rewritten
+    trained = runner.invoke(app, ["score", str(other), "--out", str(run), "--recipe", "quick"])
+    assert trained.exit_code == 2 and "holds review decisions" in " ".join(trained.output.split())

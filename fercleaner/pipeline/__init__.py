@@ -30,7 +30,7 @@ import pandas as pd
 
 from fercleaner.config import Recipe, recipe_to_dict
 from fercleaner.errors import DatasetError
-from fercleaner.pipeline.checks import check_before_work, check_folds
+from fercleaner.pipeline.checks import check_before_work, check_folds, check_review_matches
 from fercleaner.pipeline.inputs import (
     build_sample_cache,
     build_train_data,
@@ -168,7 +168,7 @@ def score_dataset(
             remove_stale_run_temporaries(run_dir)
             remove_stale_checkpoint_temporaries(run_dir / CHECKPOINTS_DIR)
         dataset, channels, cache = _read_and_decode(
-            dataset_path, resolved, dist_info, report, timings, follow_links=follow_links
+            dataset_path, run_dir, resolved, dist_info, report, timings, follow_links=follow_links
         )
         samples, problems, data, resolved = _prepare_training(dataset, cache, resolved)
         classes = list(dataset.classes)
@@ -221,6 +221,7 @@ def _score_from_predictions(
         dataset_path, recipe, _count_progress("read", report), follow_links=follow_links
     )
     timings = {"read_s": time.perf_counter() - t}
+    check_review_matches(run_dir, dataset.root)
     recipe = dataclasses.replace(
         recipe, score=dataclasses.replace(recipe.score, flag_rule=flag_rule)
     )
@@ -238,6 +239,7 @@ def _score_from_predictions(
 
 def _read_and_decode(
     dataset_path: str | Path,
+    run_dir: Path,
     recipe: Recipe,
     dist_info: Any,
     report: ProgressFn | None,
@@ -245,7 +247,8 @@ def _read_and_decode(
     *,
     follow_links: bool,
 ) -> tuple[Any, int, Any]:
-    """Read the dataset, check the folds, decode every image (`read_s`, `cache_s` timings).
+    """Read the dataset, check it against the folds and the run's review decisions, decode
+    every image (`read_s`, `cache_s` timings).
 
     Rank 0 reads and decodes first so the other ranks find a warm cache.
 
@@ -261,6 +264,7 @@ def _read_and_decode(
         dataset_path, recipe, _count_progress("read", report), follow_links=follow_links
     )
     timings["read_s"] = time.perf_counter() - t
+    check_review_matches(run_dir, dataset.root)
     check_folds(dataset.samples, recipe, decoded=False)
     t = time.perf_counter()
     channels = resolve_channels(recipe.data.channels, dataset)

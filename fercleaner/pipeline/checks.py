@@ -1,8 +1,8 @@
 """What `fercleaner score` checks before any work: recipe, method names, weights file, folds.
 
 A bad command fails in seconds: the recipe, the method names and the weights file before
-the dataset is read, `train.folds` against the class counts right after reading (and
-again after decoding).
+the dataset is read; `train.folds` against the class counts, and the run directory's
+review decisions against the dataset, right after reading (folds again after decoding).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 
 from fercleaner.atomic import check_output_dir
 from fercleaner.config import Recipe, load_recipe, recipe_to_dict
-from fercleaner.errors import ConfigError
+from fercleaner.errors import ConfigError, FercleanerError, OutputError
 
 
 def check_before_work(
@@ -49,6 +49,36 @@ def check_before_work(
     run_dir = check_output_dir(out_dir, what="run directory")
     check_weights(resolved.backbone.weights)
     return resolved, method_names, run_dir
+
+
+def check_review_matches(run_dir: Path, dataset_root: str | Path) -> None:
+    """Refuse to score a dataset into a run whose review decisions belong to another one.
+
+    Decisions are keyed by sample id, and ids such as `happy/0001.png` recur across
+    datasets: re-scoring another dataset into the run would hand its samples the earlier
+    reviewer's decisions. Re-scoring the same dataset (a new recipe) keeps them.
+
+    Raises:
+        OutputError: `run_dir` holds review.sqlite and its scores are from another dataset
+            root, or cannot be read to tell.
+    """
+    from fercleaner.runs.layout import SCORES_FILE, STORE_FILE
+    from fercleaner.scoring.scores_file import open_scores
+
+    if not (run_dir / STORE_FILE).is_file():
+        return
+    try:
+        earlier = str(open_scores(run_dir / SCORES_FILE).metadata.get("dataset_root"))
+    except (FercleanerError, OSError):
+        earlier = None
+    if earlier is not None and earlier == str(dataset_root):
+        return
+    scored = f"scored from {earlier}" if earlier else "whose scores cannot be read"
+    raise OutputError(
+        f"{run_dir} holds review decisions ({STORE_FILE}) for a run {scored}; scoring "
+        f"{dataset_root} there would apply them to its samples. Give --out a new folder, "
+        f"or move {run_dir / STORE_FILE} away if those decisions are no longer wanted."
+    )
 
 
 def check_weights(weights: str | None) -> None:
