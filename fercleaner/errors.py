@@ -56,5 +56,9 @@ class CheckpointError(FercleanerError):
     """A checkpoint is missing, corrupt or belongs to another run."""
 
 
+class TrainingDivergedError(FercleanerError):
+    """A training loss became NaN or infinite: the recipe's step size is too large."""
+
+
 class OutputError(FercleanerError):
     """An output folder (`--out`, `--imagefolder`) cannot be created or written."""

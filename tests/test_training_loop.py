@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from fercleaner.config import load_recipe
-from fercleaner.errors import CheckpointError
+from fercleaner.errors import CheckpointError, TrainingDivergedError
 from fercleaner.methods.base import Batch, Method, MethodContext
 from fercleaner.methods.registry import register_method
 from fercleaner.training.checkpoint import load_checkpoint, save_checkpoint
@@ -246,3 +246,21 @@ def test_relabels_reach_the_batches(registered):
     recipe = load_recipe("quick", overrides=[*TINY, "train.channels_last=false"])
     train_and_score(_data(), recipe, method_name="test_relabel_spy")
     assert seen[0] == {0, 1, 2, 3} and seen[1] == {0}
+
+
+def test_a_diverged_loss_stops_training_after_that_epoch_without_its_checkpoint(
+    tmp_path, registered
+):
+    class Diverges(_RelabelProbe):
+        def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+            out = super().forward(batch)
+            if self.epoch == 1:  # the second epoch blows up
+                out["loss"] = out["loss"] * float("nan")
+            return out
+
+    registered("test_diverges", Diverges)
+    recipe = load_recipe("quick", overrides=[*TINY, "train.channels_last=false"])
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite in 4 steps of epoch 2"):
+        train_and_score(_data(), recipe, method_name="test_diverges", run_dir=tmp_path)
+    kept = load_checkpoint(tmp_path / "checkpoints" / "test_diverges" / "fold0.pt")
+    assert kept["epoch"] == 0  # the diverged epoch's NaN weights were never saved

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fercleaner.config import Recipe, TrainConfig, method_options
+from fercleaner.errors import TrainingDivergedError
 from fercleaner.methods.base import Batch, Method, MethodContext
 from fercleaner.methods.registry import create_method
 from fercleaner.training.augment import augment_batch, to_model_input
@@ -169,6 +170,7 @@ def _train_epoch(
     local = shard_indices(order, rank=dist_info.rank, world_size=dist_info.world_size)
     batches = np.array_split(local, get_steps(len(local), cfg.batch_size))
     started, images, loss_value = time.perf_counter(), 0, None
+    nonfinite = torch.zeros((), device=job.device)  # steps whose loss was NaN/inf; no sync
     for step, idx in enumerate(batches):
         lr = get_lr(
             epoch * state.steps_per_epoch + step,
@@ -198,6 +200,7 @@ def _train_epoch(
         state.scaler.scale(out["loss"].float()).backward()
         state.scaler.step(state.optimizer)
         state.scaler.update()
+        nonfinite += (~torch.isfinite(out["loss"].detach().float())).float()
         state.dynamics.record(
             epoch, index, out["logits"].detach(), given[index], out.get("confidence")
         )
@@ -207,6 +210,7 @@ def _train_epoch(
             loss_value = float(out["loss"].detach())  # a device sync: not every step
             _report(job, epoch, step + 1, len(batches), loss_value, images, started)
     job.timer.done(len(batches))
+    _check_finite(float(all_reduce_sum(np.array([float(nonfinite)]), dist_info)[0]), epoch, job)
     method.on_epoch_end(epoch)
     state.dynamics.finish_epoch(epoch, lambda a: all_reduce_sum(a, dist_info))
     if job.checkpoint is not None and dist_info.is_main:
@@ -215,6 +219,22 @@ def _train_epoch(
     if job.progress is not None and dist_info.is_main:
         _report(job, epoch, len(batches), len(batches), loss_value, images, started, done=True)
     return images
+
+
+def _check_finite(nonfinite_steps: float, epoch: int, job: FitJob) -> None:
+    """Stop at the end of the first epoch whose loss diverged, before it is checkpointed.
+
+    A NaN loss poisons the weights for good: training on would spend the rest of the
+    budget and then score every sample with NaN probabilities.
+    """
+    if nonfinite_steps == 0:
+        return
+    cfg = job.recipe.train
+    raise TrainingDivergedError(
+        f"{job.method_name} (fold {job.fold}): the training loss was NaN or infinite in "
+        f"{nonfinite_steps:.0f} steps of epoch {epoch + 1}; lower train.lr (now {cfg.lr:g}) "
+        "or raise train.warmup_epochs, then run again"
+    )
 
 
 def _save(state: _State, job: FitJob, epoch: int, *, classes: list[str]) -> None:
