@@ -131,6 +131,13 @@ def test_resume_after_kill_gives_the_same_scores(tmp_path):
     other = load_recipe("quick", overrides=[*TINY, "train.augment.erase_prob=0.3", "train.lr=0.1"])
     with pytest.raises(CheckpointError, match="train.lr"):
         train_and_score(data, other, method_name="baseline", run_dir=tmp_path / "b", resume=True)
+    # how the model is read out or how many threads train it never change the weights
+    readout = ["score.batch_size=7", "score.tta_flip=false", "train.num_threads=2"]
+    smaller = load_recipe("quick", overrides=[*TINY, "train.augment.erase_prob=0.3", *readout])
+    again = train_and_score(
+        data, smaller, method_name="baseline", run_dir=tmp_path / "b", resume=True
+    )
+    assert again.images_trained == 0  # every epoch came from the checkpoints
 
 
 def test_a_new_run_in_an_old_runs_folder_reads_only_its_own_epochs(tmp_path):

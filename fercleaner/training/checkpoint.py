@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from fercleaner.atomic import atomic_path, remove_stale_temporaries
+from fercleaner.config import Recipe, recipe_to_dict
 from fercleaner.errors import CheckpointError
 
 #: Bumped when the checkpoint layout changes incompatibly (2: dynamics as epoch files).
@@ -31,6 +32,24 @@ def get_data_fingerprint(sample_ids: np.ndarray, labels: np.ndarray, train_mask:
     digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
     digest.update(np.ascontiguousarray(train_mask, dtype=bool).tobytes())
     return digest.hexdigest()[:16]
+
+
+#: Recipe keys that change how a trained model is read out or how fast it trains, never
+#: its weights: `--resume` accepts new values for them (e.g. a smaller `score.batch_size`
+#: after running out of memory at prediction time).
+RESUMABLE_KEYS: tuple[str, ...] = ("score", "train.num_threads")
+
+
+def get_checkpoint_recipe(recipe: Recipe) -> dict[str, Any]:
+    """The part of the recipe a checkpoint must match on resume: all but `RESUMABLE_KEYS`."""
+    plain = recipe_to_dict(recipe)
+    for key in RESUMABLE_KEYS:
+        *sections, name = key.split(".")
+        node = plain
+        for section in sections:
+            node = node[section]
+        node.pop(name)
+    return plain
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

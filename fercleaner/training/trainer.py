@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from fercleaner.config import Recipe, recipe_to_dict
+from fercleaner.config import Recipe
 from fercleaner.runs.layout import CHECKPOINTS_DIR
 from fercleaner.training.budget import resolve_train_budget
-from fercleaner.training.checkpoint import get_data_fingerprint
+from fercleaner.training.checkpoint import get_checkpoint_recipe, get_data_fingerprint
 from fercleaner.training.crossfit import assign_folds, get_fold_indices, merge_readouts
 from fercleaner.training.device import resolve_device, resolve_precision
 from fercleaner.training.distributed import DistInfo, gather_to_main
@@ -140,7 +140,7 @@ def train_and_score(
                 else None
             ),
             resume=resume,
-            expect={"fingerprint": fingerprint, "recipe": recipe_to_dict(recipe)},
+            expect={"fingerprint": fingerprint, "recipe": get_checkpoint_recipe(recipe)},
             dist_info=dist_info,
             progress=progress,
             timer=timer,
