@@ -30,6 +30,17 @@ _SUPPORTED_MODES = frozenset(
 )
 #: Side length `check_decodes` decodes at: small keeps JPEG checks cheap (DCT scaling).
 _CHECK_SIZE = 48
+#: EXIF orientation (tag 0x0112) -> the transpose that shows the photo upright, as a
+#: viewer (and the person who labelled it) saw it; the same table as PIL's exif_transpose.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 
 
 class DecodeError(Exception):
@@ -51,7 +62,8 @@ def decode_image(
 ) -> np.ndarray:
     """Decode an image file to (size, size, channels) uint8.
 
-    The face box, when given, is cropped first (clipped to the image); the result is
+    The face box, when given, is cropped first (clipped to the image; in the stored pixel
+    grid), then a photo with an EXIF orientation is turned upright; the result is
     resized to a square with bilinear filtering (no aspect-preserving crop, so no part
     of the face is lost). JPEGs are decoded at a reduced DCT scale when that still leaves
     at least `size` pixels across the box, which makes large photos cheap.
@@ -72,6 +84,7 @@ def decode_image(
                     f"over the limit of {max_pixels:,}",
                 )
             crop = _clip_box(box, width, height, path)
+            upright = _UPRIGHT.get(image.getexif().get(0x0112))
             if image.mode not in _SUPPORTED_MODES:
                 raise DecodeError(
                     "unsupported_pixels",
@@ -85,6 +98,8 @@ def decode_image(
                 image = image.convert(mode)
             if crop is not None:
                 image = image.crop(crop)
+            if upright is not None:
+                image = image.transpose(upright)
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
             pixels = np.asarray(image)

@@ -39,7 +39,8 @@ from fercleaner.atomic import atomic_path
 
 #: 3: 16-bit and float images are scaled to 8 bits instead of clipped (fercleaner.decode),
 #: so rows an older decoder wrote for them are wrong and every cache is rebuilt once.
-FORMAT_VERSION = 3
+#: 4: photos with an EXIF orientation are decoded upright (older rows lie on their side).
+FORMAT_VERSION = 4
 _INDEX_KEY = b"fercleaner_cache"
 
 
