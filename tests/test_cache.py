@@ -12,7 +12,7 @@ from PIL import Image
 
 import fercleaner.cache.jobs as cache_jobs
 from fercleaner.cache import build_cache, default_cache_root
-from fercleaner.errors import DatasetError
+from fercleaner.errors import DatasetError, OutputError
 from fercleaner.synth import generate_faces, read_truth, truth_path, write_synthetic_dataset
 
 
@@ -279,3 +279,33 @@ def test_a_torn_data_file_is_rebuilt_not_trusted(tmp_path, faces):
     again = build_cache(samples, size=48, channels=1, workers=1)
     assert again.n_decoded == 4
     np.testing.assert_array_equal(again.images[..., 0], faces[:4])
+
+
+def test_a_full_disk_is_one_clear_error_before_any_row_is_written(
+    tmp_path, faces, monkeypatch, counted_decodes
+):
+    """Blocks are reserved up front: a sparse file on a full disk ends in SIGBUS."""
+    import errno
+
+    samples = _write_pngs(tmp_path / "ds", faces)
+
+    def disk_full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", disk_full)
+    with pytest.raises(OutputError, match=r"no room for the decoded images in .* 0.1 MiB more"):
+        build_cache(samples, size=48, channels=1, workers=1)
+    assert counted_decodes == []
+
+
+def test_a_file_system_without_fallocate_still_builds(tmp_path, faces, monkeypatch):
+    import errno
+
+    samples = _write_pngs(tmp_path / "ds", faces)
+
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(os, "posix_fallocate", unsupported)
+    cache = build_cache(samples, size=48, channels=1, workers=1)
+    np.testing.assert_array_equal(cache.images[cache.rows(samples["sample_id"])][..., 0], faces)

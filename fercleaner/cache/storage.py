@@ -22,6 +22,7 @@ there and decodes only those rows.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -36,12 +37,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fercleaner.atomic import atomic_path
+from fercleaner.errors import OutputError
 
 #: 3: 16-bit and float images are scaled to 8 bits instead of clipped (fercleaner.decode),
 #: so rows an older decoder wrote for them are wrong and every cache is rebuilt once.
 #: 4: photos with an EXIF orientation are decoded upright (older rows lie on their side).
 FORMAT_VERSION = 4
 _INDEX_KEY = b"fercleaner_cache"
+#: posix_fallocate errors that mean "not on this file system", not "no space".
+_NO_FALLOCATE = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
 
 @dataclass
@@ -127,10 +131,30 @@ def write_index(
 
 
 def grow(data_path: Path, n_bytes: int) -> None:
-    """Make the data file at least `n_bytes` long (new rows read as zeros until decoded)."""
+    """Make the data file at least `n_bytes` long (new rows read as zeros until decoded).
+
+    The blocks are reserved up front: a sparse file on a full disk would let the build
+    write rows into the memory map until the kernel kills it with SIGBUS.
+
+    Raises:
+        OutputError: the disk has no room for the rows; names the folder and the fix.
+    """
     with open(data_path, "ab") as fh:
-        if fh.tell() < n_bytes:
-            fh.truncate(n_bytes)
+        have = fh.tell()
+        if have >= n_bytes:
+            return
+        try:
+            os.posix_fallocate(fh.fileno(), have, n_bytes - have)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise OutputError(
+                    f"no room for the decoded images in {data_path.parent}: the cache needs "
+                    f"{(n_bytes - have) / 2**20:,.1f} MiB more; free that much, or point "
+                    "FERCLEANER_CACHE at a folder on a bigger disk"
+                ) from None
+            if exc.errno not in _NO_FALLOCATE:
+                raise
+            fh.truncate(n_bytes)  # a file system without it: the rows stay sparse
 
 
 def rewrite(
