@@ -810,10 +810,8 @@ FERPLUS_CASES = [
             b"caf\xe9.png," + fp_line("", _HAPPY)[1:].encode(),
             lambda r, t: write_image(bytes_name(r / "FER2013Train", b"caf\xe9.png"), size=48),
         ),
-        PROBLEMS,
-        {"missing_file": 1, "unlabeled_image": 1},
-        4,
-        3,
+        USAGE,  # a label file that is not UTF-8 is refused, naming line and byte
+        error="line 3 holds byte 0xe9",
     ),
     Case(
         "fp_empty_label_file",
@@ -1686,10 +1684,8 @@ AFFECTNET_CASES = [
                 ],
             ),
         ),
-        PROBLEMS,
-        {"malformed_row": 2},
-        3,
-        1,
+        USAGE,  # one error for the header, not a malformed row per row
+        error="lacks face_x",
     ),
     Case(
         "an_extra_header_column",
@@ -2083,10 +2079,8 @@ CSV_CASES = [
             b"images/caf\xe9.png,angry,train\n",
             mutate=lambda r, t: write_image(bytes_name(r / "images", b"caf\xe9.png")),
         ),
-        PROBLEMS,
-        {"missing_file": 1},
-        4,
-        3,
+        USAGE,  # a label file that is not UTF-8 is refused, naming line and byte
+        error="line 5 holds byte 0xe9",
     ),
     Case(
         "csv_markup_path",

@@ -101,3 +101,12 @@ def test_unusable_input_exits_2_with_one_line(tmp_path):
     assert "Traceback" not in result.output
     result = runner.invoke(app, ["inspect", str(_clean(tmp_path / "c")), "--layout", "rafb"])
     assert result.exit_code == 2 and "Did you mean 'rafdb'" in result.output
+
+
+def test_control_characters_in_file_names_reach_no_terminal(tmp_path):
+    write_image(tmp_path / "train" / "happy" / "ok.png")
+    (tmp_path / "train" / "happy" / "x\x1b]0;pwned\x07\x1b[2J.png").write_text("not an image")
+    result = runner.invoke(app, ["inspect", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "x\\x1b]0;pwned\\x07\\x1b[2J.png" in result.output

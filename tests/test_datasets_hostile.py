@@ -73,7 +73,7 @@ def _assert_complete(dataset) -> None:
 def _kinds(dataset) -> dict[str, str]:
     """sample_id (or file) -> problem kind."""
     return {
-        (p.sample_id if isinstance(p.sample_id, str) and p.sample_id != "None" else p.file): p.kind
+        (p.sample_id if isinstance(p.sample_id, str) else p.file): p.kind
         for p in dataset.problems.itertuples()
     }
 

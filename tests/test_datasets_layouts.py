@@ -18,6 +18,7 @@ from _dataset_files import (
 
 from fercleaner.classes import CANONICAL_CLASSES
 from fercleaner.datasets import read_dataset, summarize_dataset
+from fercleaner.errors import DatasetError
 
 VOTES_HEADER = [
     "Usage",
@@ -242,3 +243,31 @@ def test_csv_manifest_folder_file_and_parquet(tmp_path):
     (tmp_path / "labels.csv").unlink()
     ds = read_dataset(tmp_path)
     assert _by_id(ds)["given_label"].to_dict() == {"imgs/a.png": "fear", "c.png": "disgust"}
+
+
+def test_affectnet_without_face_box_columns_uses_whole_images(tmp_path):
+    boxless = [h for h in AFFECTNET_HEADER if not h.startswith("face_")]
+    write_rows(
+        tmp_path / "training.csv",
+        [boxless, ["1/a.jpg", "", 1, 0.5, 0.5], ["1/b.jpg", "", 2, 0.1, 0.1]],
+    )
+    for name in ("1/a.jpg", "1/b.jpg"):
+        write_image(tmp_path / "Manually_Annotated_Images" / name)
+    ds = read_dataset(tmp_path)  # was: every row a malformed_row (face_x is not a number)
+    assert ds.problems.empty and len(ds.samples) == 2
+    assert not any(c.startswith("face_") for c in ds.samples.columns)
+    assert "training.csv has no face box columns" in ds.detection
+    assert "images are used whole" in ds.detection
+    # one manifest with boxes, one without: the boxless rows have no box (NaN), not a made-up one
+    write_rows(tmp_path / "validation.csv", [AFFECTNET_HEADER, affectnet_row("1/c.jpg", 3)])
+    write_image(tmp_path / "Manually_Annotated_Images" / "1" / "c.jpg", size=48)
+    s = _by_id(read_dataset(tmp_path))
+    assert s["face_w"].isna().tolist() == [True, True, False]
+
+
+def test_affectnet_with_some_face_box_columns_is_one_error_naming_them(tmp_path):
+    header = [h for h in AFFECTNET_HEADER if h not in ("face_width", "face_height")]
+    write_rows(tmp_path / "training.csv", [header, ["1/a.jpg", 1, 2, "", 1, 0.5, 0.5]])
+    with pytest.raises(DatasetError, match="lacks face_width, face_height") as caught:
+        read_dataset(tmp_path)
+    assert str(tmp_path / "training.csv") in str(caught.value)

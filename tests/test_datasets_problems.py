@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import pandas as pd
 import pytest
 from _dataset_files import (
@@ -16,6 +19,8 @@ from _dataset_files import (
 
 from fercleaner.datasets import PROBLEM_KINDS, read_dataset
 from fercleaner.datasets.images import check_image, check_images
+from fercleaner.datasets.problems import ProblemLog, display_path
+from fercleaner.errors import DatasetError
 
 
 def _kinds(dataset) -> dict[str, str]:
@@ -315,3 +320,92 @@ def test_a_row_the_csv_module_rejects_does_not_end_the_read(tmp_path):
     kinds = ds.problems.set_index("row")["kind"].to_dict()
     assert kinds == {3: "malformed_row", 5: "missing_file"}
     assert "unreadable CSV row" in ds.problems.set_index("row")["reason"][3]
+
+
+def test_absolute_paths_inside_the_manifest_folder_are_samples(tmp_path):
+    root = tmp_path / "data"
+    write_image(root / "imgs" / "a.png")
+    write_image(root / "imgs" / "b.png", seed=1)
+    write_image(tmp_path / "outside.png", seed=2)
+    (tmp_path / "link").symlink_to(root)  # the root read through a link, rows by real path
+    write_rows(
+        root / "labels.csv",
+        [
+            ["path", "label"],
+            [str(root / "imgs" / "a.png"), "happy"],
+            [str(root / "imgs" / ".." / "imgs" / "b.png"), "sad"],
+            [str(tmp_path / "outside.png"), "fear"],  # line 4: leaves the root
+        ],
+    )
+    for source in (root, tmp_path / "link"):
+        ds = read_dataset(source)
+        _assert_complete(ds)
+        s = ds.samples.set_index("sample_id")
+        assert sorted(s.index) == ["imgs/a.png", "imgs/b.png"]
+        assert s.loc["imgs/a.png", "path"] == str(source / "imgs" / "a.png")
+        (problem,) = ds.problems.itertuples()
+        assert (problem.row, problem.kind) == (4, "path_escapes_root")
+        assert str(tmp_path / "outside.png") in problem.reason
+        assert "outside the manifest's folder" in problem.reason
+        assert "--allow-outside-root" in problem.fix
+    assert len(read_dataset(root, allow_outside_root=True).samples) == 3
+
+
+def test_a_label_file_that_is_not_utf8_is_refused_naming_line_and_byte(tmp_path):
+    write_image(tmp_path / "café.png")
+    write_image(tmp_path / "b.png", seed=1)
+    (tmp_path / "labels.csv").write_bytes(
+        "path,label\nb.png,sad\ncafé.png,happy\n".encode("latin-1")
+    )
+    with pytest.raises(DatasetError) as caught:
+        read_dataset(tmp_path)  # was: café.png read as caf\ufffd.png, then "missing"
+    message = str(caught.value)
+    assert str(tmp_path / "labels.csv") in message
+    assert "line 3 holds byte 0xe9 (at byte offset 24)" in message
+    assert "caf\\xe9.png" in message and "Re-save it as UTF-8" in message
+    (tmp_path / "labels.csv").write_text("path,label\nb.png,sad\ncafé.png,happy\n")
+    assert len(read_dataset(tmp_path).samples) == 2
+
+
+def test_fer2013_votes_that_are_not_utf8_are_left_off_with_a_problem(tmp_path):
+    write_rows(
+        tmp_path / "fer2013.csv", [["emotion", "pixels", "Usage"], [3, pixels(0), "Training"]]
+    )
+    (tmp_path / "fer2013new.csv").write_bytes(b"Usage,Image name,neutral\xe9\n")
+    ds = read_dataset(tmp_path)
+    assert len(ds.samples) == 1 and "votes" not in ds.samples
+    (problem,) = ds.problems.itertuples()
+    assert problem.kind == "votes_misaligned" and "line 1 holds byte 0xe9" in problem.reason
+
+
+def test_a_problem_without_sample_id_keeps_it_missing(tmp_path):
+    """Under pandas 2 (infer_string off) astype("str") stored None as the text "None"."""
+    log = ProblemLog(tmp_path)
+    log.add("malformed_row", file=tmp_path / "labels.csv", row=2, reason="the path is empty")
+    log.add("missing_file", file=tmp_path / "labels.csv", row=3, sample_id="a.png", reason="gone")
+    settings = [contextlib.nullcontext()]
+    if "infer_string" in dir(pd.options.future):  # pandas 2.1-3: pandas 2's behaviour
+        settings.append(pd.option_context("future.infer_string", False))
+    for setting in settings:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the option is deprecated in pandas 3
+            with setting:
+                frame = log.to_frame()
+        assert frame["sample_id"].isna().tolist() == [True, False]
+        assert frame["sample_id"].tolist()[1] == "a.png"
+        assert "None" not in frame["sample_id"].astype(object).tolist()
+
+
+def test_control_characters_in_names_are_escaped_where_paths_are_shown(tmp_path):
+    assert display_path(tmp_path / "a\x1b[31mb\rc.png", tmp_path) == "a\\x1b[31mb\\x0dc.png"
+    assert display_path("/elsewhere/x\x9by.png", tmp_path) == "/elsewhere/x\\x9by.png"
+    name = "bad\x1b]0;pwned\x07.png"
+    (tmp_path / "train" / "happy").mkdir(parents=True)
+    (tmp_path / "train" / "happy" / name).write_text("not an image")
+    write_image(tmp_path / "train" / "happy" / "ok.png")
+    ds = read_dataset(tmp_path)
+    (problem,) = ds.problems.itertuples()
+    assert problem.kind == "not_an_image"
+    assert problem.file == "train/happy/bad\\x1b]0;pwned\\x07.png"
+    assert "\x1b" not in problem.reason and "bad\\x1b]0;pwned\\x07.png" in problem.reason
+    assert problem.sample_id == f"train/happy/{name}"  # the id itself is data, kept as is

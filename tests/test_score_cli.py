@@ -179,3 +179,19 @@ def test_the_default_recipe_ranks_by_poi_and_its_late_training_margins(faces, tm
     np.testing.assert_allclose(
         js_uncertainty(soft, given).numpy(), frame["poi_uncertainty"].to_numpy(), atol=1e-5
     )
+
+
+def test_score_takes_allow_outside_root_like_inspect(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_score_dataset(*args, **kwargs):
+        seen.update(kwargs)
+        return None  # what a non-zero torchrun rank returns: no summary
+
+    monkeypatch.setattr("fercleaner.pipeline.score_dataset", fake_score_dataset)
+    argv = ["score", str(tmp_path), "--out", str(tmp_path / "run")]
+    assert CliRunner().invoke(app, argv).exit_code == 0
+    assert seen["allow_outside_root"] is False
+    result = CliRunner().invoke(app, [*argv, "--allow-outside-root"])
+    assert result.exit_code == 0, result.output
+    assert seen["allow_outside_root"] is True

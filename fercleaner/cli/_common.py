@@ -23,7 +23,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -42,7 +42,26 @@ DEFAULT_PROGRESS_INTERVAL_S = 30.0
 #: Folder for crash logs (default: `<system temp>/fercleaner-logs`).
 LOG_DIR_ENV = "FERCLEANER_LOG_DIR"
 
+#: `--follow-links` and `--allow-outside-root`: `inspect` and `score` read the same rows.
+FollowLinksOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow-links",
+        help="Read images and folders through symbolic links that lead outside the dataset"
+        " folder (default: report them as path_escapes_root and skip them).",
+    ),
+]
+AllowOutsideRootOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-root",
+        help="Accept manifest paths that leave the manifest's folder (the dataset root).",
+    ),
+]
+
 __all__ = [
+    "AllowOutsideRootOption",
+    "FollowLinksOption",
     "ExitCode",
     "LineProgress",
     "cli_command",

@@ -1,8 +1,9 @@
 """`fercleaner inspect DATASET`: read a dataset, check every image, print counts and problems.
 
 Exit status: 0 clean, 1 problems found (listed), 2 unusable input, 3 internal error
-(docs/cli.md). File names are printed as text (never markup) and, off a terminal, in
-tables as wide as they need, so each name stays on one line for grep.
+(docs/cli.md). File names are printed as text (never markup), their control characters
+escaped (`datasets.problems.escape_controls`), and, off a terminal, in tables as wide as
+they need, so each name stays on one line for grep.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from fercleaner.cli._common import ExitCode, cli_errors, console, print_table, progress_bar
+from fercleaner.cli._common import (
+    AllowOutsideRootOption,
+    ExitCode,
+    FollowLinksOption,
+    cli_errors,
+    console,
+    print_table,
+    progress_bar,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -41,20 +50,8 @@ def inspect_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the full summary as JSON (every problem).")
     ] = False,
-    allow_outside_root: Annotated[
-        bool,
-        typer.Option(
-            "--allow-outside-root", help="Accept manifest paths that leave the manifest's folder."
-        ),
-    ] = False,
-    follow_links: Annotated[
-        bool,
-        typer.Option(
-            "--follow-links",
-            help="Read images and folders through symbolic links that lead outside the dataset"
-            " folder (default: report them as path_escapes_root and skip them).",
-        ),
-    ] = False,
+    allow_outside_root: AllowOutsideRootOption = False,
+    follow_links: FollowLinksOption = False,
     check_images: Annotated[
         bool,
         typer.Option(
@@ -98,8 +95,12 @@ def inspect_command(
 def _render(summary: dict[str, Any], *, max_problems: int) -> None:
     from rich.table import Table
 
+    from fercleaner.datasets.problems import escape_controls
+
     console.print(
-        f"[bold]dataset[/] {escape(str(summary['root']))}", highlight=False, soft_wrap=True
+        f"[bold]dataset[/] {escape(escape_controls(str(summary['root'])))}",
+        highlight=False,
+        soft_wrap=True,
     )
     console.print(
         f"[bold]layout[/]  {escape(summary['layout'])} - {escape(summary['detection'])}",
@@ -149,7 +150,7 @@ def _render(summary: dict[str, Any], *, max_problems: int) -> None:
             table.add_row(
                 Text(str(p["file"])),
                 "" if p["row"] is None else str(p["row"]),
-                Text(str(p["sample_id"] or "")),
+                Text(escape_controls(str(p["sample_id"] or ""))),
                 p["kind"],
                 Text(str(p["reason"])),
             )

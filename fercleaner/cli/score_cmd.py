@@ -15,7 +15,15 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from fercleaner.cli._common import LineProgress, cli_errors, clock_text, console, print_table
+from fercleaner.cli._common import (
+    AllowOutsideRootOption,
+    FollowLinksOption,
+    LineProgress,
+    cli_errors,
+    clock_text,
+    console,
+    print_table,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,14 +60,8 @@ def score_command(
     layout: Annotated[
         str | None, typer.Option("--layout", help="Dataset layout (default: detected).")
     ] = None,
-    follow_links: Annotated[
-        bool,
-        typer.Option(
-            "--follow-links",
-            help="Read images and folders through symbolic links that lead outside the dataset"
-            " folder (default: report them as path_escapes_root and skip them).",
-        ),
-    ] = False,
+    follow_links: FollowLinksOption = False,
+    allow_outside_root: AllowOutsideRootOption = False,
     predictions: Annotated[
         Path | None,
         typer.Option(
@@ -89,6 +91,7 @@ def score_command(
             resume=resume,
             predictions=predictions,
             follow_links=follow_links,
+            allow_outside_root=allow_outside_root,
             progress=view.update,
         )
     if result is not None:  # None on non-zero torchrun ranks

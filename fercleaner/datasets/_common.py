@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+
+from fercleaner.datasets.problems import escape_controls
+from fercleaner.errors import DatasetError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,15 +131,23 @@ def is_folder(entry: os.DirEntry) -> bool:
 
 
 def join_inside(base: str | os.PathLike[str], relative: str) -> tuple[str, str, bool]:
-    """Join a manifest's relative path to its folder (string ops: this runs once per row).
+    """Join a manifest's path to its folder (string ops: this runs once per row).
+
+    An absolute path inside `base` (by name, or under its real path: /tmp is
+    /private/tmp on macOS) is as good as the relative one; the image's path is then
+    spelled under `base`, so the later link check sees it as inside.
 
     Returns:
-        (absolute path, normalised relative path with forward slashes, escapes) where
-        `escapes` is True for an absolute path or one whose `..` parts leave `base`.
+        (absolute path, normalised path relative to `base` with forward slashes, escapes)
+        where `escapes` is True for an absolute path outside `base` (kept as written) or
+        a relative one whose `..` parts leave it.
     """
     text = relative.strip().replace("\\", "/")
     if os.path.isabs(text) or (len(text) > 1 and text[1] == ":"):
         normal = os.path.normpath(text)
+        inside = _relative_inside(normal, os.fspath(base))
+        if inside is not None:
+            return os.path.join(os.fspath(base), inside), inside.replace(os.sep, "/"), False
         return normal, normal.replace(os.sep, "/"), True
     normal = os.path.normpath(text).replace(os.sep, "/")
     escapes = normal == ".." or normal.startswith("../")
@@ -142,9 +155,94 @@ def join_inside(base: str | os.PathLike[str], relative: str) -> tuple[str, str, 
     return (os.path.normpath(full) if escapes else full), normal, escapes
 
 
-def open_text(path: Path):
-    """Open a label file as text; a UTF-8 byte-order mark (Excel exports) is dropped."""
-    return open(path, encoding="utf-8-sig", newline="", errors="replace")
+def _relative_inside(path: str, base: str) -> str | None:
+    """Normalised absolute `path` relative to `base` (or to its real path); None if outside."""
+    for folder in (os.path.normpath(base), _real_folder(base)):
+        if os.path.isabs(path) and is_inside(path, folder):
+            return os.path.relpath(path, folder)
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _real_folder(folder: str) -> str:
+    """`os.path.realpath`, cached: a manifest of absolute paths asks once per row."""
+    return os.path.realpath(folder)
+
+
+@contextlib.contextmanager
+def open_text(path: Path) -> Iterator[Iterator[str]]:
+    """The lines of a UTF-8 label file (a byte-order mark, as Excel writes, is dropped).
+
+    A byte that is not UTF-8 ends the read with a `DatasetError` naming the line and byte
+    (`describe_bad_utf8`). Decoding it as something else would be a guess: Latin-1
+    accepts any byte, so a cp1252 or Shift-JIS file would silently turn into other file
+    names (then "missing" images) and other labels, and replacing the byte does the same.
+    """
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        yield _utf8_lines(fh, Path(path))
+
+
+def _utf8_lines(fh: IO[str], path: Path) -> Iterator[str]:
+    try:
+        yield from fh
+    except UnicodeDecodeError:
+        raise DatasetError(describe_bad_utf8(path)) from None
+
+
+def describe_bad_utf8(path: Path) -> str:
+    """Where `path` stops being UTF-8 (line, byte offset, the line) and how to fix it."""
+    first = None
+    bad_lines = 0
+    offset = 0
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                bad_lines += 1
+                if first is None:
+                    first = (number, offset + exc.start, raw[exc.start], raw)
+            offset += len(raw)
+    source = "WINDOWS-1252"  # Latin-1 as Windows writes it: the usual culprit
+    what = "its encoding changed while it was read"  # `first` is None: the file changed
+    if first is not None and first[0] == 1 and first[3][:2] in (b"\xff\xfe", b"\xfe\xff"):
+        source, what = "UTF-16", "it starts with a UTF-16 byte-order mark"
+    elif first is not None:
+        number, at, byte, raw = first
+        line = raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+        line = line if len(line) <= 80 else line[:80] + "..."
+        others = f"; {bad_lines - 1:,} more lines like it" if bad_lines > 1 else ""
+        what = (
+            f"line {number} holds byte 0x{byte:02x} (at byte offset {at:,}), which is not"
+            f" UTF-8, in '{escape_controls(line)}'{others}"
+        )
+    name = path.name
+    return (
+        f"{path} is not UTF-8 text: {what}. Label files are read as UTF-8 only, because"
+        " guessing another encoding can change file names and labels without a word."
+        f" Re-save it as UTF-8, e.g. iconv -f {source} -t UTF-8 {name} > utf8.csv (if it was"
+        f' written as {source}) and replace {name} with utf8.csv, or choose "CSV UTF-8" in'
+        " Excel's Save As"
+    )
+
+
+def read_header(path: Path) -> list[str]:
+    """The first CSV row of a label file, stripped, for detection.
+
+    Only the first line is decoded: a bad byte further down must not make the layout
+    undetectable (reading the rows reports it with its position).
+
+    Raises:
+        DatasetError: the first line is not UTF-8 (a UTF-16 file, say), whose column
+            names would otherwise be shown as garbage.
+    """
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DatasetError(describe_bad_utf8(Path(path))) from None
+    return [h.strip() for h in next(csv.reader([text]), [])]
 
 
 def csv_rows(fh: IO[str]) -> Iterator[tuple[int, list[str] | str]]:

@@ -1,7 +1,12 @@
 """AffectNet: `training.csv` / `validation.csv` manifests: face box, expression, valence, arousal.
 
 Codes 8-10 (None, Uncertain, No-Face) are not emotions: those rows become `excluded_label`
-problems. AffectNet writes -2 for "no valence/arousal"; that becomes NaN.
+problems. AffectNet writes -2 for "no valence/arousal"; that becomes NaN. Only
+subDirectory_filePath and expression are required: without valence/arousal columns
+those are NaN, and a manifest without all four face box columns (as shipped with
+already-cropped faces) uses its images whole, which the detection text says. A header
+with some box columns but not all, or without a required column, is one `DatasetError`
+for the file, not a problem per row.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from fercleaner.datasets._common import (
     join_inside,
     open_text,
     parse_int,
+    read_header,
 )
-from fercleaner.datasets.problems import ProblemLog
+from fercleaner.datasets.problems import ProblemLog, escape_controls
 from fercleaner.datasets.registry import (
     Detection,
     LayoutRead,
@@ -27,6 +33,7 @@ from fercleaner.datasets.registry import (
     ReadOptions,
     register_layout,
 )
+from fercleaner.errors import DatasetError
 
 MANIFESTS: dict[str, str] = {"training.csv": "train", "validation.csv": "val"}
 IMAGE_DIR = "Manually_Annotated_Images"
@@ -41,6 +48,14 @@ HEADER = [
     "valence",
     "arousal",
 ]
+REQUIRED = ("subDirectory_filePath", "expression")
+#: Manifest face box column -> sample table column.
+BOX_COLUMNS = {
+    "face_x": "face_x",
+    "face_y": "face_y",
+    "face_width": "face_w",
+    "face_height": "face_h",
+}
 _NO_VALUE = -2.0
 #: Face box coordinates beyond this are no image's (and would overflow int32 columns).
 _MAX_BOX = 1_000_000
@@ -70,9 +85,8 @@ def detect(path: Path) -> Detection:
         manifest = path / name
         if manifest.is_file():
             try:
-                with open_text(manifest) as fh:
-                    header = [h.strip() for h in next(csv.reader(fh), [])]
-            except (OSError, csv.Error) as exc:
+                header = read_header(manifest)
+            except (OSError, csv.Error, DatasetError) as exc:
                 unreadable.append(f"{name} ({getattr(exc, 'strerror', None) or exc})")
                 continue
             if "subDirectory_filePath" in header and "expression" in header:
@@ -102,15 +116,19 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
     columns: dict[str, list] = {column: [] for column in COLUMNS}
     listed: set[str] = set()
     rows_listed = 0
+    whole = []  # manifests without face boxes
     for name, split in MANIFESTS.items():
         manifest = root / name
         if not manifest.is_file():
             continue
         with open_text(manifest) as fh:
             rows_iter = csv_rows(fh)
-            first = next(rows_iter, (1, []))[1]
-            header = [h.strip() for h in first] if isinstance(first, list) else []
-            index = {column: header.index(column) for column in HEADER if column in header}
+            first = next(rows_iter, None)
+            if first is None:  # an empty file: no rows to read
+                continue
+            index = _column_index(first[1], manifest)
+            if not BOX_COLUMNS.keys() & index.keys():
+                whole.append(name)
             for line, fields in rows_iter:
                 rows_listed += 1
                 if isinstance(fields, str):
@@ -119,7 +137,7 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
                 record = _read_row(
                     fields,
                     line=line,
-                    n_fields=len(header),
+                    n_fields=len(first[1]),
                     index=index,
                     manifest=manifest,
                     split=split,
@@ -132,15 +150,51 @@ def read(source: Path, root: Path, options: ReadOptions, problems: ProblemLog) -
                 if record is not None:
                     for column, values in columns.items():
                         values.append(record[column])
-    samples = build_samples([], COLUMNS) if not columns["sample_id"] else pd.DataFrame(columns)
+    if whole and all(v is None for v in columns["face_x"]):  # no box anywhere: no box columns
+        for column in BOX_COLUMNS.values():
+            del columns[column]
+    names = list(columns)
+    samples = build_samples([], names) if not columns["sample_id"] else pd.DataFrame(columns)
     samples["_row"] = samples["_row"].astype(object)
+    notes = [
+        f"{', '.join(whole)} {'has' if len(whole) == 1 else 'have'} no face box columns"
+        f" ({', '.join(BOX_COLUMNS)}): {'its' if len(whole) == 1 else 'their'} images are"
+        " used whole"
+    ]
     return LayoutRead(
         samples=samples,
         rows_listed=rows_listed,
         classes=[c for c in CANONICAL_CLASSES if c in AFFECTNET_CODES.values()],
         scan_dirs=[image_root] if image_root != root else [],
         listed_paths=listed,
+        notes=notes if whole else [],
     )
+
+
+def _column_index(first: list[str] | str, manifest: Path) -> dict[str, int]:
+    """{column: position} of the known columns of a manifest's header (`first`: its fields,
+    or why the line is no CSV row).
+
+    Raises:
+        DatasetError: a required column is missing, or some face box columns but not all
+            (a box cannot be guessed, and a header fault would make every row malformed).
+    """
+    if isinstance(first, str):
+        raise DatasetError(f"{manifest}: the header line cannot be read ({first}); fix it")
+    header = [h.strip() for h in first]
+    index = {column: header.index(column) for column in HEADER if column in header}
+    missing = [c for c in REQUIRED if c not in index]
+    boxes = [c for c in BOX_COLUMNS if c in index]
+    if boxes:
+        missing += [c for c in BOX_COLUMNS if c not in index]
+    if missing:
+        raise DatasetError(
+            f"{manifest}: the header lacks {', '.join(missing)} (it has"
+            f" {escape_controls(', '.join(header[:12]))});"
+            f" an AffectNet manifest needs {', '.join(REQUIRED)}, and either all four face box"
+            f" columns ({', '.join(BOX_COLUMNS)}) or none (whole images). Fix the header line."
+        )
+    return index
 
 
 def _read_row(
@@ -160,9 +214,6 @@ def _read_row(
     def bad(kind: str, reason: str, sample_id: str | None = None) -> None:
         problems.add(kind, file=manifest, row=line, sample_id=sample_id, reason=reason)
 
-    if "subDirectory_filePath" not in index or "expression" not in index:
-        bad("malformed_row", "the manifest header lacks subDirectory_filePath or expression")
-        return None
     position = index["subDirectory_filePath"]
     relative = fields[position].strip() if position < len(fields) else ""
     if not relative:
@@ -215,13 +266,11 @@ def _read_row(
             return None
         record[column] = value
     box = {}
-    for source_column, column in (
-        ("face_x", "face_x"),
-        ("face_y", "face_y"),
-        ("face_width", "face_w"),
-        ("face_height", "face_h"),
-    ):
-        value = parse_int(fields[index[source_column]]) if source_column in index else None
+    for source_column, column in BOX_COLUMNS.items():
+        if source_column not in index:  # no box columns (checked per header): whole image
+            box[column] = None
+            continue
+        value = parse_int(fields[index[source_column]])
         if value is None or not 0 <= value <= _MAX_BOX:
             bad(
                 "malformed_row",

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from fercleaner.datasets.problems import count_label_row_problems
+from fercleaner.datasets.problems import (
+    NON_ROW_KINDS,
+    count_label_row_problems,
+    escape_controls,
+)
+from fercleaner.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -42,3 +47,30 @@ class Dataset:
     def reconciles(self) -> bool:
         """rows_listed == rows ingested + label rows in problems."""
         return self.rows_listed == len(self.samples) + self.label_row_problems
+
+    def require_samples(self) -> None:
+        """Raise when no row was ingested, naming the first problem (file, row, path, fix).
+
+        A caller that trains on the samples would otherwise fail later on a count that
+        hides the cause ("no samples in the training splits").
+
+        Raises:
+            DatasetError: `samples` is empty.
+        """
+        if len(self.samples):
+            return
+        if not self.rows_listed:
+            raise DatasetError(
+                f"{self.root} holds no label rows ({self.detection}); add rows to its label file"
+            )
+        rows = self.problems.loc[~self.problems["kind"].isin(sorted(NON_ROW_KINDS))]
+        counts = ", ".join(f"{kind} {n:,}" for kind, n in rows["kind"].value_counts().items())
+        first = rows.iloc[0]
+        where = first["file"] if pd.isna(first["row"]) else f"{first['file']} row {first['row']}"
+        sample_id = "" if pd.isna(first["sample_id"]) else escape_controls(first["sample_id"])
+        path = f" ({sample_id})" if sample_id not in first["reason"] else ""
+        raise DatasetError(
+            f"none of the {self.rows_listed:,} label rows of {self.root} can be used ({counts})."
+            f" The first, {where}{path}: {first['reason']}; fix: {first['fix']}."
+            f" `fercleaner inspect {self.root}` lists every problem"
+        )

@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from fercleaner.classes import CANONICAL_CLASSES, FER2013_CODES, FERPLUS_VOTE_COLUMNS
-from fercleaner.datasets._common import build_samples, csv_rows, open_text, parse_int
+from fercleaner.datasets._common import (
+    build_samples,
+    csv_rows,
+    open_text,
+    parse_int,
+    read_header,
+)
 from fercleaner.datasets.ferplus import MAX_VOTES
 from fercleaner.datasets.problems import ProblemLog
 from fercleaner.datasets.registry import (
@@ -52,7 +58,10 @@ def detect(path: Path) -> Detection:
         return Detection(False, f"looked for a file named {FILE_NAME}; got {path.name}")
     if not csv_path.is_file():
         return Detection(False, f"looked for {FILE_NAME}; not found")
-    header = _read_header(csv_path)
+    try:
+        header = _read_header(csv_path)
+    except DatasetError as exc:  # not UTF-8: say so rather than show a garbled header
+        return Detection(False, str(exc))
     if not set(_REQUIRED) <= set(header):
         return Detection(
             False, f"{FILE_NAME} header is {header[:5]}, expected columns emotion, pixels, Usage"
@@ -70,8 +79,7 @@ def detect(path: Path) -> Detection:
 def _read_header(path: Path) -> list[str]:
     """The first row of `path`, stripped; [] when it cannot be read or parsed."""
     try:
-        with open_text(path) as fh:
-            return [h.strip() for h in next(csv.reader(fh), [])]
+        return read_header(path)
     except (OSError, csv.Error):
         return []
 
@@ -245,6 +253,9 @@ def _read_votes(path: Path, problems: ProblemLog) -> list[_VoteRow] | None:
             return [_vote_row(line, fields) for line, fields in rows_iter]
     except OSError as exc:
         unusable(f"{VOTES_FILE_NAME} cannot be read: {exc.strerror or exc}")
+        return None
+    except DatasetError as exc:  # not UTF-8: the votes are optional, the pixels still read
+        unusable(str(exc))
         return None
 
 

@@ -1,10 +1,11 @@
 """The `csv` layout for in-house data: `labels.csv` / `labels.parquet` with path,label[,split].
 
-Paths are relative to the manifest's folder; one that leaves it (`..`, absolute) is a
-`path_escapes_root` problem unless `allow_outside_root`. Optional `valence`, `arousal`
-and `au_<id>` columns pass through as floats (they become training targets): an empty
-cell or NaN is "no value"; anything else must lie in [-1, 1] (valence, arousal) or
-[0, 1] (AU intensity), or the row is a `malformed_row`.
+Paths are relative to the manifest's folder (the dataset root), or absolute paths inside
+it; one that leaves it (`..`, an absolute path elsewhere) is a `path_escapes_root`
+problem unless `allow_outside_root`. The CSV must be UTF-8 (`_common.open_text`).
+Optional `valence`, `arousal` and `au_<id>` columns pass through as floats (they become
+training targets): an empty cell or NaN is "no value"; anything else must lie in
+[-1, 1] (valence, arousal) or [0, 1] (AU intensity), or the row is a `malformed_row`.
 
 Optional crowd votes: one `votes_<class>` column per class (`votes_happiness`; any
 spelling `classes.normalize_label` knows, e.g. `votes_happy`), each a non-negative
@@ -19,7 +20,6 @@ FERPlus's non-emotion counts `votes_unknown` and `votes_nf` are ignored; any oth
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Iterator
@@ -34,6 +34,7 @@ from fercleaner.datasets._common import (
     join_inside,
     normalize_split,
     open_text,
+    read_header,
 )
 from fercleaner.datasets.problems import ProblemLog
 from fercleaner.datasets.registry import (
@@ -94,8 +95,7 @@ def _header(manifest: Path) -> list[str]:
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(manifest).names)
-    with open_text(manifest) as fh:
-        return [h.strip() for h in next(csv.reader(fh), [])]
+    return read_header(manifest)
 
 
 def _records(manifest: Path) -> Iterator[tuple[int, dict[str, object] | str]]:
@@ -226,7 +226,9 @@ def _read_record(
     image_path, sample_id, escapes = join_inside(root, relative)
     if escapes and not options.allow_outside_root:
         bad(
-            "path_escapes_root", f"path {relative!r} leaves the manifest's folder {root}", sample_id
+            "path_escapes_root",
+            f"path {relative!r} lies outside the manifest's folder {root}, the dataset root",
+            sample_id,
         )
         return None
     label = _text(values.get("label"))

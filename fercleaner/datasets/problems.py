@@ -3,12 +3,15 @@
 A bad row or image never aborts a read and is never silently dropped: it becomes one row
 here. All kinds except those in `NON_ROW_KINDS` stand for a label row, so
 `rows_listed == len(samples) + label-row problems` always holds. Text that came from
-the file system (names that are not valid UTF-8) is made printable before it is stored.
+the file system (names that are not valid UTF-8) is made printable before it is stored,
+and control characters in the file column and reasons are escaped (they reach terminals).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +128,7 @@ class ProblemLog:
                 row=row,
                 sample_id=None if sample_id is None else printable(sample_id),
                 kind=kind,
-                reason=printable(reason),
+                reason=escape_controls(printable(reason)),
                 fix=printable(fix or DEFAULT_FIXES[kind]),
             )
         )
@@ -151,20 +154,34 @@ class ProblemLog:
         )
         frame["row"] = frame["row"].astype("Int64")
         for column in ("file", "sample_id", "kind", "reason", "fix"):
-            frame[column] = frame[column].astype("str")
+            # astype alone turns a missing sample id into the text "None" (pandas 2)
+            present = frame[column].notna()
+            frame[column] = frame[column].astype("str").where(present, None)
         frame = frame.sort_values(["file", "row"], kind="stable", na_position="first")
         return frame.reset_index(drop=True)
 
 
 def display_path(path: str | os.PathLike[str], root: Path) -> str:
-    """`path` relative to `root` with forward slashes, or absolute when it lies outside."""
+    """`path` relative to `root` with forward slashes, or absolute when it lies outside.
+
+    Control characters are escaped (`escape_controls`): a file name holding ESC or a
+    carriage return would otherwise recolour, retitle or overwrite the user's terminal.
+    """
     text = os.fspath(path)
-    if not os.path.isabs(text):
-        return text.replace(os.sep, "/")
-    try:
-        return Path(text).relative_to(root).as_posix()
-    except ValueError:
-        return text
+    if os.path.isabs(text):
+        with contextlib.suppress(ValueError):  # outside the root: stays absolute
+            text = Path(text).relative_to(root).as_posix()
+    else:
+        text = text.replace(os.sep, "/")
+    return escape_controls(text)
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (C0, DEL, C1) of `text` as `\\xNN`, the look `printable` gives bytes."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def printable(text: str) -> str:

@@ -109,6 +109,7 @@ def score_dataset(
     layout: str | None = None,
     resume: bool = False,
     follow_links: bool = False,
+    allow_outside_root: bool = False,
     predictions: str | Path | None = None,
     progress: ProgressFn | None = None,
 ) -> ScoreResult | None:
@@ -127,6 +128,7 @@ def score_dataset(
         resume: continue from the checkpoints in `out_dir/checkpoints`.
         follow_links: read images and folders through symbolic links that lead outside
             the dataset folder (default: `path_escapes_root` problems, not read).
+        allow_outside_root: accept manifest paths that leave the manifest's folder.
         predictions: a user's own probabilities file (`fercleaner.predictions`): no training.
         progress: called with `ScoreProgress` reports.
 
@@ -149,6 +151,7 @@ def score_dataset(
             resolved,
             report=progress,
             follow_links=follow_links,
+            allow_outside_root=allow_outside_root,
             trains=bool(method or weights or resume),
             # out-of-sample probabilities: cleanlab's rule unless the command line chose one
             flag_rule=next(
@@ -168,7 +171,14 @@ def score_dataset(
             remove_stale_run_temporaries(run_dir)
             remove_stale_checkpoint_temporaries(run_dir / CHECKPOINTS_DIR)
         dataset, channels, cache = _read_and_decode(
-            dataset_path, run_dir, resolved, dist_info, report, timings, follow_links=follow_links
+            dataset_path,
+            run_dir,
+            resolved,
+            dist_info,
+            report,
+            timings,
+            follow_links=follow_links,
+            allow_outside_root=allow_outside_root,
         )
         samples, problems, data, resolved = _prepare_training(dataset, cache, resolved)
         classes = list(dataset.classes)
@@ -202,6 +212,7 @@ def _score_from_predictions(
     *,
     report: ProgressFn | None,
     follow_links: bool,
+    allow_outside_root: bool,
     trains: bool,
     flag_rule: str,
     started: float,
@@ -218,7 +229,11 @@ def _score_from_predictions(
     remove_stale_run_temporaries(run_dir)
     t = time.perf_counter()
     dataset = read_samples(
-        dataset_path, recipe, _count_progress("read", report), follow_links=follow_links
+        dataset_path,
+        recipe,
+        _count_progress("read", report),
+        follow_links=follow_links,
+        allow_outside_root=allow_outside_root,
     )
     timings = {"read_s": time.perf_counter() - t}
     check_review_matches(run_dir, dataset.root)
@@ -246,6 +261,7 @@ def _read_and_decode(
     timings: dict[str, float],
     *,
     follow_links: bool,
+    allow_outside_root: bool,
 ) -> tuple[Any, int, Any]:
     """Read the dataset, check it against the folds and the run's review decisions, decode
     every image (`read_s`, `cache_s` timings).
@@ -261,7 +277,11 @@ def _read_and_decode(
         barrier(dist_info)
     t = time.perf_counter()
     dataset = read_samples(
-        dataset_path, recipe, _count_progress("read", report), follow_links=follow_links
+        dataset_path,
+        recipe,
+        _count_progress("read", report),
+        follow_links=follow_links,
+        allow_outside_root=allow_outside_root,
     )
     timings["read_s"] = time.perf_counter() - t
     check_review_matches(run_dir, dataset.root)

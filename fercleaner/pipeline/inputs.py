@@ -26,19 +26,24 @@ def read_samples(
     progress: CountFn | None,
     *,
     follow_links: bool = False,
+    allow_outside_root: bool = False,
 ) -> Any:
-    """The `Dataset` (`datasets.read_dataset`) in the recipe's layout, images unchecked."""
+    """The `Dataset` (`datasets.read_dataset`) in the recipe's layout, images unchecked;
+    one without a usable row is refused naming its first problem (`require_samples`)."""
     from fercleaner.datasets import read_dataset
 
     # no image check here: the cache decodes each image once with the same code and
     # quarantines what fails (`get_usable_samples`), and a warm cache decodes nothing
-    return read_dataset(
+    dataset = read_dataset(
         dataset_path,
         recipe.data.layout,
         follow_links=follow_links,
+        allow_outside_root=allow_outside_root,
         check_images=False,
         progress=progress,
     )
+    dataset.require_samples()
+    return dataset
 
 
 def build_sample_cache(
