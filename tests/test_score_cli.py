@@ -195,3 +195,17 @@ def test_score_takes_allow_outside_root_like_inspect(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, [*argv, "--allow-outside-root"])
     assert result.exit_code == 0, result.output
     assert seen["allow_outside_root"] is True
+
+
+def test_a_dataset_whose_every_image_fails_to_decode_says_so(tmp_path):
+    """Not "no samples in the training splits ... set data.splits", which sent users astray."""
+    for name in ("happy", "sad"):
+        (tmp_path / "faces" / name).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "faces" / name / f"{i}.png").write_bytes(b"not a png at all")
+    argv = ["score", str(tmp_path / "faces"), "--out", str(tmp_path / "run"), *TINY]
+    result = CliRunner().invoke(app, argv)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "none of the 6 images of" in message and "could be decoded" in message
+    assert "is not an image PIL can identify" in message and "data.splits" not in message

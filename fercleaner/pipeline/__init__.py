@@ -303,6 +303,15 @@ def _prepare_training(
     from fercleaner.training.budget import resolve_train_budget
 
     samples, problems = get_usable_samples(dataset, cache)
+    if samples.empty:
+        decode = getattr(cache, "problems", None)
+        first = decode.iloc[0] if decode is not None and len(decode) else None
+        example = "" if first is None else f" The first: {first['reason']}."
+        raise DatasetError(
+            f"none of the {len(dataset.samples):,} images of {str(dataset.root)!r} could be"
+            f" decoded.{example} Check that the files are images (`fercleaner inspect"
+            f" {dataset.root}` lists every problem with its fix)"
+        )
     check_folds(samples, recipe, decoded=True)
     classes = list(dataset.classes)
     data = build_train_data(samples, classes, cache, recipe)
