@@ -30,6 +30,7 @@ from fercleaner.runs import (
     RunError,
     SamplePathError,
     read_run,
+    stream_run,
     write_run_info,
     write_run_tables,
 )
@@ -212,6 +213,29 @@ def test_written_tables_open_again_and_leave_no_temp_files(tmp_path: Path) -> No
     assert sorted(stored["sample_id"]) == sorted(frame["sample_id"])
     assert stored["sample_id"].iloc[0] == frame.loc[frame["label_quality"].idxmin(), "sample_id"]
     assert open_run(run_dir).scores["sample_id"].tolist() == stored["sample_id"].tolist()
+
+
+def test_a_run_rewritten_only_in_part_is_refused_by_every_reader(tmp_path: Path) -> None:
+    """A kill between the new scores and the new run.json leaves two runs mixed."""
+    images = write_faces(tmp_path / "faces", 12)
+    meta = {"classes": CLASSES, "method": "baseline", "recipe": {}, "run_id": "new"}
+    meta["dataset_root"] = str(tmp_path / "faces")
+    empty = pd.DataFrame({"sample_id": pd.Series([], dtype=str)})
+    run_dir = tmp_path / "run"
+    write_run_tables(
+        run_dir,
+        scores=make_scores_frame(12, image_paths=images),
+        metadata=meta,
+        problems=empty,
+        dynamics=empty,
+        events=empty,
+    )
+    write_run_info(run_dir, {"run_id": "old"})  # the earlier run's record, never replaced
+    for open_it in (read_run, stream_run, open_run):
+        with pytest.raises(RunError, match="stopped while writing this folder.*--resume"):
+            open_it(run_dir)
+    write_run_info(run_dir, {"run_id": "new"})  # the rewrite finished
+    assert read_run(run_dir).run_id == "new"
 
 
 # -- the demo opens the run the same way ------------------------------------------------

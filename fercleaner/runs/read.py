@@ -9,6 +9,7 @@ records, so a doctored run cannot make export copy, or the app show, any other f
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from fercleaner.errors import ScoresFormatError
-from fercleaner.runs.layout import SCORES_FILE, RunError, SamplePathError, scores_path
+from fercleaner.runs.layout import RUN_FILE, SCORES_FILE, RunError, SamplePathError, scores_path
 from fercleaner.scoring import SCORES_ROW_GROUP_ROWS, ScoresStream, open_scores, read_scores
 
 _RESCORE = "re-run `fercleaner score` on the dataset to write the run again"
@@ -72,6 +73,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> Run:
     run_dir, path = _find_scores(run_dir)
     scores_file = read_scores(path)  # validates columns, metadata and values
     frame, metadata = scores_file.frame, dict(scores_file.metadata)
+    _check_run_record(run_dir, metadata)
     _check_unique_ids(frame, path)
     check_sample_paths(frame, _dataset_root(metadata, path), source=path)
     return Run(run_dir=run_dir, scores=frame, classes=scores_file.classes, metadata=metadata)
@@ -132,10 +134,31 @@ def stream_run(run_dir: str | os.PathLike[str]) -> RunStream:
     run_dir, path = _find_scores(run_dir)
     stream = open_scores(path)
     metadata = dict(stream.metadata)
+    _check_run_record(run_dir, metadata)
     root = _dataset_root(metadata, path)  # refuse a run without one before any row is read
     columns = stream.schema.empty_table().to_pandas()
     header = Run(run_dir=run_dir, scores=columns, classes=stream.classes, metadata=metadata)
     return RunStream(header=header, scores=stream, dataset_root=root)
+
+
+def _check_run_record(run_dir: Path, metadata: dict[str, Any]) -> None:
+    """Refuse a run whose run.json names another run than its scores file.
+
+    `fercleaner score` writes the scores, the other tables, then run.json last, each
+    atomically; a kill in between leaves the new scores beside the previous run's
+    run.json (and maybe its problems and dynamics), a mix no reader should use.
+    """
+    try:
+        recorded = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8")).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return  # no record (a run written through the library) or not ours to judge
+    scored = metadata.get("run_id")
+    if recorded and scored and recorded != scored:
+        raise RunError(
+            f"{run_dir}: {SCORES_FILE} is from run {scored} but {RUN_FILE} from run "
+            f"{recorded}: `fercleaner score` stopped while writing this folder. Run the "
+            "same score command again with --resume (finished training is not redone)"
+        )
 
 
 def _find_scores(run_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
