@@ -9,6 +9,7 @@ from fercleaner.config import (
     find_recipe,
     list_recipes,
     load_recipe,
+    method_options,
     recipe_from_dict,
     recipe_to_dict,
 )
@@ -86,6 +87,54 @@ def test_all_errors_are_reported_together_naming_the_key():
     assert "data.channels: 2 is not one of auto, 1, 3" in message
     assert "train.folds: must be > 0" in message
     assert "'oops' is not key=value" in message
+
+
+def test_out_of_range_values_name_the_key_the_value_and_the_range():
+    """These reached torch (dropout, BatchNorm, numpy's seed) and ended in exit 3."""
+    with pytest.raises(ConfigError) as info:
+        load_recipe(
+            "quick",
+            overrides=["backbone.drop_rate=1.5", "train.seed=-1", "train.batch_size=1"],
+        )
+    message = str(info.value)
+    assert "3 problem(s)" in message
+    assert "backbone.drop_rate: must be in [0, 1) (1 would drop every feature), got 1.5" in message
+    assert "train.seed: must be >= 0, got -1" in message
+    assert "train.batch_size: must be >= 2 (BatchNorm normalises over the batch), got 1" in message
+    for bad in ("-0.1", "1.0"):
+        with pytest.raises(ConfigError, match=rf"backbone.drop_rate: .*got {bad}"):
+            load_recipe("quick", overrides=[f"backbone.drop_rate={bad}"])
+    edge = load_recipe(
+        "quick", overrides=["backbone.drop_rate=0.99", "train.seed=0", "train.batch_size=2"]
+    )
+    assert (edge.backbone.drop_rate, edge.train.seed, edge.train.batch_size) == (0.99, 0, 2)
+
+
+def test_float_fields_take_an_exponent_without_a_dot(tmp_path):
+    """YAML 1.1 reads `1e-3` as text; a float field takes it as the number it is."""
+    recipe = load_recipe(
+        "quick",
+        overrides=["train.lr=1e-3", "train.warmup_epochs=5E-1", "train.weight_decay=+5e-4"],
+    )
+    assert (recipe.train.lr, recipe.train.warmup_epochs) == (0.001, 0.5)
+    assert recipe.train.weight_decay == 0.0005
+    method = load_recipe("quick", overrides=["method.options.small_loss_start=4e-1"]).method
+    assert method_options(method, "baseline").small_loss_start == 0.4
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("train:\n  lr: 2e-3\n", encoding="utf-8")
+    assert load_recipe(mine).train.lr == 0.002
+    with pytest.raises(ConfigError, match="train.lr: expected float, got '1e'"):
+        load_recipe("quick", overrides=["train.lr=1e"])
+    with pytest.raises(ConfigError, match="train.batch_size: expected int, got '1e2'"):
+        load_recipe("quick", overrides=["train.batch_size=1e2"])  # ints stay whole numbers
+
+
+def test_a_mapping_override_replaces_the_whole_mapping():
+    """Documented (docs/engine.md): `method.options={}` gives plain cross-entropy, which
+    the bench's references rely on; keys a section override leaves out take defaults."""
+    assert load_recipe("quick", overrides=["method.options={}"]).method.options == {}
+    augment = load_recipe("quick", overrides=["train.augment={flip: false}"]).train.augment
+    assert augment.flip is False and augment.erase_prob == 0.25  # the default, not quick's 0.0
 
 
 def test_unknown_section_and_recipe_name(tmp_path):

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any
 
 from fercleaner.errors import ConfigError
+
+#: `1e-3`, `5E+4`, `-2.5e-1`: YAML 1.1 (PyYAML) reads an exponent without a dot as a
+#: string, so a float field takes these strings as the numbers they are.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def build_dataclass(cls: type, raw: Any, prefix: str, errors: list[str]) -> Any:
@@ -78,6 +83,8 @@ def convert(value: Any, hint: Any) -> tuple[Any, bool]:
     if hint is int:
         return value, isinstance(value, int) and not isinstance(value, bool)
     if hint is float:
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+            return float(value), True
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return (float(value) if ok else value), ok
     if hint is str:

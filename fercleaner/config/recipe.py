@@ -23,7 +23,7 @@ class BackboneSpec:
     weights: str | None = None
     """Local weights file (.safetensors or torch file), loaded with weights_only=True."""
     drop_rate: float = 0.0
-    """Dropout before the classifier heads."""
+    """Dropout before the classifier heads, in [0, 1) (1 would drop every feature)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ class TrainConfig:
     """Passes over the training samples (per fold), or `auto`: sized to the number of
     training images (`fercleaner.training.budget`), resolved before training."""
     batch_size: int = 128
-    """Images per optimizer step per process."""
+    """Images per optimizer step per process; at least 2, since BatchNorm normalises over the
+    batch."""
     lr: float = 1e-3
     """Peak learning rate (after warm-up)."""
     weight_decay: float = 0.05
@@ -91,7 +92,8 @@ class TrainConfig:
     """Cross-fitting K: >1 predicts every sample with a model that never saw it; 1 = in-sample
     with dynamics."""
     seed: int = 0
-    """Seed for initialisation, shuffling, augmentation and fold assignment."""
+    """Seed for initialisation, shuffling, augmentation and fold assignment; >= 0 (numpy
+    refuses negative seeds)."""
     precision: str = "auto"
     """`auto` (bf16 where the device supports it), `bf16` or `fp32`."""
     channels_last: bool = True
@@ -152,7 +154,6 @@ AUTO = "auto"
 #: Keys whose value must be positive (> 0).
 _POSITIVE = (
     "data.image_size",
-    "train.batch_size",
     "train.lr",
     "train.folds",
     "score.batch_size",
@@ -175,16 +176,27 @@ def check_values(recipe: Recipe) -> list[str]:
     for key in _POSITIVE:
         if not _get(recipe, key) > 0:
             errors.append(f"{key}: must be > 0, got {_get(recipe, key)!r}")
+    if recipe.train.batch_size < 2:  # a one-image batch has one value per channel at 1x1 maps
+        errors.append(
+            "train.batch_size: must be >= 2 (BatchNorm normalises over the batch), got"
+            f" {recipe.train.batch_size!r}"
+        )
     for key in (
         "train.weight_decay",
         "train.augment.shift",
         "train.num_threads",
+        "train.seed",
     ):
         if _get(recipe, key) < 0:
             errors.append(f"{key}: must be >= 0, got {_get(recipe, key)!r}")
     for key in ("train.augment.erase_prob", "train.augment.erase_max_area"):
         if not 0 <= _get(recipe, key) <= 1:
             errors.append(f"{key}: must be in [0, 1], got {_get(recipe, key)!r}")
+    if not 0 <= recipe.backbone.drop_rate < 1:
+        errors.append(
+            "backbone.drop_rate: must be in [0, 1) (1 would drop every feature), got"
+            f" {recipe.backbone.drop_rate!r}"
+        )
     bad_splits = [s for s in recipe.data.splits if s not in ("train", "val", "test")]
     if bad_splits or not recipe.data.splits:
         errors.append(
