@@ -191,6 +191,41 @@ def test_folds_limit_is_the_smallest_training_class():
     check_folds(samples, recipe, decoded=True)
 
 
+def test_an_empty_method_list_fails_before_reading(faces, tmp_path):
+    """`--method ,` named no method and ended in an IndexError after decoding."""
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["score", str(faces), "--out", str(run), "--method", ",", *TINY])
+    line = one_line_error(result, ExitCode.USAGE)
+    assert "--method ','" in line and "names no method" in line and "baseline" in line
+    assert "decoding images" not in result.output
+
+
+def test_a_single_training_class_fails_before_training(tmp_path):
+    """One class cannot be told from another: UAPL divided by ln 1 (exit 3), the others
+    ranked nothing; one image was a batch of one, which BatchNorm refuses."""
+    for i in range(4):
+        write_image(tmp_path / "faces" / "train" / "happy" / f"{i}.png", seed=i, size=32)
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app, ["score", str(tmp_path / "faces"), "--out", str(run), "--method", "uapl", *TINY]
+    )
+    line = one_line_error(result, ExitCode.USAGE)
+    assert "single class, 'happiness' (4 training samples)" in line
+    assert "Add images of another class" in line
+    assert "decoding images" not in result.output and not (run / "checkpoints").exists()
+
+
+def test_a_single_class_in_the_chosen_splits_names_the_way_out():
+    from fercleaner.errors import DatasetError
+    from fercleaner.pipeline.checks import check_folds
+
+    samples = pd.DataFrame({"split": ["train", "val"], "given_label": ["happiness", "anger"]})
+    recipe = load_recipe(None, overrides=["data.splits=[train]"])
+    with pytest.raises(DatasetError, match=r"\(1 decodable training samples\).*data\.splits="):
+        check_folds(samples, recipe, decoded=True)
+    check_folds(samples, load_recipe(None), decoded=True)  # train + val: two classes
+
+
 def test_export_out_or_imagefolder_not_a_folder(tmp_path):
     run = make_run(tmp_path)
     afile = tmp_path / "afile"

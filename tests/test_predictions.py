@@ -212,3 +212,26 @@ def test_scoring_another_dataset_into_a_reviewed_run_is_refused(tmp_path):
     assert read_run(run).metadata["dataset_root"] == str(faces)  # nothing was rewritten
     trained = runner.invoke(app, ["score", str(other), "--out", str(run), "--recipe", "quick"])
     assert trained.exit_code == 2 and "holds review decisions" in " ".join(trained.output.split())
+
+
+def test_predictions_keep_a_flag_rule_the_user_chose_in_an_override_or_own_recipe(tmp_path):
+    from typer.testing import CliRunner
+
+    from fercleaner.cli import app
+    from fercleaner.runs import read_run
+
+    faces, path, _ = _faces_and_predictions(tmp_path)
+    own = tmp_path / "mine.yaml"
+    own.write_text("score:\n  flag_rule: argmax\n")
+    runner = CliRunner()
+    for extra, rule in (
+        ([], "noise_rate"),  # the shipped default's argmax is for in-sample training
+        (["score.flag_rule=argmax"], "argmax"),
+        (["--recipe", str(own)], "argmax"),
+        (["--recipe", "quick"], "noise_rate"),
+    ):
+        run = tmp_path / f"run-{len(extra)}-{rule}"
+        argv = ["score", str(faces), "--out", str(run), "--predictions", str(path), *extra]
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        assert read_run(run).metadata["recipe"]["score"]["flag_rule"] == rule, extra

@@ -30,7 +30,12 @@ import pandas as pd
 
 from fercleaner.config import Recipe, recipe_to_dict
 from fercleaner.errors import DatasetError
-from fercleaner.pipeline.checks import check_before_work, check_folds, check_review_matches
+from fercleaner.pipeline.checks import (
+    check_before_work,
+    check_folds,
+    check_review_matches,
+    get_predictions_flag_rule,
+)
 from fercleaner.pipeline.inputs import (
     build_sample_cache,
     build_train_data,
@@ -153,11 +158,7 @@ def score_dataset(
             follow_links=follow_links,
             allow_outside_root=allow_outside_root,
             trains=bool(method or weights or resume),
-            # out-of-sample probabilities: cleanlab's rule unless the command line chose one
-            flag_rule=next(
-                (o.partition("=")[2] for o in overrides if o.startswith("score.flag_rule=")),
-                "noise_rate",
-            ),
+            flag_rule=get_predictions_flag_rule(recipe, overrides, resolved),
             started=started,
         )
     # after the predictions branch: it trains nothing and never imports torch

@@ -1,8 +1,9 @@
 """What `fercleaner score` checks before any work: recipe, method names, weights file, folds.
 
 A bad command fails in seconds: the recipe, the method names and the weights file before
-the dataset is read; `train.folds` against the class counts, and the run directory's
-review decisions against the dataset, right after reading (folds again after decoding).
+the dataset is read; the training splits' classes (two at least) and `train.folds`
+against their counts, and the run directory's review decisions against the dataset,
+right after reading (classes and folds again after decoding).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from fercleaner.atomic import check_output_dir
 from fercleaner.config import Recipe, load_recipe, recipe_to_dict
-from fercleaner.errors import ConfigError, FercleanerError, OutputError
+from fercleaner.errors import ConfigError, DatasetError, FercleanerError, OutputError
 
 
 def check_before_work(
@@ -81,6 +83,25 @@ def check_review_matches(run_dir: Path, dataset_root: str | Path) -> None:
     )
 
 
+def get_predictions_flag_rule(
+    recipe: str | Path | Recipe | None, overrides: Sequence[str], resolved: Recipe
+) -> str:
+    """The flag rule for a `--predictions` run: the user's choice, else `noise_rate`.
+
+    A user's model gives out-of-sample probabilities, for which cleanlab's rule is right;
+    the shipped recipes' rules are set for fercleaner's own in-sample training (the
+    default's `argmax`), so they are no choice of the user's. An override, a `Recipe`
+    object, or a recipe file of the user's own that names `score.flag_rule` is.
+    """
+    chosen = any(o.partition("=")[0].strip() == "score.flag_rule" for o in overrides)
+    chosen = chosen or isinstance(recipe, Recipe)
+    if not chosen and recipe is not None and Path(str(recipe)).expanduser().is_file():
+        raw = yaml.safe_load(Path(str(recipe)).expanduser().read_text(encoding="utf-8"))
+        section = raw.get("score") if isinstance(raw, dict) else None
+        chosen = isinstance(section, dict) and "flag_rule" in section
+    return resolved.score.flag_rule if chosen else "noise_rate"
+
+
 def check_weights(weights: str | None) -> None:
     """Fail before any work unless `weights` (if set) loads as safetensors or a torch state dict.
 
@@ -120,26 +141,45 @@ def check_weights(weights: str | None) -> None:
 
 
 def check_folds(samples: pd.DataFrame, recipe: Recipe, *, decoded: bool) -> None:
-    """Cross-fitting puts every class in every fold: `train.folds` <= the smallest class's count.
+    """The training splits can train `recipe`: two classes, and every class in every fold.
 
-    With K folds, model k trains without fold k and predicts it. K above the number of
-    training samples leaves folds empty; K above a class's count leaves that class out of
-    some folds (and with one sample, out of the model that predicts it). Counted over
-    the training splits, before decoding (`decoded=False`) and again after it.
+    A model trained on one class predicts it for every image, so no label can be found
+    wrong (and UAPL's region certainty divides by ln 1 = 0); two classes also mean two
+    images, so no training batch is a single image (BatchNorm fails on those).
+    Cross-fitting puts every class in every fold: with K folds, model k trains without
+    fold k and predicts it. K above the number of training samples leaves folds empty; K
+    above a class's count leaves that class out of some folds (and with one sample, out
+    of the model that predicts it). Counted over the training splits, before decoding
+    (`decoded=False`) and again after it.
+
+    Raises:
+        DatasetError: the training splits hold a single class.
+        ConfigError: `train.folds` is above the smallest class's count.
     """
-    folds = recipe.train.folds
-    if folds <= 1 or samples.empty:
+    if samples.empty:
         return
     training = samples["split"].astype(str).isin(recipe.data.splits).to_numpy()
     counts = samples.loc[training, "given_label"].astype(str).value_counts()
-    if counts.empty or folds <= int(counts.min()):
+    if counts.empty:
         return  # no training samples at all: reported after decoding with its own message
-    smallest, n = str(counts.idxmin()), int(counts.min())
     which = "decodable training samples" if decoded else "training samples"
+    splits = ", ".join(recipe.data.splits)
+    if len(counts) == 1:
+        every_split = set(recipe.data.splits) >= {"train", "val", "test"}
+        widen = "" if every_split else ", or train on more splits (data.splits=[train,val,test])"
+        raise DatasetError(
+            f"the training splits ({splits}) hold a single class, {counts.index[0]!r}"
+            f" ({int(counts.iloc[0])} {which}); a model trained on one class predicts it for"
+            f" every image and cannot find a wrong label. Add images of another class{widen}."
+        )
+    folds = recipe.train.folds
+    if folds <= int(counts.min()):
+        return
+    smallest, n = str(counts.idxmin()), int(counts.min())
     instead = f"train.folds={n} or fewer, or " if n >= 2 else ""
     raise ConfigError(
         f"train.folds={folds} is more than the {n} {which} of class {smallest!r} (splits"
-        f" {', '.join(recipe.data.splits)}); cross-fitting needs every class in every fold, so"
+        f" {splits}); cross-fitting needs every class in every fold, so"
         f" folds can be at most the smallest class count. Use {instead}train.folds=1"
         " (in-sample)."
     )
@@ -155,7 +195,17 @@ def resolve_recipe(recipe: str | Path | Recipe | None, overrides: Sequence[str])
 
 
 def list_method_names(spec: str, registered: list[str]) -> list[str]:
-    """`all` -> every registered method (baseline first); `a,b` -> [a, b]."""
+    """`all` -> every registered method (baseline first); `a,b` -> [a, b].
+
+    Raises:
+        ConfigError: `spec` names no method (`""`, `","`): there would be nothing to train.
+    """
     if spec == "all":
         return sorted(registered, key=lambda name: (name != "baseline", name))
-    return [part.strip() for part in spec.split(",") if part.strip()]
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    if not names:
+        raise ConfigError(
+            f"method.name / --method {spec!r} names no method; give a registered method"
+            f" ({', '.join(registered)}), a comma-separated list of them, or all."
+        )
+    return names
