@@ -271,3 +271,13 @@ def test_a_diverged_loss_stops_training_after_that_epoch_without_its_checkpoint(
         train_and_score(_data(), recipe, method_name="test_diverges", run_dir=tmp_path)
     kept = load_checkpoint(tmp_path / "checkpoints" / "test_diverges" / "fold0.pt")
     assert kept["epoch"] == 0  # the diverged epoch's NaN weights were never saved
+
+
+def test_no_batch_holds_a_single_image_whatever_the_count():
+    from fercleaner.training.loop import get_steps
+
+    for batch_size in range(2, 12):
+        for count in range(2, 300):
+            sizes = [len(b) for b in np.array_split(np.arange(count), get_steps(count, batch_size))]
+            assert min(sizes) >= 2 and max(sizes) <= max(2 * batch_size, 3), (count, batch_size)
+    assert get_steps(1000, 128) == 8 and get_steps(3, 2) == 1 and get_steps(7, 2) == 3

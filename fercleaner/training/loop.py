@@ -79,8 +79,11 @@ def fit_model(data, train_idx: np.ndarray, job: FitJob) -> tuple[Method, Dynamic
 
 
 def get_steps(count: int, batch_size: int) -> int:
-    """Optimizer steps for `count` samples; the remainder is spread, never a 1-image batch."""
-    return max(1, round(count / batch_size)) if count >= batch_size else 1
+    """Optimizer steps for `count` samples; the remainder is spread, never a 1-image batch
+    (BatchNorm cannot normalise one image), which also caps the steps at count // 2."""
+    if count < batch_size:
+        return 1
+    return max(1, min(round(count / batch_size), count // 2))
 
 
 def get_seed(seed: int, fold: int, epoch: int) -> int:
