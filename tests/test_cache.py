@@ -309,23 +309,3 @@ def test_a_file_system_without_fallocate_still_builds(tmp_path, faces, monkeypat
     monkeypatch.setattr(os, "posix_fallocate", unsupported)
     cache = build_cache(samples, size=48, channels=1, workers=1)
     np.testing.assert_array_equal(cache.images[cache.rows(samples["sample_id"])][..., 0], faces)
-
-
-def test_two_same_size_files_swapped_by_renaming_are_decoded_again(tmp_path, counted_decodes):
-    """A rename keeps size and mtime; the inode, which moves with the file, tells the swap."""
-    folder = tmp_path / "ds"
-    folder.mkdir()
-    a, b = folder / "a.bmp", folder / "b.bmp"
-    Image.fromarray(np.full((48, 48), 30, np.uint8)).save(a)
-    Image.fromarray(np.full((48, 48), 220, np.uint8)).save(b)
-    os.utime(b, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns))
-    assert a.stat().st_size == b.stat().st_size
-    samples = pd.DataFrame({"sample_id": ["a.bmp", "b.bmp"], "path": [str(a), str(b)]})
-    build_cache(samples, size=48, channels=1, workers=1)
-    a.rename(folder / "swap.bmp")
-    b.rename(a)
-    (folder / "swap.bmp").rename(b)
-    counted_decodes.clear()
-    again = build_cache(samples, size=48, channels=1, workers=1)
-    assert sorted(counted_decodes) == [str(a), str(b)]
-    assert again.images[again.rows(["a.bmp"])[0]].min() == 220

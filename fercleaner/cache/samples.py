@@ -1,11 +1,8 @@
 """What a cache request asks for: the dataset root, and each sample's decode source and fingerprint.
 
-The fingerprint (size, mtime_ns and inode plus the face box, or a hash of a pixel-CSV row)
-decides what is decoded again: the inode catches what size and mtime cannot, such as two
-same-size files swapped by renaming (a rename moves the inode with the file and keeps
-its mtime), while chmod, chown or a hard link elsewhere (backups) re-decode nothing, as
-they would with the change time. Samples whose file cannot even be stat'ed become
-problems here, before any decoding.
+The fingerprint (size + mtime_ns plus the face box, or a hash of a pixel-CSV row) decides
+what is decoded again; samples whose file cannot even be stat'ed become problems here,
+before any decoding.
 """
 
 from __future__ import annotations
@@ -69,7 +66,7 @@ def fingerprint(samples: pd.DataFrame, root: str):
         if info.st_size == 0:
             problems[i] = ("empty_file", f"{paths[i]} is empty (0 bytes)")
             continue
-        fingerprints[i] = f"{info.st_size}:{info.st_mtime_ns}:{info.st_ino}" + (
+        fingerprints[i] = f"{info.st_size}:{info.st_mtime_ns}" + (
             "" if box is None else "@{},{},{},{}".format(*box)
         )
     return fingerprints, sources, problems
