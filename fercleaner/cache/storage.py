@@ -44,8 +44,6 @@ from fercleaner.errors import OutputError
 #: 4: photos with an EXIF orientation are decoded upright (older rows lie on their side).
 FORMAT_VERSION = 4
 _INDEX_KEY = b"fercleaner_cache"
-#: posix_fallocate errors that mean "not on this file system", not "no space".
-_NO_FALLOCATE = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
 
 @dataclass
@@ -139,12 +137,14 @@ def grow(data_path: Path, n_bytes: int) -> None:
     Raises:
         OutputError: the disk has no room for the rows; names the folder and the fix.
     """
-    with open(data_path, "ab") as fh:
-        have = fh.tell()
+    # read-write, not append: glibc's fallocate emulation (NFS, FUSE) refuses O_APPEND
+    fd = os.open(data_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        have = os.fstat(fd).st_size
         if have >= n_bytes:
             return
         try:
-            os.posix_fallocate(fh.fileno(), have, n_bytes - have)
+            os.posix_fallocate(fd, have, n_bytes - have)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise OutputError(
@@ -152,9 +152,9 @@ def grow(data_path: Path, n_bytes: int) -> None:
                     f"{(n_bytes - have) / 2**20:,.1f} MiB more; free that much, or point "
                     "FERCLEANER_CACHE at a folder on a bigger disk"
                 ) from None
-            if exc.errno not in _NO_FALLOCATE:
-                raise
-            fh.truncate(n_bytes)  # a file system without it: the rows stay sparse
+            os.ftruncate(fd, n_bytes)  # cannot reserve here: the rows stay sparse, as before
+    finally:
+        os.close(fd)
 
 
 def rewrite(
