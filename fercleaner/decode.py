@@ -84,7 +84,7 @@ def decode_image(
                     f"over the limit of {max_pixels:,}",
                 )
             crop = _clip_box(box, width, height, path)
-            upright = _UPRIGHT.get(image.getexif().get(0x0112))
+            upright = _orientation_fix(image)
             if image.mode not in _SUPPORTED_MODES:
                 raise DecodeError(
                     "unsupported_pixels",
@@ -116,6 +116,18 @@ def decode_image(
     except Exception as exc:  # PIL raises many types (OSError, SyntaxError, struct.error...)
         raise DecodeError("corrupt_image", f"{path} is corrupt or truncated: {exc}") from None
     return pixels.reshape(size, size, channels)
+
+
+def _orientation_fix(image: Image.Image) -> Image.Transpose | None:
+    """The transpose that shows `image` upright, or None; broken EXIF counts as none.
+
+    Pillow raises on malformed EXIF blocks (SyntaxError, struct errors) that older
+    decodes ignored, and a bad tag must not exclude an image whose pixels are fine.
+    """
+    try:
+        return _UPRIGHT.get(image.getexif().get(0x0112))
+    except Exception:
+        return None
 
 
 def check_decodes(

@@ -46,3 +46,15 @@ def test_a_face_box_is_cut_from_the_stored_pixels_before_turning(tmp_path):
     # the stored left half (white top, dark bottom), turned upright: white on the right
     half = decode_image(path, size=8, channels=1, box=(0, 0, 16, 32))[..., 0].astype(float)
     assert half[:, 4:].mean() > 200 and half[:, :4].mean() < 55
+
+
+def test_broken_exif_decodes_as_stored(tmp_path, monkeypatch):
+    """Pillow raises on malformed EXIF; the pixels are fine, so the image is kept."""
+    path = _top_white(tmp_path / "face.png", orientation=6, fmt="PNG")
+
+    def malformed(self):
+        raise SyntaxError("not a TIFF file (header b'' not valid)")
+
+    monkeypatch.setattr(Image.Image, "getexif", malformed)
+    grey = decode_image(path, size=16, channels=1)[..., 0].astype(float)
+    assert grey[:8].mean() > 200 and grey[8:].mean() < 55  # as stored: white on top
