@@ -88,6 +88,21 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path):
         load_checkpoint(tmp_path / "torn.pt")
 
 
+def test_a_checkpoint_that_stored_the_whole_recipe_still_resumes(tmp_path):
+    """Written before the score section became resumable: its recipe has every key."""
+    from fercleaner.config import recipe_to_dict
+    from fercleaner.training.checkpoint import get_checkpoint_recipe
+
+    recipe = load_recipe("quick", overrides=TINY)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, {"recipe": recipe_to_dict(recipe), "epoch": 0})
+    other_readout = load_recipe("quick", overrides=[*TINY, "score.batch_size=7"])
+    assert load_checkpoint(path, expect={"recipe": get_checkpoint_recipe(other_readout)})
+    other_lr = load_recipe("quick", overrides=[*TINY, "train.lr=0.5"])
+    with pytest.raises(CheckpointError, match="train.lr"):
+        load_checkpoint(path, expect={"recipe": get_checkpoint_recipe(other_lr)})
+
+
 class _Stop(Exception):
     pass
 

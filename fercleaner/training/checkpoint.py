@@ -10,6 +10,7 @@ during a save leaves the previous checkpoint and a stray temp file, which
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,23 @@ RESUMABLE_KEYS: tuple[str, ...] = ("score", "train.num_threads")
 
 def get_checkpoint_recipe(recipe: Recipe) -> dict[str, Any]:
     """The part of the recipe a checkpoint must match on resume: all but `RESUMABLE_KEYS`."""
-    plain = recipe_to_dict(recipe)
+    return drop_resumable_keys(recipe_to_dict(recipe))
+
+
+def drop_resumable_keys(plain: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a plain recipe without `RESUMABLE_KEYS` (those it lacks are skipped).
+
+    Also applied to the recipe a checkpoint stores, so one written before a key became
+    resumable (it stored the whole recipe) still resumes.
+    """
+    plain = copy.deepcopy(plain)
     for key in RESUMABLE_KEYS:
         *sections, name = key.split(".")
-        node = plain
+        node: Any = plain
         for section in sections:
-            node = node[section]
-        node.pop(name)
+            node = node.get(section) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(name, None)
     return plain
 
 
@@ -89,9 +100,12 @@ def load_checkpoint(path: str | Path, *, expect: dict[str, Any] | None = None) -
             f"checkpoint {path} is not a fercleaner checkpoint of format {CHECKPOINT_FORMAT}"
             " (another version wrote it); run without --resume."
         )
-    mismatched = [k for k, v in (expect or {}).items() if state.get(k) != v]
+    found = dict(state)
+    if isinstance(found.get("recipe"), dict):
+        found["recipe"] = drop_resumable_keys(found["recipe"])
+    mismatched = [k for k, v in (expect or {}).items() if found.get(k) != v]
     if mismatched:
-        details = "; ".join(_describe_mismatch(k, state.get(k), expect[k]) for k in mismatched)
+        details = "; ".join(_describe_mismatch(k, found.get(k), expect[k]) for k in mismatched)
         raise CheckpointError(
             f"checkpoint {path} belongs to another run ({details}); resume with the same"
             " dataset, recipe and overrides, or use a new --out folder."
