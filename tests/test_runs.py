@@ -232,7 +232,7 @@ def test_a_run_rewritten_only_in_part_is_refused_by_every_reader(tmp_path: Path)
     )
     write_run_info(run_dir, {"run_id": "old"})  # the earlier run's record, never replaced
     for open_it in (read_run, stream_run, open_run):
-        with pytest.raises(RunError, match="stopped while writing this folder.*--resume"):
+        with pytest.raises(RunError, match="stopped while it did.*--resume if it trained"):
             open_it(run_dir)
     write_run_info(run_dir, {"run_id": "new"})  # the rewrite finished
     assert read_run(run_dir).run_id == "new"

@@ -70,12 +70,12 @@ def check_review_matches(run_dir: Path, dataset_root: str | Path) -> None:
     if not (run_dir / STORE_FILE).is_file():
         return
     try:
-        earlier = str(open_scores(run_dir / SCORES_FILE).metadata.get("dataset_root"))
+        earlier = open_scores(run_dir / SCORES_FILE).metadata.get("dataset_root")
     except (FercleanerError, OSError):
         earlier = None
-    if earlier is not None and earlier == str(dataset_root):
+    if earlier is not None and str(earlier) == str(dataset_root):
         return
-    scored = f"scored from {earlier}" if earlier else "whose scores cannot be read"
+    scored = f"scored from {earlier}" if earlier else "whose scores name no dataset"
     raise OutputError(
         f"{run_dir} holds review decisions ({STORE_FILE}) for a run {scored}; scoring "
         f"{dataset_root} there would apply them to its samples. Give --out a new folder, "

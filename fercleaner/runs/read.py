@@ -156,8 +156,9 @@ def _check_run_record(run_dir: Path, metadata: dict[str, Any]) -> None:
     if recorded and scored and recorded != scored:
         raise RunError(
             f"{run_dir}: {SCORES_FILE} is from run {scored} but {RUN_FILE} from run "
-            f"{recorded}: `fercleaner score` stopped while writing this folder. Run the "
-            "same score command again with --resume (finished training is not redone)"
+            f"{recorded}: `fercleaner score` is writing this folder or stopped while it did."
+            " Once no score runs there, run the same score command again (add --resume if"
+            " it trained: finished training is not redone)"
         )
 
 
