@@ -83,7 +83,7 @@ def test_all_errors_are_reported_together_naming_the_key():
     message = str(info.value)
     assert "5 problem(s)" in message
     assert "train.epochz: unknown key (did you mean train.epochs?)" in message
-    assert "train.lr: expected float, got 'fast'" in message
+    assert "train.lr: expected a finite float, got 'fast'" in message
     assert "data.channels: 2 is not one of auto, 1, 3" in message
     assert "train.folds: must be > 0" in message
     assert "'oops' is not key=value" in message
@@ -123,10 +123,13 @@ def test_float_fields_take_an_exponent_without_a_dot(tmp_path):
     mine = tmp_path / "mine.yaml"
     mine.write_text("train:\n  lr: 2e-3\n", encoding="utf-8")
     assert load_recipe(mine).train.lr == 0.002
-    with pytest.raises(ConfigError, match="train.lr: expected float, got '1e'"):
+    with pytest.raises(ConfigError, match="train.lr: expected a finite float, got '1e'"):
         load_recipe("quick", overrides=["train.lr=1e"])
     with pytest.raises(ConfigError, match="train.batch_size: expected int, got '1e2'"):
         load_recipe("quick", overrides=["train.batch_size=1e2"])  # ints stay whole numbers
+    for infinite in ("1e999", ".inf", ".nan"):  # would pass every "> 0" check
+        with pytest.raises(ConfigError, match="train.lr: expected a finite float"):
+            load_recipe("quick", overrides=[f"train.lr={infinite}"])
 
 
 def test_a_mapping_override_replaces_the_whole_mapping():

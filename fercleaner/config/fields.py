@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -82,11 +83,11 @@ def convert(value: Any, hint: Any) -> tuple[Any, bool]:
         return value, isinstance(value, bool)
     if hint is int:
         return value, isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
+    if hint is float:  # finite: 1e999 and .inf would pass every "> 0" check
         if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
-            return float(value), True
+            return float(value), math.isfinite(float(value))
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return (float(value) if ok else value), ok
+        return (float(value) if ok else value), ok and math.isfinite(value)
     if hint is str:
         return value, isinstance(value, str)
     if origin is tuple:
@@ -112,6 +113,8 @@ def type_name(hint: Any) -> str:
         return "a list of " + type_name(typing.get_args(hint)[0])
     if typing.get_origin(hint) is dict:
         return "a mapping"
+    if hint is float:
+        return "a finite float"
     return getattr(hint, "__name__", str(hint))
 
 
