@@ -296,3 +296,53 @@ def test_no_batch_holds_a_single_image_whatever_the_count():
             sizes = [len(b) for b in np.array_split(np.arange(count), get_steps(count, batch_size))]
             assert min(sizes) >= 2 and max(sizes) <= max(2 * batch_size, 3), (count, batch_size)
     assert get_steps(1000, 128) == 8 and get_steps(3, 2) == 1 and get_steps(7, 2) == 3
+
+
+def test_with_a_grad_scaler_only_an_epoch_of_overflows_is_divergence(
+    tmp_path, registered, monkeypatch
+):
+    """fp16's scaler skips an overflowing step and lowers its scale: that is not divergence."""
+
+    overflow = torch.tensor(float("inf"))  # the loss value overflows, its gradient does not
+
+    class OneOverflow(_RelabelProbe):
+        steps = 0
+
+        def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+            out = super().forward(batch)
+            type(self).steps += 1
+            if type(self).steps == 2:
+                out["loss"] = out["loss"] + overflow
+            return out
+
+    class AllOverflow(_RelabelProbe):
+        def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+            out = super().forward(batch)
+            if self.epoch == 1:
+                out["loss"] = out["loss"] + overflow
+            return out
+
+    monkeypatch.setattr(torch.amp.GradScaler, "is_enabled", lambda self: True)
+    registered("test_one_overflow", OneOverflow)
+    registered("test_all_overflow", AllOverflow)
+    recipe = load_recipe("quick", overrides=[*TINY, "train.channels_last=false"])
+    train_and_score(_data(), recipe, method_name="test_one_overflow", run_dir=tmp_path / "a")
+    with pytest.raises(TrainingDivergedError, match="in 4 steps of epoch 2"):
+        train_and_score(_data(), recipe, method_name="test_all_overflow", run_dir=tmp_path / "b")
+
+
+def test_a_model_with_one_training_image_is_refused_before_it_trains(tmp_path):
+    from fercleaner.errors import DatasetError
+
+    data = _data(n=8)
+    data = TrainData(
+        images=data.images,
+        rows=data.rows,
+        labels=data.labels,
+        train_mask=np.arange(8) == 0,  # one training image, the rest only scored
+        classes=CLASSES,
+        sample_ids=data.sample_ids,
+    )
+    recipe = load_recipe("quick", overrides=TINY)
+    with pytest.raises(DatasetError, match="the model would train on 1 image"):
+        train_and_score(data, recipe, method_name="baseline", run_dir=tmp_path)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from fercleaner.config import Recipe, TrainConfig, method_options
-from fercleaner.errors import TrainingDivergedError
+from fercleaner.errors import DatasetError, TrainingDivergedError
 from fercleaner.methods.base import Batch, Method, MethodContext
 from fercleaner.methods.registry import create_method
 from fercleaner.training.augment import augment_batch, to_model_input
@@ -97,6 +97,13 @@ def _setup(data, train_idx: np.ndarray, job: FitJob) -> _State:
     local_count = len(
         shard_indices(train_idx, rank=dist_info.rank, world_size=dist_info.world_size)
     )
+    if local_count < 2:  # BatchNorm cannot normalise a batch of one image
+        per = f"each of {dist_info.world_size} processes" if dist_info.enabled else "the model"
+        fold = f" of fold {job.fold}" if job.recipe.train.folds > 1 else ""
+        raise DatasetError(
+            f"{per} would train on {local_count} image(s){fold}; a batch needs two. Use"
+            " fewer processes (--nproc_per_node), fewer train.folds or more training images"
+        )
     steps_per_epoch = get_steps(local_count, cfg.batch_size)
     torch.manual_seed(get_seed(cfg.seed, job.fold, -1))  # same initial weights on every rank
     method = create_method(
@@ -213,7 +220,10 @@ def _train_epoch(
             loss_value = float(out["loss"].detach())  # a device sync: not every step
             _report(job, epoch, step + 1, len(batches), loss_value, images, started)
     job.timer.done(len(batches))
-    _check_finite(float(all_reduce_sum(np.array([float(nonfinite)]), dist_info)[0]), epoch, job)
+    nonfinite_steps = float(all_reduce_sum(np.array([float(nonfinite)]), dist_info)[0])
+    # fp16's grad scaler skips an overflowing step by design; only an epoch of them diverged
+    if not state.scaler.is_enabled() or nonfinite_steps >= len(batches) * dist_info.world_size:
+        _check_finite(nonfinite_steps, epoch, job)
     method.on_epoch_end(epoch)
     state.dynamics.finish_epoch(epoch, lambda a: all_reduce_sum(a, dist_info))
     if job.checkpoint is not None and dist_info.is_main:
