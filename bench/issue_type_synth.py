@@ -17,7 +17,8 @@ as a real dataset such as FERPlus has none) -> label -> `fercleaner score` with 
 (target 1.5) and max_lift (1 / base rate), the confusion of given type x truth, and the
 detection AP for "given label != the face's dominant expression". Prints one JSON object,
 with mean ± sd over seeds, and writes it to `<out>/issue_type_synth.json`. Finished
-seeds (their scores file exists) are read, not scored again.
+seeds (their run.json exists) are read, not scored again; a seed folder made with other
+settings is refused.
 
     .venv/bin/python bench/issue_type_synth.py --out DIR [--n 3000] [--seeds 0 1 2] \\
         [--ambiguity 0.3] [--flip-rate 0.12] [--score-args '--recipe quick']
@@ -139,15 +140,26 @@ def make_dataset(
 def run_seed(
     out: Path, *, n: int, seed: int, ambiguity: float, flip_rate: float, overrides: list[str]
 ) -> dict:
-    """One seed: dataset, default score run (skipped when its scores exist), metrics."""
+    """One seed: dataset, default score run (skipped when finished: run.json is written
+    last), metrics. A seed folder made with other settings is refused, not reused."""
     folder, run = out / f"seed{seed}" / "dataset", out / f"seed{seed}" / "run"
     planted_path = out / f"seed{seed}" / "planted.parquet"
+    settings = {"n": n, "ambiguity": ambiguity, "flip_rate": flip_rate, "score": overrides}
+    settings_path = out / f"seed{seed}" / "settings.json"
+    earlier = json.loads(settings_path.read_text()) if settings_path.is_file() else settings
+    if earlier != settings:
+        raise SystemExit(
+            f"{settings_path.parent} was made with {json.dumps(earlier)}, not"
+            f" {json.dumps(settings)}; give --out another folder"
+        )
+    settings_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(settings_path, settings)
     if not planted_path.is_file():
         planted = make_dataset(folder, n=n, seed=seed, ambiguity=ambiguity, flip_rate=flip_rate)
         with atomic_path(planted_path) as tmp:
             planted.to_parquet(tmp, index=False)
     planted = pd.read_parquet(planted_path).set_index("sample_id")
-    if not (run / "scores.parquet").is_file():
+    if not (run / "run.json").is_file():
         command = [
             sys.executable,
             "-m",

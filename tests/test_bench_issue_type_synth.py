@@ -103,4 +103,7 @@ def test_main_scores_each_seed_once_and_reports_the_mean(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert (tmp_path / "seed0" / "run" / "scores.parquet").stat().st_mtime_ns == written
     assert again["runs"][0]["score_wall_s"] == run["score_wall_s"]  # from the run's record
+    other = ["--out", str(tmp_path), "--n", "80", "--seeds", "0", "--ambiguity", "0.5"]
+    with pytest.raises(SystemExit, match="was made with .*give --out another folder"):
+        issue_type_synth.main([*other, *argv[-2:]])
     assert again["runs"][0]["confusion"] == run["confusion"]
