@@ -179,6 +179,23 @@ def test_rafdb_codes_splits_and_distribution(tmp_path, aligned):
     assert ds.problems.empty
 
 
+def test_a_rafdb_distribution_that_is_not_utf8_is_a_problem_not_the_end(tmp_path):
+    """The distribution is optional, as fer2013new.csv's votes are: the labels still read."""
+    label_file = tmp_path / "EmoLabel" / "list_patition_label.txt"
+    label_file.parent.mkdir(parents=True)
+    label_file.write_text("train_00001.jpg 5\ntrain_00002.jpg 1\n")
+    (tmp_path / "EmoLabel" / "distribution.txt").write_bytes(
+        "train_00001.jpg 0.1 0 0 0 0.9 0 0 \u00e9\n".encode("latin-1")
+    )
+    for name in ("train_00001", "train_00002"):
+        write_image(tmp_path / "Image" / "aligned" / f"{name}_aligned.jpg")
+    ds = read_dataset(tmp_path)
+    assert len(ds.samples) == 2 and "label_distribution" not in ds.samples.columns
+    (problem,) = ds.problems.itertuples()
+    assert problem.kind == "invalid_votes" and "is not UTF-8" in problem.reason
+    assert "no sample has a label_distribution" in problem.reason
+
+
 @pytest.mark.parametrize("image_folder", [True, False])
 def test_affectnet_codes_va_box_and_exclusions(tmp_path, image_folder):
     prefix = "Manually_Annotated_Images/" if image_folder else ""

@@ -4,7 +4,8 @@ Images come from `Image/aligned/<stem>_aligned.jpg` when that folder exists, els
 `Image/original/<name>`. The optional `EmoLabel/distribution.txt` (7 probabilities in
 RAF-DB code order) becomes `label_distribution` over `Dataset.classes` (canonical order);
 a line that is not an image name and 7 finite non-negative numbers with a positive sum
-is an `invalid_votes` problem, and its sample has no distribution.
+is an `invalid_votes` problem, and its sample has no distribution; a file that is not
+UTF-8 is one such problem and is left out whole, as if absent (the labels still read).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fercleaner.datasets.registry import (
     ReadOptions,
     register_layout,
 )
+from fercleaner.errors import DatasetError
 
 LABEL_FILE = Path("EmoLabel") / "list_patition_label.txt"
 DISTRIBUTION_FILE = Path("EmoLabel") / "distribution.txt"
@@ -168,6 +170,21 @@ def _read_distribution(
     """
     if not path.is_file():
         return None
+    try:
+        return _distribution_table(path, root, aligned, problems)
+    except DatasetError as exc:  # not UTF-8: the file is optional, the labels still read
+        problems.add(
+            "invalid_votes",
+            file=path,
+            reason=f"{exc}; no sample has a label_distribution",
+            fix="re-save the file as UTF-8, or delete it to use the labels alone",
+        )
+        return None
+
+
+def _distribution_table(
+    path: Path, root: Path, aligned: bool, problems: ProblemLog
+) -> dict[str, np.ndarray]:
     table: dict[str, np.ndarray] = {}
     with open_text(path) as fh:
         for line, text in enumerate(fh, start=1):
