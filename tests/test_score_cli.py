@@ -209,3 +209,23 @@ def test_a_dataset_whose_every_image_fails_to_decode_says_so(tmp_path):
     assert result.exit_code == 2, result.output
     assert "none of the 6 images of" in message and "could be decoded" in message
     assert "is not an image PIL can identify" in message and "data.splits" not in message
+
+
+def test_a_class_without_training_images_is_named_after_scoring(tmp_path):
+    """Its images are flagged because the model never learned the class: say so."""
+    root = tmp_path / "faces"
+    write_synthetic_dataset(root, n=60, layout="csv", seed=1, noise_rate=0.0, size=32)
+    manifest = pd.read_csv(root / "labels.csv")
+    only_tested = manifest["label"].value_counts().index[0]
+    manifest.loc[manifest["label"] == only_tested, "split"] = "test"
+    manifest.to_csv(root / "labels.csv", index=False)
+    argv = ["score", str(root), "--out", str(tmp_path / "run"), "--recipe", "quick", *TINY]
+    result = CliRunner().invoke(app, [*argv, "data.splits=[train,val]"])
+    assert result.exit_code == 0, result.output
+    n = int((manifest["label"] == only_tested).sum())
+    message = " ".join(result.output.split())
+    assert f"{only_tested}: {n} image(s), none in the training splits" in message
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["untrained_classes"] == {only_tested: n}
+    plain = CliRunner().invoke(app, [*argv[:3], str(tmp_path / "run2"), *argv[4:]])
+    assert plain.exit_code == 0 and "none in the training splits" not in plain.output

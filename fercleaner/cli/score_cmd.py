@@ -256,6 +256,14 @@ def _render_summary(result: Any) -> None:
         console.print(
             describe_consensus(info["consensus"]), highlight=False, markup=False, soft_wrap=True
         )
+    for name, n in info.get("untrained_classes", {}).items():
+        console.print(
+            f"[yellow]{escape(name)}[/]: {n:,} image(s), none in the training splits; the"
+            " model never learned the class, so their flags say nothing about the labels"
+            " (add training images of it, or review them by hand)",
+            highlight=False,
+            soft_wrap=True,
+        )
     counts = info["counts"]
     if counts["problems"]:
         console.print(

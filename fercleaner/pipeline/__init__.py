@@ -327,6 +327,18 @@ def _prepare_training(
     return samples, problems, data, recipe
 
 
+def _untrained_classes(samples: pd.DataFrame, splits: Sequence[str]) -> dict[str, int]:
+    """Given classes with images but none in the training splits -> their image count.
+
+    The model never learns such a class, so its images are flagged because the class
+    has no probability, not because their labels are doubtful.
+    """
+    given = samples["given_label"].astype(str)
+    trained = set(given[samples["split"].astype(str).isin(splits)])
+    counts = given[~given.isin(trained)].value_counts()
+    return {str(name): int(n) for name, n in counts.items()}
+
+
 def _train_methods(
     data: Any,
     recipe: Recipe,
@@ -423,6 +435,9 @@ def _write_run(
         timings=timings,
         consensus=crowd.summary,
     )
+    untrained = _untrained_classes(samples, recipe.data.splits)
+    if untrained:
+        run_info["untrained_classes"] = untrained
     write_run_info(run_dir, run_info)
     return ScoreResult(
         run_dir=run_dir,
