@@ -200,6 +200,16 @@ def test_an_empty_method_list_fails_before_reading(faces, tmp_path):
     assert "decoding images" not in result.output
 
 
+def test_more_threads_than_cores_fails_before_reading(faces, tmp_path, monkeypatch):
+    """train.num_threads=100000 crashed inside torch (exit 3) after decoding."""
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    run = tmp_path / "run"
+    argv = ["score", str(faces), "--out", str(run), *TINY, "train.num_threads=5"]
+    line = one_line_error(runner.invoke(app, argv), ExitCode.USAGE)
+    assert "train.num_threads=5 is more than this machine's 4 cores" in line
+    assert not run.exists()
+
+
 def test_a_single_training_class_fails_before_training(tmp_path):
     """One class cannot be told from another: UAPL divided by ln 1 (exit 3), the others
     ranked nothing; one image was a batch of one, which BatchNorm refuses."""

@@ -101,8 +101,8 @@ class TrainConfig:
     device: str = "auto"
     """`auto` (CUDA when present), `cpu` or `cuda`."""
     num_threads: int = 0
-    """CPU threads for torch ops; 0 keeps torch's default (one per core). 1 is faster on a busy
-    shared machine."""
+    """CPU threads for torch ops; 0 keeps torch's default (one per core), at most the
+    machine's cores (checked before reading). 1 is faster on a busy shared machine."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training augmentation."""
 

@@ -163,7 +163,10 @@ def score_dataset(
         )
     # after the predictions branch: it trains nothing and never imports torch
     from fercleaner.training.checkpoint import remove_stale_checkpoint_temporaries
+    from fercleaner.training.device import check_thread_count
     from fercleaner.training.distributed import init_distributed, shutdown_distributed
+
+    check_thread_count(resolved.train.num_threads)  # machine-dependent: not in the recipe check
 
     dist_info = init_distributed(resolved.train.device)
     report = progress if (progress is not None and dist_info.is_main) else None

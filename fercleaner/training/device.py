@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +40,24 @@ def cpu_supports_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def check_thread_count(num_threads: int) -> None:
+    """Refuse a `train.num_threads` above this machine's cores: more only oversubscribes
+    them, and huge values crash inside torch."""
+    cores = os.cpu_count() or 1
+    if num_threads > cores:
+        raise ConfigError(
+            f"train.num_threads={num_threads} is more than this machine's {cores} cores; use"
+            f" {cores} or fewer (0 lets torch choose)"
+        )
+
+
+def set_thread_count(num_threads: int) -> None:
+    """Apply `train.num_threads` (0 keeps torch's choice), checked first."""
+    check_thread_count(num_threads)
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
 
 
 def resolve_device(device: str = "auto", *, local_rank: int = 0) -> torch.device:

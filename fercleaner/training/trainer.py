@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import torch
 
 from fercleaner.config import Recipe
 from fercleaner.runs.layout import CHECKPOINTS_DIR
 from fercleaner.training.budget import resolve_train_budget
 from fercleaner.training.checkpoint import get_checkpoint_recipe, get_data_fingerprint
 from fercleaner.training.crossfit import assign_folds, get_fold_indices, merge_readouts
-from fercleaner.training.device import resolve_device, resolve_precision
+from fercleaner.training.device import resolve_device, resolve_precision, set_thread_count
 from fercleaner.training.distributed import DistInfo, gather_to_main
 from fercleaner.training.dynamics import DynamicsRecord, get_dynamics_readout
 from fercleaner.training.loop import FitJob, fit_model, get_steps
@@ -109,8 +108,7 @@ def train_and_score(
     # `train.epochs: auto` from an API caller (the pipeline resolves it before this)
     recipe = resolve_train_budget(recipe, n_train=int(data.train_mask.sum()))
     cfg = recipe.train
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
+    set_thread_count(cfg.num_threads)
     device = resolve_device(cfg.device, local_rank=dist_info.local_rank)
     precision = resolve_precision(cfg.precision, device)
     n = len(data.labels)
