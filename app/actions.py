@@ -50,11 +50,13 @@ class PendingSave:
         reviewer: who decided.
         decisions: what to record, in one transaction.
         what: the decisions in words (Markdown-escaped), for messages.
+        keep_others: leave samples another reviewer has decided (batch accept).
     """
 
     reviewer: str
     decisions: tuple[Decision, ...]
     what: str
+    keep_others: bool = False
 
 
 def current_reviewer() -> str | None:
@@ -115,9 +117,9 @@ def decide(run_dir: str, shown_id: str | None, action: str, label: str | None = 
 def get_others_decisions(run_dir: str, sample_ids: Sequence[str], reviewer: str) -> pd.DataFrame:
     """Current decisions on `sample_ids` made by anyone but `reviewer`, read from the store.
 
-    The one rule for "another reviewer (or tab) decided first": the queue overrides them
-    with a warning, batch accept leaves them alone. Columns as
-    `DecisionStore.current_decisions`; one row per such sample.
+    The queue overrides them with a warning (batch accept leaves them alone, through
+    `DecisionStore.record_undecided`). Columns as `DecisionStore.current_decisions`; one
+    row per such sample.
     """
     current = get_store(run_dir).current_decisions_of(sample_ids)
     return current[current["reviewer"] != reviewer]
@@ -130,7 +132,14 @@ def describe(action: str, label: str | None) -> str:
     return f"{action} → {escape_markdown(label)}"
 
 
-def save(run_dir: str, reviewer: str, decisions: Sequence[Decision], what: str) -> bool:
+def save(
+    run_dir: str,
+    reviewer: str,
+    decisions: Sequence[Decision],
+    what: str,
+    *,
+    keep_others: bool = False,
+) -> bool:
     """Record `decisions` (one transaction) after any earlier ones still waiting.
 
     Args:
@@ -138,6 +147,8 @@ def save(run_dir: str, reviewer: str, decisions: Sequence[Decision], what: str) 
         reviewer: who decided.
         decisions: what to record.
         what: the decisions in words, already Markdown-escaped, for messages.
+        keep_others: leave out samples another reviewer has decided, checked in the
+            same transaction as the write; they are listed in `keys.LEFT_TO_OTHERS`.
 
     Returns:
         True when everything is on disk. False when the store refused (another process
@@ -145,7 +156,7 @@ def save(run_dir: str, reviewer: str, decisions: Sequence[Decision], what: str) 
         an error flash says they were not saved and how to save them again.
     """
     pending = st.session_state.setdefault(keys.PENDING, [])
-    pending.append(PendingSave(reviewer, tuple(decisions), what))
+    pending.append(PendingSave(reviewer, tuple(decisions), what, keep_others))
     return save_pending(run_dir)
 
 
@@ -156,7 +167,13 @@ def save_pending(run_dir: str) -> bool:
     while pending:
         item = pending[0]
         try:
-            with_retries(partial(store.record_many, item.decisions, reviewer=item.reviewer))
+            if item.keep_others:
+                _, left = with_retries(
+                    partial(store.record_undecided, item.decisions, reviewer=item.reviewer)
+                )
+                st.session_state[keys.LEFT_TO_OTHERS] = left
+            else:
+                with_retries(partial(store.record_many, item.decisions, reviewer=item.reviewer))
         except ReviewStoreError as exc:
             st.session_state[keys.FLASH] = (
                 "error",
@@ -254,24 +271,26 @@ def accept_batch(run_dir: str, sample_ids: Sequence[str], proposed: str) -> None
     """Accept the proposal for every batch item not opted out, in one transaction.
 
     The page drew only undecided samples, so a sample another reviewer decided since is
-    left as they decided it: nobody looked at their decision before this click.
+    left as they decided it (checked in the write's transaction): nobody looked at their
+    decision before this click.
     """
     reviewer = current_reviewer()
     if reviewer is None:
         return
     skipped = {s for s in sample_ids if st.session_state.get(keys.batch_skip_key(s))}
     wanted = [s for s in sample_ids if s not in skipped]
-    taken = get_others_decisions(run_dir, wanted, reviewer)
-    taken_ids = set(taken["sample_id"])
-    chosen = [s for s in wanted if s not in taken_ids]
     shown = escape_markdown(proposed)
     run = get_run(run_dir)
-    decisions = [make_decision("accept", run.row(s), run.classes) for s in chosen]
-    if not save(run_dir, reviewer, decisions, f"accept → {shown} for {len(chosen)} samples"):
+    decisions = [make_decision("accept", run.row(s), run.classes) for s in wanted]
+    what = f"accept → {shown} for up to {len(wanted)} samples"
+    st.session_state.pop(keys.LEFT_TO_OTHERS, None)
+    if not save(run_dir, reviewer, decisions, what, keep_others=True):
         return
+    taken = st.session_state.pop(keys.LEFT_TO_OTHERS)
     left = st.session_state.setdefault(keys.BATCH_SKIPPED, set())
     left.update(skipped)
-    message = f"Accepted {len(chosen)} → {shown}; {len(skipped)} left for one-by-one review"
+    accepted = len(wanted) - len(taken)
+    message = f"Accepted {accepted} → {shown}; {len(skipped)} left for one-by-one review"
     if not len(taken):
         st.session_state[keys.FLASH] = ("success", message + ".")
         return

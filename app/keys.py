@@ -18,6 +18,7 @@ CURRENT = "current_sample_id"  # sample_id on screen in the queue
 QUEUE_IDS = "queue_ids"  # sample ids of the queue as last drawn (for next/previous)
 FLASH = "flash_message"  # one-shot message shown after a decision
 PENDING = "pending_saves"  # decisions the store refused (busy), kept for resubmission
+LEFT_TO_OTHERS = "left_to_others"  # batch accept: others' decisions it left standing
 
 # -- sidebar ---------------------------------------------------------------------------
 MODE = "mode"

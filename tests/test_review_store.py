@@ -61,6 +61,24 @@ def test_last_decision_wins_and_history_is_kept(store: DecisionStore) -> None:
     assert only_ann.loc["a", "action"] == "accept"
 
 
+def test_record_undecided_leaves_other_reviewers_decisions_standing(
+    store: DecisionStore,
+) -> None:
+    """Batch accept: read who decided and write in one transaction, never over bob."""
+    store.record(Decision("b", "keep", "happiness"), reviewer="bob")
+    store.record(Decision("c", "exclude"), reviewer="ann")  # ann's own: hers to replace
+    batch = [Decision(s, "accept", "surprise") for s in ("a", "b", "c")]
+    ids, left = store.record_undecided(batch, reviewer="ann")
+    assert len(ids) == 2 and left["sample_id"].tolist() == ["b"]
+    assert left["reviewer"].tolist() == ["bob"]
+    current = store.current_decisions().set_index("sample_id")
+    assert current["reviewer"].to_dict() == {"a": "ann", "b": "bob", "c": "ann"}
+    assert current.loc["c", "action"] == "accept"
+    assert list(store.history("b")["reviewer"]) == ["bob"]
+    again, left = store.record_undecided([], reviewer="ann")
+    assert again == [] and left.empty
+
+
 def test_undo_is_an_event_and_restores_the_previous_decision(store: DecisionStore) -> None:
     store.record(Decision("a", "accept", "fear"), reviewer="ann")
     store.record(Decision("a", "relabel", "anger"), reviewer="ann")

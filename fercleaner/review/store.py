@@ -161,19 +161,45 @@ class DecisionStore:
         now = timestamp()
         rows = [decision_row(d, reviewer, now) for d in decisions]
         with self._lock, self._transaction():
-            ids = []
-            for row in rows:
-                cur = self._conn.execute(
-                    "INSERT INTO events (sample_id, action, label, soft_label, reviewer, "
-                    "decided_at, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
-                ids.append(int(cur.lastrowid))
-                self._conn.execute(
-                    "INSERT INTO current (sample_id, event_id) VALUES (?, ?) "
-                    "ON CONFLICT(sample_id) DO UPDATE SET event_id = excluded.event_id",
-                    (row[0], ids[-1]),
-                )
+            return self._append(rows)
+
+    def record_undecided(
+        self, decisions: Iterable[Decision], *, reviewer: str
+    ) -> tuple[list[int], pd.DataFrame]:
+        """Append the decisions on samples no other reviewer has decided, in one transaction.
+
+        Who decided is read under the write lock, so a decision another reviewer makes
+        meanwhile is never replaced: for batch accept, where nobody looked at it.
+
+        Returns:
+            (event ids of what was recorded, the other reviewers' current decisions that
+            were left standing; columns as `current_decisions`).
+        """
+        reviewer = check_reviewer(reviewer)
+        decisions = list(decisions)
+        now = timestamp()
+        with self._lock, self._transaction():
+            current = self.current_decisions_of([d.sample_id for d in decisions])
+            taken = current[current["reviewer"] != reviewer].reset_index(drop=True)
+            left = set(taken["sample_id"])
+            rows = [decision_row(d, reviewer, now) for d in decisions if d.sample_id not in left]
+            return self._append(rows), taken
+
+    def _append(self, rows: list[tuple]) -> list[int]:
+        """Insert decision rows and point `current` at them (inside a write transaction)."""
+        ids = []
+        for row in rows:
+            cur = self._conn.execute(
+                "INSERT INTO events (sample_id, action, label, soft_label, reviewer, "
+                "decided_at, note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            ids.append(int(cur.lastrowid))
+            self._conn.execute(
+                "INSERT INTO current (sample_id, event_id) VALUES (?, ?) "
+                "ON CONFLICT(sample_id) DO UPDATE SET event_id = excluded.event_id",
+                (row[0], ids[-1]),
+            )
         return ids
 
     def undo(self, sample_id: str, *, reviewer: str, note: str = "") -> Event | None:
