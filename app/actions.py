@@ -282,7 +282,7 @@ def accept_batch(run_dir: str, sample_ids: Sequence[str], proposed: str) -> None
     shown = escape_markdown(proposed)
     run = get_run(run_dir)
     decisions = [make_decision("accept", run.row(s), run.classes) for s in wanted]
-    what = f"accept → {shown} for up to {len(wanted)} samples"
+    what = f"accept → {shown} for {len(wanted)} samples"
     st.session_state.pop(keys.LEFT_TO_OTHERS, None)
     if not save(run_dir, reviewer, decisions, what, keep_others=True):
         return
