@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fercleaner.scoring.consensus import get_consensus
+from fercleaner.scoring.consensus import get_consensus, get_model_prior
 
 
 def _crowd(n=400, k=4, annotators=5, accuracy=0.7, model_accuracy=0.8, seed=0):
@@ -111,8 +111,10 @@ def test_the_vote_distribution_weighs_the_model_by_how_well_it_predicts_left_out
     for result in (trusted, shuffled):
         assert result.vote_distribution.shape == (n, k)
         np.testing.assert_allclose(result.vote_distribution.sum(axis=1), 1.0, atol=1e-9)
-    # q = (v + alpha p_T) / (n + alpha), with p_T the calibrated model
-    t, alpha = trusted.temperature, trusted.model_weight
+    # the votes follow the model as it is: no temperature helps it predict them
+    assert trusted.vote_temperature == pytest.approx(1.0, abs=0.15)
+    # q = (v + alpha p_S) / (n + alpha), with p_S the model at its vote temperature
+    t, alpha = trusted.vote_temperature, trusted.model_weight
     p_t = model ** (1 / t) / (model ** (1 / t)).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(
         trusted.vote_distribution, (informed + alpha * p_t) / (voters + alpha), rtol=1e-6
@@ -123,9 +125,9 @@ def test_without_two_votes_on_any_image_the_model_is_worth_one_vote():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4]])
     votes = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=float)
     result = get_consensus(votes, probs)
-    assert result.model_weight == 1.0
-    # an unvoted image's vote distribution is the calibrated model's alone
-    np.testing.assert_allclose(result.vote_distribution[2], result.soft_label[2], atol=1e-9)
+    assert result.model_weight == 1.0 and result.vote_temperature == 1.0
+    # an unvoted image's vote distribution is the model's alone, as trained
+    np.testing.assert_allclose(result.vote_distribution[2], probs[2], atol=1e-9)
 
 
 def test_fractional_rows_do_not_count_as_pairs_of_votes():
@@ -134,8 +136,58 @@ def test_fractional_rows_do_not_count_as_pairs_of_votes():
     # rows averaged over raters sum to >= 2 but their votes cannot be paired
     averaged = np.array([[2.5, 0.5], [0.25, 1.75], [1.5, 0.5]])
     assert get_consensus(whole, probs).annotator_accuracy < 0.999
-    # only the agreement of whole votes estimates `a`; with none, EM fits it and the
-    # model's weight in the vote distribution stays one vote
+    # only the agreement of whole votes estimates `a`; with none, the model's top class
+    # judges the votes and the model's weight in the vote distribution stays one vote
     assert get_consensus(averaged, probs).model_weight == 1.0
-    # (pairing them would read their fractions as disagreement: a near chance, 0.5)
-    assert 0.6 < get_consensus(averaged, probs).annotator_accuracy <= 0.999
+    # (pairing them would read their fractions as disagreement: a near chance, 0.5);
+    # 2.5 + 1.75 + 1.5 of the 7 votes name the model's top class
+    assert get_consensus(averaged, probs).annotator_accuracy == pytest.approx(5.75 / 7)
+
+
+def test_one_vote_per_image_is_weighed_against_the_model_not_always_followed():
+    """Without pairs `a` is how often a vote names the model's top class, not the likelihood's
+    a = 1, so a sure model overrules a single vote it disagrees with."""
+    truth, labels, probs = _crowd(n=2000, annotators=1, accuracy=0.7, model_accuracy=0.8)
+    votes = _counts(labels, 4)
+    result = get_consensus(votes, probs)
+    agreement = (labels[:, 0] == probs.argmax(axis=1)).mean()
+    assert result.annotator_accuracy == pytest.approx(agreement)
+    assert result.annotator_accuracy < 0.7  # the model's errors count against the votes
+    overruled = result.label != labels[:, 0]
+    assert overruled.any()
+    # the consensus is right more often than the one vote (0.7)
+    assert (result.label == truth).mean() > (labels[:, 0] == truth).mean() + 0.05
+
+
+def test_the_vote_temperature_softens_a_model_sharper_than_the_crowd():
+    rng = np.random.default_rng(3)
+    n, k, voters = 600, 4, 6
+    crowd = rng.dirichlet(np.ones(k), size=n)
+    # the model says what the crowd says, twice as sure: S = 2 undoes it
+    sharp = crowd**2 / (crowd**2).sum(axis=1, keepdims=True)
+    votes = np.stack([rng.multinomial(voters, p) for p in crowd]).astype(float)
+    result = get_consensus(votes, sharp)
+    assert 1.6 < result.vote_temperature < 2.5
+
+
+def test_the_model_prior_believes_in_each_given_label_as_the_label_quality_ranks_it():
+    probs = np.array(
+        [[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.5, 0.25, 0.25], [0.9, 0.1, 0.0], [1.0, 0.0, 0.0]]
+    )
+    labels = np.array([0, 1, 0, 0, 0])
+    given = probs[np.arange(5), labels]  # 0.7 0.6 0.5 0.9 1.0
+    # p[given] itself as label quality: the model comes back unchanged
+    np.testing.assert_allclose(get_model_prior(probs, labels, given), probs, atol=1e-12)
+    # quality reverses the order of rows 0-2: they swap beliefs, the model's values kept
+    quality = np.array([0.1, 0.5, 0.9, 0.95, 0.99])
+    prior = get_model_prior(probs, labels, quality)
+    np.testing.assert_allclose(prior[np.arange(5), labels], [0.5, 0.6, 0.7, 0.9, 1.0])
+    np.testing.assert_allclose(prior.sum(axis=1), 1.0)
+    # the other classes share the rest as the model shares them
+    np.testing.assert_allclose(prior[0, 1:], [0.5 * 2 / 3, 0.5 / 3])
+    np.testing.assert_allclose(prior[2, 1:], [0.15, 0.15])
+    # the model gave the other classes nothing and the belief drops: they share it evenly
+    worst = get_model_prior(probs, labels, np.array([0.9, 0.8, 0.7, 0.6, 0.0]))
+    np.testing.assert_allclose(worst[4], [0.5, 0.25, 0.25])
+    with pytest.raises(ValueError, match="label_quality"):
+        get_model_prior(probs, labels, np.array([0.1, np.nan, 0.2, 0.3, 0.4]))

@@ -220,3 +220,28 @@ def test_a_run_s_columns_take_the_crowd_and_keep_votes_as_numbers() -> None:
     # the columns themselves hold numbers only: (N, K) rows, nulls on the side
     assert crowd.scores.columns["votes"].shape == (len(GIVEN), len(CLASSES))
     assert crowd.scores.null_rows["votes"].tolist() == [row.sum() == 0 for row in VOTES]
+
+
+def test_the_run_s_label_quality_not_p_given_ranks_the_voted_images() -> None:
+    """A run's label quality (its method's evidence, the training dynamics) speaks for the
+    model in the consensus: with one vote each, the images keep the run's order."""
+    probs = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.5, 0.3, 0.2]])
+    samples = pd.DataFrame(
+        {
+            "sample_id": [f"q{i}.png" for i in range(4)],
+            "split": "train",
+            "given_label": ["neutral"] * 4,
+            "path": [f"/data/q{i}.png" for i in range(4)],
+        }
+    )
+    readout = get_probability_readout(probs, np.zeros(4, dtype=int))
+    scores = assemble_scores(
+        samples, CLASSES, {"predictions": readout}, method_name="predictions", flag_rule="argmax"
+    )
+    votes = np.array([[1, 0, 0]] * 4, dtype=float)
+    by_model = apply_crowd_votes(scores, votes, CLASSES).scores["label_quality"].to_numpy()
+    assert np.all(np.diff(by_model) < 0)  # p[given] alone: 0.8 > 0.7 > 0.6 > 0.5
+    # the run learnt otherwise (say, the first image's label was fitted last)
+    run = scores.assign(label_quality=[0.2, 0.4, 0.6, 0.9])
+    by_run = apply_crowd_votes(run, votes, CLASSES).scores["label_quality"].to_numpy()
+    assert np.all(np.diff(by_run) > 0)

@@ -4,9 +4,10 @@
 `votes`, RAF-DB `label_distribution`, the csv layout's `votes_<class>` columns) and, when
 any image has votes, `apply_crowd_votes` on the assembled scores. The consensus itself is
 `fercleaner.scoring.consensus.get_consensus` (one-coin Dawid-Skene with the model as
-prior); this module decides what it changes in scores.parquet (docs/scoring.md, "Crowd
-votes"): the soft label of a voted image becomes the expected vote distribution (the
-votes and the calibrated model, `Consensus.vote_distribution`) and its label quality
+prior, the run's label quality put in at the given label); this module decides what it
+changes in scores.parquet (docs/scoring.md, "Crowd votes"): the soft label of a voted
+image becomes the expected vote distribution (the votes and the model,
+`Consensus.vote_distribution`) and its label quality
 the consensus posterior at the given label, an image whose given label disagrees with a
 confident consensus is flagged `mislabeled`, a model flag on an image whose two or more
 votes confidently back its given label is cleared, and a flagged voted image proposes the
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fercleaner.scoring.columns import ScoreColumns
-from fercleaner.scoring.consensus import get_consensus
+from fercleaner.scoring.consensus import get_consensus, get_model_prior
 
 #: Columns `apply_crowd_votes` adds to scores.parquet (only when some image has votes).
 CROWD_COLUMNS = ("votes", "vote_count", "consensus_label", "consensus_quality")
@@ -157,7 +158,9 @@ def apply_crowd_votes(
     labels = pd.Series(columns["given_label"]).astype(str).map(index).to_numpy(dtype=np.int64)
     probs = np.asarray(columns["pred_probs"], dtype=np.float64).reshape(-1, k)
     probs = probs / probs.sum(axis=1, keepdims=True)  # float32 storage: renormalise
-    consensus = get_consensus(votes, probs)
+    old_quality = np.asarray(columns["label_quality"])
+    # the run's label quality (its method's evidence, training dynamics) speaks for the model
+    consensus = get_consensus(votes, get_model_prior(probs, labels, old_quality))
     voted = consensus.votes > 0
     disagrees = find_consensus_issues(
         labels, consensus.label, consensus.quality, consensus.votes, min_quality=min_quality
@@ -174,8 +177,7 @@ def apply_crowd_votes(
     soft = np.array(columns["soft_label"], dtype=np.float32).reshape(-1, k)
     soft[voted] = consensus.vote_distribution[voted]
     # the consensus's belief in the given label ranks voted images (CROWDLAB's label
-    # quality); unvoted images keep the model's, already a probability of the given label
-    old_quality = np.asarray(columns["label_quality"])
+    # quality); unvoted images keep the run's, which the consensus would only rescale
     quality = old_quality.astype(np.float64)
     quality[voted] = consensus.soft_label[voted, labels[voted]]
     issue_type = np.asarray(columns["issue_type"], dtype=object).copy()
@@ -205,6 +207,7 @@ def apply_crowd_votes(
         "annotator_accuracy": round(float(consensus.annotator_accuracy), 4),
         "temperature": round(float(consensus.temperature), 4),
         "model_weight": round(float(consensus.model_weight), 4),
+        "vote_temperature": round(float(consensus.vote_temperature), 4),
         "min_quality": float(min_quality),
         "disagreements": int(disagrees.sum()),
         "flags_from_consensus": int((disagrees & ~was_flagged).sum()),
@@ -221,7 +224,8 @@ def describe_consensus(summary: dict[str, Any]) -> str:
         f" ({summary['images_with_one_vote']:,} with one), {summary['images_without_votes']:,}"
         f" without (the model alone); annotator accuracy {summary['annotator_accuracy']:.3f},"
         f" model temperature {summary['temperature']:.2f}, worth"
-        f" {summary['model_weight']:.2g} vote(s) in the soft labels;"
+        f" {summary['model_weight']:.2g} vote(s) at temperature"
+        f" {summary['vote_temperature']:.2f} in the soft labels;"
         f" {summary['flags_from_consensus']:,}"
         f" flag(s) from the consensus ({summary['disagreements']:,} given labels disagree with"
         f" a consensus >= {summary['min_quality']:g}), {summary['flags_cleared_by_consensus']:,}"
