@@ -23,11 +23,12 @@ from fercleaner.bench import VOTE_SYSTEMS, make_noisy, run_benchmark, write_nois
 from fercleaner.bench.materialize import MANIFEST_WITHOUT_VOTES
 from fercleaner.bench.metrics import get_correction_accuracy
 from fercleaner.bench.suite import SUITES, run_suite, summarize_votes_suite
+from fercleaner.bench.systems import align_columns
 from fercleaner.bench.votes import get_multiannotator_system
 from fercleaner.cli import app
 from fercleaner.errors import DatasetError, FercleanerError
 from fercleaner.scoring import read_scores
-from fercleaner.scoring.consensus import get_consensus
+from fercleaner.scoring.consensus import get_consensus, get_model_prior
 
 CLASSES = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
 
@@ -176,21 +177,19 @@ def test_votes_benchmark_end_to_end_with_cache(tmp_path, monkeypatch):
     # the plurality's consensus is the given label itself
     assert plurality["consensus_accuracy"] == pytest.approx(1 - truth["is_noisy"].mean())
     assert plurality["changed"] == 0
-    # (c) ran on the copy without votes, (d) on the dataset with them, from (c)'s probabilities
+    # (c) ran on the copy without votes; (d) is (c)'s scores through score's crowd step
     assert MANIFEST_WITHOUT_VOTES in result["system_commands"]["fercleaner_novotes"]
     with_votes = result["system_commands"]["fercleaner_votes"]
-    assert "--predictions" in with_votes and "labels.csv" in with_votes
-    probs = pd.read_parquet(out / "runs" / "fercleaner_novotes.probs.parquet")
-    assert list(probs["sample_id"]) == list(truth["sample_id"])
-    # (d) is `score` reading the votes: get_consensus on them and (c)'s probabilities
+    assert "apply_crowd_votes" in with_votes and "labels.csv" in with_votes
+    run = read_scores(out / "runs" / "fercleaner_novotes" / "scores.parquet")
+    rows = run.frame.set_index("sample_id").loc[truth["sample_id"]]
     classes = result["classes"]
-    matrix = np.zeros((len(probs), len(classes)))
-    for i, name in enumerate(classes):
-        if name in probs.columns:
-            matrix[:, i] = probs[name].to_numpy()
+    matrix = align_columns(to_matrix(rows["pred_probs"]), run.classes, classes)
     index = {name: i for i, name in enumerate(classes)}
     given = truth["given_label"].map(index).to_numpy()
-    direct = get_consensus(to_matrix(truth["visible_votes"]), matrix)
+    # the consensus of the visible votes with (c)'s probabilities and label quality
+    prior = get_model_prior(matrix, given, rows["label_quality"].to_numpy())
+    direct = get_consensus(to_matrix(truth["visible_votes"]), prior)
     names = np.array(classes, dtype=object)
     expected = float((names[direct.label] == truth["true_label"].to_numpy()).mean())
     measured = result["systems"]["fercleaner_votes"]

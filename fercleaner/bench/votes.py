@@ -13,17 +13,21 @@ All four see the same noisy dataset and the same model probabilities, those of o
   which is what runs then (consensus = the one vote).
 - `fercleaner_novotes`: the score run itself; consensus = its `proposed_label` (the given
   label unless flagged), quality = its `label_quality`.
-- `fercleaner_votes`: `fercleaner score <dataset with votes> --predictions <the run's
-  probabilities>` (no second training); consensus = its `consensus_label`, quality = its
-  `label_quality` (the consensus posterior at the given label); its proposals (judged by
-  the correction accuracy) are the run's own `proposed_label`.
+- `fercleaner_votes`: what `fercleaner score <dataset with votes>` writes. Votes never
+  enter training, so that run trains the very model of `fercleaner_novotes`; the bench
+  runs the step that follows training (`fercleaner.scoring.apply_crowd_votes`, the
+  consensus of the votes with the run's probabilities and label quality) on that run's
+  scores instead of training twice, and writes them to `runs/fercleaner_votes`. Consensus
+  = its `consensus_label`, quality = its `label_quality` (the consensus posterior at the
+  given label); its proposals (judged by the correction accuracy) are its own
+  `proposed_label`.
 
 The score run without votes is the one expensive step (a training), so its scores are
 cached beside the bench references, keyed by the protocol, k, seed, the resolved recipe,
 method and overrides, the scorer command, every (sample_id, given_label) pair, the image
 bytes and the versions of fercleaner's training and scoring code, torch and timm.
 
-This module runs the two `score` children, keeps that cache and evaluates the systems;
+This module runs the `score` child, keeps that cache and evaluates the systems;
 `fercleaner.bench.vote_systems` computes each system from the truth and the probabilities.
 """
 
@@ -64,7 +68,7 @@ from fercleaner.bench.vote_systems import (
 from fercleaner.bench.vote_systems import VOTE_SYSTEMS as VOTE_SYSTEMS  # for fercleaner.bench
 from fercleaner.errors import FercleanerError
 from fercleaner.runs import SCORES_FILE
-from fercleaner.scoring import read_scores
+from fercleaner.scoring import ScoresFile, read_scores, write_scores
 
 #: fercleaner code whose change changes the scores of a run (hashed into the cache key).
 _SCORING_CODE = (
@@ -154,15 +158,9 @@ def run_vote_systems(
     )
     novotes.cost = base_cost
     systems[WITHOUT_VOTES] = novotes
-    report(2, f"{WITH_VOTES}: score --predictions on the dataset with votes")
+    report(2, f"{WITH_VOTES}: the run's scores with the votes of the dataset")
     with_votes, voted_frame, command = _score_with_votes(
-        dataset_dir / "labels.csv",
-        truth,
-        probs,
-        classes,
-        out=out,
-        spec=spec,
-        unscored=unscored,
+        dataset_dir / "labels.csv", truth, base, classes, out=out
     )
     systems[WITH_VOTES] = with_votes
     commands = {
@@ -275,52 +273,56 @@ def _score_without_votes(
 def _score_with_votes(
     manifest: Path,
     truth: pd.DataFrame,
-    probs: np.ndarray,
+    base: ScoresFile,
     classes: list[str],
     *,
     out: Path,
-    spec: Any,
-    unscored: Sequence[str] = (),
 ) -> tuple[SystemScores, pd.DataFrame, str]:
-    """`fercleaner score --predictions` on the dataset with votes (never --score-command: it
-    trains nothing), with the bench's recipe and overrides (so both fercleaner systems flag
-    by one rule).
+    """The run without votes' scores after the crowd step of `fercleaner score` on the
+    dataset with votes (see the module docstring), written to `runs/fercleaner_votes`.
 
-    `unscored` images (left out of the benchmark) get uniform probabilities, as `score`
-    reads them too. Returns (system, the run's scores frame, command).
+    Returns (system, its scores frame in truth order, what it stands for).
     """
     from fercleaner.datasets import read_dataset
+    from fercleaner.runs.record import new_run_id
+    from fercleaner.scoring.crowd import apply_crowd_votes, get_sample_votes
 
-    run_dir = out / "runs" / WITH_VOTES
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    # the probabilities over the classes `score` will find in the dataset with votes
-    dataset_classes = list(read_dataset(manifest, check_images=False).classes)
-    aligned = align_columns(probs, classes, dataset_classes)
-    uniform = np.full((len(unscored), len(dataset_classes)), 1.0 / len(dataset_classes))
-    table = pd.DataFrame(np.concatenate([aligned, uniform]), columns=dataset_classes)
-    ids = [*truth["sample_id"].astype(str), *unscored]
-    table.insert(0, "sample_id", ids)
-    predictions = out / "runs" / f"{WITHOUT_VOTES}.probs.parquet"
-    predictions.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(predictions, index=False)
-    command = [sys.executable, "-m", "fercleaner", "score", str(manifest)]
-    command += ["--predictions", str(predictions), "--out", str(run_dir)]
-    command += ["--recipe", spec.recipe] if spec.recipe else []
-    command += list(spec.overrides or ())
-    cost = run_system(WITH_VOTES, command, run_dir)
-    scores = read_scores(run_dir / SCORES_FILE)
-    frame = align_rows(scores.frame, truth, WITH_VOTES)
-    if "consensus_label" not in frame.columns:
+    started, cpu = time.perf_counter(), time.process_time()
+    dataset = read_dataset(manifest, check_images=False)
+    dataset_classes = list(dataset.classes)
+    samples = dataset.samples.set_index(dataset.samples["sample_id"].astype(str), drop=False)
+    frame = align_frame_columns(base.frame, base.classes, dataset_classes)
+    ids = frame["sample_id"].astype(str)
+    missing = ids[~ids.isin(samples.index)]
+    if len(missing):
         raise FercleanerError(
-            f"{WITH_VOTES}: {run_dir / SCORES_FILE} has no consensus_label: `fercleaner score`"
-            f" did not read the votes_<class> columns of {manifest}"
+            f"{WITH_VOTES}: {manifest} lacks {len(missing)} image(s) the run without votes"
+            f" scored (first: {missing.iloc[0]!r}); the two manifests must list the same images"
         )
-    aligned = align_frame_columns(frame, scores.classes, classes)
+    votes = get_sample_votes(samples.loc[ids].reset_index(drop=True), dataset_classes)
+    if votes is None:
+        raise FercleanerError(
+            f"{WITH_VOTES}: no image in {manifest} has votes; the bench writes its"
+            " votes_<class> columns, so the file was changed after it was written"
+        )
+    crowd = apply_crowd_votes(frame, votes, dataset_classes).scores
+    cost = _cost(started, cpu)
+    run_dir = out / "runs" / WITH_VOTES
+    if run_dir.exists():  # an earlier bench's: never mix two runs
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    metadata = {**base.metadata, "classes": dataset_classes, "run_id": new_run_id()}
+    write_scores(crowd, run_dir / SCORES_FILE, metadata=metadata)
+    voted_frame = align_rows(crowd, truth, WITH_VOTES)
+    aligned = align_frame_columns(voted_frame, dataset_classes, classes)
     system = from_scores_frame(WITH_VOTES, aligned, classes)
     system.consensus_label = aligned["consensus_label"].astype(str).to_numpy(dtype=object)
     system.cost = cost
-    return system, frame, shlex.join(command)
+    command = (
+        f"fercleaner score {shlex.quote(str(manifest))} (= {WITHOUT_VOTES}'s training;"
+        " its scores through fercleaner.scoring.apply_crowd_votes)"
+    )
+    return system, voted_frame, command
 
 
 def _cost(started: float, cpu: float) -> dict[str, float]:
