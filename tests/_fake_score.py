@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,9 @@ import pandas as pd
 
 from fercleaner.classes import CANONICAL_CLASSES
 from fercleaner.scoring import assemble_scores, write_scores
+
+#: Set to `own` for a label quality that is not p[given].
+LABEL_QUALITY_ENV = "FAKE_SCORE_LABEL_QUALITY"
 
 
 def main(argv: list[str]) -> None:
@@ -57,11 +61,16 @@ def main(argv: list[str]) -> None:
     logits[np.arange(n), [index[t] for t in true]] += 1.5 if cross_fitted else 2.5
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     given = np.array([index[g] for g in samples["given_label"]])
+    signal = probs[np.arange(n), given]
+    if os.environ.get(LABEL_QUALITY_ENV) == "own":
+        # a label quality of the run's own that ranks apart from p[given] (as the training
+        # dynamics make a real run's do)
+        signal = 0.5 * signal + 0.5 * np.random.default_rng(7).random(n)
     readout = {
         "pred_probs": probs,
         "soft_label": probs,
         "uncertainty": 1 - probs.max(axis=1),
-        "label_quality_signal": probs[np.arange(n), given],
+        "label_quality_signal": signal,
     }
     frame = assemble_scores(samples, classes, {args.method: readout}, method_name=args.method)
     out = Path(args.out)

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from _bench_helpers import FAKE_SCORE
 from _dataset_files import write_ferplus_valid
+from _fake_score import LABEL_QUALITY_ENV
 from sklearn.metrics import average_precision_score
 from typer.testing import CliRunner
 
@@ -27,6 +28,7 @@ from fercleaner.bench.systems import align_columns
 from fercleaner.bench.votes import get_multiannotator_system
 from fercleaner.cli import app
 from fercleaner.errors import DatasetError, FercleanerError
+from fercleaner.runs import read_run
 from fercleaner.scoring import read_scores
 from fercleaner.scoring.consensus import get_consensus, get_model_prior
 
@@ -150,6 +152,8 @@ def _ferplus(root: Path, n: int = 100) -> Path:
 def test_votes_benchmark_end_to_end_with_cache(tmp_path, monkeypatch):
     # the key hashes fercleaner's scoring code, which others may be editing meanwhile
     monkeypatch.setattr("fercleaner.bench.votes._code_digest", lambda: "fixed")
+    # the stand-in run's label quality ranks apart from p[given], as a real run's does
+    monkeypatch.setenv(LABEL_QUALITY_ENV, "own")
     dataset = _ferplus(tmp_path)
     options = dict(
         protocol="votes",
@@ -201,6 +205,12 @@ def test_votes_benchmark_end_to_end_with_cache(tmp_path, monkeypatch):
     assert measured["label_quality_ap"] == pytest.approx(
         average_precision_score(is_noisy, 1 - posterior_at_given), rel=1e-4
     )
+    # ... which the probabilities alone (a --predictions re-score) would not give
+    alone = get_consensus(to_matrix(truth["visible_votes"]), matrix)
+    alone_ap = average_precision_score(is_noisy, 1 - alone.soft_label[np.arange(len(given)), given])
+    assert abs(measured["label_quality_ap"] - alone_ap) > 1e-3
+    assert result["consensus"]["images_with_votes"] == len(truth)
+    assert result["consensus"]["vote_temperature"] > 0
     # proposals are the run's own (the consensus label only where it flagged), so the
     # correction accuracy is judged on what a reviewer would see
     voted = read_scores(out / "runs" / "fercleaner_votes" / "scores.parquet").frame
@@ -241,6 +251,11 @@ def test_votes_benchmark_end_to_end_with_cache(tmp_path, monkeypatch):
     assert again["systems"]["fercleaner_novotes"]["cached"] is False  # another scorer: new key
     cached = run_benchmark(dataset, out=tmp_path / "cached", **options)
     assert cached["systems"]["fercleaner_novotes"]["cached"] is True
+    # the votes run is a run of this bench folder's images, whichever folder filled the cache
+    voted_run = read_run(tmp_path / "cached" / "runs" / "fercleaner_votes")
+    root = Path(voted_run.metadata["dataset_root"])
+    assert root == (tmp_path / "cached" / "noisy" / "dataset").resolve()
+    assert all(Path(p).is_relative_to(root) for p in voted_run.scores["path"])
     for name in VOTE_SYSTEMS:
         assert cached["systems"][name]["consensus_accuracy"] == pytest.approx(
             result["systems"][name]["consensus_accuracy"]

@@ -140,8 +140,9 @@ def test_fractional_rows_do_not_count_as_pairs_of_votes():
     # judges the votes and the model's weight in the vote distribution stays one vote
     assert get_consensus(averaged, probs).model_weight == 1.0
     # (pairing them would read their fractions as disagreement: a near chance, 0.5);
-    # 2.5 + 1.75 + 1.5 of the 7 votes name the model's top class
-    assert get_consensus(averaged, probs).annotator_accuracy == pytest.approx(5.75 / 7)
+    # 2.5 + 1.75 of the 7 votes name the model's top class, and the tied third row's
+    # votes count half for each of its two top classes: (1.5 + 0.5) / 2
+    assert get_consensus(averaged, probs).annotator_accuracy == pytest.approx(5.25 / 7)
 
 
 def test_one_vote_per_image_is_weighed_against_the_model_not_always_followed():
@@ -191,3 +192,44 @@ def test_the_model_prior_believes_in_each_given_label_as_the_label_quality_ranks
     np.testing.assert_allclose(worst[4], [0.5, 0.25, 0.25])
     with pytest.raises(ValueError, match="label_quality"):
         get_model_prior(probs, labels, np.array([0.1, np.nan, 0.2, 0.3, 0.4]))
+
+
+def test_the_model_prior_does_not_depend_on_row_order_and_takes_float32_rows():
+    probs = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.5, 0.5, 0.0]])
+    labels = np.array([0, 0, 0])
+    tied = np.array([0.3, 0.3, 0.3])
+    # tied label quality keeps the model's own order: the model comes back
+    np.testing.assert_allclose(get_model_prior(probs, labels, tied), probs, atol=1e-12)
+    order = [2, 0, 1]
+    np.testing.assert_allclose(
+        get_model_prior(probs[order], labels[order], tied[order]),
+        get_model_prior(probs, labels, tied)[order],
+    )
+    # float32 rows that miss 1 by a rounding step still give probabilities
+    stored = np.array([[0.9999999, 1e-6, 0.0], [0.2, 0.7, 0.1]], dtype=np.float32)
+    prior = get_model_prior(stored, np.array([0, 1]), np.array([0.2, 0.9]))
+    np.testing.assert_allclose(prior.sum(axis=1), 1.0)
+    assert (prior >= 0).all() and (prior <= 1).all()
+
+
+def test_classes_tied_at_the_model_s_top_share_the_agreement():
+    """A uniform model agrees with every vote alike: `a` is chance, whichever class is voted."""
+    uniform = np.full((4, 4), 0.25)
+    for voted in range(4):
+        votes = np.zeros((4, 4))
+        votes[:, voted] = 1
+        assert get_consensus(votes, uniform).annotator_accuracy == pytest.approx(0.25, abs=2e-3)
+
+
+def test_the_scalars_are_fitted_on_an_even_thinning_of_the_images(monkeypatch):
+    from fercleaner.scoring import consensus
+
+    monkeypatch.setattr(consensus, "_FIT_ROWS", 3)
+    assert consensus._fit_rows(np.ones(10, dtype=bool)).tolist() == [0, 4, 9]
+    assert consensus._fit_rows(np.arange(10) % 5 == 0).tolist() == [0, 5]
+    # 2,000 images thinned to 500 fit about the temperature all of them do
+    truth, labels, probs = _crowd(n=2000, annotators=3, accuracy=0.65, model_accuracy=0.75)
+    monkeypatch.setattr(consensus, "_FIT_ROWS", 2000)
+    full = get_consensus(_counts(labels, 4), probs).temperature
+    monkeypatch.setattr(consensus, "_FIT_ROWS", 500)
+    assert get_consensus(_counts(labels, 4), probs).temperature == pytest.approx(full, rel=0.15)

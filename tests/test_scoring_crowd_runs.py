@@ -83,6 +83,12 @@ def test_csv_votes_with_predictions_reach_the_scores_the_summary_and_export(vote
     assert info["consensus"]["images_with_votes"] == 6
     assert info["consensus"]["images_without_votes"] == 2
     assert info["consensus"]["flags_from_consensus"] >= 1
+    # both temperatures are recorded and printed: T for the consensus, S for the soft label
+    fitted = info["consensus"]
+    assert fitted["temperature"] > 0 and fitted["vote_temperature"] > 0
+    assert f"at temperature {fitted['vote_temperature']:.2f} in the soft labels" in (
+        " ".join(output.split())
+    )
 
     # export: the soft policy and an `ambiguous` decision train on the consensus posterior
     voted_flagged = scores.index[scores["is_label_issue"] & (scores["vote_count"] > 0)]

@@ -173,6 +173,7 @@ def _run_votes_benchmark(
         "samples_not_scored": votes.unscored,
         "systems": votes.metrics,
         "issue_types": votes.issue_types,
+        "consensus": votes.consensus,
         "target": get_votes_target_check(votes.metrics),
         "issue_type_target": get_issue_type_target(votes.issue_types),
     }

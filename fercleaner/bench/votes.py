@@ -68,9 +68,13 @@ from fercleaner.bench.vote_systems import (
 from fercleaner.bench.vote_systems import VOTE_SYSTEMS as VOTE_SYSTEMS  # for fercleaner.bench
 from fercleaner.errors import FercleanerError
 from fercleaner.runs import SCORES_FILE
-from fercleaner.scoring import ScoresFile, read_scores, write_scores
+from fercleaner.scoring import ScoresFile, read_scores, sort_most_suspect_first, write_scores
 
 #: fercleaner code whose change changes the scores of a run (hashed into the cache key).
+#: The crowd step (`scoring/consensus.py`, `scoring/crowd.py`) is left out: a run without
+#: votes never reaches it (`apply_crowd_votes` returns its input untouched, which
+#: tests/test_scoring_crowd_runs.py checks), and the bench runs it afresh every time.
+_CROWD_CODE = ("scoring/consensus.py", "scoring/crowd.py")
 _SCORING_CODE = (
     "arrays.py",
     "classes.py",
@@ -102,6 +106,8 @@ class VoteSystems:
     """Benchmark images the run without votes did not score (quarantined), left out."""
     truth: pd.DataFrame | None = None
     """The truth rows every system was evaluated on (the scored ones)."""
+    consensus: dict[str, Any] = field(default_factory=dict)
+    """`fercleaner_votes`'s crowd step summary (run.json's `consensus` for a real run)."""
 
 
 def run_vote_systems(
@@ -159,7 +165,7 @@ def run_vote_systems(
     novotes.cost = base_cost
     systems[WITHOUT_VOTES] = novotes
     report(2, f"{WITH_VOTES}: the run's scores with the votes of the dataset")
-    with_votes, voted_frame, command = _score_with_votes(
+    with_votes, voted_frame, command, consensus = _score_with_votes(
         dataset_dir / "labels.csv", truth, base, classes, out=out
     )
     systems[WITH_VOTES] = with_votes
@@ -183,6 +189,7 @@ def run_vote_systems(
         issue_types,
         unscored=len(unscored),
         truth=truth,
+        consensus=consensus,
     )
 
 
@@ -277,11 +284,12 @@ def _score_with_votes(
     classes: list[str],
     *,
     out: Path,
-) -> tuple[SystemScores, pd.DataFrame, str]:
+) -> tuple[SystemScores, pd.DataFrame, str, dict[str, Any]]:
     """The run without votes' scores after the crowd step of `fercleaner score` on the
     dataset with votes (see the module docstring), written to `runs/fercleaner_votes`.
 
-    Returns (system, its scores frame in truth order, what it stands for).
+    Returns (system, its scores frame in truth order, what it stands for, the crowd step's
+    run summary: the fitted `a`, temperatures and `alpha`).
     """
     from fercleaner.datasets import read_dataset
     from fercleaner.runs.record import new_run_id
@@ -305,15 +313,22 @@ def _score_with_votes(
             f"{WITH_VOTES}: no image in {manifest} has votes; the bench writes its"
             " votes_<class> columns, so the file was changed after it was written"
         )
-    crowd = apply_crowd_votes(frame, votes, dataset_classes).scores
+    # a cached run was scored in another bench folder: its images are this one's
+    frame = frame.assign(path=samples.loc[ids, "path"].astype(str).to_numpy())
+    crowd = apply_crowd_votes(frame, votes, dataset_classes)
     cost = _cost(started, cpu)
     run_dir = out / "runs" / WITH_VOTES
     if run_dir.exists():  # an earlier bench's: never mix two runs
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    metadata = {**base.metadata, "classes": dataset_classes, "run_id": new_run_id()}
-    write_scores(crowd, run_dir / SCORES_FILE, metadata=metadata)
-    voted_frame = align_rows(crowd, truth, WITH_VOTES)
+    metadata = {
+        **base.metadata,
+        "classes": dataset_classes,
+        "run_id": new_run_id(),
+        "dataset_root": str(dataset.root),
+    }
+    write_scores(sort_most_suspect_first(crowd.scores), run_dir / SCORES_FILE, metadata=metadata)
+    voted_frame = align_rows(crowd.scores, truth, WITH_VOTES)
     aligned = align_frame_columns(voted_frame, dataset_classes, classes)
     system = from_scores_frame(WITH_VOTES, aligned, classes)
     system.consensus_label = aligned["consensus_label"].astype(str).to_numpy(dtype=object)
@@ -322,7 +337,7 @@ def _score_with_votes(
         f"fercleaner score {shlex.quote(str(manifest))} (= {WITHOUT_VOTES}'s training;"
         " its scores through fercleaner.scoring.apply_crowd_votes)"
     )
-    return system, voted_frame, command
+    return system, voted_frame, command, crowd.summary or {}
 
 
 def _cost(started: float, cpu: float) -> dict[str, float]:
@@ -339,7 +354,7 @@ def _code_digest() -> str:
         path = root / entry
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
         for file in files:
-            if file.is_file():
+            if file.is_file() and file.relative_to(root).as_posix() not in _CROWD_CODE:
                 digest.update(str(file.relative_to(root)).encode())
                 digest.update(file.read_bytes())
     return digest.hexdigest()

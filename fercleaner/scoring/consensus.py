@@ -23,12 +23,14 @@ annotation spread over its classes.
 
 The prior can carry more than the model's probabilities: `get_model_prior` puts a run's
 label quality (the method's evidence and the training dynamics, which rank given labels
-better than p[given] alone) in at the given label.
+better than p[given] alone) in at the given label. "The model" here and below is whatever
+`get_consensus` is given as `pred_probs`: `fercleaner score` gives it that prior. The
+temperatures and `alpha` are scalars, fitted on at most `_FIT_ROWS` images.
 
 The posterior is a belief about the one true class, sharper than the way people vote.
 A soft label to train on should estimate the vote distribution instead (FERPlus trains
 on it: Barsoum et al. 2016), so `vote_distribution` is the posterior predictive of one
-more vote under a Dirichlet prior centred on the calibrated model:
+more vote under a Dirichlet prior centred on the model at its own temperature S:
 
     q(c) = (v_c + alpha * p_S(c | x)) / (n + alpha)
 
@@ -91,7 +93,8 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
     Args:
         votes: (N, K) non-negative; counts per class, or a distribution per image; all-zero
             rows are images nobody labelled.
-        pred_probs: (N, K) out-of-sample probabilities from a model.
+        pred_probs: (N, K) the model's side: its probabilities, or `get_model_prior`'s
+            (out-of-sample ones suit the one-coin model best).
 
     Raises:
         ValueError: mismatched shapes, negative or non-finite votes, bad probabilities.
@@ -156,10 +159,12 @@ def get_model_prior(
     label_quality = np.asarray(label_quality, dtype=np.float64)
     if label_quality.shape != labels.shape or not np.isfinite(label_quality).all():
         raise ValueError(f"label_quality must be ({len(labels)},) finite values")
+    probs = probs / probs.sum(axis=1, keepdims=True)  # stored float32 rows: exactly 1
     rows = np.arange(len(labels))
     given = probs[rows, labels]
     belief = np.empty_like(given)
-    belief[np.argsort(label_quality, kind="stable")] = np.sort(given)
+    # ties in label quality keep the model's own order, so row order never matters
+    belief[np.lexsort((given, label_quality))] = np.sort(given)
     rest = 1.0 - given
     k = probs.shape[1]
     share = np.where(
@@ -242,7 +247,7 @@ def _several_whole_votes(votes: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _model_agreement(votes: np.ndarray, counts: np.ndarray, probs: np.ndarray, k: int) -> float:
-    """`a` without pairs of votes: the share of annotations naming the model's top class.
+    """`a` without pairs of votes: the share of annotations naming the prior's top class.
 
     It reads the model as a judge of the votes rather than asking the likelihood, which a
     model trained on these labels pushes to a = 1. Where the model errs, a right vote
@@ -252,7 +257,9 @@ def _model_agreement(votes: np.ndarray, counts: np.ndarray, probs: np.ndarray, k
     total = counts.sum()
     if total <= 0:
         return _MAX_ACCURACY
-    agree = float(votes[np.arange(len(votes)), probs.argmax(axis=1)].sum() / total)
+    # classes tied at the top share the credit (a uniform model favours none)
+    top = probs >= probs.max(axis=1, keepdims=True) - 1e-12
+    agree = float(((votes * top).sum(axis=1) / top.sum(axis=1)).sum() / total)
     return float(np.clip(agree, 1.0 / k + 1e-3, _MAX_ACCURACY))
 
 
