@@ -144,7 +144,7 @@ def get_model_prior(
     """(N, K) class probabilities that believe in each given label as `label_quality` does.
 
     A run's label quality ranks given labels better than the model's p[given] alone (on
-    FERPlus with one vote it adds the training dynamics: AP 0.609 vs 0.591 for p[given],
+    FERPlus with one vote it adds the training dynamics: AP 0.606 vs 0.591 for p[given],
     docs/scoring.md). It is not always a probability (`normalized_margin` is not), so it
     is put on the model's scale by rank: the image with the i-th lowest label quality
     gets the i-th lowest p[given]. The other classes share the rest as the model shares
