@@ -1,12 +1,19 @@
 """The GPU checks of issue 11 in one short run on a lent CUDA machine (docs/benchmarks.md).
 
-    PYTHONPATH=. python3 bench/gpu_check.py --out DIR        # on the GPU machine
-    .venv/bin/python bench/gpu_check.py --out DIR --cpu      # a rehearsal here (gloo, tiny)
+    .venv/bin/python bench/gpu_check.py --out DIR            # where fercleaner is installed
+    .venv/bin/python bench/gpu_check.py --out DIR --cpu      # a rehearsal on CPU, tiny
+
+On a machine with torch and timm but no install of fercleaner, from a copy of the
+checkout (setup.py maps `recipes/` and `app/` into the package):
+
+    ln -s ../recipes fercleaner/recipes; ln -s ../app fercleaner/app
+    PYTHONPATH=$PWD python3 bench/gpu_check.py --out DIR
 
 Steps, each a real `fercleaner` command on `fercleaner synth` faces:
 
 1. one process, CUDA with AMP, the default recipe;
-2. `torchrun --nproc_per_node 1`: the nccl process group (NCCL's own log says it started);
+2. `torchrun --nproc_per_node 1` on CUDA (a world of one starts no process group, so no
+   NCCL: the nccl path itself needs two GPUs, `tests/test_training_ddp.py`);
 3. `kill -9` of that rank after its first checkpoint, then the same command with
    `--resume`, against an uninterrupted run;
 4. `torchrun --nproc_per_node 2` on one GPU: refused before NCCL would fail;
@@ -165,6 +172,8 @@ class Check:
         }
 
     def torchrun_one(self) -> dict:
+        """One torchrun process trains as a plain one: `init_distributed` starts no process
+        group for a world of one, so NCCL is not started (it needs two GPUs to be)."""
         run = self.work / "r-ddp1"
         done = self.fc(
             "score",
@@ -177,12 +186,12 @@ class Check:
             extra_env={"NCCL_DEBUG": "INFO"},
         )
         info = self.run_info(run)
-        nccl = "NCCL version" in done.stdout + done.stderr
+        device_ok = str(info["device"]).startswith("cpu" if self.cpu else "cuda")
         return {
-            "ok": info["world_size"] == 1 and (nccl or self.cpu),
-            "nccl_started": nccl,
+            "ok": info["world_size"] == 1 and device_ok,
             "device": info["device"],
             "world_size": info["world_size"],
+            "nccl_started": "NCCL version" in done.stdout + done.stderr,
         }
 
     def kill_and_resume(self) -> dict:
