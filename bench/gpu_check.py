@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/gpu-check"))
     parser.add_argument("--cpu", action="store_true", help="rehearse on CPU (gloo), tiny data")
     args = parser.parse_args(argv)
+    if args.work.exists() and any(args.work.iterdir()):
+        # old run folders would be resumed or refused, and an old checkpoint would end the
+        # kill test at once: start from nothing
+        parser.error(f"--work {args.work} is not empty: remove it or pass another folder")
     args.out.mkdir(parents=True, exist_ok=True)
     check = Check(args.out, args.work, cpu=args.cpu)
     for step in (
