@@ -61,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.get("ok") for r in check.results.values()) else 1
 
 
+def fercleaner_command(*args: str, torchrun: int = 0) -> list[str]:
+    """`python -m fercleaner ARGS`, under `torchrun --nproc_per_node TORCHRUN` when set."""
+    if not torchrun:
+        return [sys.executable, "-m", "fercleaner", *args]
+    launch = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(torchrun)]
+    return [sys.executable, *launch, "-m", "fercleaner", *args]
+
+
 class Check:
     def __init__(self, out: Path, work: Path, *, cpu: bool) -> None:
         self.out, self.work, self.cpu = out, work, cpu
@@ -92,19 +100,7 @@ class Check:
         self.log.flush()
 
     def fc(self, *args: str, torchrun: int = 0, check: bool = True, extra_env=None):
-        command = [sys.executable, "-m", "fercleaner", *args]
-        if torchrun:
-            command = [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--standalone",
-                "--nproc_per_node",
-                str(torchrun),
-                "-m",
-                "fercleaner",
-                *args,
-            ]
+        command = fercleaner_command(*args, torchrun=torchrun)
         done = subprocess.run(
             command,
             capture_output=True,
@@ -204,20 +200,7 @@ class Check:
         self.fc(*base[:2], "--out", str(self.work / "r-straight"), *base[2:], torchrun=1)
         run = self.work / "r-kill"
         checkpoint = run / "checkpoints" / "baseline" / "fold0.pt"
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "1",
-            "-m",
-            "fercleaner",
-            *base[:2],
-            "--out",
-            str(run),
-            *base[2:],
-        ]
+        command = fercleaner_command(*base[:2], "--out", str(run), *base[2:], torchrun=1)
         launcher = subprocess.Popen(
             command,
             stdout=subprocess.DEVNULL,
