@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
+import pandas as pd
 import pytest
 from _bench_helpers import FAKE_SCORE
 
+from fercleaner.bench.runner import get_slice
 from fercleaner.bench.suite import SUITES, run_suite, summarize_suite
 from fercleaner.errors import FercleanerError
 
@@ -28,6 +30,24 @@ def test_ferplus_suite_is_three_validation_seeds_and_three_train_slices():
     ]
     assert {r.protocol for r in runs} == {"annotator"}
     assert [r.slice_index for r in runs] == [None, None, None, 0, 1, 2]
+
+
+def test_heldout_suite_uses_train_images_and_seeds_the_ferplus_suite_does_not():
+    """The check of a default must not share data with what it was chosen on."""
+    train = pd.DataFrame({"sample_id": range(28_558)})  # FERPlus train's image count
+    chosen_on = {
+        sample_id
+        for run in SUITES["ferplus"]
+        if run.slice_index is not None
+        for sample_id in get_slice(train, run.slice_index)["sample_id"]
+    }
+    runs = SUITES["heldout"]
+    assert {r.protocol for r in runs} == {"annotator"}
+    assert {r.splits for r in runs} == {("train",)}
+    assert not {r.seed for r in runs} & {r.seed for r in SUITES["ferplus"]}
+    held_out = [set(get_slice(train, r.slice_index)["sample_id"]) for r in runs]
+    assert all(len(ids) == 3_600 and not ids & chosen_on for ids in held_out)
+    assert len(set.union(*held_out)) == 3 * 3_600  # disjoint from each other
 
 
 def test_summary_is_mean_and_sd_with_deltas_against_the_best_reference():

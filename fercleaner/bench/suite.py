@@ -5,6 +5,9 @@ on the mean of a suite:
 
 - `ferplus` (real annotator noise): FERPlus validation with annotator seeds 0, 1, 2, and
   three disjoint slices of FERPlus train (`runner.SLICE_SIZE` images each, seed 0).
+- `heldout` (real annotator noise nobody chose anything on): three other disjoint slices of
+  FERPlus train (4, 5, 6) with annotator seeds 3, 4, 5. No default, option or rule was
+  picked on them; they check that a change chosen on `ferplus` transfers.
 - `synthetic` (planted noise on synthetic faces): symmetric and pairflip 20%, seeds 0, 1;
   a change that wins on real noise by breaking easy data shows here.
 - `votes` (issue 10, crowd votes as input): FERPlus validation with k = 1, 3, 5 visible
@@ -59,6 +62,10 @@ SUITES: dict[str, tuple[SuiteRun, ...]] = {
     "ferplus": (
         *(SuiteRun(f"val-s{seed}", "annotator", seed, ("val",)) for seed in range(3)),
         *(SuiteRun(f"train{i}-s0", "annotator", 0, ("train",), i) for i in range(3)),
+    ),
+    "heldout": tuple(
+        SuiteRun(f"train{index}-s{seed}", "annotator", seed, ("train",), index)
+        for index, seed in ((4, 3), (5, 4), (6, 5))
     ),
     "synthetic": tuple(
         SuiteRun(f"{protocol}20-s{seed}", protocol, seed)

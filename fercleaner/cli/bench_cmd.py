@@ -41,7 +41,8 @@ SuiteOption = Annotated[
     typer.Option(
         "--suite",
         help="Run a whole suite instead of one protocol: ferplus (6 real-noise runs), "
-        "synthetic (4 planted-noise runs) or votes (k = 1, 3, 5 visible votes x 3 seeds on "
+        "heldout (3 real-noise runs on train slices no choice was made on), synthetic "
+        "(4 planted-noise runs) or votes (k = 1, 3, 5 visible votes x 3 seeds on "
         "FERPlus validation); reports mean ± sd.",
     ),
 ]
