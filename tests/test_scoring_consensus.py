@@ -160,6 +160,32 @@ def test_one_vote_per_image_is_weighed_against_the_model_not_always_followed():
     assert (result.label == truth).mean() > (labels[:, 0] == truth).mean() + 0.05
 
 
+def test_a_few_doubly_labelled_images_among_single_votes_do_not_set_the_accuracy():
+    """One image with two votes used to set `a` for everyone: 0.999 when they agreed (no
+    single vote ever overruled), chance when they did not (every vote ignored)."""
+    truth, labels, probs = _crowd(n=2000, annotators=1, accuracy=0.7, model_accuracy=0.8)
+    single = get_consensus(_counts(labels, 4), probs)
+    for pair in ([2, 0, 0, 0], [1, 1, 0, 0]):
+        votes = _counts(labels, 4)
+        votes[:2] = pair
+        result = get_consensus(votes, probs)
+        assert result.annotator_accuracy == pytest.approx(single.annotator_accuracy, abs=0.02)
+        assert (result.label != votes.argmax(axis=1))[2:].any()  # single votes overruled
+        # too few pairs for the vote distribution's fit: the model as trained, one vote
+        assert result.vote_temperature == 1.0 and result.model_weight == 1.0
+
+
+def test_a_large_doubly_labelled_share_speaks_for_itself():
+    truth, labels, probs = _crowd(n=2000, annotators=1, accuracy=0.7, model_accuracy=0.8)
+    _, pairs, _ = _crowd(n=2000, annotators=2, accuracy=0.7, model_accuracy=0.8)
+    votes = _counts(labels, 4)
+    votes[:1000] = _counts(pairs[:1000], 4)  # half the images have two votes
+    result = get_consensus(votes, probs)
+    model_agreement = get_consensus(_counts(labels, 4), probs).annotator_accuracy
+    assert model_agreement < 0.66  # the model's errors count against the votes
+    assert result.annotator_accuracy == pytest.approx(0.7, abs=0.03)
+
+
 def test_the_vote_temperature_softens_a_model_sharper_than_the_crowd():
     rng = np.random.default_rng(3)
     n, k, voters = 600, 4, 6
@@ -190,8 +216,13 @@ def test_the_model_prior_believes_in_each_given_label_as_the_label_quality_ranks
     # the model gave the other classes nothing and the belief drops: they share it evenly
     worst = get_model_prior(probs, labels, np.array([0.9, 0.8, 0.7, 0.6, 0.0]))
     np.testing.assert_allclose(worst[4], [0.5, 0.25, 0.25])
+    # an image no source scored keeps the model's belief; the others rank among themselves
+    unscored = get_model_prior(probs, labels, np.array([0.1, np.nan, 0.95, 0.5, 0.99]))
+    np.testing.assert_allclose(unscored[np.arange(5), labels], [0.5, 0.6, 0.9, 0.7, 1.0])
     with pytest.raises(ValueError, match="label_quality"):
-        get_model_prior(probs, labels, np.array([0.1, np.nan, 0.2, 0.3, 0.4]))
+        get_model_prior(probs, labels, np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="row 2 sums to 0"):
+        get_model_prior(np.vstack([probs[:2], np.zeros(3)]), labels[:3], quality[:3])
 
 
 def test_the_model_prior_does_not_depend_on_row_order_and_takes_float32_rows():

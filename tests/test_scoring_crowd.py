@@ -3,7 +3,8 @@
 Eight images over three classes, scored by `assemble_scores` exactly as `fercleaner score`
 does, then `apply_crowd_votes`: image A is given `neutral` but five voters say
 `happiness` (the consensus flags it), B has one dissenting vote against a confident model
-(no flag), C and H have no votes (the model alone: nothing about them changes).
+(no flag), C and H have no votes (the model alone: only their label quality moves, onto
+the consensus's calibrated scale).
 """
 
 from __future__ import annotations
@@ -108,12 +109,17 @@ def test_votes_change_the_soft_label_flags_and_proposals_of_voted_images_only() 
     assert after["consensus_label"].iloc[B] == "neutral" and not after["is_label_issue"].iloc[B]
     soft_before, soft_after = to_matrix(before["soft_label"]), to_matrix(after["soft_label"])
     assert soft_after[B, 1] > soft_before[B, 1]  # but the vote moved the soft label
-    # C, H: no votes: the model alone speaks; nothing of theirs changes
+    # C, H: no votes: the model alone speaks; only their label quality moves, to the
+    # calibrated model's belief in the given label (the scale the voted images are on)
     for row in (C, H):
         assert after["votes"].iloc[row] is None and after["vote_count"].iloc[row] == 0
         np.testing.assert_array_equal(soft_after[row], soft_before[row])
-        for column in ("is_label_issue", "issue_type", "proposed_label", "label_quality"):
+        for column in ("is_label_issue", "issue_type", "proposed_label"):
             assert after[column].iloc[row] == before[column].iloc[row]
+        np.testing.assert_allclose(
+            after["label_quality"].iloc[row], consensus.soft_label[row, 0], rtol=1e-5
+        )
+    assert after["label_quality"].iloc[C] > after["label_quality"].iloc[H]  # order kept
     np.testing.assert_allclose(soft_after.sum(axis=1), 1.0, atol=1e-5)
     summary = crowd.summary
     assert summary["images_with_votes"] == 6
@@ -245,3 +251,38 @@ def test_the_run_s_label_quality_not_p_given_ranks_the_voted_images() -> None:
     run = scores.assign(label_quality=[0.2, 0.4, 0.6, 0.9])
     by_run = apply_crowd_votes(run, votes, CLASSES).scores["label_quality"].to_numpy()
     assert np.all(np.diff(by_run) > 0)
+
+
+def test_voted_and_unvoted_images_share_one_label_quality_scale() -> None:
+    """An over-confident model: the crowd shows its 0.95 is right far less often. An
+    unvoted image at 0.95 must not then outrank, unchanged, voted images that the
+    consensus tempered: it takes the calibrated belief too."""
+    rng = np.random.default_rng(0)
+    n = 200
+    given = rng.integers(0, 3, n)
+    probs = np.full((n, 3), 0.025)
+    probs[np.arange(n), given] = 0.95
+    truth = np.where(rng.random(n) < 0.7, given, (given + rng.integers(1, 3, n)) % 3)
+    votes = np.zeros((n, 3))
+    for row in range(n - 1):  # the last image has no votes
+        right = rng.random(3) < 0.8
+        for vote in np.where(right, truth[row], (truth[row] + rng.integers(1, 3, 3)) % 3):
+            votes[row, vote] += 1
+    samples = pd.DataFrame(
+        {
+            "sample_id": [f"o{i}.png" for i in range(n)],
+            "split": "train",
+            "given_label": [CLASSES[g] for g in given],
+            "path": [f"/data/o{i}.png" for i in range(n)],
+        }
+    )
+    readout = get_probability_readout(probs, given)
+    scores = assemble_scores(
+        samples, CLASSES, {"predictions": readout}, method_name="predictions", flag_rule="argmax"
+    )
+    crowd = apply_crowd_votes(scores, votes, CLASSES)
+    assert crowd.summary["temperature"] > 1.5
+    quality = crowd.scores["label_quality"].to_numpy()
+    # a voted image whose three votes all back its label, and the unvoted one, beside it
+    backed = np.flatnonzero(votes[np.arange(n), given] == 3)
+    assert quality[-1] < 0.9 and quality[-1] < quality[backed].min()

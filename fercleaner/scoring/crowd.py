@@ -157,7 +157,6 @@ def apply_crowd_votes(
     index = {name: i for i, name in enumerate(classes)}
     labels = pd.Series(columns["given_label"]).astype(str).map(index).to_numpy(dtype=np.int64)
     probs = np.asarray(columns["pred_probs"], dtype=np.float64).reshape(-1, k)
-    probs = probs / probs.sum(axis=1, keepdims=True)  # float32 storage: renormalise
     old_quality = np.asarray(columns["label_quality"])
     # the run's label quality (its method's evidence, training dynamics) speaks for the model
     consensus = get_consensus(votes, get_model_prior(probs, labels, old_quality))
@@ -176,10 +175,10 @@ def apply_crowd_votes(
     names = np.array(classes, dtype=object)
     soft = np.array(columns["soft_label"], dtype=np.float32).reshape(-1, k)
     soft[voted] = consensus.vote_distribution[voted]
-    # the consensus's belief in the given label ranks voted images (CROWDLAB's label
-    # quality); unvoted images keep the run's, which the consensus would only rescale
-    quality = old_quality.astype(np.float64)
-    quality[voted] = consensus.soft_label[voted, labels[voted]]
+    # the consensus's belief in the given label (CROWDLAB's label quality) ranks every
+    # image: an unvoted one's is the run's belief at the calibrated temperature T, so voted
+    # and unvoted images share one scale
+    quality = consensus.soft_label[np.arange(len(labels)), labels]
     issue_type = np.asarray(columns["issue_type"], dtype=object).copy()
     issue_type[disagrees] = "mislabeled"
     issue_type[cleared] = "none"
