@@ -119,9 +119,9 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
     counts = votes.sum(axis=1)
     log_model = np.log(np.clip(probs, 1e-12, 1.0))
     voted = counts > 0
-    # `a` from how often two votes of one image agree: it needs no consensus, so noise
-    # votes cannot talk themselves up; without pairs, from the model (module docstring)
-    accuracy, pairs_speak = _annotator_accuracy(votes, counts, probs, k)
+    # `a` from how the votes of one image agree (no model in it, so noise votes cannot talk
+    # themselves up), under a prior at the model's agreement (module docstring)
+    accuracy, votes_fix_accuracy = _annotator_accuracy(votes, counts, probs, k)
     posterior = _posterior(log_model, votes, counts, accuracy, k)
     fit = _fit_rows(voted)
     temperature = 1.0
@@ -131,7 +131,9 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
         posterior = _posterior(log_model / temperature, votes, counts, accuracy, k)
     label = posterior.argmax(axis=1)
     vote_temperature, model_weight = (
-        _fit_vote_model(votes, counts, log_model) if pairs_speak else (1.0, _DEFAULT_MODEL_WEIGHT)
+        _fit_vote_model(votes, counts, log_model)
+        if votes_fix_accuracy
+        else (1.0, _DEFAULT_MODEL_WEIGHT)
     )
     predictive = _softmax(log_model / vote_temperature)
     vote_distribution = (votes + model_weight * predictive) / (counts[:, None] + model_weight)
