@@ -175,6 +175,25 @@ def test_a_few_doubly_labelled_images_among_single_votes_do_not_set_the_accuracy
         assert result.vote_temperature == 1.0 and result.model_weight == 1.0
 
 
+def test_one_agreeing_pair_does_not_move_an_accuracy_at_its_bound():
+    """A model that agrees with every single vote puts the prior at the top bound of `a`;
+    one more image whose two votes agree supports it and must not pull `a` down."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 4, 2000)
+    probs = np.full((2000, 4), 0.1)
+    probs[np.arange(2000), labels] = 0.7  # the model names every vote
+    votes = np.eye(4)[labels]
+    alone = get_consensus(votes, probs).annotator_accuracy
+    votes[0] = [2, 0, 0, 0]
+    assert alone == pytest.approx(0.999)
+    assert get_consensus(votes, probs).annotator_accuracy == pytest.approx(alone)
+
+
+def test_a_consensus_needs_two_classes():
+    with pytest.raises(ValueError, match="two or more classes"):
+        get_consensus(np.array([[2.0], [3.0]]), np.ones((2, 1)))
+
+
 def test_a_large_doubly_labelled_share_speaks_for_itself():
     truth, labels, probs = _crowd(n=2000, annotators=1, accuracy=0.7, model_accuracy=0.8)
     _, pairs, _ = _crowd(n=2000, annotators=2, accuracy=0.7, model_accuracy=0.8)
@@ -221,6 +240,8 @@ def test_the_model_prior_believes_in_each_given_label_as_the_label_quality_ranks
     np.testing.assert_allclose(unscored[np.arange(5), labels], [0.5, 0.6, 0.9, 0.7, 1.0])
     with pytest.raises(ValueError, match="label_quality"):
         get_model_prior(probs, labels, np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="row 1 is infinite"):
+        get_model_prior(probs, labels, np.array([0.1, np.inf, 0.2, 0.3, 0.4]))
     with pytest.raises(ValueError, match="row 2 sums to 0"):
         get_model_prior(np.vstack([probs[:2], np.zeros(3)]), labels[:3], quality[:3])
 

@@ -11,17 +11,18 @@ classifier as prior (Dawid & Skene 1979; Raykar et al., JMLR 2010):
 
 where v_c of an image's n votes name class c, `a` is the accuracy of one annotation and T
 the temperature that calibrates the model. FER crowds are anonymous (FERPlus gives vote
-counts, RAF-DB a distribution), so one `a` serves every annotator. `a` comes from how often
-two votes of one image agree. Where no image has two whole votes (one vote each, or
-distributions), that agreement cannot be seen, and EM cannot stand in: a model trained on
-the labels already predicts them, so the likelihood of one vote per image grows all the way
-to a = 1 and a single vote could never be overruled. `a` is then the share of annotations
-that name the model's most probable class. That agreement is also the prior (sd
-`_MODEL_AGREEMENT_SD`) that images with two or more votes update, by their likelihood
-under the one-coin model: one doubly labelled image among single votes cannot set `a`
-for the whole dataset, and a large doubly labelled share speaks for itself.
-T is fitted by EM on the images themselves: each round scores how well the model predicts
-the current consensus. An image with no votes is the (calibrated) model's alone; a vote
+counts, RAF-DB a distribution), so one `a` serves every annotator. `a` comes from how the
+votes of one image agree (for two votes an image, how often they name the same class).
+Where no image has two whole votes (one vote each, or distributions), that agreement
+cannot be seen, and EM cannot stand in: a model trained on the labels already predicts
+them, so the likelihood of one vote per image grows all the way to a = 1 and a single vote
+could never be overruled. `a` is then the share of annotations that name the model's most
+probable class. That agreement is also the prior (its sd: a bias of `_MODEL_AGREEMENT_SD`
+and its sampling error) that images with two or more votes update, by their likelihood
+under the one-coin model: one doubly labelled image among single votes cannot set `a` for
+the whole dataset, and a large doubly labelled share speaks for itself. T is fitted by EM
+on the images themselves: each round scores how well the model predicts the current
+consensus. An image with no votes is the (calibrated) model's alone; a vote
 row summing to 1 (a distribution) counts as one annotation spread over its classes.
 
 The prior can carry more than the model's probabilities: `get_model_prior` puts a run's
@@ -66,10 +67,11 @@ _DEFAULT_MODEL_WEIGHT = 1.0
 #: How far the model's agreement may be from the annotators' true accuracy (one sd of the
 #: prior on `a`): it read 0.84 against a true 0.87 on FERPlus with one vote per image.
 _MODEL_AGREEMENT_SD = 0.05
-#: Points of the grid `a`'s posterior is computed on (1/K .. `_MAX_ACCURACY`).
-_ACCURACY_GRID = 200
-#: Images the temperatures and `alpha` are fitted on, at most (evenly spaced among those
-#: that qualify): one scalar is settled long before, and a million images fit in seconds.
+#: Points of the grid `a`'s posterior is computed on (1/K + 0.001 .. `_MAX_ACCURACY`).
+_ACCURACY_GRID = 1000
+#: Images `a`, the temperatures and `alpha` are fitted on, at most (evenly spaced among
+#: those that qualify): one scalar is settled long before, and a million images fit in
+#: seconds.
 _FIT_ROWS = 50_000
 
 
@@ -116,6 +118,8 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
     if not np.isfinite(votes).all() or (votes < 0).any():
         raise ValueError("votes must be finite and non-negative")
     k = probs.shape[1]
+    if k < 2:
+        raise ValueError(f"a consensus needs two or more classes; pred_probs has {k}")
     counts = votes.sum(axis=1)
     log_model = np.log(np.clip(probs, 1e-12, 1.0))
     voted = counts > 0
@@ -169,7 +173,8 @@ def get_model_prior(
             a NaN row keeps the model's p[given].
 
     Raises:
-        ValueError: mismatched shapes, bad probabilities, or a row that sums to 0.
+        ValueError: mismatched shapes, bad probabilities, a row that sums to 0, or an
+            infinite label quality.
     """
     labels, probs = check_labels_probs(labels, pred_probs)
     label_quality = np.asarray(label_quality, dtype=np.float64)
@@ -182,9 +187,12 @@ def get_model_prior(
     probs = probs / totals  # stored float32 rows: exactly 1
     rows = np.arange(len(labels))
     given = probs[rows, labels]
+    if np.isinf(label_quality).any():
+        row = int(np.flatnonzero(np.isinf(label_quality))[0])
+        raise ValueError(f"label_quality row {row} is infinite; NaN marks a missing value")
     # an image without a label quality (no source scored it) keeps the model's belief
     belief = given.copy()
-    known = np.flatnonzero(np.isfinite(label_quality))
+    known = np.flatnonzero(~np.isnan(label_quality))
     # ties in label quality keep the model's own order, so row order never matters
     order = known[np.lexsort((given[known], label_quality[known]))]
     belief[order] = np.sort(given[known])
@@ -252,36 +260,41 @@ def _posterior(
 def _annotator_accuracy(
     votes: np.ndarray, counts: np.ndarray, probs: np.ndarray, k: int
 ) -> tuple[float, bool]:
-    """(`a`, whether the votes alone fix it within `_MODEL_AGREEMENT_SD`).
+    """(`a`, whether the votes alone fix it at least as well as the model's agreement).
 
-    The posterior mean of `a` on a grid: the likelihood of the images with two or more
-    whole votes under the one-coin model with every true class equally likely (it needs
-    no model, so neither the model nor noise votes can talk `a` up; for two votes an image
+    The most probable `a` on a grid: the likelihood of the images with two or more whole
+    votes under the one-coin model with every true class equally likely (it needs no
+    model, so neither the model nor noise votes can talk `a` up; for two votes an image
     it is the rate at which they agree), times a normal prior at the model's agreement
-    with sd `_MODEL_AGREEMENT_SD`. Many such images outweigh the prior; one or two barely
-    move it, however they vote.
+    with its sd (`_model_agreement`). Many such images outweigh the prior; one or two barely
+    move it, however they vote. The mode, not the mean: the agreement is often at a bound
+    of `a` (a model trained on the labels agrees with nearly every vote), and a mean of a
+    prior cut off there would move `a` off it with no evidence. "The votes alone fix it"
+    is the sd of their likelihood over the grid; unanimous pairs fix `a` near 1 soon.
     """
-    model = _model_agreement(votes, counts, probs, k)
+    model, model_sd = _model_agreement(votes, counts, probs, k)
     several = _fit_rows(_several_whole_votes(votes, counts))
     if not several.size:
         return model, False
-    grid = np.linspace(1.0 / k + 1e-3, _MAX_ACCURACY, _ACCURACY_GRID)
+    grid = np.union1d(np.linspace(1.0 / k + 1e-3, _MAX_ACCURACY, _ACCURACY_GRID), [model])
     log_likelihood = _votes_log_likelihood(votes[several], grid, k)
     votes_alone = _normalised(log_likelihood)
     mean = float(votes_alone @ grid)
     votes_sd = float(np.sqrt(votes_alone @ (grid - mean) ** 2))
-    posterior = _normalised(log_likelihood - 0.5 * ((grid - model) / _MODEL_AGREEMENT_SD) ** 2)
-    return float(posterior @ grid), votes_sd <= _MODEL_AGREEMENT_SD
+    log_posterior = log_likelihood - 0.5 * ((grid - model) / model_sd) ** 2
+    return float(grid[np.argmax(log_posterior)]), votes_sd <= model_sd
 
 
 def _votes_log_likelihood(votes: np.ndarray, grid: np.ndarray, k: int) -> np.ndarray:
     """(G,) log P(votes | a) for each `a` of `grid`, summed over the images (rows), with
     every true class equally likely: log mean_c a^v_c ((1 - a) / (K - 1))^(n - v_c).
 
-    Images that voted alike are counted once with their number (crowds repeat a few
-    patterns), and one grid point at a time keeps memory at one (rows, K) array.
+    The likelihood does not depend on which class got which count, so each row's counts
+    are sorted and images that split their votes alike are counted once with their
+    number (ten votes split at most 42 ways); one grid point at a time keeps memory at
+    one (patterns, K) array.
     """
-    patterns, repeats = np.unique(votes, axis=0, return_counts=True)
+    patterns, repeats = np.unique(np.sort(votes, axis=1), axis=0, return_counts=True)
     totals = patterns.sum(axis=1, keepdims=True)
     out = np.empty(len(grid))
     for i, accuracy in enumerate(grid):
@@ -292,6 +305,7 @@ def _votes_log_likelihood(votes: np.ndarray, grid: np.ndarray, k: int) -> np.nda
 
 
 def _normalised(log_weights: np.ndarray) -> np.ndarray:
+    """Weights proportional to exp(`log_weights`), summing to 1."""
     weights = np.exp(log_weights - log_weights.max())
     return weights / weights.sum()
 
@@ -302,21 +316,27 @@ def _several_whole_votes(votes: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return (counts >= 2) & np.all(np.isclose(votes, np.round(votes)), axis=1)
 
 
-def _model_agreement(votes: np.ndarray, counts: np.ndarray, probs: np.ndarray, k: int) -> float:
-    """`a` without pairs of votes: the share of annotations naming the prior's top class.
+def _model_agreement(
+    votes: np.ndarray, counts: np.ndarray, probs: np.ndarray, k: int
+) -> tuple[float, float]:
+    """`a` without pairs of votes, and how far it may be off (one sd).
 
-    It reads the model as a judge of the votes rather than asking the likelihood, which a
-    model trained on these labels pushes to a = 1. Where the model errs, a right vote
-    counts as wrong (low); where it learnt a wrong label, a wrong vote counts as right
-    (high). FERPlus with one vote per image: 0.84 against a true 0.87 (docs/scoring.md).
+    `a` is the share of annotations naming the prior's top class. It reads the model as a
+    judge of the votes rather than asking the likelihood, which a model trained on these
+    labels pushes to a = 1. Where the model errs, a right vote counts as wrong (low); where
+    it learnt a wrong label, a wrong vote counts as right (high). FERPlus with one vote
+    per image: 0.84 against a true 0.87 (docs/scoring.md). The sd is that bias,
+    `_MODEL_AGREEMENT_SD`, and the share's sampling error over the annotations together:
+    ten annotations say much less than a million.
     """
     total = counts.sum()
     if total <= 0:
-        return _MAX_ACCURACY
+        return _MAX_ACCURACY, _MODEL_AGREEMENT_SD
     # classes tied at the top share the credit (a uniform model favours none)
     top = probs >= probs.max(axis=1, keepdims=True) - 1e-12
     agree = float(((votes * top).sum(axis=1) / top.sum(axis=1)).sum() / total)
-    return float(np.clip(agree, 1.0 / k + 1e-3, _MAX_ACCURACY))
+    sd = float(np.sqrt(_MODEL_AGREEMENT_SD**2 + agree * (1.0 - agree) / total))
+    return float(np.clip(agree, 1.0 / k + 1e-3, _MAX_ACCURACY)), sd
 
 
 def _fit_temperature(log_model: np.ndarray, posterior: np.ndarray) -> float:

@@ -7,8 +7,9 @@ any image has votes, `apply_crowd_votes` on the assembled scores. The consensus 
 prior, the run's label quality put in at the given label); this module decides what it
 changes in scores.parquet (docs/scoring.md, "Crowd votes"): the soft label of a voted
 image becomes the expected vote distribution (the votes and the model,
-`Consensus.vote_distribution`) and its label quality
-the consensus posterior at the given label, an image whose given label disagrees with a
+`Consensus.vote_distribution`), every image's label quality becomes the consensus
+posterior at the given label (with no votes, the run's belief at the calibrated
+temperature; one scale for all), an image whose given label disagrees with a
 confident consensus is flagged `mislabeled`, a model flag on an image whose two or more
 votes confidently back its given label is cleared, and a flagged voted image proposes the
 consensus label. Without votes the scores are returned untouched.
@@ -138,7 +139,7 @@ def apply_crowd_votes(
     Returns:
         Without votes, `scores` itself and no summary. With votes, new scores of the same
         kind with the `CROWD_COLUMNS` before `path`; voted rows take the expected vote
-        distribution as `soft_label` and the posterior at the given label as
+        distribution as `soft_label`, every row the posterior at the given label as
         `label_quality`; rows the consensus flags become `mislabeled` issues; flagged
         voted rows propose the consensus label where it differs from the given one.
     """
