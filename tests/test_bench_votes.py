@@ -25,6 +25,7 @@ from fercleaner.bench.materialize import MANIFEST_WITHOUT_VOTES
 from fercleaner.bench.metrics import get_correction_accuracy
 from fercleaner.bench.suite import SUITES, run_suite, summarize_votes_suite
 from fercleaner.bench.systems import align_columns
+from fercleaner.bench.vote_systems import align_rows
 from fercleaner.bench.votes import get_multiannotator_system
 from fercleaner.cli import app
 from fercleaner.errors import DatasetError, FercleanerError
@@ -543,3 +544,15 @@ def test_a_system_with_a_consensus_is_judged_on_it_and_its_proposals_apart():
     metrics = _evaluate({"fercleaner_votes": system}, truth, classes)["fercleaner_votes"]
     assert metrics["correction_accuracy"] == pytest.approx(1.0)  # proposals: 2 of 2 right
     assert metrics["consensus_accuracy"] == pytest.approx(0.75)  # consensus: b is wrong
+
+
+def test_a_system_s_rows_follow_the_truth_and_a_missing_image_is_named() -> None:
+    frame = pd.DataFrame({"sample_id": ["c", "a", "b"], "label_quality": [0.3, 0.1, 0.2]})
+    truth = pd.DataFrame({"sample_id": ["a", "b", "c"]})
+    aligned = align_rows(frame, truth, "sys")
+    assert aligned["label_quality"].tolist() == [0.1, 0.2, 0.3]
+    short = pd.DataFrame({"sample_id": ["a", "d"]})
+    with pytest.raises(FercleanerError, match=r"sys scored 1 of the benchmark's 2 images "):
+        align_rows(frame, short, "sys")
+    with pytest.raises(FercleanerError, match=r"\(first missing: 'd'\); see its log"):
+        align_rows(frame, short, "sys")

@@ -6,7 +6,7 @@ Pure pandas and numpy (cleanlab for `cleanlab_multiannotator`): no child process
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -110,12 +110,28 @@ def align_rows(frame: pd.DataFrame, truth: pd.DataFrame, name: str) -> pd.DataFr
     """The rows of system `name`'s scores frame in truth order (every truth sample scored)."""
     indexed = frame.set_index(frame["sample_id"].astype(str), drop=False)
     ids = truth["sample_id"].astype(str)
-    missing = ids[~ids.isin(indexed.index)]
-    if len(missing):
-        raise FercleanerError(
+    return select_rows(
+        indexed,
+        ids,
+        lambda missing: (
             f"{name} scored {len(ids) - len(missing)} of the benchmark's {len(ids)} images "
             f"(first missing: {missing.iloc[0]!r}); see its log under runs/"
-        )
+        ),
+    )
+
+
+def select_rows(
+    indexed: pd.DataFrame, ids: pd.Series, describe_missing: Callable[[pd.Series], str]
+) -> pd.DataFrame:
+    """The rows of `indexed` (indexed by sample id) for `ids`, in their order.
+
+    Raises:
+        FercleanerError: some ids are not in `indexed`; the message is
+            `describe_missing(those ids)`, which says whose fault it is.
+    """
+    missing = ids[~ids.isin(indexed.index)]
+    if len(missing):
+        raise FercleanerError(describe_missing(missing))
     return indexed.loc[ids].reset_index(drop=True)
 
 

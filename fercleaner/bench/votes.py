@@ -64,6 +64,7 @@ from fercleaner.bench.vote_systems import (
     get_multiannotator_system,
     get_plurality_system,
     get_run_issue_types,
+    select_rows,
 )
 from fercleaner.bench.vote_systems import VOTE_SYSTEMS as VOTE_SYSTEMS  # for fercleaner.bench
 from fercleaner.errors import FercleanerError
@@ -300,21 +301,22 @@ def _score_with_votes(
     dataset_classes = list(dataset.classes)
     samples = dataset.samples.set_index(dataset.samples["sample_id"].astype(str), drop=False)
     frame = align_frame_columns(base.frame, base.classes, dataset_classes)
-    ids = frame["sample_id"].astype(str)
-    missing = ids[~ids.isin(samples.index)]
-    if len(missing):
-        raise FercleanerError(
+    rows = select_rows(
+        samples,
+        frame["sample_id"].astype(str),
+        lambda missing: (
             f"{WITH_VOTES}: {manifest} lacks {len(missing)} image(s) the run without votes"
             f" scored (first: {missing.iloc[0]!r}); the two manifests must list the same images"
-        )
-    votes = get_sample_votes(samples.loc[ids].reset_index(drop=True), dataset_classes)
+        ),
+    )
+    votes = get_sample_votes(rows, dataset_classes)
     if votes is None:
         raise FercleanerError(
             f"{WITH_VOTES}: no image in {manifest} has votes; the bench writes its"
             " votes_<class> columns, so the file was changed after it was written"
         )
     # a cached run was scored in another bench folder: its images are this one's
-    frame = frame.assign(path=samples.loc[ids, "path"].astype(str).to_numpy())
+    frame = frame.assign(path=rows["path"].astype(str).to_numpy())
     crowd = apply_crowd_votes(frame, votes, dataset_classes)
     cost = _cost(started, cpu)
     run_dir = out / "runs" / WITH_VOTES
