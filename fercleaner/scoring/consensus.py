@@ -125,7 +125,8 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
     voted = counts > 0
     # `a` from how the votes of one image agree (no model in it, so noise votes cannot talk
     # themselves up), under a prior at the model's agreement (module docstring)
-    accuracy, votes_fix_accuracy = _annotator_accuracy(votes, counts, probs, k)
+    several = _fit_rows(_several_whole_votes(votes, counts))
+    accuracy, votes_fix_accuracy = _annotator_accuracy(votes, counts, probs, k, several)
     posterior = _posterior(log_model, votes, counts, accuracy, k)
     fit = _fit_rows(voted)
     temperature = 1.0
@@ -135,7 +136,7 @@ def get_consensus(votes: np.ndarray, pred_probs: np.ndarray) -> Consensus:
         posterior = _posterior(log_model / temperature, votes, counts, accuracy, k)
     label = posterior.argmax(axis=1)
     vote_temperature, model_weight = (
-        _fit_vote_model(votes, counts, log_model)
+        _fit_vote_model(votes, counts, log_model, several)
         if votes_fix_accuracy
         else (1.0, _DEFAULT_MODEL_WEIGHT)
     )
@@ -212,18 +213,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _fit_vote_model(
-    votes: np.ndarray, counts: np.ndarray, log_model: np.ndarray
+    votes: np.ndarray, counts: np.ndarray, log_model: np.ndarray, several: np.ndarray
 ) -> tuple[float, float]:
     """(S, alpha): the model's temperature and worth in votes that best predict each vote
     left out of its image's other votes.
 
     A vote for c left out of n leaves (v_c - 1 + alpha p_S(c)) / (n - 1 + alpha) as its
     prediction; the log likelihood sums that over the votes (v_c of them for class c).
-    Only whole votes on images with two or more say anything about S and alpha.
+    Only whole votes on images with two or more say anything about S and alpha: `several`
+    are those rows (`_several_whole_votes`, thinned), at least one.
     """
-    several = _fit_rows(_several_whole_votes(votes, counts))
-    if not several.size:
-        return 1.0, _DEFAULT_MODEL_WEIGHT
     v, n = votes[several], counts[several, None]
     best, best_loss = (1.0, _DEFAULT_MODEL_WEIGHT), np.inf
     for temperature in _TEMPERATURES:
@@ -258,7 +257,7 @@ def _posterior(
 
 
 def _annotator_accuracy(
-    votes: np.ndarray, counts: np.ndarray, probs: np.ndarray, k: int
+    votes: np.ndarray, counts: np.ndarray, probs: np.ndarray, k: int, several: np.ndarray
 ) -> tuple[float, bool]:
     """(`a`, whether the votes alone fix it at least as well as the model's agreement).
 
@@ -271,9 +270,9 @@ def _annotator_accuracy(
     of `a` (a model trained on the labels agrees with nearly every vote), and a mean of a
     prior cut off there would move `a` off it with no evidence. "The votes alone fix it"
     is the sd of their likelihood over the grid; unanimous pairs fix `a` near 1 soon.
+    `several` are the rows of those images (`_several_whole_votes`, thinned).
     """
     model, model_sd = _model_agreement(votes, counts, probs, k)
-    several = _fit_rows(_several_whole_votes(votes, counts))
     if not several.size:
         return model, False
     grid = np.union1d(np.linspace(1.0 / k + 1e-3, _MAX_ACCURACY, _ACCURACY_GRID), [model])
